@@ -1,0 +1,149 @@
+package io.hintgrpo.engine;
+
+/**
+ * Every op the model, the optimizer and the RL losses need, at the granularity of the fused GPU
+ * kernels, so each CUDA kernel has an exact CPU twin. A backend implements this one interface:
+ * {@code cpu} in pure Java, {@code cuda} and {@code cuda-emu} on top of a driver.
+ *
+ * <p>Conventions: matrices are row-major; {@code m} counts rows (tokens), other sizes name their
+ * dimension. "+=" in a comment means the op accumulates into that output, which is how gradients
+ * of shared inputs (residual stream, tied embeddings, gradient accumulation) add up. Ops are
+ * asynchronous on a GPU backend; host-visible results come back through {@link #download} or the
+ * ops that return a value, which synchronise.
+ */
+public interface Kernels extends AutoCloseable {
+
+    /** Layouts of {@link #gemm}; names say which operand is transposed (N = as stored, T = transposed). */
+    enum Gemm {
+        /** out[m,n] = a[m,k] · b[n,k]ᵀ — a Linear forward (weights stored [out, in]). */
+        NT,
+        /** out[m,n] = a[m,k] · b[k,n] — gradient of a Linear's input. */
+        NN,
+        /** out[m,n] = a[k,m]ᵀ · b[k,n] — gradient of a Linear's weight (a = dOut, b = input). */
+        TN
+    }
+
+    String name();
+
+    // ---- memory ----
+
+    Buf allocF32(long n);
+
+    Buf allocI32(long n);
+
+    void free(Buf buf);
+
+    void upload(Buf dst, float[] src);
+
+    void upload(Buf dst, int[] src);
+
+    void download(Buf src, float[] dst);
+
+    void download(Buf src, int[] dst);
+
+    void fill(Buf dst, float value);
+
+    void copy(Buf dst, Buf src);
+
+    /** Waits until every op issued so far has finished. */
+    void synchronize();
+
+    @Override
+    void close();
+
+    // ---- embedding and modality rows ----
+
+    /** out[i,:] = table[ids[i],:]; a negative id (a modality placeholder) writes zeros. */
+    void embedding(Buf out, Buf ids, Buf table, int m, int c);
+
+    /** dtable[ids[i],:] += dout[i,:] for ids[i] ≥ 0. */
+    void embeddingBackward(Buf dtable, Buf dout, Buf ids, int m, int c);
+
+    /** out[rows[i],:] = src[i,:] for i < n: modality projector outputs replace placeholder rows. */
+    void scatterRows(Buf out, Buf src, Buf rows, int n, int c);
+
+    /** out[i,:] = src[rows[i],:] for i < n. */
+    void gatherRows(Buf out, Buf src, Buf rows, int n, int c);
+
+    // ---- dense ----
+
+    /**
+     * out = op(a) · op(b) (+ bias[n] broadcast over rows, when bias is non-null), written or,
+     * with accumulate, added to out. Shapes per {@link Gemm}; out is [m, n].
+     */
+    void gemm(Gemm layout, Buf out, Buf a, Buf b, Buf bias, int m, int n, int k, boolean accumulate);
+
+    /** dbias[j] += Σ_i dout[i,j]. */
+    void biasBackward(Buf dbias, Buf dout, int m, int n);
+
+    /** out = a + b, elementwise over n. */
+    void add(Buf out, Buf a, Buf b, long n);
+
+    // ---- norm, activations ----
+
+    /** out[i,:] = w · x[i,:] / sqrt(mean(x[i,:]²) + eps); rstd[i] saves 1/sqrt(…) for the backward. */
+    void rmsnorm(Buf out, Buf rstd, Buf x, Buf weight, int m, int c, float eps);
+
+    /** dx += ∂L/∂x and dweight += ∂L/∂w, from dout, the saved x and rstd. */
+    void rmsnormBackward(Buf dx, Buf dweight, Buf dout, Buf x, Buf weight, Buf rstd, int m, int c);
+
+    /** out[i,j] = silu(gateUp[i,j]) · gateUp[i, inter + j]: gate and up are one [m, 2·inter] GEMM output. */
+    void swiglu(Buf out, Buf gateUp, int m, int inter);
+
+    /** dgateUp (written, [m, 2·inter]) from dout [m, inter] and the saved gateUp. */
+    void swigluBackward(Buf dgateUp, Buf dout, Buf gateUp, int m, int inter);
+
+    /** out = gelu_tanh(x) (PyTorch's approximate='tanh'), elementwise over n. */
+    void gelu(Buf out, Buf x, long n);
+
+    /** dx (written) = dout · gelu_tanh'(x). */
+    void geluBackward(Buf dx, Buf dout, Buf x, long n);
+
+    // ---- attention ----
+
+    /**
+     * Rotary embedding in place on the q and k heads of a packed qkv buffer [m, (heads + 2·kvHeads)·headDim]
+     * (v is left alone). HF rotate-half: element i pairs with i + headDim/2, inverse frequency
+     * theta^(-2i/headDim), angle = positions[row] · invFreq in fp32. inverse = true rotates by the
+     * negative angle, which is the backward.
+     */
+    void rope(Buf qkv, Buf positions, int m, int heads, int kvHeads, int headDim, float theta, boolean inverse);
+
+    /**
+     * Causal grouped-query attention over a right-padded batch: qkv is [b·t, (heads + 2·kvHeads)·headDim]
+     * (rope applied), query head h reads kv head h / (heads / kvHeads), row i of sequence s sees
+     * keys j ≤ i with j < lengths[s], scale 1/sqrt(headDim). out is [b·t, heads·headDim]; lse
+     * [b, heads, t] saves each row's log-sum-exp of the scaled scores. Padding rows get zeros.
+     */
+    void attention(Buf out, Buf lse, Buf qkv, Buf lengths, int b, int t, int heads, int kvHeads, int headDim);
+
+    /** dqkv (written, same packing as qkv; padding rows zero) from dout, the saved qkv, out and lse. */
+    void attentionBackward(Buf dqkv, Buf dout, Buf qkv, Buf out, Buf lse, Buf lengths,
+                           int b, int t, int heads, int kvHeads, int headDim);
+
+    // ---- LM head loss ----
+
+    /**
+     * Softmax cross-entropy over one chunk of LM-head logits [m, v], at temperature 1/invTemperature.
+     * For each row: logprob[i] = log softmax(logits[i,:]·invT)[targets[i]] (0 where targets[i] < 0),
+     * entropy[i] = −Σ p log p of that softmax. With backward, logits are overwritten in place by
+     * ∂L/∂logits for L = −Σ_i weights[i] · logprob[i], i.e. weights[i] · (p − onehot) · invT
+     * (rows with a negative target get zeros). weights are signed: 1/0 masks for SFT, the policy
+     * gradient coefficient for GRPO.
+     */
+    void crossEntropy(Buf logits, Buf logprob, Buf entropy, Buf targets, Buf weights,
+                      int m, int v, float invTemperature, boolean backward);
+
+    // ---- optimizer ----
+
+    /** Σ x² over n elements, as a double on the host (deterministic for a given n on a backend). */
+    double sumSquares(Buf x, long n);
+
+    /**
+     * One AdamW step over n parameters with bias correction for step t (1-based) and decoupled
+     * weight decay: g = grads·gradScale; m = β1·m + (1−β1)·g; v = β2·v + (1−β2)·g²;
+     * p −= lr·( (m/(1−β1ᵗ)) / (sqrt(v/(1−β2ᵗ)) + eps) + weightDecay·p ).
+     */
+    void adamw(Buf params, Buf grads, Buf m, Buf v, long n, float lr, float beta1, float beta2,
+               float eps, float weightDecay, float gradScale, int t);
+}

@@ -1,0 +1,500 @@
+package io.hintgrpo.engine.cpu;
+
+import io.hintgrpo.engine.Buf;
+import io.hintgrpo.engine.Kernels;
+
+import java.util.Arrays;
+
+/**
+ * The pure-Java backend and the reference for every other: fp32, multithreaded through
+ * {@link Parallel} with thread-count-independent task boundaries (bit-identical for any thread
+ * count). Memory is a Java array per allocation.
+ */
+public final class CpuKernels implements Kernels {
+
+    @Override
+    public String name() {
+        return "cpu";
+    }
+
+    // ---- memory ----
+
+    @Override
+    public Buf allocF32(long n) {
+        return new Buf(new float[arrayLength(n)], Buf.Type.F32, 0, n);
+    }
+
+    @Override
+    public Buf allocI32(long n) {
+        return new Buf(new int[arrayLength(n)], Buf.Type.I32, 0, n);
+    }
+
+    private static int arrayLength(long n) {
+        if (n < 0 || n > Integer.MAX_VALUE - 16)
+            throw new IllegalArgumentException("cpu backend: cannot allocate " + n + " elements (Java arrays hold at most 2^31 − 17)");
+        return (int) n;
+    }
+
+    @Override
+    public void free(Buf buf) {
+        // garbage collected
+    }
+
+    @Override
+    public void upload(Buf dst, float[] src) {
+        checkLength(dst, src.length);
+        System.arraycopy(src, 0, f(dst), dst.off(), src.length);
+    }
+
+    @Override
+    public void upload(Buf dst, int[] src) {
+        checkLength(dst, src.length);
+        System.arraycopy(src, 0, i(dst), dst.off(), src.length);
+    }
+
+    @Override
+    public void download(Buf src, float[] dst) {
+        checkLength(src, dst.length);
+        System.arraycopy(f(src), src.off(), dst, 0, dst.length);
+    }
+
+    @Override
+    public void download(Buf src, int[] dst) {
+        checkLength(src, dst.length);
+        System.arraycopy(i(src), src.off(), dst, 0, dst.length);
+    }
+
+    private static void checkLength(Buf b, int n) {
+        if (b.length != n) throw new IllegalArgumentException("buffer of " + b.length + " elements, array of " + n);
+    }
+
+    @Override
+    public void fill(Buf dst, float value) {
+        if (dst.type == Buf.Type.F32) Arrays.fill(f(dst), dst.off(), dst.off() + (int) dst.length, value);
+        else Arrays.fill(i(dst), dst.off(), dst.off() + (int) dst.length, (int) value);
+    }
+
+    @Override
+    public void copy(Buf dst, Buf src) {
+        if (dst.length != src.length || dst.type != src.type)
+            throw new IllegalArgumentException("copy " + src + " to " + dst);
+        System.arraycopy(src.memory, src.off(), dst.memory, dst.off(), (int) src.length);
+    }
+
+    @Override
+    public void synchronize() {
+    }
+
+    @Override
+    public void close() {
+    }
+
+    static float[] f(Buf b) {
+        if (!(b.memory instanceof float[] a)) throw new IllegalArgumentException("not a cpu F32 buffer: " + b);
+        return a;
+    }
+
+    static int[] i(Buf b) {
+        if (!(b.memory instanceof int[] a)) throw new IllegalArgumentException("not a cpu I32 buffer: " + b);
+        return a;
+    }
+
+    // ---- embedding and modality rows ----
+
+    @Override
+    public void embedding(Buf out, Buf ids, Buf table, int m, int c) {
+        float[] o = f(out), t = f(table);
+        int[] id = i(ids);
+        int oo = out.off(), io = ids.off(), to = table.off();
+        long rows = table.length / c;
+        Parallel.forEach(Parallel.tasksFor((long) m * c, 1 << 14), rowsTask(m, (long) m * c, 1 << 14, r -> {
+            int token = id[io + r];
+            if (token >= rows) throw new IllegalArgumentException("token id " + token + " ≥ vocabulary " + rows);
+            if (token < 0) Arrays.fill(o, oo + r * c, oo + (r + 1) * c, 0f);
+            else System.arraycopy(t, to + token * c, o, oo + r * c, c);
+        }));
+    }
+
+    @Override
+    public void embeddingBackward(Buf dtable, Buf dout, Buf ids, int m, int c) {
+        float[] dt = f(dtable), d = f(dout);
+        int[] id = i(ids);
+        int dto = dtable.off(), dof = dout.off(), io = ids.off();
+        // split by columns so each dtable element is summed by one task, rows in order
+        int cols = 64, tasks = (c + cols - 1) / cols;
+        Parallel.forEach(tasks, task -> {
+            int c0 = task * cols, c1 = Math.min(c, c0 + cols);
+            for (int r = 0; r < m; r++) {
+                int token = id[io + r];
+                if (token < 0) continue;
+                int dst = dto + token * c, src = dof + r * c;
+                for (int j = c0; j < c1; j++) dt[dst + j] += d[src + j];
+            }
+        });
+    }
+
+    @Override
+    public void scatterRows(Buf out, Buf src, Buf rows, int n, int c) {
+        float[] o = f(out), s = f(src);
+        int[] r = i(rows);
+        for (int k = 0; k < n; k++) System.arraycopy(s, src.off() + k * c, o, out.off() + r[rows.off() + k] * c, c);
+    }
+
+    @Override
+    public void gatherRows(Buf out, Buf src, Buf rows, int n, int c) {
+        float[] o = f(out), s = f(src);
+        int[] r = i(rows);
+        for (int k = 0; k < n; k++) System.arraycopy(s, src.off() + r[rows.off() + k] * c, o, out.off() + k * c, c);
+    }
+
+    // ---- dense ----
+
+    @Override
+    public void gemm(Gemm layout, Buf out, Buf a, Buf b, Buf bias, int m, int n, int k, boolean accumulate) {
+        CpuGemm.gemm(layout, f(out), out.off(), f(a), a.off(), f(b), b.off(),
+                bias == null ? null : f(bias), bias == null ? 0 : bias.off(), m, n, k, accumulate);
+    }
+
+    @Override
+    public void biasBackward(Buf dbias, Buf dout, int m, int n) {
+        float[] db = f(dbias), d = f(dout);
+        int dbo = dbias.off(), dof = dout.off();
+        int cols = 64, tasks = (n + cols - 1) / cols;
+        Parallel.forEach(tasks, task -> {
+            int c0 = task * cols, c1 = Math.min(n, c0 + cols);
+            float[] acc = new float[c1 - c0];
+            for (int r = 0; r < m; r++)
+                for (int j = c0; j < c1; j++) acc[j - c0] += d[dof + r * n + j];
+            for (int j = c0; j < c1; j++) db[dbo + j] += acc[j - c0];
+        });
+    }
+
+    @Override
+    public void add(Buf out, Buf a, Buf b, long n) {
+        float[] o = f(out), x = f(a), y = f(b);
+        int oo = out.off(), xo = a.off(), yo = b.off();
+        int chunk = 1 << 15, tasks = Parallel.tasksFor(n, chunk);
+        Parallel.forEach(tasks, task -> {
+            int s = (int) (n * task / tasks), e = (int) (n * (task + 1) / tasks);
+            for (int j = s; j < e; j++) o[oo + j] = x[xo + j] + y[yo + j];
+        });
+    }
+
+    // ---- norm, activations ----
+
+    @Override
+    public void rmsnorm(Buf out, Buf rstd, Buf x, Buf weight, int m, int c, float eps) {
+        float[] o = f(out), rs = f(rstd), xs = f(x), w = f(weight);
+        int oo = out.off(), ro = rstd.off(), xo = x.off(), wo = weight.off();
+        Parallel.forEach(Parallel.tasksFor((long) m * c, 1 << 14), rowsTask(m, (long) m * c, 1 << 14, r -> {
+            float ss = 0f;
+            for (int j = 0; j < c; j++) {
+                float v = xs[xo + r * c + j];
+                ss += v * v;
+            }
+            float inv = (float) (1.0 / Math.sqrt(ss / c + eps));
+            rs[ro + r] = inv;
+            for (int j = 0; j < c; j++) o[oo + r * c + j] = w[wo + j] * (xs[xo + r * c + j] * inv);
+        }));
+    }
+
+    @Override
+    public void rmsnormBackward(Buf dx, Buf dweight, Buf dout, Buf x, Buf weight, Buf rstd, int m, int c) {
+        float[] dxs = f(dx), dw = f(dweight), dy = f(dout), xs = f(x), w = f(weight), rs = f(rstd);
+        int dxo = dx.off(), dwo = dweight.off(), dyo = dout.off(), xo = x.off(), wo = weight.off(), ro = rstd.off();
+        Parallel.forEach(Parallel.tasksFor((long) m * c, 1 << 14), rowsTask(m, (long) m * c, 1 << 14, r -> {
+            float inv = rs[ro + r];
+            float dot = 0f; // Σ_j w_j dy_j x_j
+            for (int j = 0; j < c; j++) dot += w[wo + j] * dy[dyo + r * c + j] * xs[xo + r * c + j];
+            float k = dot * inv * inv * inv / c;
+            for (int j = 0; j < c; j++)
+                dxs[dxo + r * c + j] += inv * w[wo + j] * dy[dyo + r * c + j] - k * xs[xo + r * c + j];
+        }));
+        int cols = 64, tasks = (c + cols - 1) / cols;
+        Parallel.forEach(tasks, task -> {
+            int c0 = task * cols, c1 = Math.min(c, c0 + cols);
+            float[] acc = new float[c1 - c0];
+            for (int r = 0; r < m; r++) {
+                float inv = rs[ro + r];
+                for (int j = c0; j < c1; j++) acc[j - c0] += dy[dyo + r * c + j] * (xs[xo + r * c + j] * inv);
+            }
+            for (int j = c0; j < c1; j++) dw[dwo + j] += acc[j - c0];
+        });
+    }
+
+    @Override
+    public void swiglu(Buf out, Buf gateUp, int m, int inter) {
+        float[] o = f(out), gu = f(gateUp);
+        int oo = out.off(), go = gateUp.off();
+        Parallel.forEach(Parallel.tasksFor((long) m * inter, 1 << 14), rowsTask(m, (long) m * inter, 1 << 14, r -> {
+            for (int j = 0; j < inter; j++) {
+                float g = gu[go + r * 2 * inter + j], u = gu[go + r * 2 * inter + inter + j];
+                o[oo + r * inter + j] = g / (1f + (float) Math.exp(-g)) * u;
+            }
+        }));
+    }
+
+    @Override
+    public void swigluBackward(Buf dgateUp, Buf dout, Buf gateUp, int m, int inter) {
+        float[] dgu = f(dgateUp), d = f(dout), gu = f(gateUp);
+        int dgo = dgateUp.off(), dof = dout.off(), go = gateUp.off();
+        Parallel.forEach(Parallel.tasksFor((long) m * inter, 1 << 14), rowsTask(m, (long) m * inter, 1 << 14, r -> {
+            for (int j = 0; j < inter; j++) {
+                int gi = go + r * 2 * inter + j;
+                float g = gu[gi], u = gu[gi + inter], dy = d[dof + r * inter + j];
+                float sig = 1f / (1f + (float) Math.exp(-g));
+                dgu[dgo + r * 2 * inter + j] = dy * u * sig * (1f + g * (1f - sig));
+                dgu[dgo + r * 2 * inter + inter + j] = dy * g * sig;
+            }
+        }));
+    }
+
+    private static final float GELU_K = 0.7978845608028654f; // sqrt(2/pi)
+
+    @Override
+    public void gelu(Buf out, Buf x, long n) {
+        float[] o = f(out), xs = f(x);
+        int oo = out.off(), xo = x.off();
+        int tasks = Parallel.tasksFor(n, 1 << 14);
+        Parallel.forEach(tasks, task -> {
+            int s = (int) (n * task / tasks), e = (int) (n * (task + 1) / tasks);
+            for (int j = s; j < e; j++) {
+                float v = xs[xo + j];
+                float t = (float) Math.tanh(GELU_K * (v + 0.044715f * v * v * v));
+                o[oo + j] = 0.5f * v * (1f + t);
+            }
+        });
+    }
+
+    @Override
+    public void geluBackward(Buf dx, Buf dout, Buf x, long n) {
+        float[] dxs = f(dx), d = f(dout), xs = f(x);
+        int dxo = dx.off(), dof = dout.off(), xo = x.off();
+        int tasks = Parallel.tasksFor(n, 1 << 14);
+        Parallel.forEach(tasks, task -> {
+            int s = (int) (n * task / tasks), e = (int) (n * (task + 1) / tasks);
+            for (int j = s; j < e; j++) {
+                float v = xs[xo + j];
+                float t = (float) Math.tanh(GELU_K * (v + 0.044715f * v * v * v));
+                float dt = GELU_K * (1f + 3f * 0.044715f * v * v);
+                dxs[dxo + j] = d[dof + j] * (0.5f * (1f + t) + 0.5f * v * (1f - t * t) * dt);
+            }
+        });
+    }
+
+    // ---- attention ----
+
+    @Override
+    public void rope(Buf qkv, Buf positions, int m, int heads, int kvHeads, int headDim, float theta, boolean inverse) {
+        float[] x = f(qkv);
+        int[] pos = i(positions);
+        int xo = qkv.off(), po = positions.off();
+        int half = headDim / 2, width = (heads + 2 * kvHeads) * headDim, rotated = heads + kvHeads;
+        float[] invFreq = ropeInverseFrequencies(headDim, theta);
+        Parallel.forEach(Parallel.tasksFor((long) m * width, 1 << 14), rowsTask(m, (long) m * width, 1 << 14, r -> {
+            float p = pos[po + r];
+            for (int i = 0; i < half; i++) {
+                float angle = p * invFreq[i];
+                float cos = (float) Math.cos(angle), sin = (float) Math.sin(angle);
+                if (inverse) sin = -sin;
+                for (int h = 0; h < rotated; h++) {
+                    int base = xo + r * width + h * headDim;
+                    float x1 = x[base + i], x2 = x[base + i + half];
+                    x[base + i] = x1 * cos - x2 * sin;
+                    x[base + i + half] = x2 * cos + x1 * sin;
+                }
+            }
+        }));
+    }
+
+    /** theta^(-2i/d) in fp32, as HF computes it. */
+    static float[] ropeInverseFrequencies(int headDim, float theta) {
+        float[] inv = new float[headDim / 2];
+        for (int i = 0; i < inv.length; i++) inv[i] = (float) (1.0 / Math.pow(theta, (float) (2 * i) / headDim));
+        return inv;
+    }
+
+    @Override
+    public void attention(Buf out, Buf lse, Buf qkv, Buf lengths, int b, int t, int heads, int kvHeads, int headDim) {
+        float[] o = f(out), l = f(lse), x = f(qkv);
+        int[] len = i(lengths);
+        int oo = out.off(), lo = lse.off(), xo = qkv.off(), leno = lengths.off();
+        int width = (heads + 2 * kvHeads) * headDim, group = heads / kvHeads;
+        float scale = (float) (1.0 / Math.sqrt(headDim));
+        Parallel.forEach(b * heads, task -> {
+            int s = task / heads, h = task % heads, g = h / group;
+            int n = len[leno + s];
+            float[] scores = new float[t];
+            for (int row = 0; row < t; row++) {
+                int orow = oo + (s * t + row) * heads * headDim + h * headDim;
+                if (row >= n) {
+                    Arrays.fill(o, orow, orow + headDim, 0f);
+                    l[lo + (s * heads + h) * t + row] = 0f;
+                    continue;
+                }
+                int q = xo + (s * t + row) * width + h * headDim;
+                float max = Float.NEGATIVE_INFINITY;
+                for (int j = 0; j <= row; j++) {
+                    int k = xo + (s * t + j) * width + (heads + g) * headDim;
+                    float dot = 0f;
+                    for (int d = 0; d < headDim; d++) dot += x[q + d] * x[k + d];
+                    scores[j] = dot * scale;
+                    max = Math.max(max, scores[j]);
+                }
+                float sum = 0f;
+                for (int j = 0; j <= row; j++) {
+                    scores[j] = (float) Math.exp(scores[j] - max);
+                    sum += scores[j];
+                }
+                float inv = 1f / sum;
+                Arrays.fill(o, orow, orow + headDim, 0f);
+                for (int j = 0; j <= row; j++) {
+                    int v = xo + (s * t + j) * width + (heads + kvHeads + g) * headDim;
+                    float p = scores[j] * inv;
+                    for (int d = 0; d < headDim; d++) o[orow + d] += p * x[v + d];
+                }
+                l[lo + (s * heads + h) * t + row] = max + (float) Math.log(sum);
+            }
+        });
+    }
+
+    @Override
+    public void attentionBackward(Buf dqkv, Buf dout, Buf qkv, Buf out, Buf lse, Buf lengths,
+                                  int b, int t, int heads, int kvHeads, int headDim) {
+        float[] dx = f(dqkv), dy = f(dout), x = f(qkv), o = f(out), l = f(lse);
+        int[] len = i(lengths);
+        int dxo = dqkv.off(), dyo = dout.off(), xo = qkv.off(), oo = out.off(), lo = lse.off(), leno = lengths.off();
+        int width = (heads + 2 * kvHeads) * headDim, group = heads / kvHeads;
+        float scale = (float) (1.0 / Math.sqrt(headDim));
+        // one task per (sequence, kv head): it owns dk/dv of that head and dq of its query heads
+        Parallel.forEach(b * kvHeads, task -> {
+            int s = task / kvHeads, g = task % kvHeads;
+            int n = len[leno + s];
+            int kCol = (heads + g) * headDim, vCol = (heads + kvHeads + g) * headDim;
+            for (int row = 0; row < t; row++) {
+                int base = dxo + (s * t + row) * width;
+                Arrays.fill(dx, base + kCol, base + kCol + headDim, 0f);
+                Arrays.fill(dx, base + vCol, base + vCol + headDim, 0f);
+                for (int h = g * group; h < (g + 1) * group; h++)
+                    Arrays.fill(dx, base + h * headDim, base + (h + 1) * headDim, 0f);
+            }
+            float[] p = new float[t];
+            for (int h = g * group; h < (g + 1) * group; h++) {
+                for (int row = 0; row < n; row++) {
+                    int q = xo + (s * t + row) * width + h * headDim;
+                    int dyRow = dyo + (s * t + row) * heads * headDim + h * headDim;
+                    int oRow = oo + (s * t + row) * heads * headDim + h * headDim;
+                    float rowLse = l[lo + (s * heads + h) * t + row];
+                    float delta = 0f; // Σ_d dout·out = Σ_j p_j dP_j
+                    for (int d = 0; d < headDim; d++) delta += dy[dyRow + d] * o[oRow + d];
+                    int dq = dxo + (s * t + row) * width + h * headDim;
+                    for (int j = 0; j <= row; j++) {
+                        int k = xo + (s * t + j) * width + kCol;
+                        int v = xo + (s * t + j) * width + vCol;
+                        float dot = 0f, dp = 0f;
+                        for (int d = 0; d < headDim; d++) {
+                            dot += x[q + d] * x[k + d];
+                            dp += dy[dyRow + d] * x[v + d];
+                        }
+                        p[j] = (float) Math.exp(dot * scale - rowLse);
+                        float ds = p[j] * (dp - delta) * scale;
+                        int dk = dxo + (s * t + j) * width + kCol, dv = dxo + (s * t + j) * width + vCol;
+                        for (int d = 0; d < headDim; d++) {
+                            dx[dq + d] += ds * x[k + d];
+                            dx[dk + d] += ds * x[q + d];
+                            dx[dv + d] += p[j] * dy[dyRow + d];
+                        }
+                    }
+                }
+            }
+        });
+    }
+
+    // ---- LM head loss ----
+
+    @Override
+    public void crossEntropy(Buf logits, Buf logprob, Buf entropy, Buf targets, Buf weights,
+                             int m, int v, float invTemperature, boolean backward) {
+        float[] z = f(logits), lp = f(logprob), en = f(entropy), w = f(weights);
+        int[] tg = i(targets);
+        int zo = logits.off(), lpo = logprob.off(), eno = entropy.off(), wo = weights.off(), tgo = targets.off();
+        Parallel.forEach(m, r -> {
+            int row = zo + r * v;
+            float max = Float.NEGATIVE_INFINITY;
+            for (int j = 0; j < v; j++) max = Math.max(max, z[row + j] * invTemperature);
+            double sum = 0, sumPz = 0;
+            for (int j = 0; j < v; j++) {
+                float zj = z[row + j] * invTemperature;
+                double e = Math.exp(zj - max);
+                sum += e;
+                sumPz += e * zj;
+            }
+            double logZ = max + Math.log(sum);
+            en[eno + r] = (float) (logZ - sumPz / sum);
+            int target = tg[tgo + r];
+            if (target >= v) throw new IllegalArgumentException("target " + target + " ≥ vocabulary " + v);
+            lp[lpo + r] = target < 0 ? 0f : (float) (z[row + target] * invTemperature - logZ);
+            if (!backward) return;
+            if (target < 0) {
+                Arrays.fill(z, row, row + v, 0f);
+                return;
+            }
+            float scale = w[wo + r] * invTemperature;
+            for (int j = 0; j < v; j++) {
+                float pj = (float) Math.exp(z[row + j] * invTemperature - logZ);
+                z[row + j] = scale * (j == target ? pj - 1f : pj);
+            }
+        });
+    }
+
+    // ---- optimizer ----
+
+    private static final int SUM_CHUNK = 1 << 16;
+
+    @Override
+    public double sumSquares(Buf x, long n) {
+        float[] xs = f(x);
+        int xo = x.off();
+        int tasks = (int) ((n + SUM_CHUNK - 1) / SUM_CHUNK);
+        double[] partial = new double[tasks];
+        Parallel.forEach(tasks, task -> {
+            int s = task * SUM_CHUNK, e = (int) Math.min(n, (long) s + SUM_CHUNK);
+            double acc = 0;
+            for (int j = s; j < e; j++) acc += (double) xs[xo + j] * xs[xo + j];
+            partial[task] = acc;
+        });
+        double total = 0;
+        for (double p : partial) total += p;
+        return total;
+    }
+
+    @Override
+    public void adamw(Buf params, Buf grads, Buf m, Buf v, long n, float lr, float beta1, float beta2,
+                      float eps, float weightDecay, float gradScale, int t) {
+        float[] p = f(params), g = f(grads), ms = f(m), vs = f(v);
+        int po = params.off(), go = grads.off(), mo = m.off(), vo = v.off();
+        float c1 = (float) (1.0 - Math.pow(beta1, t)), c2 = (float) (1.0 - Math.pow(beta2, t));
+        int tasks = Parallel.tasksFor(n, 1 << 15);
+        Parallel.forEach(tasks, task -> {
+            int s = (int) (n * task / tasks), e = (int) (n * (task + 1) / tasks);
+            for (int j = s; j < e; j++) {
+                float gj = g[go + j] * gradScale;
+                float mj = beta1 * ms[mo + j] + (1f - beta1) * gj;
+                float vj = beta2 * vs[vo + j] + (1f - beta2) * gj * gj;
+                ms[mo + j] = mj;
+                vs[vo + j] = vj;
+                float update = (mj / c1) / ((float) Math.sqrt(vj / c2) + eps);
+                p[po + j] -= lr * (update + weightDecay * p[po + j]);
+            }
+        });
+    }
+
+    /** A task body over row ranges: splits m rows into the tasks that tasksFor(total, grain) gives. */
+    private static java.util.function.IntConsumer rowsTask(int m, long total, int grain, java.util.function.IntConsumer row) {
+        int tasks = Parallel.tasksFor(total, grain);
+        return task -> {
+            int r0 = (int) ((long) m * task / tasks), r1 = (int) ((long) m * (task + 1) / tasks);
+            for (int r = r0; r < r1; r++) row.accept(r);
+        };
+    }
+}

@@ -20,7 +20,6 @@ import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
-import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -211,8 +210,7 @@ public final class ModelDir {
             Map<String, Safetensors> shards = new LinkedHashMap<>();
             Map<String, Safetensors> byName = new LinkedHashMap<>();
             try {
-                for (Iterator<Map.Entry<String, JsonNode>> it = map.fields(); it.hasNext(); ) {
-                    Map.Entry<String, JsonNode> f = it.next();
+                for (Map.Entry<String, JsonNode> f : map.properties()) {
                     String tensor = f.getKey();
                     if (!f.getValue().isTextual())
                         throw new BadInputException(where, "weight_map entry for " + tensor + " is not a file name");

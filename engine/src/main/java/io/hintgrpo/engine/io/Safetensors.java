@@ -14,7 +14,6 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.ShortBuffer;
 import java.nio.channels.FileChannel;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
@@ -22,7 +21,6 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
 import java.util.Comparator;
-import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -140,14 +138,12 @@ public final class Safetensors implements AutoCloseable {
 
         Map<String, String> metadata = new LinkedHashMap<>();
         Map<String, Info> tensors = new LinkedHashMap<>();
-        for (Iterator<Map.Entry<String, JsonNode>> it = root.fields(); it.hasNext(); ) {
-            Map.Entry<String, JsonNode> f = it.next();
+        for (Map.Entry<String, JsonNode> f : root.properties()) {
             String name = f.getKey();
             JsonNode e = f.getValue();
             if (name.equals("__metadata__")) {
                 if (!e.isObject()) throw new BadInputException(where, "__metadata__ is not a JSON object");
-                for (Iterator<Map.Entry<String, JsonNode>> m = e.fields(); m.hasNext(); ) {
-                    Map.Entry<String, JsonNode> kv = m.next();
+                for (Map.Entry<String, JsonNode> kv : e.properties()) {
                     if (!kv.getValue().isTextual())
                         throw new BadInputException(where, "__metadata__ value for \"" + kv.getKey() + "\" is not a string");
                     metadata.put(kv.getKey(), kv.getValue().textValue());

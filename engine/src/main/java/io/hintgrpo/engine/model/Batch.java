@@ -43,23 +43,10 @@ public final class Batch {
         int nAudio = 0, nVision = 0;
         for (int s = 0; s < b; s++) {
             Sequence q = seqs.get(s);
-            String where = "sequence " + s;
-            if (q.ids() == null || q.ids().length == 0) throw new BadInputException(where, "no tokens");
-            if (q.weights() != null && q.weights().length != q.ids().length)
-                throw new BadInputException(where, q.weights().length + " weights for " + q.ids().length + " tokens");
-            if (q.ids().length > cfg.maxPositionEmbeddings())
-                throw new BadInputException(where, q.ids().length + " tokens exceed max_position_embeddings " + cfg.maxPositionEmbeddings());
+            int[] slots = validate(cfg, q, "sequence " + s);
             t = Math.max(t, q.ids().length);
-            int audioSlots = 0, visionSlots = 0;
-            for (int i = 0; i < q.ids().length; i++) {
-                int id = q.ids()[i];
-                if (id < 0 || id >= cfg.vocabSize())
-                    throw new BadInputException(where, "token " + i + " is " + id + ", outside the vocabulary [0, " + cfg.vocabSize() + ")");
-                if (cfg.hasAudio() && id == cfg.audioTokenId()) audioSlots++;
-                if (cfg.hasVision() && id == cfg.visionTokenId()) visionSlots++;
-            }
-            nAudio += checkFeatures(where, "audio", q.audio(), audioSlots, cfg.hasAudio(), cfg.audioFeatureSize());
-            nVision += checkFeatures(where, "vision", q.vision(), visionSlots, cfg.hasVision(), cfg.visionFeatureSize());
+            nAudio += slots[0];
+            nVision += slots[1];
         }
         int rows = b * t;
         int[] embedIds = new int[rows], positions = new int[rows], lengths = new int[b], targets = new int[rows];
@@ -97,6 +84,30 @@ public final class Batch {
         return new Batch(b, t, embedIds, positions, lengths, targets, weights,
                 new Modality(nAudio, cfg.audioFeatureSize(), audioF, audioRows),
                 new Modality(nVision, cfg.visionFeatureSize(), visionF, visionRows));
+    }
+
+    /**
+     * Checks one sequence against the model (ids in the vocabulary, length, weights, one feature
+     * row of the right width per placeholder); the error names {@code where}. Returns the number
+     * of audio and vision rows.
+     */
+    public static int[] validate(ModelConfig cfg, Sequence q, String where) {
+        if (q.ids() == null || q.ids().length == 0) throw new BadInputException(where, "no tokens");
+        if (q.weights() != null && q.weights().length != q.ids().length)
+            throw new BadInputException(where, q.weights().length + " weights for " + q.ids().length + " tokens");
+        if (q.ids().length > cfg.maxPositionEmbeddings())
+            throw new BadInputException(where, q.ids().length + " tokens exceed max_position_embeddings " + cfg.maxPositionEmbeddings());
+        int audioSlots = 0, visionSlots = 0;
+        for (int i = 0; i < q.ids().length; i++) {
+            int id = q.ids()[i];
+            if (id < 0 || id >= cfg.vocabSize())
+                throw new BadInputException(where, "token " + i + " is " + id + ", outside the vocabulary [0, " + cfg.vocabSize() + ")");
+            if (cfg.hasAudio() && id == cfg.audioTokenId()) audioSlots++;
+            if (cfg.hasVision() && id == cfg.visionTokenId()) visionSlots++;
+        }
+        return new int[]{
+                checkFeatures(where, "audio", q.audio(), audioSlots, cfg.hasAudio(), cfg.audioFeatureSize()),
+                checkFeatures(where, "vision", q.vision(), visionSlots, cfg.hasVision(), cfg.visionFeatureSize())};
     }
 
     private static int checkFeatures(String where, String modality, float[][] features, int slots, boolean enabled, int dim) {

@@ -123,7 +123,7 @@ public final class ModelDir {
             Safetensors.write(weightsTmp, dtype, shapes, model::download);
             configTmp = tempFile(dir, CONFIG);
             try (FileChannel ch = FileChannel.open(configTmp, StandardOpenOption.WRITE)) {
-                ch.write(java.nio.ByteBuffer.wrap(model.config.toJson().getBytes(StandardCharsets.UTF_8)));
+                ch.write(java.nio.ByteBuffer.wrap(model.config.toJson(dtype == Safetensors.Dtype.BF16 ? "bfloat16" : "float32").getBytes(StandardCharsets.UTF_8)));
                 ch.force(true);
             }
             // weights first: a crash between the two moves leaves new weights with the old config,

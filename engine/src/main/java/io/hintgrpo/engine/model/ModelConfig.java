@@ -104,6 +104,11 @@ public record ModelConfig(
 
     /** The config as Hugging Face writes it for Qwen2, plus our modality fields. */
     public String toJson() {
+        return toJson("float32");
+    }
+
+    /** As {@link #toJson()}, with the torch_dtype of the weights written beside it ("float32", "bfloat16"). */
+    public String toJson(String torchDtype) {
         ObjectNode o = JSON.createObjectNode();
         o.putArray("architectures").add("Qwen2ForCausalLM");
         o.put("model_type", "qwen2");
@@ -120,7 +125,7 @@ public record ModelConfig(
         o.put("max_position_embeddings", maxPositionEmbeddings);
         o.put("attention_dropout", 0.0);
         o.put("use_sliding_window", false);
-        o.put("torch_dtype", "float32");
+        o.put("torch_dtype", torchDtype);
         o.put("audio_feature_size", audioFeatureSize);
         o.put("vision_feature_size", visionFeatureSize);
         o.put("audio_token_id", audioTokenId);

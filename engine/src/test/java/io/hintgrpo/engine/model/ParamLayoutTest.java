@@ -73,5 +73,8 @@ class ParamLayoutTest {
     void configRoundTripsThroughJson() {
         ModelConfig cfg = TestModels.multimodalConfig("mlp");
         assertEquals(cfg, ModelConfig.parse(cfg.toJson(), "round trip"));
+        String bf16 = cfg.toJson("bfloat16");
+        assertTrue(bf16.contains("\"torch_dtype\" : \"bfloat16\""), bf16);
+        assertEquals(cfg, ModelConfig.parse(bf16, "round trip"));
     }
 }

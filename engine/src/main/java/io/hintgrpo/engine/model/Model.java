@@ -2,12 +2,14 @@ package io.hintgrpo.engine.model;
 
 import io.hintgrpo.engine.Buf;
 import io.hintgrpo.engine.Kernels;
+import io.hintgrpo.engine.Kernels.Gemm;
 
 import java.util.SplittableRandom;
 
 /**
  * The Qwen2-style multimodal decoder: its config, the one contiguous parameter buffer on a
- * backend, and (added with the training step) gradients and the explicit forward/backward.
+ * backend, the gradients that mirror it, and the explicit forward and backward (no autograd:
+ * the forward saves in the activation arena what the backward reads).
  */
 public final class Model implements AutoCloseable {
     /** Standard deviation of the normal initialisation of matrices (HF initializer_range). */
@@ -17,6 +19,8 @@ public final class Model implements AutoCloseable {
     public final ParamLayout layout;
     public final Kernels kernels;
     public final Buf params;
+    private Buf grads;
+    private Activations acts;
 
     /** Allocates zeroed parameters; call {@link #initialize} or load a checkpoint into them. */
     public Model(Kernels kernels, ModelConfig config) {
@@ -75,8 +79,290 @@ public final class Model implements AutoCloseable {
         return config.tieWordEmbeddings() ? "model.embed_tokens.weight" : "lm_head.weight";
     }
 
+    // ---- gradients ----
+
+    /** The gradient buffer (same layout as params), allocated zeroed on first use. */
+    public Buf grads() {
+        if (grads == null) {
+            grads = kernels.allocF32(layout.size());
+            kernels.fill(grads, 0f);
+        }
+        return grads;
+    }
+
+    public void zeroGrad() {
+        kernels.fill(grads(), 0f);
+    }
+
+    public float[] downloadGrad(String name) {
+        ParamLayout.Entry e = layout.get(name);
+        float[] v = new float[Math.toIntExact(e.size())];
+        kernels.download(grads().slice(e.offset(), e.size()), v);
+        return v;
+    }
+
+    private Buf grad(String name) {
+        ParamLayout.Entry e = layout.get(name);
+        return grads().slice(e.offset(), e.size());
+    }
+
+    // ---- forward / backward ----
+
+    /** Per-row results of a forward: log-prob of each row's target and the entropy of its distribution. */
+    public record ForwardResult(Batch batch, double loss, float[] logprobs, float[] entropy) {
+        /** Log-probs of tokens 1..len−1 of sequence s given their prefixes. */
+        public float[] logprobs(int s) {
+            return java.util.Arrays.copyOfRange(logprobs, s * batch.t, s * batch.t + batch.lengths[s] - 1);
+        }
+
+        public float[] entropy(int s) {
+            return java.util.Arrays.copyOfRange(entropy, s * batch.t, s * batch.t + batch.lengths[s] - 1);
+        }
+    }
+
+    /** Forward only: per-token log-probs and entropies at the temperature, and the weighted loss. */
+    public ForwardResult forward(Batch batch, float temperature) {
+        Modalities mods = forwardLayers(batch);
+        mods.free();
+        return lmHead(batch, temperature, false);
+    }
+
+    /**
+     * Forward and backward of L = −Σ weights·logprob at the temperature; gradients are added to
+     * {@link #grads()} (call {@link #zeroGrad()} between steps). Returns the loss and per-row results.
+     */
+    public ForwardResult forwardBackward(Batch batch, float temperature) {
+        Modalities mods = forwardLayers(batch);
+        ForwardResult result = lmHead(batch, temperature, true);
+        backwardLayers(mods);
+        mods.free();
+        return result;
+    }
+
+    /** Raw LM-head logits [b·t, vocab] (tests and oracle comparisons; materialises them all). */
+    public float[] logits(Batch batch) {
+        Modalities mods = forwardLayers(batch);
+        mods.free();
+        int m = batch.rows(), v = config.vocabSize();
+        Buf out = kernels.allocF32((long) m * v);
+        kernels.gemm(Gemm.NT, out, acts.lnf, param(lmHeadName()), null, m, v, config.hiddenSize(), false);
+        float[] host = new float[Math.toIntExact((long) m * v)];
+        kernels.download(out, host);
+        kernels.free(out);
+        return host;
+    }
+
+    private Activations activations(Batch batch) {
+        if (acts == null || acts.b != batch.b || acts.t != batch.t) {
+            if (acts != null) acts.free();
+            acts = new Activations(kernels, config, batch.b, batch.t);
+        }
+        return acts;
+    }
+
+    /** Modality projector inputs and saved activations for one batch. */
+    private final class Modalities {
+        final Projector audio, vision;
+
+        Modalities(Batch batch) {
+            audio = config.hasAudio() && batch.audio.n() > 0 ? new Projector("audio", batch.audio) : null;
+            vision = config.hasVision() && batch.vision.n() > 0 ? new Projector("vision", batch.vision) : null;
+        }
+
+        void free() {
+            if (audio != null) audio.free();
+            if (vision != null) vision.free();
+        }
+    }
+
+    /** Linear, or Linear-GELU-Linear, from feature rows to hidden rows that replace placeholders. */
+    private final class Projector {
+        final String prefix;
+        final int n, dim;
+        final Buf features, rows, hidden, activated, out;
+
+        Projector(String modality, Batch.Modality in) {
+            prefix = "multi_modal_projector." + modality + ".";
+            n = in.n();
+            dim = in.dim();
+            int c = config.hiddenSize();
+            features = kernels.allocF32((long) n * dim);
+            kernels.upload(features, in.features());
+            rows = kernels.allocI32(n);
+            kernels.upload(rows, in.rows());
+            hidden = kernels.allocF32((long) n * c);
+            activated = config.mlpProjector() ? kernels.allocF32((long) n * c) : null;
+            out = config.mlpProjector() ? kernels.allocF32((long) n * c) : hidden;
+        }
+
+        void forward(Buf x0) {
+            int c = config.hiddenSize();
+            kernels.gemm(Gemm.NT, hidden, features, param(prefix + "linear_1.weight"), param(prefix + "linear_1.bias"), n, c, dim, false);
+            if (config.mlpProjector()) {
+                kernels.gelu(activated, hidden, (long) n * c);
+                kernels.gemm(Gemm.NT, out, activated, param(prefix + "linear_2.weight"), param(prefix + "linear_2.bias"), n, c, c, false);
+            }
+            kernels.scatterRows(x0, out, rows, n, c);
+        }
+
+        void backward(Buf dx0) {
+            int c = config.hiddenSize();
+            Buf dout = kernels.allocF32((long) n * c);
+            kernels.gatherRows(dout, dx0, rows, n, c);
+            Buf dhidden = dout;
+            if (config.mlpProjector()) {
+                kernels.gemm(Gemm.TN, grad(prefix + "linear_2.weight"), dout, activated, null, c, c, n, true);
+                kernels.biasBackward(grad(prefix + "linear_2.bias"), dout, n, c);
+                Buf dact = kernels.allocF32((long) n * c);
+                kernels.gemm(Gemm.NN, dact, dout, param(prefix + "linear_2.weight"), null, n, c, c, false);
+                dhidden = kernels.allocF32((long) n * c);
+                kernels.geluBackward(dhidden, dact, hidden, (long) n * c);
+                kernels.free(dact);
+            }
+            kernels.gemm(Gemm.TN, grad(prefix + "linear_1.weight"), dhidden, features, null, c, dim, n, true);
+            kernels.biasBackward(grad(prefix + "linear_1.bias"), dhidden, n, c);
+            if (dhidden != dout) kernels.free(dhidden);
+            kernels.free(dout);
+        }
+
+        void free() {
+            kernels.free(features);
+            kernels.free(rows);
+            kernels.free(hidden);
+            if (activated != null) kernels.free(activated);
+            if (out != hidden) kernels.free(out);
+        }
+    }
+
+    private Modalities forwardLayers(Batch batch) {
+        Activations a = activations(batch);
+        Kernels k = kernels;
+        ModelConfig cfg = config;
+        int m = a.m, c = cfg.hiddenSize(), inter = cfg.intermediateSize();
+        int heads = cfg.numHeads(), kvHeads = cfg.numKvHeads(), d = cfg.headDim();
+        k.upload(a.embedIds, batch.embedIds);
+        k.upload(a.positions, batch.positions);
+        k.upload(a.targets, batch.targets);
+        k.upload(a.lengths, batch.lengths);
+        k.upload(a.weights, batch.weights);
+
+        k.embedding(a.x[0], a.embedIds, param("model.embed_tokens.weight"), m, c);
+        Modalities mods = new Modalities(batch);
+        if (mods.audio != null) mods.audio.forward(a.x[0]);
+        if (mods.vision != null) mods.vision.forward(a.x[0]);
+
+        for (int l = 0; l < cfg.numLayers(); l++) {
+            String p = "model.layers." + l + ".";
+            k.rmsnorm(a.ln1[l], a.rstd1[l], a.x[l], param(p + "input_layernorm.weight"), m, c, cfg.rmsNormEps());
+            k.gemm(Gemm.NT, a.qkv[l], a.ln1[l], qkvWeight(l), qkvBias(l), m, cfg.qkvDim(), c, false);
+            k.rope(a.qkv[l], a.positions, m, heads, kvHeads, d, cfg.ropeTheta(), false);
+            k.attention(a.att[l], a.lse[l], a.qkv[l], a.lengths, batch.b, batch.t, heads, kvHeads, d);
+            // residual: xmid = x + o(att), as a copy then an accumulating GEMM
+            k.copy(a.xmid[l], a.x[l]);
+            k.gemm(Gemm.NT, a.xmid[l], a.att[l], param(p + "self_attn.o_proj.weight"), null, m, c, cfg.qDim(), true);
+            k.rmsnorm(a.ln2[l], a.rstd2[l], a.xmid[l], param(p + "post_attention_layernorm.weight"), m, c, cfg.rmsNormEps());
+            k.gemm(Gemm.NT, a.gateUp[l], a.ln2[l], gateUpWeight(l), null, m, 2 * inter, c, false);
+            k.swiglu(a.act[l], a.gateUp[l], m, inter);
+            k.copy(a.x[l + 1], a.xmid[l]);
+            k.gemm(Gemm.NT, a.x[l + 1], a.act[l], param(p + "mlp.down_proj.weight"), null, m, c, inter, true);
+        }
+        k.rmsnorm(a.lnf, a.rstdf, a.x[cfg.numLayers()], param("model.norm.weight"), m, c, cfg.rmsNormEps());
+        return mods;
+    }
+
+    /**
+     * LM head and cross-entropy chunk by chunk; with backward, each chunk's logits become
+     * ∂L/∂logits in place and feed dlnf (into acts.dln) and the head's weight gradient at once.
+     */
+    private ForwardResult lmHead(Batch batch, float temperature, boolean backward) {
+        if (!(temperature > 0) || !Float.isFinite(temperature))
+            throw new IllegalArgumentException("temperature must be a positive number, got " + temperature);
+        Activations a = acts;
+        Kernels k = kernels;
+        int m = a.m, c = config.hiddenSize(), v = config.vocabSize();
+        Buf head = param(lmHeadName());
+        for (int r0 = 0; r0 < m; r0 += a.chunkRows) {
+            int rows = Math.min(a.chunkRows, m - r0);
+            Buf logits = a.logits.slice(0, (long) rows * v);
+            Buf lnf = a.lnf.slice((long) r0 * c, (long) rows * c);
+            k.gemm(Gemm.NT, logits, lnf, head, null, rows, v, c, false);
+            k.crossEntropy(logits, a.logprob.slice(r0, rows), a.entropy.slice(r0, rows), a.targets.slice(r0, rows),
+                    a.weights.slice(r0, rows), rows, v, 1f / temperature, backward);
+            if (backward) {
+                k.gemm(Gemm.NN, a.dln.slice((long) r0 * c, (long) rows * c), logits, head, null, rows, c, v, false);
+                k.gemm(Gemm.TN, grad(lmHeadName()), logits, lnf, null, v, c, rows, true);
+            }
+        }
+        float[] logprobs = new float[m], entropy = new float[m];
+        k.download(a.logprob, logprobs);
+        k.download(a.entropy, entropy);
+        double loss = 0;
+        for (int i = 0; i < m; i++) loss -= (double) batch.weights[i] * logprobs[i];
+        return new ForwardResult(batch, loss, logprobs, entropy);
+    }
+
+    private void backwardLayers(Modalities mods) {
+        Activations a = acts;
+        Kernels k = kernels;
+        ModelConfig cfg = config;
+        int m = a.m, c = cfg.hiddenSize(), inter = cfg.intermediateSize();
+        int heads = cfg.numHeads(), kvHeads = cfg.numKvHeads(), d = cfg.headDim();
+        int layers = cfg.numLayers();
+        // dx carries ∂L/∂(residual stream) downwards; each rmsnorm backward adds its branch into it
+        k.fill(a.dx, 0f);
+        k.rmsnormBackward(a.dx, grad("model.norm.weight"), a.dln, a.x[layers], param("model.norm.weight"), a.rstdf, m, c);
+        for (int l = layers - 1; l >= 0; l--) {
+            String p = "model.layers." + l + ".";
+            // x[l+1] = xmid + down(swiglu(gateUp(ln2)))
+            k.gemm(Gemm.NN, a.dact, a.dx, param(p + "mlp.down_proj.weight"), null, m, inter, c, false);
+            k.gemm(Gemm.TN, grad(p + "mlp.down_proj.weight"), a.dx, a.act[l], null, c, inter, m, true);
+            k.swigluBackward(a.dgateUp, a.dact, a.gateUp[l], m, inter);
+            k.gemm(Gemm.NN, a.dln, a.dgateUp, gateUpWeight(l), null, m, c, 2 * inter, false);
+            k.gemm(Gemm.TN, gateUpGrad(l), a.dgateUp, a.ln2[l], null, 2 * inter, c, m, true);
+            k.rmsnormBackward(a.dx, grad(p + "post_attention_layernorm.weight"), a.dln, a.xmid[l],
+                    param(p + "post_attention_layernorm.weight"), a.rstd2[l], m, c);
+            // xmid = x + o(attention(rope(qkv(ln1))))
+            k.gemm(Gemm.NN, a.datt, a.dx, param(p + "self_attn.o_proj.weight"), null, m, cfg.qDim(), c, false);
+            k.gemm(Gemm.TN, grad(p + "self_attn.o_proj.weight"), a.dx, a.att[l], null, c, cfg.qDim(), m, true);
+            k.attentionBackward(a.dqkv, a.datt, a.qkv[l], a.att[l], a.lse[l], a.lengths, a.b, a.t, heads, kvHeads, d);
+            k.rope(a.dqkv, a.positions, m, heads, kvHeads, d, cfg.ropeTheta(), true);
+            k.gemm(Gemm.NN, a.dln, a.dqkv, qkvWeight(l), null, m, c, cfg.qkvDim(), false);
+            k.gemm(Gemm.TN, qkvGrad(l, false), a.dqkv, a.ln1[l], null, cfg.qkvDim(), c, m, true);
+            k.biasBackward(qkvGrad(l, true), a.dqkv, m, cfg.qkvDim());
+            k.rmsnormBackward(a.dx, grad(p + "input_layernorm.weight"), a.dln, a.x[l],
+                    param(p + "input_layernorm.weight"), a.rstd1[l], m, c);
+        }
+        k.embeddingBackward(grad("model.embed_tokens.weight"), a.dx, a.embedIds, m, c);
+        if (mods.audio != null) mods.audio.backward(a.dx);
+        if (mods.vision != null) mods.vision.backward(a.dx);
+    }
+
+    // packed views: q|k|v and gate|up are adjacent in the layout (see ParamLayout)
+    private Buf qkvWeight(int l) {
+        return params.slice(layout.offset("model.layers." + l + ".self_attn.q_proj.weight"), (long) config.qkvDim() * config.hiddenSize());
+    }
+
+    private Buf qkvBias(int l) {
+        return params.slice(layout.offset("model.layers." + l + ".self_attn.q_proj.bias"), config.qkvDim());
+    }
+
+    private Buf qkvGrad(int l, boolean bias) {
+        String name = "model.layers." + l + ".self_attn.q_proj." + (bias ? "bias" : "weight");
+        return grads().slice(layout.offset(name), bias ? config.qkvDim() : (long) config.qkvDim() * config.hiddenSize());
+    }
+
+    private Buf gateUpWeight(int l) {
+        return params.slice(layout.offset("model.layers." + l + ".mlp.gate_proj.weight"), 2L * config.intermediateSize() * config.hiddenSize());
+    }
+
+    private Buf gateUpGrad(int l) {
+        return grads().slice(layout.offset("model.layers." + l + ".mlp.gate_proj.weight"), 2L * config.intermediateSize() * config.hiddenSize());
+    }
+
     @Override
     public void close() {
+        if (acts != null) acts.free();
+        if (grads != null) kernels.free(grads);
         kernels.free(params);
     }
 }

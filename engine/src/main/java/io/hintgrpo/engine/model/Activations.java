@@ -1,0 +1,87 @@
+package io.hintgrpo.engine.model;
+
+import io.hintgrpo.engine.Buf;
+import io.hintgrpo.engine.Kernels;
+
+/**
+ * The activation arena for one (batch, length) shape: one F32 and one I32 allocation, sliced into
+ * what the forward saves for the backward and the backward's scratch. Sized once per shape and
+ * reused across steps; a different shape gets a new arena.
+ */
+final class Activations {
+    /** Rows of LM-head logits materialised at once: full-vocabulary logits for a whole batch never exist. */
+    static final long LOGIT_CHUNK_FLOATS = 1L << 22;
+
+    final int b, t, m, chunkRows;
+    final Buf[] x; // residual stream entering each layer, and after the last: [layers + 1][m, c]
+    final Buf[] ln1, rstd1, qkv, att, lse, xmid, ln2, rstd2, gateUp, act;
+    final Buf lnf, rstdf, logprob, entropy, weights, logits;
+    final Buf dx, dln, dqkv, datt, dgateUp, dact;
+    final Buf embedIds, positions, lengths, targets;
+    private final Kernels k;
+    private final Buf floats, ints;
+
+    Activations(Kernels k, ModelConfig cfg, int b, int t) {
+        this.k = k;
+        this.b = b;
+        this.t = t;
+        this.m = b * t;
+        int layers = cfg.numLayers(), c = cfg.hiddenSize(), inter = cfg.intermediateSize();
+        chunkRows = (int) Math.max(1, Math.min(m, LOGIT_CHUNK_FLOATS / cfg.vocabSize()));
+        long mc = (long) m * c;
+        long perLayer = mc /* ln1 */ + m /* rstd1 */ + (long) m * cfg.qkvDim() + (long) m * cfg.qDim()
+                + (long) b * cfg.numHeads() * t /* lse */ + mc /* xmid */ + mc /* ln2 */ + m /* rstd2 */
+                + 2L * m * inter + (long) m * inter;
+        long total = (layers + 1) * mc + layers * perLayer
+                + mc + m + m + m + m /* lnf, rstdf, logprob, entropy, weights */
+                + (long) chunkRows * cfg.vocabSize()
+                + mc + mc + (long) m * cfg.qkvDim() + (long) m * cfg.qDim() + 2L * m * inter + (long) m * inter;
+        floats = k.allocF32(total);
+        ints = k.allocI32(3L * m + b);
+        long[] at = {0};
+        x = new Buf[layers + 1];
+        for (int l = 0; l <= layers; l++) x[l] = take(at, mc);
+        ln1 = new Buf[layers]; rstd1 = new Buf[layers]; qkv = new Buf[layers]; att = new Buf[layers];
+        lse = new Buf[layers]; xmid = new Buf[layers]; ln2 = new Buf[layers]; rstd2 = new Buf[layers];
+        gateUp = new Buf[layers]; act = new Buf[layers];
+        for (int l = 0; l < layers; l++) {
+            ln1[l] = take(at, mc);
+            rstd1[l] = take(at, m);
+            qkv[l] = take(at, (long) m * cfg.qkvDim());
+            att[l] = take(at, (long) m * cfg.qDim());
+            lse[l] = take(at, (long) b * cfg.numHeads() * t);
+            xmid[l] = take(at, mc);
+            ln2[l] = take(at, mc);
+            rstd2[l] = take(at, m);
+            gateUp[l] = take(at, 2L * m * inter);
+            act[l] = take(at, (long) m * inter);
+        }
+        lnf = take(at, mc);
+        rstdf = take(at, m);
+        logprob = take(at, m);
+        entropy = take(at, m);
+        weights = take(at, m);
+        logits = take(at, (long) chunkRows * cfg.vocabSize());
+        dx = take(at, mc);
+        dln = take(at, mc);
+        dqkv = take(at, (long) m * cfg.qkvDim());
+        datt = take(at, (long) m * cfg.qDim());
+        dgateUp = take(at, 2L * m * inter);
+        dact = take(at, (long) m * inter);
+        embedIds = ints.slice(0, m);
+        positions = ints.slice(m, m);
+        targets = ints.slice(2L * m, m);
+        lengths = ints.slice(3L * m, b);
+    }
+
+    private Buf take(long[] at, long n) {
+        Buf s = floats.slice(at[0], n);
+        at[0] += n;
+        return s;
+    }
+
+    void free() {
+        k.free(floats);
+        k.free(ints);
+    }
+}

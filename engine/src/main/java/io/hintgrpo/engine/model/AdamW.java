@@ -1,0 +1,65 @@
+package io.hintgrpo.engine.model;
+
+import io.hintgrpo.engine.Buf;
+import io.hintgrpo.engine.Kernels;
+
+/**
+ * AdamW over the model's whole parameter buffer: global gradient-norm clipping folded into the
+ * update as a gradient scale, decoupled weight decay on the matrices only (the layout puts them
+ * first, so that is two optimizer passes), bias correction. Moments mirror the parameter layout.
+ */
+public final class AdamW implements AutoCloseable {
+    private final Model model;
+    private final Buf m, v;
+    private float lr;
+    private final float beta1, beta2, eps, weightDecay;
+    private int step;
+
+    public AdamW(Model model, float lr, float beta1, float beta2, float eps, float weightDecay) {
+        this.model = model;
+        this.lr = lr;
+        this.beta1 = beta1;
+        this.beta2 = beta2;
+        this.eps = eps;
+        this.weightDecay = weightDecay;
+        Kernels k = model.kernels;
+        m = k.allocF32(model.layout.size());
+        v = k.allocF32(model.layout.size());
+        k.fill(m, 0f);
+        k.fill(v, 0f);
+    }
+
+    public void setLearningRate(float lr) {
+        this.lr = lr;
+    }
+
+    public int steps() {
+        return step;
+    }
+
+    /**
+     * Applies one update from the model's gradients, clipped to a global norm of maxGradNorm
+     * (≤ 0: no clipping). Returns the gradient norm before clipping.
+     */
+    public double step(float maxGradNorm) {
+        Kernels k = model.kernels;
+        Buf grads = model.grads();
+        long size = model.layout.size(), decayEnd = model.layout.decayEnd();
+        double norm = Math.sqrt(k.sumSquares(grads, size));
+        float scale = maxGradNorm > 0 ? (float) Math.min(1.0, maxGradNorm / (norm + 1e-6)) : 1f;
+        step++;
+        Buf p = model.params;
+        k.adamw(p.slice(0, decayEnd), grads.slice(0, decayEnd), m.slice(0, decayEnd), v.slice(0, decayEnd),
+                decayEnd, lr, beta1, beta2, eps, weightDecay, scale, step);
+        long rest = size - decayEnd;
+        k.adamw(p.slice(decayEnd, rest), grads.slice(decayEnd, rest), m.slice(decayEnd, rest), v.slice(decayEnd, rest),
+                rest, lr, beta1, beta2, eps, 0f, scale, step);
+        return norm;
+    }
+
+    @Override
+    public void close() {
+        model.kernels.free(m);
+        model.kernels.free(v);
+    }
+}

@@ -1,0 +1,195 @@
+package io.hintgrpo.engine.model;
+
+import io.hintgrpo.engine.BadInputException;
+import io.hintgrpo.engine.cpu.CpuKernels;
+import io.hintgrpo.engine.cpu.Parallel;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+import java.util.Arrays;
+import java.util.List;
+import java.util.SplittableRandom;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+class ModelTest {
+
+    private static ModelConfig config(String name) {
+        return name.equals("text") ? TestModels.textConfig() : TestModels.multimodalConfig(name);
+    }
+
+    private static Model model(ModelConfig cfg, long seed) {
+        Model m = new Model(new CpuKernels(), cfg);
+        m.initialize(seed);
+        // non-trivial norms and biases so their gradients are exercised
+        SplittableRandom rng = new SplittableRandom(seed + 1);
+        for (ParamLayout.Entry e : m.layout.entries()) {
+            if (e.shape().length == 1) {
+                float[] v = m.download(e.name());
+                for (int i = 0; i < v.length; i++) v[i] += (float) (0.1 * rng.nextGaussian());
+                m.upload(e.name(), v);
+            }
+        }
+        return m;
+    }
+
+    /**
+     * Each parameter tensor's gradient against a central difference of the loss along a random
+     * direction of that tensor. The model is fp32, so the step is large and the tolerance loose
+     * (it catches wiring: a wrong tensor, sign or factor); the per-op double-precision checks and
+     * the PyTorch oracle carry the exactness.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"text", "mlp", "linear"})
+    void gradientMatchesDirectionalFiniteDifference(String name) {
+        ModelConfig cfg = config(name);
+        Model m = model(cfg, 42);
+        SplittableRandom rng = new SplittableRandom(7);
+        Batch batch = Batch.pack(cfg, TestModels.randomSequences(cfg, rng, 9, 5, 7));
+        m.zeroGrad();
+        m.forwardBackward(batch, 0.9f);
+        for (ParamLayout.Entry e : m.layout.entries()) {
+            float[] p = m.download(e.name()), g = m.downloadGrad(e.name());
+            double[] d = new double[p.length];
+            double dn = 0;
+            for (int i = 0; i < d.length; i++) { d[i] = rng.nextGaussian(); dn += d[i] * d[i]; }
+            dn = Math.sqrt(dn);
+            double analytic = 0;
+            for (int i = 0; i < d.length; i++) { d[i] /= dn; analytic += g[i] * d[i]; }
+            // Richardson-extrapolated central differences: O(h⁴) truncation with a step large enough
+            // that fp32 rounding of the loss stays small beside it
+            double h = 0.05;
+            double d1 = (lossAt(m, batch, e.name(), p, d, h) - lossAt(m, batch, e.name(), p, d, -h)) / (2 * h);
+            double d2 = (lossAt(m, batch, e.name(), p, d, 2 * h) - lossAt(m, batch, e.name(), p, d, -2 * h)) / (4 * h);
+            m.upload(e.name(), p);
+            double numeric = (4 * d1 - d2) / 3;
+            double gnorm = 0;
+            for (float x : g) gnorm += x * x;
+            gnorm = Math.sqrt(gnorm);
+            // error relative to the gradient's norm (the largest a directional derivative can be)
+            assertTrue(Math.abs(numeric - analytic) <= 2e-2 * gnorm + 2e-5,
+                    e.name() + ": analytic " + analytic + " vs numeric " + numeric + " (|g| = " + gnorm + ")");
+        }
+    }
+
+    private static double lossAt(Model m, Batch batch, String name, float[] p, double[] d, double h) {
+        float[] q = new float[p.length];
+        for (int i = 0; i < p.length; i++) q[i] = (float) (p[i] + h * d[i]);
+        m.upload(name, q);
+        return m.forward(batch, 0.9f).loss();
+    }
+
+    @Test
+    void paddingDoesNotChangeASequencesResults() {
+        ModelConfig cfg = config("mlp");
+        Model m = model(cfg, 3);
+        List<Sequence> seqs = TestModels.randomSequences(cfg, new SplittableRandom(9), 11, 4, 8);
+        Model.ForwardResult together = m.forward(Batch.pack(cfg, seqs), 1f);
+        for (int s = 0; s < seqs.size(); s++) {
+            Model.ForwardResult alone = m.forward(Batch.pack(cfg, List.of(seqs.get(s))), 1f);
+            assertArrayEquals(alone.logprobs(0), together.logprobs(s), 1e-5f, "sequence " + s);
+            assertEquals(seqs.get(s).length() - 1, together.logprobs(s).length);
+        }
+    }
+
+    @Test
+    void modalityRowsReplaceThePlaceholderEmbedding() {
+        ModelConfig cfg = config("mlp");
+        Model m = model(cfg, 3);
+        List<Sequence> seqs = TestModels.randomSequences(cfg, new SplittableRandom(2), 12);
+        Batch batch = Batch.pack(cfg, seqs);
+        assertTrue(batch.audio.n() > 0 && batch.vision.n() > 0, "test sequence should hold both modalities");
+        float[] before = m.forward(batch, 1f).logprobs();
+        // the placeholder tokens' own embedding rows are never read
+        float[] emb = m.download("model.embed_tokens.weight");
+        for (int j = 0; j < cfg.hiddenSize(); j++) {
+            emb[cfg.audioTokenId() * cfg.hiddenSize() + j] = 100f;
+            emb[cfg.visionTokenId() * cfg.hiddenSize() + j] = -100f;
+        }
+        m.upload("model.embed_tokens.weight", emb);
+        float[] after = m.forward(batch, 1f).logprobs();
+        // tied head: the placeholder rows are also LM-head rows, so only targets other than them are unchanged
+        for (int i = 0; i < batch.rows(); i++) {
+            int target = batch.targets[i];
+            if (target >= 0 && target != cfg.audioTokenId() && target != cfg.visionTokenId())
+                assertNotEquals(Float.NaN, after[i]);
+        }
+        // changing a feature row changes the output
+        seqs.get(0).audio()[0][0] += 1f;
+        float[] changed = m.forward(Batch.pack(cfg, seqs), 1f).logprobs();
+        assertFalse(Arrays.equals(after, changed));
+        assertEquals(before.length, after.length);
+    }
+
+    @Test
+    void bitIdenticalForAnyThreadCount() {
+        ModelConfig cfg = config("mlp");
+        Batch batch = Batch.pack(cfg, TestModels.randomSequences(cfg, new SplittableRandom(4), 13, 6));
+        float[][] grads = new float[3][];
+        double[] losses = new double[3];
+        int saved = Parallel.threads();
+        try {
+            for (int threads = 1; threads <= 3; threads++) {
+                Parallel.setThreads(threads);
+                Model m = model(cfg, 5);
+                m.zeroGrad();
+                losses[threads - 1] = m.forwardBackward(batch, 1f).loss();
+                AdamW opt = new AdamW(m, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f);
+                opt.step(1f);
+                float[] all = new float[(int) m.layout.size()];
+                m.kernels.download(m.params, all);
+                grads[threads - 1] = all;
+            }
+        } finally {
+            Parallel.setThreads(saved);
+        }
+        assertEquals(losses[0], losses[1]);
+        assertEquals(losses[0], losses[2]);
+        assertArrayEquals(grads[0], grads[1]);
+        assertArrayEquals(grads[0], grads[2]);
+    }
+
+    @Test
+    void initialisationIsDeterministicBySeed() {
+        ModelConfig cfg = config("text");
+        float[] a = new float[(int) new ParamLayout(cfg).size()], b = a.clone(), c = a.clone();
+        Model m1 = model(cfg, 1), m2 = model(cfg, 1), m3 = model(cfg, 2);
+        m1.kernels.download(m1.params, a);
+        m2.kernels.download(m2.params, b);
+        m3.kernels.download(m3.params, c);
+        assertArrayEquals(a, b);
+        assertFalse(Arrays.equals(a, c));
+    }
+
+    @Test
+    void adamwOverfitsOneBatch() {
+        ModelConfig cfg = config("linear");
+        Model m = model(cfg, 8);
+        List<Sequence> seqs = TestModels.randomSequences(cfg, new SplittableRandom(1), 10, 7);
+        for (Sequence s : seqs) Arrays.fill(s.weights(), 1f / 17);
+        Batch batch = Batch.pack(cfg, seqs);
+        AdamW opt = new AdamW(m, 1e-2f, 0.9f, 0.95f, 1e-8f, 0.01f);
+        double first = 0, last = 0;
+        for (int step = 0; step < 60; step++) {
+            m.zeroGrad();
+            last = m.forwardBackward(batch, 1f).loss();
+            if (step == 0) first = last;
+            opt.step(1f);
+        }
+        assertTrue(first > 3 && last < 0.5 * first, "loss " + first + " → " + last);
+    }
+
+    @Test
+    void badBatchesAreRefusedWithTheReason() {
+        ModelConfig cfg = config("mlp");
+        Exception e = assertThrows(BadInputException.class, () -> Batch.pack(cfg,
+                List.of(new Sequence(new int[]{1, cfg.audioTokenId(), 2}, null, null, null))));
+        assertTrue(e.getMessage().contains("1 audio placeholder tokens but 0 audio feature rows"), e.getMessage());
+        e = assertThrows(BadInputException.class, () -> Batch.pack(cfg, List.of(Sequence.text(new int[]{1, 99}))));
+        assertTrue(e.getMessage().contains("outside the vocabulary"), e.getMessage());
+        e = assertThrows(BadInputException.class, () -> Batch.pack(cfg,
+                List.of(new Sequence(new int[]{cfg.audioTokenId()}, null, new float[][]{{1, 2}}, null))));
+        assertTrue(e.getMessage().contains("has 2 values, the model expects 5"), e.getMessage());
+    }
+}

@@ -1,0 +1,30 @@
+package io.hintgrpo.trainer.cli;
+
+import io.hintgrpo.engine.BadInputException;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+
+/** The {@code hintgrpo} command line: one subcommand per job. */
+@Command(name = "hintgrpo", mixinStandardHelpOptions = true, version = "hintgrpo 0.1.0",
+        description = "Trains multimodal sentiment models that reason before they score (SFT, Hint-GRPO).",
+        subcommands = {ScoreCommand.class, CommandLine.HelpCommand.class})
+public final class Main {
+    /** Exit code for bad input (file, config, flag): one line on stderr, nothing half-written. */
+    public static final int EXIT_BAD_INPUT = 2;
+
+    public static void main(String[] args) {
+        System.exit(run(args));
+    }
+
+    public static int run(String... args) {
+        CommandLine cli = new CommandLine(new Main());
+        cli.setExecutionExceptionHandler((e, cmd, parsed) -> {
+            if (e instanceof BadInputException) {
+                cmd.getErr().println("hintgrpo: error: " + e.getMessage());
+                return EXIT_BAD_INPUT;
+            }
+            throw e;
+        });
+        return cli.execute(args);
+    }
+}

@@ -4,6 +4,8 @@ import io.hintgrpo.engine.BadInputException;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
+import java.io.PrintWriter;
+
 /** The {@code hintgrpo} command line: one subcommand per job. */
 @Command(name = "hintgrpo", mixinStandardHelpOptions = true, version = "hintgrpo 0.1.0",
         description = "Trains multimodal sentiment models that reason before they score (SFT, Hint-GRPO).",
@@ -17,7 +19,14 @@ public final class Main {
     }
 
     public static int run(String... args) {
+        return run(new PrintWriter(System.out, true), new PrintWriter(System.err, true), args);
+    }
+
+    /** Runs one command line with the given streams; returns the exit code. */
+    public static int run(PrintWriter out, PrintWriter err, String... args) {
         CommandLine cli = new CommandLine(new Main());
+        cli.setOut(out);
+        cli.setErr(err);
         cli.setExecutionExceptionHandler((e, cmd, parsed) -> {
             if (e instanceof BadInputException) {
                 cmd.getErr().println("hintgrpo: error: " + e.getMessage());

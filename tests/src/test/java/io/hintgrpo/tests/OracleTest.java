@@ -1,10 +1,11 @@
 package io.hintgrpo.tests;
 
-import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.hintgrpo.engine.cpu.CpuKernels;
+import io.hintgrpo.engine.io.ModelDir;
+import io.hintgrpo.engine.io.Safetensors;
 import io.hintgrpo.engine.model.AdamW;
 import io.hintgrpo.engine.model.Batch;
 import io.hintgrpo.engine.model.Model;
@@ -18,9 +19,6 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 import java.io.IOException;
-import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -320,16 +318,9 @@ class OracleTest {
     // the case directory
     // ---------------------------------------------------------------------------------------
 
-    /** config.json (ModelConfig.toJson), model.safetensors (F32, HF names) and inputs.json. */
+    /** config.json and model.safetensors (F32, HF names) through ModelDir.save, and inputs.json. */
     static void writeCase(Path dir, Model model, List<Sequence> seqs, float temperature) throws IOException {
-        Files.writeString(dir.resolve("config.json"), model.config.toJson());
-        Map<String, float[]> tensors = new java.util.LinkedHashMap<>();
-        Map<String, int[]> shapes = new HashMap<>();
-        for (ParamLayout.Entry e : model.layout.entries()) {
-            tensors.put(e.name(), model.download(e.name()));
-            shapes.put(e.name(), e.shape());
-        }
-        writeSafetensors(dir.resolve("model.safetensors"), tensors, shapes);
+        ModelDir.save(model, dir, Safetensors.Dtype.F32);
 
         // floats go out as the exact double they are, so Python sees the same values as Java
         ObjectNode in = JSON.createObjectNode();
@@ -363,55 +354,20 @@ class OracleTest {
         }
     }
 
-    // TODO replace with io.hintgrpo.engine.io.ModelDir.save once it lands on main: a private
-    // F32-only safetensors writer, so this test does not wait on the io package.
-    static void writeSafetensors(Path file, Map<String, float[]> tensors, Map<String, int[]> shapes) throws IOException {
-        ObjectNode header = JSON.createObjectNode();
-        header.putObject("__metadata__").put("format", "pt");
-        long offset = 0;
-        for (Map.Entry<String, float[]> e : tensors.entrySet()) {
-            ObjectNode t = header.putObject(e.getKey());
-            t.put("dtype", "F32");
-            ArrayNode shape = t.putArray("shape");
-            for (int d : shapes.get(e.getKey())) shape.add(d);
-            ArrayNode off = t.putArray("data_offsets");
-            off.add(offset);
-            offset += 4L * e.getValue().length;
-            off.add(offset);
-        }
-        byte[] h = JSON.writeValueAsString(header).getBytes(StandardCharsets.UTF_8);
-        int padded = (h.length + 7) / 8 * 8;
-        ByteBuffer buf = ByteBuffer.allocate(Math.toIntExact(8 + padded + offset)).order(ByteOrder.LITTLE_ENDIAN);
-        buf.putLong(padded).put(h);
-        for (int i = h.length; i < padded; i++) buf.put((byte) ' ');
-        for (float[] v : tensors.values()) for (float x : v) buf.putFloat(x);
-        Files.write(file, buf.array());
-    }
-
     record Tensor(int[] shape, float[] data) {
         List<Integer> shapeList() {
             return Arrays.stream(shape).boxed().toList();
         }
     }
 
-    /** The oracle's outputs: F32 tensors only. */
-    static Map<String, Tensor> readSafetensors(Path file) throws IOException {
-        ByteBuffer buf = ByteBuffer.wrap(Files.readAllBytes(file)).order(ByteOrder.LITTLE_ENDIAN);
-        int hlen = Math.toIntExact(buf.getLong(0));
-        JsonNode header = JSON.readTree(new String(buf.array(), 8, hlen, StandardCharsets.UTF_8));
-        int base = 8 + hlen;
+    /** The oracle's outputs (it writes F32). */
+    static Map<String, Tensor> readSafetensors(Path file) {
         Map<String, Tensor> out = new HashMap<>();
-        for (var it = header.fields(); it.hasNext(); ) {
-            var e = it.next();
-            if (e.getKey().equals("__metadata__")) continue;
-            JsonNode t = e.getValue();
-            assertEquals("F32", t.get("dtype").asText(), file + ": " + e.getKey() + " dtype");
-            int[] shape = new int[t.get("shape").size()];
-            for (int i = 0; i < shape.length; i++) shape[i] = t.get("shape").get(i).asInt();
-            long begin = t.get("data_offsets").get(0).asLong(), end = t.get("data_offsets").get(1).asLong();
-            float[] data = new float[Math.toIntExact((end - begin) / 4)];
-            for (int i = 0; i < data.length; i++) data[i] = buf.getFloat(Math.toIntExact(base + begin + 4L * i));
-            out.put(e.getKey(), new Tensor(shape, data));
+        try (Safetensors st = Safetensors.open(file)) {
+            for (Safetensors.Info info : st.tensors().values()) {
+                assertEquals("F32", info.dtype(), file + ": " + info.name() + " dtype");
+                out.put(info.name(), new Tensor(info.shape(), st.read(info.name())));
+            }
         }
         return out;
     }

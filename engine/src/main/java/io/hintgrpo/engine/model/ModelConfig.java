@@ -77,6 +77,13 @@ public record ModelConfig(
                 && intField(root, "head_dim", where, null) != hidden / heads)
             throw new BadInputException(where, "head_dim " + root.get("head_dim") + " differs from hidden_size / num_attention_heads = "
                     + hidden / heads + " (only the Qwen2 convention head_dim = hidden_size / heads is supported)");
+        // features of other Qwen2 variants this engine does not implement: refuse rather than run a different model
+        if (root.has("rope_scaling") && !root.get("rope_scaling").isNull())
+            throw new BadInputException(where, "rope_scaling " + root.get("rope_scaling") + " is not supported (plain RoPE only)");
+        if (root.has("use_sliding_window") && root.get("use_sliding_window").asBoolean(false))
+            throw new BadInputException(where, "use_sliding_window true is not supported (full causal attention only)");
+        if (root.has("hidden_act") && !root.get("hidden_act").asText().equals("silu"))
+            throw new BadInputException(where, "hidden_act \"" + root.get("hidden_act").asText() + "\" is not supported (SwiGLU with silu only)");
         int audioDim = intField(root, "audio_feature_size", where, 0);
         int visionDim = intField(root, "vision_feature_size", where, 0);
         String projector = root.has("projector_type") ? root.get("projector_type").asText() : "linear";

@@ -58,6 +58,10 @@ class ParamLayoutTest {
         assertMessage("{\"hidden_size\": 8, \"num_attention_heads\": 2}", "missing required field \"intermediate_size\"");
         assertMessage("{\"hidden_size\": \"eight\"}", "field \"hidden_size\" must be an integer");
         assertMessage("[1]", "expected a JSON object");
+        assertMessage(base.formatted(32, 4, 2).replace("}", ", \"rope_scaling\": {\"type\": \"yarn\", \"factor\": 4.0}}"),
+                "rope_scaling {\"type\":\"yarn\",\"factor\":4.0} is not supported");
+        assertMessage(base.formatted(32, 4, 2).replace("}", ", \"use_sliding_window\": true}"), "use_sliding_window true is not supported");
+        assertMessage(base.formatted(32, 4, 2).replace("}", ", \"hidden_act\": \"gelu\"}"), "hidden_act \"gelu\" is not supported");
         assertMessage("{", "not valid JSON");
         assertMessage(base.formatted(32, 4, 2).replace("}", ", \"audio_feature_size\": 4, \"audio_token_id\": 10}"),
                 "audio_token_id 10 is outside the vocabulary [0, 10)");

@@ -121,6 +121,47 @@ public interface Kernels extends AutoCloseable {
     void attentionBackward(Buf dqkv, Buf dout, Buf qkv, Buf out, Buf lse, Buf lengths,
                            int b, int t, int heads, int kvHeads, int headDim);
 
+    // ---- decode ----
+
+    /**
+     * Writes the k and v heads of m packed qkv rows (rope applied) into per-sequence caches laid
+     * out [sequences, kvHeads, maxT, headDim]: row r goes to sequence rowSeq[r] at position
+     * rowPos[r]; rows with rowPos[r] < 0 (padding) are skipped. Prefill passes every prompt row,
+     * a decode step one row per sequence.
+     */
+    void kvCacheWrite(Buf kCache, Buf vCache, Buf qkv, Buf rowSeq, Buf rowPos, int m, int maxT,
+                      int heads, int kvHeads, int headDim);
+
+    /**
+     * One query row per sequence against its cache: out[s] = softmax(q_s·K_s[0..lengths[s])ᵀ /
+     * sqrt(headDim))·V_s per query head (GQA as in {@link #attention}); q comes from the packed
+     * qkv rows [b, (heads + 2·kvHeads)·headDim]; out is [b, heads·headDim].
+     */
+    void decodeAttention(Buf out, Buf qkv, Buf kCache, Buf vCache, Buf lengths, int b, int maxT,
+                         int heads, int kvHeads, int headDim);
+
+    /**
+     * Draws one token per row of logits [b, v] into tokens [b]. temperature 0 is greedy (argmax,
+     * lowest index on ties). Otherwise z = logits/temperature; a token survives top-k (k > 0) when
+     * fewer than k tokens have a strictly larger z, and top-p (p < 1) when the probability mass
+     * of tokens strictly more likely than it is below p (ties survive together, so the result
+     * does not depend on sort order); the draw inverts the CDF of the survivors in index order
+     * with u = a counter-based uniform of (seed, row, step), so a seed reproduces the tokens on
+     * every backend. The nBanned token ids in banned (e.g. modality placeholders, which stand for
+     * feature rows and cannot be generated) are never drawn: they count as z = −∞ throughout.
+     */
+    void sample(Buf tokens, Buf logits, int b, int v, float temperature, int topK, float topP, long seed, long step,
+                Buf banned, int nBanned);
+
+    /** The counter-based uniform in [0, 1) of {@link #sample}: splitmix64 of (seed, row, step), 24 bits. */
+    static float uniform(long seed, long row, long step) {
+        long x = seed + 0x9E3779B97F4A7C15L * (row + 1) + 0xD1B54A32D192ED03L * (step + 1);
+        x = (x ^ (x >>> 30)) * 0xBF58476D1CE4E5B9L;
+        x = (x ^ (x >>> 27)) * 0x94D049BB133111EBL;
+        x ^= x >>> 31;
+        return (x >>> 40) * 0x1.0p-24f;
+    }
+
     // ---- LM head loss ----
 
     /**

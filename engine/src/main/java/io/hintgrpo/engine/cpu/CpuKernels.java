@@ -410,6 +410,126 @@ public final class CpuKernels implements Kernels {
         });
     }
 
+    // ---- decode ----
+
+    @Override
+    public void kvCacheWrite(Buf kCache, Buf vCache, Buf qkv, Buf rowSeq, Buf rowPos, int m, int maxT,
+                             int heads, int kvHeads, int headDim) {
+        float[] kc = f(kCache), vc = f(vCache), x = f(qkv);
+        int[] seq = i(rowSeq), pos = i(rowPos);
+        int width = (heads + 2 * kvHeads) * headDim;
+        Parallel.forEach(Parallel.tasksFor((long) m * width, 1 << 14), rowsTask(m, (long) m * width, 1 << 14, r -> {
+            int p = pos[rowPos.off() + r];
+            if (p < 0) return;
+            if (p >= maxT) throw new IllegalArgumentException("cache position " + p + " ≥ capacity " + maxT);
+            int s = seq[rowSeq.off() + r];
+            for (int g = 0; g < kvHeads; g++) {
+                int dst = ((s * kvHeads + g) * maxT + p) * headDim;
+                System.arraycopy(x, qkv.off() + r * width + (heads + g) * headDim, kc, kCache.off() + dst, headDim);
+                System.arraycopy(x, qkv.off() + r * width + (heads + kvHeads + g) * headDim, vc, vCache.off() + dst, headDim);
+            }
+        }));
+    }
+
+    @Override
+    public void decodeAttention(Buf out, Buf qkv, Buf kCache, Buf vCache, Buf lengths, int b, int maxT,
+                                int heads, int kvHeads, int headDim) {
+        float[] o = f(out), x = f(qkv), kc = f(kCache), vc = f(vCache);
+        int[] len = i(lengths);
+        int width = (heads + 2 * kvHeads) * headDim, group = heads / kvHeads;
+        float scale = (float) (1.0 / Math.sqrt(headDim));
+        Parallel.forEach(b * heads, task -> {
+            int s = task / heads, h = task % heads, g = h / group;
+            int n = len[lengths.off() + s];
+            int q = qkv.off() + s * width + h * headDim;
+            int cache = ((s * kvHeads + g) * maxT) * headDim;
+            float[] scores = new float[n];
+            float max = Float.NEGATIVE_INFINITY;
+            for (int j = 0; j < n; j++) {
+                float dot = 0f;
+                for (int d = 0; d < headDim; d++) dot += x[q + d] * kc[kCache.off() + cache + j * headDim + d];
+                scores[j] = dot * scale;
+                max = Math.max(max, scores[j]);
+            }
+            float sum = 0f;
+            for (int j = 0; j < n; j++) {
+                scores[j] = (float) Math.exp(scores[j] - max);
+                sum += scores[j];
+            }
+            int orow = out.off() + s * heads * headDim + h * headDim;
+            Arrays.fill(o, orow, orow + headDim, 0f);
+            for (int j = 0; j < n; j++) {
+                float p = scores[j] / sum;
+                for (int d = 0; d < headDim; d++) o[orow + d] += p * vc[vCache.off() + cache + j * headDim + d];
+            }
+        });
+    }
+
+    @Override
+    public void sample(Buf tokens, Buf logits, int b, int v, float temperature, int topK, float topP, long seed, long step,
+                       Buf banned, int nBanned) {
+        float[] z = f(logits);
+        int[] tok = i(tokens);
+        boolean[] isBanned = new boolean[v];
+        for (int j = 0; j < nBanned; j++) isBanned[i(banned)[banned.off() + j]] = true;
+        Parallel.forEach(b, r -> tok[tokens.off() + r] = sampleRow(z, logits.off() + r * v, v, temperature, topK, topP,
+                Kernels.uniform(seed, r, step), isBanned));
+    }
+
+    static int sampleRow(float[] logits, int off, int v, float temperature, int topK, float topP, float u, boolean[] banned) {
+        if (temperature == 0f) {
+            int best = -1;
+            for (int j = 0; j < v; j++) if (!banned[j] && (best < 0 || logits[off + j] > logits[off + best])) best = j;
+            return best;
+        }
+        float invT = 1f / temperature;
+        float[] z = new float[v];
+        float max = Float.NEGATIVE_INFINITY;
+        for (int j = 0; j < v; j++) {
+            z[j] = banned[j] ? Float.NEGATIVE_INFINITY : logits[off + j] * invT;
+            max = Math.max(max, z[j]);
+        }
+        boolean[] keep = new boolean[v];
+        for (int j = 0; j < v; j++) keep[j] = !banned[j];
+        if (topK > 0 && topK < v) {
+            float[] sorted = z.clone();
+            Arrays.sort(sorted);
+            float kth = sorted[v - topK]; // a token survives when z ≥ the k-th largest value
+            for (int j = 0; j < v; j++) keep[j] &= z[j] >= kth;
+        }
+        if (topP < 1f) {
+            double total = 0;
+            for (int j = 0; j < v; j++) if (keep[j]) total += Math.exp(z[j] - max);
+            Integer[] order = new Integer[v];
+            for (int j = 0; j < v; j++) order[j] = j;
+            Arrays.sort(order, (a, c) -> Float.compare(z[c], z[a]));
+            double above = 0; // mass of tokens strictly more likely than the current tie group
+            int j = 0;
+            while (j < v) {
+                int end = j;
+                double group = 0;
+                while (end < v && z[order[end]] == z[order[j]]) {
+                    if (keep[order[end]]) group += Math.exp(z[order[end]] - max) / total;
+                    end++;
+                }
+                if (above >= topP) for (int q = j; q < end; q++) keep[order[q]] = false;
+                above += group;
+                j = end;
+            }
+        }
+        double total = 0;
+        for (int j = 0; j < v; j++) if (keep[j]) total += Math.exp(z[j] - max);
+        double target = u * total, cum = 0;
+        int last = -1;
+        for (int j = 0; j < v; j++) {
+            if (!keep[j]) continue;
+            cum += Math.exp(z[j] - max);
+            last = j;
+            if (cum > target) return j;
+        }
+        return last;
+    }
+
     // ---- LM head loss ----
 
     @Override

@@ -74,6 +74,10 @@ final class Activations {
         lengths = ints.slice(3L * m, b);
     }
 
+    Model.LayerBufs layer(int l) {
+        return new Model.LayerBufs(x[l], ln1[l], rstd1[l], qkv[l], att[l], xmid[l], ln2[l], rstd2[l], gateUp[l], act[l], x[l + 1]);
+    }
+
     private Buf take(long[] at, long n) {
         Buf s = floats.slice(at[0], n);
         at[0] += n;

@@ -152,6 +152,11 @@ public final class Model implements AutoCloseable {
         return host;
     }
 
+    /** The final norm's output of the last forward, [b·t, hidden] (prefill reads its last rows). */
+    Buf finalHidden() {
+        return acts.lnf;
+    }
+
     private Activations activations(Batch batch) {
         if (acts == null || acts.b != batch.b || acts.t != batch.t) {
             if (acts != null) acts.free();
@@ -161,7 +166,7 @@ public final class Model implements AutoCloseable {
     }
 
     /** Modality projector inputs and saved activations for one batch. */
-    private final class Modalities {
+    final class Modalities {
         final Projector audio, vision;
 
         Modalities(Batch batch) {
@@ -234,11 +239,44 @@ public final class Model implements AutoCloseable {
         }
     }
 
+    /** What a layer does between rope and the O projection: full causal attention, or attention over a KV cache. */
+    interface Attend {
+        void run(int layer, Buf qkv, Buf att);
+    }
+
+    /** Buffers of one layer's forward on m rows (x in, xOut out; the rest saved for the backward or scratch). */
+    record LayerBufs(Buf x, Buf ln1, Buf rstd1, Buf qkv, Buf att, Buf xmid, Buf ln2, Buf rstd2, Buf gateUp, Buf act, Buf xOut) {}
+
+    /** One decoder layer: RMSNorm → q|k|v (+bias) → RoPE → attend → O + residual → RMSNorm → SwiGLU MLP + residual. */
+    void layerForward(int l, LayerBufs b, int m, Buf positions, Attend attend) {
+        Kernels k = kernels;
+        ModelConfig cfg = config;
+        int c = cfg.hiddenSize(), inter = cfg.intermediateSize();
+        String p = "model.layers." + l + ".";
+        k.rmsnorm(b.ln1(), b.rstd1(), b.x(), param(p + "input_layernorm.weight"), m, c, cfg.rmsNormEps());
+        k.gemm(Gemm.NT, b.qkv(), b.ln1(), qkvWeight(l), qkvBias(l), m, cfg.qkvDim(), c, false);
+        k.rope(b.qkv(), positions, m, cfg.numHeads(), cfg.numKvHeads(), cfg.headDim(), cfg.ropeTheta(), false);
+        attend.run(l, b.qkv(), b.att());
+        // residual: xmid = x + o(att), as a copy then an accumulating GEMM
+        k.copy(b.xmid(), b.x());
+        k.gemm(Gemm.NT, b.xmid(), b.att(), param(p + "self_attn.o_proj.weight"), null, m, c, cfg.qDim(), true);
+        k.rmsnorm(b.ln2(), b.rstd2(), b.xmid(), param(p + "post_attention_layernorm.weight"), m, c, cfg.rmsNormEps());
+        k.gemm(Gemm.NT, b.gateUp(), b.ln2(), gateUpWeight(l), null, m, 2 * inter, c, false);
+        k.swiglu(b.act(), b.gateUp(), m, inter);
+        k.copy(b.xOut(), b.xmid());
+        k.gemm(Gemm.NT, b.xOut(), b.act(), param(p + "mlp.down_proj.weight"), null, m, c, inter, true);
+    }
+
     private Modalities forwardLayers(Batch batch) {
+        return forwardLayers(batch, null);
+    }
+
+    /** The training forward over a packed batch; with a cache (prefill), every layer also stores its k and v there. */
+    Modalities forwardLayers(Batch batch, Generator.Cache cache) {
         Activations a = activations(batch);
         Kernels k = kernels;
         ModelConfig cfg = config;
-        int m = a.m, c = cfg.hiddenSize(), inter = cfg.intermediateSize();
+        int m = a.m, c = cfg.hiddenSize();
         int heads = cfg.numHeads(), kvHeads = cfg.numKvHeads(), d = cfg.headDim();
         k.upload(a.embedIds, batch.embedIds);
         k.upload(a.positions, batch.positions);
@@ -252,19 +290,11 @@ public final class Model implements AutoCloseable {
         if (mods.vision != null) mods.vision.forward(a.x[0]);
 
         for (int l = 0; l < cfg.numLayers(); l++) {
-            String p = "model.layers." + l + ".";
-            k.rmsnorm(a.ln1[l], a.rstd1[l], a.x[l], param(p + "input_layernorm.weight"), m, c, cfg.rmsNormEps());
-            k.gemm(Gemm.NT, a.qkv[l], a.ln1[l], qkvWeight(l), qkvBias(l), m, cfg.qkvDim(), c, false);
-            k.rope(a.qkv[l], a.positions, m, heads, kvHeads, d, cfg.ropeTheta(), false);
-            k.attention(a.att[l], a.lse[l], a.qkv[l], a.lengths, batch.b, batch.t, heads, kvHeads, d);
-            // residual: xmid = x + o(att), as a copy then an accumulating GEMM
-            k.copy(a.xmid[l], a.x[l]);
-            k.gemm(Gemm.NT, a.xmid[l], a.att[l], param(p + "self_attn.o_proj.weight"), null, m, c, cfg.qDim(), true);
-            k.rmsnorm(a.ln2[l], a.rstd2[l], a.xmid[l], param(p + "post_attention_layernorm.weight"), m, c, cfg.rmsNormEps());
-            k.gemm(Gemm.NT, a.gateUp[l], a.ln2[l], gateUpWeight(l), null, m, 2 * inter, c, false);
-            k.swiglu(a.act[l], a.gateUp[l], m, inter);
-            k.copy(a.x[l + 1], a.xmid[l]);
-            k.gemm(Gemm.NT, a.x[l + 1], a.act[l], param(p + "mlp.down_proj.weight"), null, m, c, inter, true);
+            Buf lse = a.lse[l];
+            layerForward(l, a.layer(l), m, a.positions, (layer, qkv, att) -> {
+                if (cache != null) cache.write(layer, qkv);
+                k.attention(att, lse, qkv, a.lengths, batch.b, batch.t, heads, kvHeads, d);
+            });
         }
         k.rmsnorm(a.lnf, a.rstdf, a.x[cfg.numLayers()], param("model.norm.weight"), m, c, cfg.rmsNormEps());
         return mods;
@@ -338,11 +368,11 @@ public final class Model implements AutoCloseable {
     }
 
     // packed views: q|k|v and gate|up are adjacent in the layout (see ParamLayout)
-    private Buf qkvWeight(int l) {
+    Buf qkvWeight(int l) {
         return params.slice(layout.offset("model.layers." + l + ".self_attn.q_proj.weight"), (long) config.qkvDim() * config.hiddenSize());
     }
 
-    private Buf qkvBias(int l) {
+    Buf qkvBias(int l) {
         return params.slice(layout.offset("model.layers." + l + ".self_attn.q_proj.bias"), config.qkvDim());
     }
 
@@ -351,7 +381,7 @@ public final class Model implements AutoCloseable {
         return grads().slice(layout.offset(name), bias ? config.qkvDim() : (long) config.qkvDim() * config.hiddenSize());
     }
 
-    private Buf gateUpWeight(int l) {
+    Buf gateUpWeight(int l) {
         return params.slice(layout.offset("model.layers." + l + ".mlp.gate_proj.weight"), 2L * config.intermediateSize() * config.hiddenSize());
     }
 

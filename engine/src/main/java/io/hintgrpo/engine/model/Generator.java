@@ -1,0 +1,247 @@
+package io.hintgrpo.engine.model;
+
+import io.hintgrpo.engine.Buf;
+import io.hintgrpo.engine.Kernels;
+import io.hintgrpo.engine.Kernels.Gemm;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+
+/**
+ * Batched generation with a KV cache: one prefill forward over the right-padded prompts stores
+ * every layer's k and v, then each step feeds one token per sequence through the layers with
+ * attention over the cache, so a step costs the weights plus the cache read, not the prefix.
+ * Sampling happens on the backend ({@link Kernels#sample}); the log-prob of each drawn token at
+ * the sampling temperature comes back with it.
+ */
+public final class Generator {
+    /**
+     * temperature 0 = greedy; topK ≤ 0 = off; topP 1 = off. Generation of a sequence ends at the
+     * first stop token (kept in the completion) or after maxNewTokens.
+     */
+    public record Options(int maxNewTokens, float temperature, int topK, float topP, long seed, int[] stopTokens) {
+        public Options {
+            if (maxNewTokens < 1) throw new IllegalArgumentException("maxNewTokens must be ≥ 1, got " + maxNewTokens);
+            if (!(temperature >= 0) || !Float.isFinite(temperature)) throw new IllegalArgumentException("temperature must be ≥ 0, got " + temperature);
+            if (!(topP > 0 && topP <= 1)) throw new IllegalArgumentException("topP must be in (0, 1], got " + topP);
+            stopTokens = stopTokens == null ? new int[0] : stopTokens.clone();
+        }
+    }
+
+    /** Generated tokens, the log-prob of each under the sampling distribution's temperature, and whether a stop token ended it. */
+    public record Completion(int[] tokens, float[] logprobs, boolean stopped) {}
+
+    private final Model model;
+
+    public Generator(Model model) {
+        this.model = model;
+    }
+
+    /** K and V caches of every layer for b sequences of up to maxT positions: [b, kvHeads, maxT, headDim]. */
+    final class Cache {
+        final int b, maxT;
+        final Buf[] k, v;
+        Buf rowSeq, rowPos;
+        int rows;
+
+        Cache(int b, int maxT) {
+            this.b = b;
+            this.maxT = maxT;
+            ModelConfig cfg = model.config;
+            k = new Buf[cfg.numLayers()];
+            v = new Buf[cfg.numLayers()];
+            long size = (long) b * cfg.numKvHeads() * maxT * cfg.headDim();
+            for (int l = 0; l < k.length; l++) {
+                k[l] = model.kernels.allocF32(size);
+                v[l] = model.kernels.allocF32(size);
+            }
+        }
+
+        /** Which sequence and position each of the next writes' rows goes to (−1 = skip). */
+        void target(int[] seq, int[] pos) {
+            Kernels kk = model.kernels;
+            if (rowSeq != null) { kk.free(rowSeq); kk.free(rowPos); }
+            rows = seq.length;
+            rowSeq = kk.allocI32(rows);
+            rowPos = kk.allocI32(rows);
+            kk.upload(rowSeq, seq);
+            kk.upload(rowPos, pos);
+        }
+
+        void write(int layer, Buf qkv) {
+            ModelConfig cfg = model.config;
+            model.kernels.kvCacheWrite(k[layer], v[layer], qkv, rowSeq, rowPos, rows, maxT,
+                    cfg.numHeads(), cfg.numKvHeads(), cfg.headDim());
+        }
+
+        void free() {
+            Kernels kk = model.kernels;
+            for (int l = 0; l < k.length; l++) { kk.free(k[l]); kk.free(v[l]); }
+            if (rowSeq != null) { kk.free(rowSeq); kk.free(rowPos); }
+        }
+    }
+
+    public List<Completion> generate(List<Sequence> prompts, Options opt) {
+        ModelConfig cfg = model.config;
+        Kernels k = model.kernels;
+        int b = prompts.size(), c = cfg.hiddenSize(), vocab = cfg.vocabSize();
+        Batch batch = Batch.pack(cfg, prompts);
+        int maxT = batch.t + opt.maxNewTokens();
+        if (maxT > cfg.maxPositionEmbeddings())
+            throw new IllegalArgumentException("prompt length " + batch.t + " + " + opt.maxNewTokens()
+                    + " new tokens exceed max_position_embeddings " + cfg.maxPositionEmbeddings());
+        Cache cache = new Cache(b, maxT);
+        Step step = new Step(b);
+        try {
+            // prefill: the training forward over the prompts, storing k and v of every real row
+            int[] seq = new int[batch.rows()], pos = new int[batch.rows()];
+            for (int r = 0; r < seq.length; r++) {
+                seq[r] = r / batch.t;
+                pos[r] = r % batch.t < batch.lengths[r / batch.t] ? r % batch.t : -1;
+            }
+            cache.target(seq, pos);
+            model.forwardLayers(batch, cache).free();
+            int[] last = new int[b];
+            for (int s = 0; s < b; s++) last[s] = s * batch.t + batch.lengths[s] - 1;
+            Buf lastRows = k.allocI32(b);
+            k.upload(lastRows, last);
+            k.gatherRows(step.hidden, model.finalHidden(), lastRows, b, c);
+            k.free(lastRows);
+
+            int[] lengths = batch.lengths.clone();
+            List<int[]> tokens = new ArrayList<>();
+            List<float[]> logprobs = new ArrayList<>();
+            boolean[] stopped = new boolean[b];
+            int[] generated = new int[b];
+            for (int n = 0; n < opt.maxNewTokens(); n++) {
+                int[] drawn = step.draw(opt, n);
+                float[] lp = step.logprobs(drawn, opt);
+                tokens.add(drawn);
+                logprobs.add(lp);
+                boolean all = true;
+                for (int s = 0; s < b; s++) {
+                    if (stopped[s] || generated[s] == opt.maxNewTokens()) continue;
+                    generated[s]++;
+                    for (int t : opt.stopTokens()) if (drawn[s] == t) stopped[s] = true;
+                    all &= stopped[s];
+                }
+                if (all || n + 1 == opt.maxNewTokens()) break;
+                // feed the drawn tokens at each sequence's next position
+                int[] rowSeq = new int[b];
+                for (int s = 0; s < b; s++) rowSeq[s] = s;
+                cache.target(rowSeq, lengths);
+                step.forward(drawn, lengths, cache);
+                for (int s = 0; s < b; s++) lengths[s]++;
+            }
+            List<Completion> out = new ArrayList<>();
+            for (int s = 0; s < b; s++) {
+                int[] t = new int[generated[s]];
+                float[] l = new float[generated[s]];
+                for (int n = 0; n < generated[s]; n++) {
+                    t[n] = tokens.get(n)[s];
+                    l[n] = logprobs.get(n)[s];
+                }
+                out.add(new Completion(t, l, stopped[s]));
+            }
+            return out;
+        } finally {
+            step.free();
+            cache.free();
+        }
+    }
+
+    /** Scratch of one decode step over b rows. */
+    private final class Step {
+        final int b;
+        final Buf hidden, logits, tokens, positions, lengths, logprob, entropy, weights, banned;
+        final int nBanned;
+        final Model.LayerBufs[] bufs = new Model.LayerBufs[2];
+        final Buf rstd, ln, qkv, att, xmid, ln2, rstd2, gateUp, act;
+        final Buf[] x = new Buf[2];
+
+        Step(int b) {
+            this.b = b;
+            ModelConfig cfg = model.config;
+            Kernels k = model.kernels;
+            int c = cfg.hiddenSize(), inter = cfg.intermediateSize();
+            // modality placeholders stand for feature rows: a completion can never contain them
+            int[] placeholders = java.util.stream.IntStream.of(cfg.hasAudio() ? cfg.audioTokenId() : -1,
+                    cfg.hasVision() ? cfg.visionTokenId() : -1).filter(id -> id >= 0).toArray();
+            nBanned = placeholders.length;
+            banned = k.allocI32(Math.max(1, nBanned));
+            if (nBanned > 0) k.upload(banned.slice(0, nBanned), placeholders);
+            hidden = k.allocF32((long) b * c);
+            logits = k.allocF32((long) b * cfg.vocabSize());
+            tokens = k.allocI32(b);
+            positions = k.allocI32(b);
+            lengths = k.allocI32(b);
+            logprob = k.allocF32(b);
+            entropy = k.allocF32(b);
+            weights = k.allocF32(b);
+            rstd = k.allocF32(b);
+            ln = k.allocF32((long) b * c);
+            qkv = k.allocF32((long) b * cfg.qkvDim());
+            att = k.allocF32((long) b * cfg.qDim());
+            xmid = k.allocF32((long) b * c);
+            ln2 = k.allocF32((long) b * c);
+            rstd2 = k.allocF32(b);
+            gateUp = k.allocF32(2L * b * inter);
+            act = k.allocF32((long) b * inter);
+            x[0] = k.allocF32((long) b * c);
+            x[1] = k.allocF32((long) b * c);
+            // layers alternate between the two residual buffers
+            bufs[0] = new Model.LayerBufs(x[0], ln, rstd, qkv, att, xmid, ln2, rstd2, gateUp, act, x[1]);
+            bufs[1] = new Model.LayerBufs(x[1], ln, rstd, qkv, att, xmid, ln2, rstd2, gateUp, act, x[0]);
+        }
+
+        /** Samples from the logits of the current hidden rows (final-normed). */
+        int[] draw(Options opt, int n) {
+            ModelConfig cfg = model.config;
+            Kernels k = model.kernels;
+            k.gemm(Gemm.NT, logits, hidden, model.param(model.lmHeadName()), null, b, cfg.vocabSize(), cfg.hiddenSize(), false);
+            k.sample(tokens, logits, b, cfg.vocabSize(), opt.temperature(), opt.topK(), opt.topP(), opt.seed(), n, banned, nBanned);
+            int[] drawn = new int[b];
+            k.download(tokens, drawn);
+            return drawn;
+        }
+
+        /** Log-prob of each drawn token at the sampling temperature (1 when greedy). */
+        float[] logprobs(int[] drawn, Options opt) {
+            Kernels k = model.kernels;
+            float t = opt.temperature() == 0f ? 1f : opt.temperature();
+            k.fill(weights, 0f);
+            k.crossEntropy(logits, logprob, entropy, tokens, weights, b, model.config.vocabSize(), 1f / t, false);
+            float[] lp = new float[b];
+            k.download(logprob, lp);
+            return lp;
+        }
+
+        /** One token per sequence through every layer with cache attention, ending in the final norm. */
+        void forward(int[] drawn, int[] pos, Cache cache) {
+            ModelConfig cfg = model.config;
+            Kernels k = model.kernels;
+            int c = cfg.hiddenSize();
+            k.upload(tokens, drawn);
+            k.upload(positions, pos);
+            int[] len = new int[b];
+            for (int s = 0; s < b; s++) len[s] = pos[s] + 1;
+            k.upload(lengths, len);
+            k.embedding(x[0], tokens, model.param("model.embed_tokens.weight"), b, c);
+            for (int l = 0; l < cfg.numLayers(); l++) {
+                model.layerForward(l, bufs[l % 2], b, positions, (layer, q, out) -> {
+                    cache.write(layer, q);
+                    k.decodeAttention(out, q, cache.k[layer], cache.v[layer], lengths, b, cache.maxT,
+                            cfg.numHeads(), cfg.numKvHeads(), cfg.headDim());
+                });
+            }
+            k.rmsnorm(hidden, rstd, x[cfg.numLayers() % 2], model.param("model.norm.weight"), b, c, cfg.rmsNormEps());
+        }
+
+        void free() {
+            Kernels k = model.kernels;
+            for (Buf buf : Arrays.asList(banned, hidden, logits, tokens, positions, lengths, logprob, entropy, weights, rstd, ln,
+                    qkv, att, xmid, ln2, rstd2, gateUp, act, x[0], x[1])) k.free(buf);
+        }
+    }
+}

@@ -1,0 +1,101 @@
+package io.hintgrpo.engine.cpu;
+
+import io.hintgrpo.engine.Buf;
+import io.hintgrpo.engine.Kernels;
+import org.junit.jupiter.api.Test;
+
+import java.util.SplittableRandom;
+
+import static io.hintgrpo.engine.Check.*;
+import static org.junit.jupiter.api.Assertions.*;
+
+/** KV cache, decode attention and sampling on the cpu backend, against the training attention and the stated semantics. */
+class CpuDecodeOpsTest {
+    private final Kernels k = new CpuKernels();
+
+    private Buf up(float[] v) { Buf b = k.allocF32(v.length); k.upload(b, v); return b; }
+    private Buf upInts(int[] v) { Buf b = k.allocI32(v.length); k.upload(b, v); return b; }
+    private float[] down(Buf b) { float[] v = new float[(int) b.length]; k.download(b, v); return v; }
+    private int[] downInts(Buf b) { int[] v = new int[(int) b.length]; k.download(b, v); return v; }
+
+    /** Writing every row into the cache and attending from each position equals full causal attention. */
+    @Test
+    void cacheAttentionEqualsCausalAttentionRowByRow() {
+        int b = 2, t = 7, heads = 6, kvHeads = 2, d = 4, maxT = 9;
+        int width = (heads + 2 * kvHeads) * d;
+        SplittableRandom rng = new SplittableRandom(1);
+        int[] lengths = {7, 4};
+        float[] qkv = randn(rng, b * t * width, 1);
+        Buf out = k.allocF32((long) b * t * heads * d), lse = k.allocF32((long) b * heads * t);
+        k.attention(out, lse, up(qkv), upInts(lengths), b, t, heads, kvHeads, d);
+        float[] full = down(out);
+
+        Buf kc = k.allocF32((long) b * kvHeads * maxT * d), vc = k.allocF32((long) b * kvHeads * maxT * d);
+        k.fill(kc, Float.NaN);
+        k.fill(vc, Float.NaN);
+        int[] seq = new int[b * t], pos = new int[b * t];
+        for (int r = 0; r < b * t; r++) { seq[r] = r / t; pos[r] = r % t < lengths[r / t] ? r % t : -1; }
+        k.kvCacheWrite(kc, vc, up(qkv), upInts(seq), upInts(pos), b * t, maxT, heads, kvHeads, d);
+        for (int i = 0; i < t; i++) {
+            // query row i of each sequence (clamped to its length) against the first i+1 cached positions
+            float[] rows = new float[b * width];
+            int[] len = new int[b];
+            for (int s = 0; s < b; s++) {
+                int row = Math.min(i, lengths[s] - 1);
+                System.arraycopy(qkv, (s * t + row) * width, rows, s * width, width);
+                len[s] = row + 1;
+            }
+            Buf o = k.allocF32((long) b * heads * d);
+            k.decodeAttention(o, up(rows), kc, vc, upInts(len), b, maxT, heads, kvHeads, d);
+            float[] got = down(o);
+            for (int s = 0; s < b; s++) {
+                int row = Math.min(i, lengths[s] - 1);
+                double[] want = new double[heads * d];
+                for (int e = 0; e < want.length; e++) want[e] = full[(s * t + row) * heads * d + e];
+                float[] mine = java.util.Arrays.copyOfRange(got, s * heads * d, (s + 1) * heads * d);
+                assertClose("sequence " + s + " row " + row, mine, want, 1e-5);
+            }
+        }
+    }
+
+    private int draw(float[] logits, float temperature, int topK, float topP, long seed, long step, int... banned) {
+        Buf tok = k.allocI32(1);
+        k.sample(tok, up(logits), 1, logits.length, temperature, topK, topP, seed, step, upInts(banned.length == 0 ? new int[1] : banned), banned.length);
+        return downInts(tok)[0];
+    }
+
+    @Test
+    void greedyTopKAndTopPFollowTheirDefinitions() {
+        float[] z = {0.5f, 2f, -1f, 2f, 1.9f, 0f};
+        assertEquals(1, draw(z, 0f, 0, 1f, 0, 0), "greedy: lowest index among the tied maxima");
+        assertEquals(3, draw(z, 0f, 0, 1f, 0, 0, 1), "greedy skips a banned token");
+        for (int step = 0; step < 50; step++) {
+            int t = draw(z, 1f, 1, 1f, 3, step); // top-1 keeps both tied maxima
+            assertTrue(t == 1 || t == 3, "top-1 with a tie drew " + t);
+            int p = draw(z, 1f, 0, 0.05f, 3, step); // the tie group alone already passes p
+            assertTrue(p == 1 || p == 3, "top-p drew " + p);
+            int b = draw(z, 0.7f, 0, 1f, 3, step, 1, 3, 4);
+            assertTrue(b != 1 && b != 3 && b != 4, "banned token drawn: " + b);
+        }
+        assertEquals(draw(z, 1.3f, 4, 0.9f, 11, 5), draw(z, 1.3f, 4, 0.9f, 11, 5), "same seed and step, same token");
+    }
+
+    @Test
+    void drawsFollowTheTruncatedSoftmax() {
+        float[] z = {1f, 0.2f, -0.5f, 1.4f, 0f, -2f};
+        float temperature = 0.9f;
+        int topK = 4; // survivors: indices 3, 0, 1, 4
+        double[] p = new double[z.length];
+        double total = 0;
+        for (int j : new int[]{0, 1, 3, 4}) { p[j] = Math.exp(z[j] / temperature); total += p[j]; }
+        int n = 20000;
+        int[] count = new int[z.length];
+        Buf logits = up(z), tok = k.allocI32(1), none = k.allocI32(1);
+        for (int step = 0; step < n; step++) {
+            k.sample(tok, logits, 1, z.length, temperature, topK, 1f, 42, step, none, 0);
+            count[downInts(tok)[0]]++;
+        }
+        for (int j = 0; j < z.length; j++)
+            assertEquals(p[j] / total, count[j] / (double) n, 0.015, "token " + j);
+    }
+}

@@ -34,7 +34,8 @@ thread_local constinit dim3 gridDim __attribute__((tls_model("initial-exec"))) =
 
 extern "C" void hg_fiber_switch(void** save_sp, void* next_sp);
 extern "C" void hg_fiber_start();
-// Bounds of the static __shared__ variables of every kernel (the linker provides them).
+// Bounds of the static __shared__ variables outside kernel files (common headers); each kernel's
+// own are in its file's section (KernelEntry::shared_begin/end). The linker provides them.
 extern "C" char __start_hg_shared[] __attribute__((weak, visibility("hidden")));
 extern "C" char __stop_hg_shared[] __attribute__((weak, visibility("hidden")));
 
@@ -357,6 +358,16 @@ void make_order() {
 // ---- warp collectives ---------------------------------------------------------------------------------
 Fiber& lane_fiber(const Fiber& f, unsigned lane) { return L.fibers[(f.linear & ~31u) + lane]; }
 
+// A collective is one group of lanes waiting in the same operation with the same mask (they may
+// come from different call sites, as sm_70+ allows); it runs once every lane of the mask that has
+// not exited waits in it. Lanes that wait in different ones for each other end as a deadlock report.
+bool group_ready(const Warp& w, unsigned lane, unsigned part) {
+    for (unsigned l = 0; l < 32; l++)
+        if ((part >> l & 1) && (!(w.arrived >> l & 1) || w.mask[l] != w.mask[lane] || w.op[l] != w.op[lane]))
+            return false;
+    return true;
+}
+
 // Runs the collective of the group that lane `first` belongs to; the caller is a fiber of the warp.
 void complete(Warp& w, unsigned first, unsigned part, const Fiber& caller) {
     Fiber& lead = lane_fiber(caller, first);
@@ -385,7 +396,7 @@ void complete_ready(Warp& w, const Fiber& caller) {
         for (unsigned l = 0; l < 32; l++) {
             if (!(w.arrived >> l & 1)) continue;
             unsigned part = w.mask[l] & ~w.exited;
-            if ((w.arrived & part) == part) {
+            if (group_ready(w, l, part)) {
                 complete(w, l, part, caller);
                 again = true;
                 break;
@@ -431,8 +442,9 @@ void fiber_main(Fiber* f) {
 // ---- one block ----------------------------------------------------------------------------------------
 void poison_shared() {
     char *begin = __start_hg_shared, *end = __stop_hg_shared;
-    if (begin && end > begin)
-        memset(begin, 0xff, end - begin);
+    if (begin && end > begin) memset(begin, 0xff, end - begin);
+    if (L.k->shared_begin && L.k->shared_end > L.k->shared_begin)
+        memset(L.k->shared_begin, 0xff, L.k->shared_end - L.k->shared_begin);
     if (L.dyn) {
         memset(L.dyn, 0xff, L.dyn_bytes);
         memset(L.dyn + L.dyn_bytes, 0xa5, SMEM_CANARY);
@@ -595,21 +607,12 @@ void warp_collective(Collective op, const char* what, unsigned mask, const void*
     if (mask & ~w.exists)
         fail("%s at %s:%d: mask 0x%08x names lanes that do not exist (the block has %u threads)", what, file, line, mask,
              L.nthreads);
-    for (unsigned k = 0; k < 32; k++) {
-        if (!(w.arrived >> k & 1) || !((mask >> k & 1) || (w.mask[k] >> lane & 1))) continue;
-        if (w.mask[k] != mask || w.op[k] != op) {
-            const Fiber& o = lane_fiber(f, k);
-            fail("%s at %s:%d (mask 0x%08x) meets lane %u waiting in %s at %s:%d (mask 0x%08x): the lanes of a warp "
-                 "collective must call the same one with the same mask", what, file, line, mask, k, o.what, o.file,
-                 o.line, o.mask);
-        }
-    }
     w.calls[lane] = {in, out, b, c};
     w.op[lane] = op;
     w.mask[lane] = mask;
     w.arrived |= 1u << lane;
     unsigned part = mask & ~w.exited;
-    if ((w.arrived & part) == part) {
+    if (group_ready(w, lane, part)) {
         complete(w, lane, part, f);
         return;
     }
@@ -623,7 +626,8 @@ bool is_shared(const void* p, size_t bytes) {
     auto in = [&](const void* lo, size_t n) {
         return lo && (uintptr_t)p >= (uintptr_t)lo && (uintptr_t)p + bytes <= (uintptr_t)lo + n;
     };
-    return in(__start_hg_shared, __stop_hg_shared - __start_hg_shared) || in(L.dyn, L.dyn_bytes);
+    return in(__start_hg_shared, __stop_hg_shared - __start_hg_shared) ||
+           in(L.k->shared_begin, L.k->shared_end - L.k->shared_begin) || in(L.dyn, L.dyn_bytes);
 }
 
 unsigned active_lanes() {

@@ -35,7 +35,13 @@ CI=${CI:-false}
 EMU=$ROOT/native/emu
 
 say() { echo "native/build.sh: $*" >&2; }
-die() { say "error: $*"; exit 1; }
+die() { # in the main shell, stop the background nvcc jobs too
+  say "error: $*"
+  local jobs
+  jobs=$(jobs -p)
+  [ -z "$jobs" ] || kill $jobs 2> /dev/null || true
+  exit 1
+}
 missing_tool() { # tool, what is skipped
   if [ "$CI" = "true" ]; then die "$1 not found (CI=true needs it)"; fi
   say "warning: $1 not found: building without $2"

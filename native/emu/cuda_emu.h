@@ -5,8 +5,8 @@
 //     (runtime.cpp), so __syncthreads() is a real barrier and warp shuffles, votes, __syncwarp,
 //     mma.sync and ldmatrix are warp collectives that wait for every lane of their mask;
 //   - threadIdx/blockIdx/blockDim/gridDim are initial-exec thread_locals the scheduler sets before
-//     it switches to a fiber; __shared__ variables are statics in the "hg_shared" section, which the
-//     runtime poisons (0xff bytes: NaN, -1) at the start of every block;
+//     it switches to a fiber; __shared__ variables are function statics, which the runtime poisons
+//     (0xff bytes: NaN, -1) at the start of every block;
 //   - there is no preemption, so atomics are plain read-modify-writes;
 //   - __CUDA_ARCH__ is 800: arch-guarded code takes its portable (sm_80) path.
 //
@@ -40,9 +40,10 @@
 #define __constant__
 #define __managed__
 #define __grid_constant__
-// One copy per kernel function, valid because one block runs at a time. `extern __shared__` does
-// not compile here: dynamic shared memory goes through HG_DYNAMIC_SHARED (kernels/common/cuda_compat.cuh).
-#define __shared__ static __attribute__((section("hg_shared")))
+// One copy per function, valid because one block runs at a time; native/build.sh gathers them in
+// sections that the runtime poisons for every block. `extern __shared__` does not compile here:
+// dynamic shared memory goes through HG_DYNAMIC_SHARED (kernels/common/cuda_compat.cuh).
+#define __shared__ static
 
 // ---- vector types --------------------------------------------------------------------------------
 #define HG_VEC(T, N, A)                                                        \

@@ -26,7 +26,7 @@ struct KernelEntry {
     void (*fn)();
     void (*invoke)(void (*fn)(), void** params);
     const char* sig;
-    char* shared_begin; // the static __shared__ variables of the kernel's source file
+    char* shared_begin; // the kernel's own __shared__ variables (section hgs_<name>)
     char* shared_end;
 };
 

@@ -34,10 +34,10 @@ thread_local constinit dim3 gridDim __attribute__((tls_model("initial-exec"))) =
 
 extern "C" void hg_fiber_switch(void** save_sp, void* next_sp);
 extern "C" void hg_fiber_start();
-// Bounds of the static __shared__ variables outside kernel files (common headers); each kernel's
-// own are in its file's section (KernelEntry::shared_begin/end). The linker provides them.
-extern "C" char __start_hg_shared[] __attribute__((weak, visibility("hidden")));
-extern "C" char __stop_hg_shared[] __attribute__((weak, visibility("hidden")));
+// Bounds of the __shared__ variables of device functions (templates, inline functions, lambdas):
+// native/build.sh moves them to this section; each kernel's own are in its section hgs_<name>.
+extern "C" char __start_hgs_common[] __attribute__((weak, visibility("hidden")));
+extern "C" char __stop_hgs_common[] __attribute__((weak, visibility("hidden")));
 
 namespace hg_emu {
 
@@ -132,7 +132,7 @@ struct Launch {
     bool end_pass;          // a barrier opened: back to the scheduler, which reorders
     uint64_t block_linear;
     unsigned at_barrier, exited;
-    int bar_op, bar_acc, bar_result;
+    int bar_acc, bar_result;
     const char *bar_what, *bar_file;
     int bar_line;
     bool failed;
@@ -467,7 +467,7 @@ void fiber_main(Fiber* f) {
 
 // ---- one block ----------------------------------------------------------------------------------------
 void poison_shared() {
-    char *begin = __start_hg_shared, *end = __stop_hg_shared;
+    char *begin = __start_hgs_common, *end = __stop_hgs_common;
     if (begin && end > begin) memset(begin, 0xff, end - begin);
     if (L.k->shared_begin && L.k->shared_end > L.k->shared_begin)
         memset(L.k->shared_begin, 0xff, L.k->shared_end - L.k->shared_begin);
@@ -593,7 +593,6 @@ int block_barrier(const char* what, int op, int value, const char* file, int lin
         L.bar_what = what;
         L.bar_file = file;
         L.bar_line = line;
-        L.bar_op = op;
         L.bar_acc = op == 2 ? 1 : 0;
     } else if (L.bar_line != line || (L.bar_file != file && strcmp(L.bar_file, file) != 0) ||
                (L.bar_what != what && strcmp(L.bar_what, what) != 0)) {
@@ -653,7 +652,7 @@ bool is_shared(const void* p, size_t bytes) {
     auto in = [&](const void* lo, size_t n) {
         return lo && (uintptr_t)p >= (uintptr_t)lo && (uintptr_t)p + bytes <= (uintptr_t)lo + n;
     };
-    return in(__start_hg_shared, __stop_hg_shared - __start_hg_shared) ||
+    return in(__start_hgs_common, __stop_hgs_common - __start_hgs_common) ||
            in(L.k->shared_begin, L.k->shared_end - L.k->shared_begin) || in(L.dyn, L.dyn_bytes);
 }
 

@@ -68,3 +68,29 @@ extern "C" __global__ void emu_atomics(int* counters, float* sums, int* maxes, u
     atomicOr(&bits[i / 32], 1u << (i % 32));
     atomicInc((unsigned*)&counters[3], 1000000);
 }
+
+// __shared__ in a template and in a non-static inline function (g++ puts those in COMDAT sections
+// that native/build.sh moves to the poisoned hg_shared_tpl): both must read the poison too.
+template <int N>
+__device__ unsigned first_read_template(unsigned t) {
+    __shared__ unsigned s[N];
+    unsigned v = s[t % N];
+    __syncthreads();
+    s[t % N] = blockIdx.x + 1;
+    return v;
+}
+
+__device__ inline unsigned first_read_inline(unsigned t) {
+    __shared__ unsigned s[16];
+    unsigned v = s[t % 16];
+    __syncthreads();
+    s[t % 16] = blockIdx.x + 1;
+    return v;
+}
+
+extern "C" __global__ void emu_read_poison_templates(unsigned* out) {
+    unsigned t = threadIdx.x, i = (blockIdx.x * blockDim.x + t) * 3;
+    out[i] = first_read_template<8>(t);
+    out[i + 1] = first_read_template<64>(t);
+    out[i + 2] = first_read_inline(t);
+}

@@ -46,6 +46,31 @@ public final class EmuDriver implements Driver {
     /** A driver on the emulator library at class-path resource {@code libraryResource}. */
     public EmuDriver(String libraryResource) {
         load(libraryResource);
+        orderFromProperty();
+    }
+
+    /**
+     * The thread order from system property {@code hintgrpo.emu.order} ({@code forward},
+     * {@code reverse} or {@code shuffled[:seed]}), so a whole suite can run in another order; applied
+     * by every new driver.
+     */
+    private static void orderFromProperty() {
+        String p = System.getProperty("hintgrpo.emu.order");
+        if (p == null || p.isBlank()) return;
+        String[] parts = p.trim().toLowerCase(Locale.ROOT).split(":", 2);
+        ThreadOrder order;
+        try {
+            order = ThreadOrder.valueOf(parts[0].toUpperCase(Locale.ROOT));
+        } catch (IllegalArgumentException e) {
+            throw new EmuException("hintgrpo.emu.order=" + p + ": expected forward, reverse or shuffled[:seed]");
+        }
+        long seed;
+        try {
+            seed = parts.length > 1 ? Long.parseLong(parts[1]) : 0;
+        } catch (NumberFormatException e) {
+            throw new EmuException("hintgrpo.emu.order=" + p + ": the seed is not a number");
+        }
+        nSetOrder(order.ordinal(), seed);
     }
 
     private static synchronized void load(String resource) {

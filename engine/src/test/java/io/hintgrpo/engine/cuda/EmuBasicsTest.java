@@ -102,6 +102,12 @@ class EmuBasicsTest {
         emu.launch("emu_read_poison", blocks, 1, 1, threads, 1, 1, 4 * n, out, n);
         for (int v : t.ints(out, 2 * blocks * threads)) assertEquals(0xffffffff, v);
         emu.free(out);
+        long out3 = emu.malloc(12L * blocks * threads);
+        for (int launch = 0; launch < 2; launch++) {
+            emu.launch("emu_read_poison_templates", blocks, 1, 1, threads, 1, 1, 0, out3);
+            for (int v : t.ints(out3, 3 * blocks * threads)) assertEquals(0xffffffff, v, "templates and inline functions");
+        }
+        emu.free(out3);
     }
 
     @Test

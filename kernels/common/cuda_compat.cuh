@@ -8,6 +8,8 @@
 //    Every such kernel must exist under both compilers: put arch guards inside the body.
 //  - Parameters are pointers and scalars Java can pass: int/unsigned (Integer), float (Float),
 //    long long/size_t/pointers (Long). No structs or doubles by value.
+//  - Static __shared__ variables are declared inside the kernel or device function that uses them
+//    (not at namespace scope): the emulator finds them there to poison them for every block.
 //  - Dynamic shared memory only through HG_DYNAMIC_SHARED, never `extern __shared__`:
 //        HG_DYNAMIC_SHARED(float, smem);   // declares `float* smem` (16-byte aligned)
 //    One use per kernel; its size is the launch's sharedBytes. It can be used in a device function

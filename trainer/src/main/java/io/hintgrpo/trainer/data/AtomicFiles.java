@@ -12,8 +12,10 @@ import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 
 /**
- * Writes that either land whole or not at all: the bytes go to a temporary file beside the target,
- * are forced to disk, and the file is renamed over the target. A reader never sees half a file.
+ * Writes that either land whole or not at all: the bytes go to a temporary file beside the target
+ * and the file is renamed over the target, so a reader never sees half a file. {@link #writeDurable}
+ * also forces the bytes to disk before the rename (checkpoints: the file survives a power cut);
+ * regenerable data skips that cost (thousands of small feature files).
  */
 public final class AtomicFiles {
     private AtomicFiles() {}
@@ -24,6 +26,15 @@ public final class AtomicFiles {
     }
 
     public static void write(Path target, Content content) throws IOException {
+        write(target, content, false);
+    }
+
+    /** As {@link #write(Path, Content)}, with the file forced to disk before it is renamed into place. */
+    public static void writeDurable(Path target, Content content) throws IOException {
+        write(target, content, true);
+    }
+
+    private static void write(Path target, Content content, boolean durable) throws IOException {
         Path dir = target.toAbsolutePath().getParent();
         Files.createDirectories(dir);
         Path tmp = Files.createTempFile(dir, "." + target.getFileName() + "-", ".tmp");
@@ -32,7 +43,7 @@ public final class AtomicFiles {
                 OutputStream out = Channels.newOutputStream(ch);
                 content.writeTo(out);
                 out.flush();
-                ch.force(true);
+                if (durable) ch.force(true);
             }
             moveIntoPlace(tmp, target);
         } catch (IOException | RuntimeException e) {

@@ -22,7 +22,7 @@ public record EvalReport(Scores overall, Map<String, Scores> byDomain) {
             "acc5", "acc7", "format_valid_rate", "disc_accuracy", "dc_consistency", "unparseable"};
 
     public EvalReport {
-        byDomain = Map.copyOf(new TreeMap<>(byDomain));
+        byDomain = java.util.Collections.unmodifiableMap(new TreeMap<>(byDomain));
     }
 
     public String toJson() {

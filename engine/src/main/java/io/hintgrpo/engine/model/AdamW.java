@@ -68,13 +68,16 @@ public final class AdamW implements AutoCloseable {
 
     /**
      * Applies one update from the model's gradients, clipped to a global norm of maxGradNorm
-     * (≤ 0: no clipping). Returns the gradient norm before clipping.
+     * (≤ 0: no clipping). Returns the gradient norm before clipping. A non-finite norm (an
+     * overflow or NaN somewhere in the gradients) changes nothing: no update, no step counted;
+     * the caller sees the non-finite norm and counts the skipped step.
      */
     public double step(float maxGradNorm) {
         Kernels k = model.kernels;
         Buf grads = model.grads();
         long size = model.layout.size(), decayEnd = model.layout.decayEnd();
         double norm = Math.sqrt(k.sumSquares(grads, size));
+        if (!Double.isFinite(norm)) return norm;
         float scale = maxGradNorm > 0 ? (float) Math.min(1.0, maxGradNorm / (norm + 1e-6)) : 1f;
         step++;
         Buf p = model.params;

@@ -203,6 +203,19 @@ class ModelTest {
     }
 
     @Test
+    void nonFiniteGradientsSkipTheUpdate() {
+        ModelConfig cfg = config("text");
+        Model m = model(cfg, 4);
+        AdamW opt = new AdamW(m, 1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f);
+        float[] before = m.download("model.norm.weight");
+        m.zeroGrad();
+        m.kernels.fill(m.grads().slice(5, 1), Float.NaN);
+        assertTrue(Double.isNaN(opt.step(1f)));
+        assertEquals(0, opt.steps());
+        assertArrayEquals(before, m.download("model.norm.weight"));
+    }
+
+    @Test
     void badBatchesAreRefusedWithTheReason() {
         ModelConfig cfg = config("mlp");
         Exception e = assertThrows(BadInputException.class, () -> Batch.pack(cfg,

@@ -1,9 +1,8 @@
 package io.hintgrpo.trainer.data;
 
+import java.io.BufferedOutputStream;
 import java.io.IOException;
 import java.io.OutputStream;
-import java.nio.channels.Channels;
-import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.Files;
@@ -13,9 +12,9 @@ import java.nio.file.StandardOpenOption;
 
 /**
  * Writes that either land whole or not at all: the bytes go to a temporary file beside the target
- * and the file is renamed over the target, so a reader never sees half a file. {@link #writeDurable}
- * also forces the bytes to disk before the rename (checkpoints: the file survives a power cut);
- * regenerable data skips that cost (thousands of small feature files).
+ * and the file is renamed over the target, so a reader never sees half a file. Data files are
+ * regenerable, so they skip fsync (thousands of small feature files); checkpoints, which must
+ * survive a power cut, fsync in {@code checkpoint.Checkpoints}.
  */
 public final class AtomicFiles {
     private AtomicFiles() {}
@@ -26,24 +25,12 @@ public final class AtomicFiles {
     }
 
     public static void write(Path target, Content content) throws IOException {
-        write(target, content, false);
-    }
-
-    /** As {@link #write(Path, Content)}, with the file forced to disk before it is renamed into place. */
-    public static void writeDurable(Path target, Content content) throws IOException {
-        write(target, content, true);
-    }
-
-    private static void write(Path target, Content content, boolean durable) throws IOException {
         Path dir = target.toAbsolutePath().getParent();
         Files.createDirectories(dir);
         Path tmp = Files.createTempFile(dir, "." + target.getFileName() + "-", ".tmp");
         try {
-            try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING)) {
-                OutputStream out = Channels.newOutputStream(ch);
+            try (OutputStream out = new BufferedOutputStream(Files.newOutputStream(tmp, StandardOpenOption.TRUNCATE_EXISTING))) {
                 content.writeTo(out);
-                out.flush();
-                if (durable) ch.force(true);
             }
             moveIntoPlace(tmp, target);
         } catch (IOException | RuntimeException e) {

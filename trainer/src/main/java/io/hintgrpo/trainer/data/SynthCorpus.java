@@ -109,6 +109,11 @@ public final class SynthCorpus {
         }
     }
 
+    /** Where {@link #write} puts one split of one domain: {@code DIR/DOMAIN/SPLIT.jsonl}. */
+    public static Path splitFile(Path corpusDir, String domain, String split) {
+        return corpusDir.resolve(domain).resolve(split + ".jsonl");
+    }
+
     /** The domains' names, in order. */
     public static List<String> domains() {
         return SynthDomain.ALL.stream().map(SynthDomain::name).toList();
@@ -377,7 +382,7 @@ public final class SynthCorpus {
                     ObjectNode f = splitFilter.putObject(domain + "/" + split);
                     f.put("kept", r.kept());
                     f.put("dropped", r.dropped());
-                    Jsonl.write(tmp.resolve(domain).resolve(split + ".jsonl"), r.utterances(), Jsonl.Features.NPY);
+                    Jsonl.write(splitFile(tmp, domain, split), r.utterances(), Jsonl.Features.NPY);
                 }
             }
             ObjectNode teacher = (ObjectNode) manifest.get("teacher");

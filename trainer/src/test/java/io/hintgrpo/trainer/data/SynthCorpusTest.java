@@ -176,7 +176,7 @@ class SynthCorpusTest {
             int total = 0, withCot = 0;
             for (String domain : SynthCorpus.domains())
                 for (String split : SynthCorpus.SPLITS) {
-                    List<Utterance> utts = Jsonl.read(out.resolve(domain).resolve(split + ".jsonl"), Jsonl.Expect.of(cfg));
+                    List<Utterance> utts = Jsonl.read(SynthCorpus.splitFile(out, domain, split), Jsonl.Expect.of(cfg));
                     assertEquals(m.path("splits").path(domain).path(split).asInt(), utts.size());
                     assertEquals(m.path("teacher").path("by_split").path(domain + "/" + split).path("kept").asInt(),
                             utts.stream().filter(u -> u.cot() != null).count());

@@ -7,7 +7,6 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.hintgrpo.engine.BadInputException;
 import io.hintgrpo.trainer.eval.Metrics.Scores;
 
-import java.util.Iterator;
 import java.util.Locale;
 import java.util.Map;
 import java.util.TreeMap;
@@ -46,10 +45,7 @@ public record EvalReport(Scores overall, Map<String, Scores> byDomain) {
         }
         if (root == null || !root.path("overall").isObject()) throw new BadInputException(where, "no \"overall\" metrics");
         Map<String, Scores> domains = new TreeMap<>();
-        for (Iterator<Map.Entry<String, JsonNode>> it = root.path("domains").fields(); it.hasNext(); ) {
-            Map.Entry<String, JsonNode> e = it.next();
-            domains.put(e.getKey(), scoresFrom(e.getValue(), where));
-        }
+        for (Map.Entry<String, JsonNode> e : root.path("domains").properties()) domains.put(e.getKey(), scoresFrom(e.getValue(), where));
         return new EvalReport(scoresFrom(root.get("overall"), where), domains);
     }
 

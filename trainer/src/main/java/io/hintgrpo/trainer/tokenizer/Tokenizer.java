@@ -12,7 +12,6 @@ import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashMap;
-import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
 
@@ -79,10 +78,7 @@ public final class Tokenizer implements AutoCloseable {
         Map<String, Integer> ids = new HashMap<>();
         JsonNode vocab = root.path("model").path("vocab");
         if (vocab.isObject()) {
-            for (Iterator<Map.Entry<String, JsonNode>> it = vocab.fields(); it.hasNext(); ) {
-                Map.Entry<String, JsonNode> e = it.next();
-                ids.put(e.getKey(), e.getValue().asInt());
-            }
+            for (Map.Entry<String, JsonNode> e : vocab.properties()) ids.put(e.getKey(), e.getValue().asInt());
         } else if (vocab.isArray()) { // Unigram: [[piece, score], ...], the id is the position
             for (int i = 0; i < vocab.size(); i++) ids.put(vocab.get(i).path(0).asText(), i);
         } else {

@@ -1,0 +1,380 @@
+package io.hintgrpo.engine.cpu;
+
+import io.hintgrpo.engine.Kernels.Gemm;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * The SIMD path of {@link CpuGemm}. Only {@link CpuGemm} touches this class, and only after it has
+ * seen jdk.incubator.vector in the boot layer, so nothing here is loaded without the module.
+ *
+ * <p>GotoBLAS layout: B is packed once per call into NR-column panels, k-blocked, so that the
+ * kernel's B reads are contiguous and a KC×NR panel stays in L1; each task packs its MC rows of A
+ * into MR-row panels (in L2); a register-blocked micro-kernel keeps an MR×NR tile of C in
+ * MR × 2 vector accumulators and runs one fma per accumulator per k. NT with few rows (decode)
+ * skips packing: dot products straight from b's rows, which are read once.
+ *
+ * <p>Determinism: an output element is always computed by the same kernel (chosen from m, n, k
+ * only) and summed over the k-blocks in order, each block sequentially along k. Task boundaries
+ * depend on m, n, k only. So the result is bit-identical for any thread count.
+ */
+final class CpuGemmVector {
+    private CpuGemmVector() {}
+
+    private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
+    private static final int L = S.length();
+    private static final FloatVector ZERO = FloatVector.zero(S);
+
+    /** Micro-tile columns: two vectors. */
+    static final int NR = 2 * L;
+    /** Micro-tile rows: 12 × 2 accumulators fill AVX-512's 32 registers; AVX2 (8 lanes) has only 16. */
+    static final int MR = L == 8 ? 4 : 12;
+    /** Rows of the panels that finish a row block whose height is not a multiple of MR. */
+    private static final int MR_EDGE = 4;
+    /** k-block: a packed KC×NR B panel (32 KiB at 512 bits) stays in L1 while MC/MR tiles use it. */
+    private static final int KC = 256;
+    /** Rows per A block: MC×KC floats (96 KiB) stay in L2. A multiple of MR. */
+    private static final int MC = 96;
+    /** NT with fewer rows than this runs as dot products: packing B would cost more than it saves. */
+    static final int DOT_M = 16;
+    /** Packed B is built in chunks of whole panels of at most this many floats (an LM head can be huge). */
+    private static final long B_CHUNK = 4L << 20;
+    /** Tasks per parallel phase: enough to balance a few threads, few enough to keep A re-packing cheap. */
+    private static final int TASKS = 32;
+    /** Below this many flops per task the thread hand-off costs more than the work. */
+    private static final long TASK_FLOPS = 1L << 20;
+
+    private static final class Scratch {
+        final float[] a = new float[(MC + MR_EDGE) * KC];
+        final float[] tile = new float[MR * NR];
+        final float[] bias = new float[NR];
+        final float[] dot = new float[16];
+        final float[] lanes = new float[L];
+        float[] b = new float[0];
+    }
+
+    private static final ThreadLocal<Scratch> SCRATCH = ThreadLocal.withInitial(Scratch::new);
+
+    static void gemm(Gemm layout, float[] out, int outOff, float[] a, int aOff, float[] b, int bOff,
+                     float[] bias, int biasOff, int m, int n, int k, boolean accumulate) {
+        if (layout == Gemm.NT && m < DOT_M) dotNT(out, outOff, a, aOff, b, bOff, bias, biasOff, m, n, k, accumulate);
+        else packed(layout, out, outOff, a, aOff, b, bOff, bias, biasOff, m, n, k, accumulate);
+    }
+
+    // ---- packed path ----
+
+    private static void packed(Gemm layout, float[] out, int outOff, float[] a, int aOff, float[] b, int bOff,
+                               float[] bias, int biasOff, int m, int n, int k, boolean accumulate) {
+        int kBlocks = (k + KC - 1) / KC, kc = (k + kBlocks - 1) / kBlocks; // near-equal k-blocks, each ≤ KC
+        int panels = (n + NR - 1) / NR;
+        int chunk = (int) Math.max(1, Math.min(panels, B_CHUNK / ((long) k * NR)));
+        int rowBlocks = (m + MC - 1) / MC;
+        Scratch caller = SCRATCH.get();
+        long need = (long) Math.min(chunk, panels) * NR * k;
+        if (caller.b.length < need) caller.b = new float[(int) need];
+        float[] pb = caller.b;
+
+        for (int q0 = 0; q0 < panels; q0 += chunk) {
+            int np = Math.min(chunk, panels - q0), jc = q0 * NR;
+
+            // pack this chunk of B: ~64K floats per task
+            int perPack = Math.max(1, (1 << 16) / (k * NR));
+            int packTasks = (np + perPack - 1) / perPack;
+            Parallel.forEach(packTasks, t -> packB(layout, b, bOff, n, k, kc, jc, np,
+                    t * perPack, Math.min(np, (t + 1) * perPack), pb));
+
+            // compute: tasks are (range of row blocks) × (range of panels)
+            long flops = 2L * m * Math.min(n - jc, np * NR) * k;
+            int want = (int) Math.max(1, Math.min(TASKS, flops / TASK_FLOPS));
+            int rbPer = Math.max(1, (rowBlocks + want - 1) / want);
+            int rTasks = (rowBlocks + rbPer - 1) / rbPer;
+            int cWant = Math.max(1, Math.min(np, (want + rTasks - 1) / rTasks));
+            int qPer = (np + cWant - 1) / cWant, cTasks = (np + qPer - 1) / qPer;
+            Parallel.forEach(rTasks * cTasks, t -> {
+                int rt = t / cTasks, ct = t % cTasks;
+                Scratch s = SCRATCH.get();
+                for (int rb = rt * rbPer; rb < Math.min(rowBlocks, (rt + 1) * rbPer); rb++)
+                    block(layout, out, outOff, a, aOff, pb, bias, biasOff, m, n, k, kc, accumulate,
+                            rb * MC, Math.min(m, rb * MC + MC), jc, np, ct * qPer, Math.min(np, ct * qPer + qPer), s);
+            });
+        }
+    }
+
+    /** Rows [i0, i1) × panels [qa, qb) of the packed chunk that starts at column jc. */
+    private static void block(Gemm layout, float[] out, int outOff, float[] a, int aOff, float[] pb,
+                              float[] bias, int biasOff, int m, int n, int k, int kc, boolean accumulate,
+                              int i0, int i1, int jc, int np, int qa, int qb, Scratch s) {
+        float[] pa = s.a;
+        for (int k0 = 0; k0 < k; k0 += kc) {
+            int kcb = Math.min(kc, k - k0);
+            boolean first = k0 == 0, load = !first || accumulate;
+            float[] bz = first ? bias : null;
+            packA(layout, a, aOff, m, k, i0, i1, k0, kcb, pa);
+            for (int q = qa; q < qb; q++) {
+                int j0 = jc + q * NR, w = Math.min(NR, n - j0);
+                int bo = k0 * np * NR + q * kcb * NR;
+                int po = 0;
+                for (int i = i0; i < i1; ) {
+                    int h = i1 - i >= MR ? MR : MR_EDGE, v = Math.min(h, i1 - i);
+                    int oo = outOff + i * n + j0;
+                    if (v == h && w == NR) {
+                        kernel(h, kcb, pa, po, pb, bo, out, oo, n, load, bz, biasOff + j0);
+                    } else { // edge tile: run the full kernel on a padded copy
+                        float[] t = s.tile;
+                        if (load) for (int r = 0; r < v; r++) System.arraycopy(out, oo + r * n, t, r * NR, w);
+                        float[] tb = null;
+                        if (bz != null) {
+                            tb = s.bias;
+                            System.arraycopy(bz, biasOff + j0, tb, 0, w);
+                            java.util.Arrays.fill(tb, w, NR, 0f);
+                        }
+                        kernel(h, kcb, pa, po, pb, bo, t, 0, NR, load, tb, 0);
+                        for (int r = 0; r < v; r++) System.arraycopy(t, r * NR, out, oo + r * n, w);
+                    }
+                    po += h * kcb;
+                    i += h;
+                }
+            }
+        }
+    }
+
+    private static void kernel(int h, int kc, float[] a, int ao, float[] b, int bo,
+                               float[] c, int co, int ldc, boolean load, float[] bias, int biaso) {
+        if (h == 12) kernel12(kc, a, ao, b, bo, NR, c, co, ldc, load, bias, biaso);
+        else kernel4(kc, a, ao, b, bo, NR, c, co, ldc, load, bias, biaso);
+    }
+
+    /**
+     * Packs rows [i0, i1) × k [k0, k0+kc) of op(A) into consecutive panels of MR rows (then
+     * MR_EDGE rows for the remainder, zero-padded), each stored [kc][h] so the kernel reads one
+     * row-group per k.
+     */
+    private static void packA(Gemm layout, float[] a, int aOff, int m, int k, int i0, int i1, int k0, int kc, float[] pa) {
+        int po = 0;
+        for (int i = i0; i < i1; ) {
+            int h = i1 - i >= MR ? MR : MR_EDGE, v = Math.min(h, i1 - i);
+            if (layout == Gemm.TN) { // a is [k, m]: the panel's rows are contiguous at each k
+                for (int p = 0; p < kc; p++) {
+                    int src = aOff + (k0 + p) * m + i, dst = po + p * h;
+                    for (int r = 0; r < v; r++) pa[dst + r] = a[src + r];
+                    for (int r = v; r < h; r++) pa[dst + r] = 0f;
+                }
+            } else { // a is [m, k]: transpose
+                for (int r = 0; r < v; r++) {
+                    int src = aOff + (i + r) * k + k0, dst = po + r;
+                    for (int p = 0; p < kc; p++) pa[dst + p * h] = a[src + p];
+                }
+                for (int r = v; r < h; r++)
+                    for (int p = 0; p < kc; p++) pa[po + r + p * h] = 0f;
+            }
+            po += h * kc;
+            i += h;
+        }
+    }
+
+    /**
+     * Packs panels [qa, qb) of the chunk that starts at column jc (np panels) for every k-block:
+     * block (k0, kcb), panel q lives at k0·np·NR + q·kcb·NR, stored [kcb][NR], columns past n zero.
+     */
+    private static void packB(Gemm layout, float[] b, int bOff, int n, int k, int kc, int jc, int np,
+                              int qa, int qb, float[] pb) {
+        for (int q = qa; q < qb; q++) {
+            int j0 = jc + q * NR, w = Math.min(NR, n - j0);
+            for (int k0 = 0; k0 < k; k0 += kc) {
+                int kcb = Math.min(kc, k - k0), dst = k0 * np * NR + q * kcb * NR;
+                if (layout == Gemm.NT) { // b is [n, k]: transpose
+                    for (int c = 0; c < w; c++) {
+                        int src = bOff + (j0 + c) * k + k0;
+                        for (int p = 0; p < kcb; p++) pb[dst + p * NR + c] = b[src + p];
+                    }
+                    for (int c = w; c < NR; c++)
+                        for (int p = 0; p < kcb; p++) pb[dst + p * NR + c] = 0f;
+                } else { // b is [k, n]: rows are already contiguous
+                    for (int p = 0; p < kcb; p++) {
+                        int src = bOff + (k0 + p) * n + j0, d = dst + p * NR;
+                        if (w == NR) {
+                            FloatVector.fromArray(S, b, src).intoArray(pb, d);
+                            FloatVector.fromArray(S, b, src + L).intoArray(pb, d + L);
+                        } else {
+                            System.arraycopy(b, src, pb, d, w);
+                            java.util.Arrays.fill(pb, d + w, d + NR, 0f);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    // ---- NT with few rows: dot products ----
+
+    private static void dotNT(float[] out, int outOff, float[] a, int aOff, float[] b, int bOff,
+                              float[] bias, int biasOff, int m, int n, int k, boolean accumulate) {
+        int groups = (n + 3) / 4;
+        long flops = 2L * m * n * k;
+        int want = (int) Math.max(1, Math.min(Math.min(groups, 4L * TASKS), flops / TASK_FLOPS));
+        int gPer = (groups + want - 1) / want, tasks = (groups + gPer - 1) / gPer;
+        Parallel.forEach(tasks, t -> {
+            Scratch s = SCRATCH.get();
+            float[] res = s.dot;
+            for (int g = t * gPer; g < Math.min(groups, (t + 1) * gPer); g++) {
+                int j = g * 4, cols = Math.min(4, n - j);
+                for (int i = 0; i < m; i += 4) {
+                    int rows = Math.min(4, m - i);
+                    // rows/columns past the edge repeat the last one: computed, never stored
+                    dot4x4(k, a, aOff + i * k, aOff + Math.min(i + 1, m - 1) * k,
+                            aOff + Math.min(i + 2, m - 1) * k, aOff + Math.min(i + 3, m - 1) * k,
+                            b, bOff + j * k, bOff + Math.min(j + 1, n - 1) * k,
+                            bOff + Math.min(j + 2, n - 1) * k, bOff + Math.min(j + 3, n - 1) * k, res, s.lanes);
+                    for (int r = 0; r < rows; r++)
+                        for (int c = 0; c < cols; c++) {
+                            float v = res[r * 4 + c];
+                            if (bias != null) v += bias[biasOff + j + c];
+                            int o = outOff + (i + r) * n + j + c;
+                            out[o] = accumulate ? out[o] + v : v;
+                        }
+                }
+            }
+        });
+    }
+
+    /** res[r·4 + c] = Σ_p a[ar + p]·b[bc + p] for 4 rows of a and 4 rows of b, lanes then tail. */
+    private static void dot4x4(int k, float[] a, int a0, int a1, int a2, int a3,
+                               float[] b, int b0, int b1, int b2, int b3, float[] res, float[] lanes) {
+        FloatVector s00 = ZERO, s01 = ZERO, s02 = ZERO, s03 = ZERO, s10 = ZERO, s11 = ZERO, s12 = ZERO, s13 = ZERO,
+                s20 = ZERO, s21 = ZERO, s22 = ZERO, s23 = ZERO, s30 = ZERO, s31 = ZERO, s32 = ZERO, s33 = ZERO;
+        int kv = k - k % L;
+        for (int p = 0; p < kv; p += L) {
+            FloatVector y0 = FloatVector.fromArray(S, b, b0 + p), y1 = FloatVector.fromArray(S, b, b1 + p),
+                    y2 = FloatVector.fromArray(S, b, b2 + p), y3 = FloatVector.fromArray(S, b, b3 + p);
+            FloatVector x = FloatVector.fromArray(S, a, a0 + p);
+            s00 = x.fma(y0, s00); s01 = x.fma(y1, s01); s02 = x.fma(y2, s02); s03 = x.fma(y3, s03);
+            x = FloatVector.fromArray(S, a, a1 + p);
+            s10 = x.fma(y0, s10); s11 = x.fma(y1, s11); s12 = x.fma(y2, s12); s13 = x.fma(y3, s13);
+            x = FloatVector.fromArray(S, a, a2 + p);
+            s20 = x.fma(y0, s20); s21 = x.fma(y1, s21); s22 = x.fma(y2, s22); s23 = x.fma(y3, s23);
+            x = FloatVector.fromArray(S, a, a3 + p);
+            s30 = x.fma(y0, s30); s31 = x.fma(y1, s31); s32 = x.fma(y2, s32); s33 = x.fma(y3, s33);
+        }
+        res[0] = sum(s00, lanes); res[1] = sum(s01, lanes); res[2] = sum(s02, lanes); res[3] = sum(s03, lanes);
+        res[4] = sum(s10, lanes); res[5] = sum(s11, lanes); res[6] = sum(s12, lanes); res[7] = sum(s13, lanes);
+        res[8] = sum(s20, lanes); res[9] = sum(s21, lanes); res[10] = sum(s22, lanes); res[11] = sum(s23, lanes);
+        res[12] = sum(s30, lanes); res[13] = sum(s31, lanes); res[14] = sum(s32, lanes); res[15] = sum(s33, lanes);
+        for (int p = kv; p < k; p++) {
+            float x0 = a[a0 + p], x1 = a[a1 + p], x2 = a[a2 + p], x3 = a[a3 + p];
+            float y0 = b[b0 + p], y1 = b[b1 + p], y2 = b[b2 + p], y3 = b[b3 + p];
+            res[0] = Math.fma(x0, y0, res[0]); res[1] = Math.fma(x0, y1, res[1]); res[2] = Math.fma(x0, y2, res[2]); res[3] = Math.fma(x0, y3, res[3]);
+            res[4] = Math.fma(x1, y0, res[4]); res[5] = Math.fma(x1, y1, res[5]); res[6] = Math.fma(x1, y2, res[6]); res[7] = Math.fma(x1, y3, res[7]);
+            res[8] = Math.fma(x2, y0, res[8]); res[9] = Math.fma(x2, y1, res[9]); res[10] = Math.fma(x2, y2, res[10]); res[11] = Math.fma(x2, y3, res[11]);
+            res[12] = Math.fma(x3, y0, res[12]); res[13] = Math.fma(x3, y1, res[13]); res[14] = Math.fma(x3, y2, res[14]); res[15] = Math.fma(x3, y3, res[15]);
+        }
+    }
+
+    /**
+     * Sum of the lanes in a fixed order (reduceLanes may reassociate differently in the
+     * interpreter and in compiled code, which would break run-to-run bit-identity).
+     */
+    private static float sum(FloatVector v, float[] lanes) {
+        v.intoArray(lanes, 0);
+        float s = 0f;
+        for (int i = 0; i < L; i++) s += lanes[i];
+        return s;
+    }
+
+    // ---- micro-kernels, written out so that every accumulator stays in a register ----
+
+    /** 12×NR micro-kernel: c[12, NR] = (load ? c : 0) + bias + a-panel[kc][12] · b[kc][NR] (b rows ldb apart). */
+    private static void kernel12(int kc, float[] a, int ao, float[] b, int bo, int ldb,
+                                 float[] c, int co, int ldc, boolean load, float[] bias, int biaso) {
+        FloatVector z0 = ZERO, z1 = ZERO;
+        if (bias != null) {
+            z0 = FloatVector.fromArray(S, bias, biaso);
+            z1 = FloatVector.fromArray(S, bias, biaso + L);
+        }
+        FloatVector c0a = z0, c0b = z1;
+        FloatVector c1a = z0, c1b = z1;
+        FloatVector c2a = z0, c2b = z1;
+        FloatVector c3a = z0, c3b = z1;
+        FloatVector c4a = z0, c4b = z1;
+        FloatVector c5a = z0, c5b = z1;
+        FloatVector c6a = z0, c6b = z1;
+        FloatVector c7a = z0, c7b = z1;
+        FloatVector c8a = z0, c8b = z1;
+        FloatVector c9a = z0, c9b = z1;
+        FloatVector c10a = z0, c10b = z1;
+        FloatVector c11a = z0, c11b = z1;
+        if (load) {
+            c0a = z0.add(FloatVector.fromArray(S, c, co)); c0b = z1.add(FloatVector.fromArray(S, c, co + L));
+            c1a = z0.add(FloatVector.fromArray(S, c, co + ldc)); c1b = z1.add(FloatVector.fromArray(S, c, co + ldc + L));
+            c2a = z0.add(FloatVector.fromArray(S, c, co + 2 * ldc)); c2b = z1.add(FloatVector.fromArray(S, c, co + 2 * ldc + L));
+            c3a = z0.add(FloatVector.fromArray(S, c, co + 3 * ldc)); c3b = z1.add(FloatVector.fromArray(S, c, co + 3 * ldc + L));
+            c4a = z0.add(FloatVector.fromArray(S, c, co + 4 * ldc)); c4b = z1.add(FloatVector.fromArray(S, c, co + 4 * ldc + L));
+            c5a = z0.add(FloatVector.fromArray(S, c, co + 5 * ldc)); c5b = z1.add(FloatVector.fromArray(S, c, co + 5 * ldc + L));
+            c6a = z0.add(FloatVector.fromArray(S, c, co + 6 * ldc)); c6b = z1.add(FloatVector.fromArray(S, c, co + 6 * ldc + L));
+            c7a = z0.add(FloatVector.fromArray(S, c, co + 7 * ldc)); c7b = z1.add(FloatVector.fromArray(S, c, co + 7 * ldc + L));
+            c8a = z0.add(FloatVector.fromArray(S, c, co + 8 * ldc)); c8b = z1.add(FloatVector.fromArray(S, c, co + 8 * ldc + L));
+            c9a = z0.add(FloatVector.fromArray(S, c, co + 9 * ldc)); c9b = z1.add(FloatVector.fromArray(S, c, co + 9 * ldc + L));
+            c10a = z0.add(FloatVector.fromArray(S, c, co + 10 * ldc)); c10b = z1.add(FloatVector.fromArray(S, c, co + 10 * ldc + L));
+            c11a = z0.add(FloatVector.fromArray(S, c, co + 11 * ldc)); c11b = z1.add(FloatVector.fromArray(S, c, co + 11 * ldc + L));
+        }
+        for (int p = 0; p < kc; p++) {
+            int bi = bo + p * ldb, ai = ao + p * 12;
+            FloatVector b0 = FloatVector.fromArray(S, b, bi), b1 = FloatVector.fromArray(S, b, bi + L);
+            FloatVector x = FloatVector.broadcast(S, a[ai]); c0a = b0.fma(x, c0a); c0b = b1.fma(x, c0b);
+            x = FloatVector.broadcast(S, a[ai + 1]); c1a = b0.fma(x, c1a); c1b = b1.fma(x, c1b);
+            x = FloatVector.broadcast(S, a[ai + 2]); c2a = b0.fma(x, c2a); c2b = b1.fma(x, c2b);
+            x = FloatVector.broadcast(S, a[ai + 3]); c3a = b0.fma(x, c3a); c3b = b1.fma(x, c3b);
+            x = FloatVector.broadcast(S, a[ai + 4]); c4a = b0.fma(x, c4a); c4b = b1.fma(x, c4b);
+            x = FloatVector.broadcast(S, a[ai + 5]); c5a = b0.fma(x, c5a); c5b = b1.fma(x, c5b);
+            x = FloatVector.broadcast(S, a[ai + 6]); c6a = b0.fma(x, c6a); c6b = b1.fma(x, c6b);
+            x = FloatVector.broadcast(S, a[ai + 7]); c7a = b0.fma(x, c7a); c7b = b1.fma(x, c7b);
+            x = FloatVector.broadcast(S, a[ai + 8]); c8a = b0.fma(x, c8a); c8b = b1.fma(x, c8b);
+            x = FloatVector.broadcast(S, a[ai + 9]); c9a = b0.fma(x, c9a); c9b = b1.fma(x, c9b);
+            x = FloatVector.broadcast(S, a[ai + 10]); c10a = b0.fma(x, c10a); c10b = b1.fma(x, c10b);
+            x = FloatVector.broadcast(S, a[ai + 11]); c11a = b0.fma(x, c11a); c11b = b1.fma(x, c11b);
+        }
+        c0a.intoArray(c, co); c0b.intoArray(c, co + L);
+        c1a.intoArray(c, co + ldc); c1b.intoArray(c, co + ldc + L);
+        c2a.intoArray(c, co + 2 * ldc); c2b.intoArray(c, co + 2 * ldc + L);
+        c3a.intoArray(c, co + 3 * ldc); c3b.intoArray(c, co + 3 * ldc + L);
+        c4a.intoArray(c, co + 4 * ldc); c4b.intoArray(c, co + 4 * ldc + L);
+        c5a.intoArray(c, co + 5 * ldc); c5b.intoArray(c, co + 5 * ldc + L);
+        c6a.intoArray(c, co + 6 * ldc); c6b.intoArray(c, co + 6 * ldc + L);
+        c7a.intoArray(c, co + 7 * ldc); c7b.intoArray(c, co + 7 * ldc + L);
+        c8a.intoArray(c, co + 8 * ldc); c8b.intoArray(c, co + 8 * ldc + L);
+        c9a.intoArray(c, co + 9 * ldc); c9b.intoArray(c, co + 9 * ldc + L);
+        c10a.intoArray(c, co + 10 * ldc); c10b.intoArray(c, co + 10 * ldc + L);
+        c11a.intoArray(c, co + 11 * ldc); c11b.intoArray(c, co + 11 * ldc + L);
+    }
+
+    /** 4×NR micro-kernel: c[4, NR] = (load ? c : 0) + bias + a-panel[kc][4] · b[kc][NR] (b rows ldb apart). */
+    private static void kernel4(int kc, float[] a, int ao, float[] b, int bo, int ldb,
+                                 float[] c, int co, int ldc, boolean load, float[] bias, int biaso) {
+        FloatVector z0 = ZERO, z1 = ZERO;
+        if (bias != null) {
+            z0 = FloatVector.fromArray(S, bias, biaso);
+            z1 = FloatVector.fromArray(S, bias, biaso + L);
+        }
+        FloatVector c0a = z0, c0b = z1;
+        FloatVector c1a = z0, c1b = z1;
+        FloatVector c2a = z0, c2b = z1;
+        FloatVector c3a = z0, c3b = z1;
+        if (load) {
+            c0a = z0.add(FloatVector.fromArray(S, c, co)); c0b = z1.add(FloatVector.fromArray(S, c, co + L));
+            c1a = z0.add(FloatVector.fromArray(S, c, co + ldc)); c1b = z1.add(FloatVector.fromArray(S, c, co + ldc + L));
+            c2a = z0.add(FloatVector.fromArray(S, c, co + 2 * ldc)); c2b = z1.add(FloatVector.fromArray(S, c, co + 2 * ldc + L));
+            c3a = z0.add(FloatVector.fromArray(S, c, co + 3 * ldc)); c3b = z1.add(FloatVector.fromArray(S, c, co + 3 * ldc + L));
+        }
+        for (int p = 0; p < kc; p++) {
+            int bi = bo + p * ldb, ai = ao + p * 4;
+            FloatVector b0 = FloatVector.fromArray(S, b, bi), b1 = FloatVector.fromArray(S, b, bi + L);
+            FloatVector x = FloatVector.broadcast(S, a[ai]); c0a = b0.fma(x, c0a); c0b = b1.fma(x, c0b);
+            x = FloatVector.broadcast(S, a[ai + 1]); c1a = b0.fma(x, c1a); c1b = b1.fma(x, c1b);
+            x = FloatVector.broadcast(S, a[ai + 2]); c2a = b0.fma(x, c2a); c2b = b1.fma(x, c2b);
+            x = FloatVector.broadcast(S, a[ai + 3]); c3a = b0.fma(x, c3a); c3b = b1.fma(x, c3b);
+        }
+        c0a.intoArray(c, co); c0b.intoArray(c, co + L);
+        c1a.intoArray(c, co + ldc); c1b.intoArray(c, co + ldc + L);
+        c2a.intoArray(c, co + 2 * ldc); c2b.intoArray(c, co + 2 * ldc + L);
+        c3a.intoArray(c, co + 3 * ldc); c3b.intoArray(c, co + 3 * ldc + L);
+    }
+}

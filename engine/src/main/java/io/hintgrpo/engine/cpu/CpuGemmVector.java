@@ -23,7 +23,6 @@ final class CpuGemmVector {
 
     private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
     private static final int L = S.length();
-    private static final FloatVector ZERO = FloatVector.zero(S);
 
     /** Micro-tile columns: two vectors. */
     static final int NR = 2 * L;
@@ -47,7 +46,6 @@ final class CpuGemmVector {
     private static final class Scratch {
         final float[] a = new float[(MC + MR_EDGE) * KC];
         final float[] tile = new float[MR * NR];
-        final float[] bias = new float[NR];
         final float[] dot = new float[16];
         final float[] lanes = new float[L];
         float[] b = new float[0];
@@ -107,8 +105,7 @@ final class CpuGemmVector {
         float[] pa = s.a;
         for (int k0 = 0; k0 < k; k0 += kc) {
             int kcb = Math.min(kc, k - k0);
-            boolean first = k0 == 0, load = !first || accumulate;
-            float[] bz = first ? bias : null;
+            boolean first = k0 == 0, keep = !first || accumulate, withBias = first && bias != null;
             packA(layout, a, aOff, m, k, i0, i1, k0, kcb, pa);
             for (int q = qa; q < qb; q++) {
                 int j0 = jc + q * NR, w = Math.min(NR, n - j0);
@@ -118,17 +115,13 @@ final class CpuGemmVector {
                     int h = i1 - i >= MR ? MR : MR_EDGE, v = Math.min(h, i1 - i);
                     int oo = outOff + i * n + j0;
                     if (v == h && w == NR) {
-                        kernel(h, kcb, pa, po, pb, bo, out, oo, n, load, bz, biasOff + j0);
+                        if (withBias) initBias(out, oo, n, v, w, bias, biasOff + j0, keep);
+                        kernel(h, kcb, pa, po, pb, bo, out, oo, n, keep || withBias);
                     } else { // edge tile: run the full kernel on a padded copy
                         float[] t = s.tile;
-                        if (load) for (int r = 0; r < v; r++) System.arraycopy(out, oo + r * n, t, r * NR, w);
-                        float[] tb = null;
-                        if (bz != null) {
-                            tb = s.bias;
-                            System.arraycopy(bz, biasOff + j0, tb, 0, w);
-                            java.util.Arrays.fill(tb, w, NR, 0f);
-                        }
-                        kernel(h, kcb, pa, po, pb, bo, t, 0, NR, load, tb, 0);
+                        if (keep) for (int r = 0; r < v; r++) System.arraycopy(out, oo + r * n, t, r * NR, w);
+                        if (withBias) initBias(t, 0, NR, v, w, bias, biasOff + j0, keep);
+                        kernel(h, kcb, pa, po, pb, bo, t, 0, NR, keep || withBias);
                         for (int r = 0; r < v; r++) System.arraycopy(t, r * NR, out, oo + r * n, w);
                     }
                     po += h * kcb;
@@ -138,10 +131,18 @@ final class CpuGemmVector {
         }
     }
 
+    /** c[r, j] = (add ? c[r, j] : 0) + bias[j] over a rows × w tile, before the first k-block. */
+    private static void initBias(float[] c, int co, int ldc, int rows, int w, float[] bias, int bo, boolean add) {
+        for (int r = 0; r < rows; r++) {
+            int o = co + r * ldc;
+            for (int j = 0; j < w; j++) c[o + j] = (add ? c[o + j] : 0f) + bias[bo + j];
+        }
+    }
+
     private static void kernel(int h, int kc, float[] a, int ao, float[] b, int bo,
-                               float[] c, int co, int ldc, boolean load, float[] bias, int biaso) {
-        if (h == 12) kernel12(kc, a, ao, b, bo, NR, c, co, ldc, load, bias, biaso);
-        else kernel4(kc, a, ao, b, bo, NR, c, co, ldc, load, bias, biaso);
+                               float[] c, int co, int ldc, boolean load) {
+        if (h == 12) kernel12(kc, a, ao, b, bo, NR, c, co, ldc, load);
+        else kernel4(kc, a, ao, b, bo, NR, c, co, ldc, load);
     }
 
     /**
@@ -192,13 +193,9 @@ final class CpuGemmVector {
                 } else { // b is [k, n]: rows are already contiguous
                     for (int p = 0; p < kcb; p++) {
                         int src = bOff + (k0 + p) * n + j0, d = dst + p * NR;
-                        if (w == NR) {
-                            FloatVector.fromArray(S, b, src).intoArray(pb, d);
-                            FloatVector.fromArray(S, b, src + L).intoArray(pb, d + L);
-                        } else {
-                            System.arraycopy(b, src, pb, d, w);
-                            java.util.Arrays.fill(pb, d + w, d + NR, 0f);
-                        }
+                        // plain loops, not vector ops: those crawl until C2 compiles this (rarely hot) method
+                        for (int c = 0; c < w; c++) pb[d + c] = b[src + c];
+                        for (int c = w; c < NR; c++) pb[d + c] = 0f;
                     }
                 }
             }
@@ -240,8 +237,9 @@ final class CpuGemmVector {
     /** res[r·4 + c] = Σ_p a[ar + p]·b[bc + p] for 4 rows of a and 4 rows of b, lanes then tail. */
     private static void dot4x4(int k, float[] a, int a0, int a1, int a2, int a3,
                                float[] b, int b0, int b1, int b2, int b3, float[] res, float[] lanes) {
-        FloatVector s00 = ZERO, s01 = ZERO, s02 = ZERO, s03 = ZERO, s10 = ZERO, s11 = ZERO, s12 = ZERO, s13 = ZERO,
-                s20 = ZERO, s21 = ZERO, s22 = ZERO, s23 = ZERO, s30 = ZERO, s31 = ZERO, s32 = ZERO, s33 = ZERO;
+        FloatVector zero = FloatVector.zero(S);
+        FloatVector s00 = zero, s01 = zero, s02 = zero, s03 = zero, s10 = zero, s11 = zero, s12 = zero, s13 = zero,
+                s20 = zero, s21 = zero, s22 = zero, s23 = zero, s30 = zero, s31 = zero, s32 = zero, s33 = zero;
         int kv = k - k % L;
         for (int p = 0; p < kv; p += L) {
             FloatVector y0 = FloatVector.fromArray(S, b, b0 + p), y1 = FloatVector.fromArray(S, b, b1 + p),
@@ -282,40 +280,22 @@ final class CpuGemmVector {
 
     // ---- micro-kernels, written out so that every accumulator stays in a register ----
 
-    /** 12×NR micro-kernel: c[12, NR] = (load ? c : 0) + bias + a-panel[kc][12] · b[kc][NR] (b rows ldb apart). */
+    /** c[12, NR] (load ? += : =) a-panel[kc][12] · b-panel[kc][NR] (b rows ldb apart). */
     private static void kernel12(int kc, float[] a, int ao, float[] b, int bo, int ldb,
-                                 float[] c, int co, int ldc, boolean load, float[] bias, int biaso) {
-        FloatVector z0 = ZERO, z1 = ZERO;
-        if (bias != null) {
-            z0 = FloatVector.fromArray(S, bias, biaso);
-            z1 = FloatVector.fromArray(S, bias, biaso + L);
-        }
-        FloatVector c0a = z0, c0b = z1;
-        FloatVector c1a = z0, c1b = z1;
-        FloatVector c2a = z0, c2b = z1;
-        FloatVector c3a = z0, c3b = z1;
-        FloatVector c4a = z0, c4b = z1;
-        FloatVector c5a = z0, c5b = z1;
-        FloatVector c6a = z0, c6b = z1;
-        FloatVector c7a = z0, c7b = z1;
-        FloatVector c8a = z0, c8b = z1;
-        FloatVector c9a = z0, c9b = z1;
-        FloatVector c10a = z0, c10b = z1;
-        FloatVector c11a = z0, c11b = z1;
-        if (load) {
-            c0a = z0.add(FloatVector.fromArray(S, c, co)); c0b = z1.add(FloatVector.fromArray(S, c, co + L));
-            c1a = z0.add(FloatVector.fromArray(S, c, co + ldc)); c1b = z1.add(FloatVector.fromArray(S, c, co + ldc + L));
-            c2a = z0.add(FloatVector.fromArray(S, c, co + 2 * ldc)); c2b = z1.add(FloatVector.fromArray(S, c, co + 2 * ldc + L));
-            c3a = z0.add(FloatVector.fromArray(S, c, co + 3 * ldc)); c3b = z1.add(FloatVector.fromArray(S, c, co + 3 * ldc + L));
-            c4a = z0.add(FloatVector.fromArray(S, c, co + 4 * ldc)); c4b = z1.add(FloatVector.fromArray(S, c, co + 4 * ldc + L));
-            c5a = z0.add(FloatVector.fromArray(S, c, co + 5 * ldc)); c5b = z1.add(FloatVector.fromArray(S, c, co + 5 * ldc + L));
-            c6a = z0.add(FloatVector.fromArray(S, c, co + 6 * ldc)); c6b = z1.add(FloatVector.fromArray(S, c, co + 6 * ldc + L));
-            c7a = z0.add(FloatVector.fromArray(S, c, co + 7 * ldc)); c7b = z1.add(FloatVector.fromArray(S, c, co + 7 * ldc + L));
-            c8a = z0.add(FloatVector.fromArray(S, c, co + 8 * ldc)); c8b = z1.add(FloatVector.fromArray(S, c, co + 8 * ldc + L));
-            c9a = z0.add(FloatVector.fromArray(S, c, co + 9 * ldc)); c9b = z1.add(FloatVector.fromArray(S, c, co + 9 * ldc + L));
-            c10a = z0.add(FloatVector.fromArray(S, c, co + 10 * ldc)); c10b = z1.add(FloatVector.fromArray(S, c, co + 10 * ldc + L));
-            c11a = z0.add(FloatVector.fromArray(S, c, co + 11 * ldc)); c11b = z1.add(FloatVector.fromArray(S, c, co + 11 * ldc + L));
-        }
+                                 float[] c, int co, int ldc, boolean load) {
+        FloatVector zero = FloatVector.zero(S); // made here: a static constant would stay boxed through the loop
+        FloatVector c0a = zero, c0b = zero;
+        FloatVector c1a = zero, c1b = zero;
+        FloatVector c2a = zero, c2b = zero;
+        FloatVector c3a = zero, c3b = zero;
+        FloatVector c4a = zero, c4b = zero;
+        FloatVector c5a = zero, c5b = zero;
+        FloatVector c6a = zero, c6b = zero;
+        FloatVector c7a = zero, c7b = zero;
+        FloatVector c8a = zero, c8b = zero;
+        FloatVector c9a = zero, c9b = zero;
+        FloatVector c10a = zero, c10b = zero;
+        FloatVector c11a = zero, c11b = zero;
         for (int p = 0; p < kc; p++) {
             int bi = bo + p * ldb, ai = ao + p * 12;
             FloatVector b0 = FloatVector.fromArray(S, b, bi), b1 = FloatVector.fromArray(S, b, bi + L);
@@ -332,38 +312,44 @@ final class CpuGemmVector {
             x = FloatVector.broadcast(S, a[ai + 10]); c10a = b0.fma(x, c10a); c10b = b1.fma(x, c10b);
             x = FloatVector.broadcast(S, a[ai + 11]); c11a = b0.fma(x, c11a); c11b = b1.fma(x, c11b);
         }
-        c0a.intoArray(c, co); c0b.intoArray(c, co + L);
-        c1a.intoArray(c, co + ldc); c1b.intoArray(c, co + ldc + L);
-        c2a.intoArray(c, co + 2 * ldc); c2b.intoArray(c, co + 2 * ldc + L);
-        c3a.intoArray(c, co + 3 * ldc); c3b.intoArray(c, co + 3 * ldc + L);
-        c4a.intoArray(c, co + 4 * ldc); c4b.intoArray(c, co + 4 * ldc + L);
-        c5a.intoArray(c, co + 5 * ldc); c5b.intoArray(c, co + 5 * ldc + L);
-        c6a.intoArray(c, co + 6 * ldc); c6b.intoArray(c, co + 6 * ldc + L);
-        c7a.intoArray(c, co + 7 * ldc); c7b.intoArray(c, co + 7 * ldc + L);
-        c8a.intoArray(c, co + 8 * ldc); c8b.intoArray(c, co + 8 * ldc + L);
-        c9a.intoArray(c, co + 9 * ldc); c9b.intoArray(c, co + 9 * ldc + L);
-        c10a.intoArray(c, co + 10 * ldc); c10b.intoArray(c, co + 10 * ldc + L);
-        c11a.intoArray(c, co + 11 * ldc); c11b.intoArray(c, co + 11 * ldc + L);
+        // two straight branches: a vector merged through a phi would be boxed (JDK 17 C2)
+        if (load) {
+            c0a.add(FloatVector.fromArray(S, c, co)).intoArray(c, co); c0b.add(FloatVector.fromArray(S, c, co + L)).intoArray(c, co + L);
+            c1a.add(FloatVector.fromArray(S, c, co + ldc)).intoArray(c, co + ldc); c1b.add(FloatVector.fromArray(S, c, co + ldc + L)).intoArray(c, co + ldc + L);
+            c2a.add(FloatVector.fromArray(S, c, co + 2 * ldc)).intoArray(c, co + 2 * ldc); c2b.add(FloatVector.fromArray(S, c, co + 2 * ldc + L)).intoArray(c, co + 2 * ldc + L);
+            c3a.add(FloatVector.fromArray(S, c, co + 3 * ldc)).intoArray(c, co + 3 * ldc); c3b.add(FloatVector.fromArray(S, c, co + 3 * ldc + L)).intoArray(c, co + 3 * ldc + L);
+            c4a.add(FloatVector.fromArray(S, c, co + 4 * ldc)).intoArray(c, co + 4 * ldc); c4b.add(FloatVector.fromArray(S, c, co + 4 * ldc + L)).intoArray(c, co + 4 * ldc + L);
+            c5a.add(FloatVector.fromArray(S, c, co + 5 * ldc)).intoArray(c, co + 5 * ldc); c5b.add(FloatVector.fromArray(S, c, co + 5 * ldc + L)).intoArray(c, co + 5 * ldc + L);
+            c6a.add(FloatVector.fromArray(S, c, co + 6 * ldc)).intoArray(c, co + 6 * ldc); c6b.add(FloatVector.fromArray(S, c, co + 6 * ldc + L)).intoArray(c, co + 6 * ldc + L);
+            c7a.add(FloatVector.fromArray(S, c, co + 7 * ldc)).intoArray(c, co + 7 * ldc); c7b.add(FloatVector.fromArray(S, c, co + 7 * ldc + L)).intoArray(c, co + 7 * ldc + L);
+            c8a.add(FloatVector.fromArray(S, c, co + 8 * ldc)).intoArray(c, co + 8 * ldc); c8b.add(FloatVector.fromArray(S, c, co + 8 * ldc + L)).intoArray(c, co + 8 * ldc + L);
+            c9a.add(FloatVector.fromArray(S, c, co + 9 * ldc)).intoArray(c, co + 9 * ldc); c9b.add(FloatVector.fromArray(S, c, co + 9 * ldc + L)).intoArray(c, co + 9 * ldc + L);
+            c10a.add(FloatVector.fromArray(S, c, co + 10 * ldc)).intoArray(c, co + 10 * ldc); c10b.add(FloatVector.fromArray(S, c, co + 10 * ldc + L)).intoArray(c, co + 10 * ldc + L);
+            c11a.add(FloatVector.fromArray(S, c, co + 11 * ldc)).intoArray(c, co + 11 * ldc); c11b.add(FloatVector.fromArray(S, c, co + 11 * ldc + L)).intoArray(c, co + 11 * ldc + L);
+        } else {
+            c0a.intoArray(c, co); c0b.intoArray(c, co + L);
+            c1a.intoArray(c, co + ldc); c1b.intoArray(c, co + ldc + L);
+            c2a.intoArray(c, co + 2 * ldc); c2b.intoArray(c, co + 2 * ldc + L);
+            c3a.intoArray(c, co + 3 * ldc); c3b.intoArray(c, co + 3 * ldc + L);
+            c4a.intoArray(c, co + 4 * ldc); c4b.intoArray(c, co + 4 * ldc + L);
+            c5a.intoArray(c, co + 5 * ldc); c5b.intoArray(c, co + 5 * ldc + L);
+            c6a.intoArray(c, co + 6 * ldc); c6b.intoArray(c, co + 6 * ldc + L);
+            c7a.intoArray(c, co + 7 * ldc); c7b.intoArray(c, co + 7 * ldc + L);
+            c8a.intoArray(c, co + 8 * ldc); c8b.intoArray(c, co + 8 * ldc + L);
+            c9a.intoArray(c, co + 9 * ldc); c9b.intoArray(c, co + 9 * ldc + L);
+            c10a.intoArray(c, co + 10 * ldc); c10b.intoArray(c, co + 10 * ldc + L);
+            c11a.intoArray(c, co + 11 * ldc); c11b.intoArray(c, co + 11 * ldc + L);
+        }
     }
 
-    /** 4×NR micro-kernel: c[4, NR] = (load ? c : 0) + bias + a-panel[kc][4] · b[kc][NR] (b rows ldb apart). */
+    /** c[4, NR] (load ? += : =) a-panel[kc][4] · b-panel[kc][NR] (b rows ldb apart). */
     private static void kernel4(int kc, float[] a, int ao, float[] b, int bo, int ldb,
-                                 float[] c, int co, int ldc, boolean load, float[] bias, int biaso) {
-        FloatVector z0 = ZERO, z1 = ZERO;
-        if (bias != null) {
-            z0 = FloatVector.fromArray(S, bias, biaso);
-            z1 = FloatVector.fromArray(S, bias, biaso + L);
-        }
-        FloatVector c0a = z0, c0b = z1;
-        FloatVector c1a = z0, c1b = z1;
-        FloatVector c2a = z0, c2b = z1;
-        FloatVector c3a = z0, c3b = z1;
-        if (load) {
-            c0a = z0.add(FloatVector.fromArray(S, c, co)); c0b = z1.add(FloatVector.fromArray(S, c, co + L));
-            c1a = z0.add(FloatVector.fromArray(S, c, co + ldc)); c1b = z1.add(FloatVector.fromArray(S, c, co + ldc + L));
-            c2a = z0.add(FloatVector.fromArray(S, c, co + 2 * ldc)); c2b = z1.add(FloatVector.fromArray(S, c, co + 2 * ldc + L));
-            c3a = z0.add(FloatVector.fromArray(S, c, co + 3 * ldc)); c3b = z1.add(FloatVector.fromArray(S, c, co + 3 * ldc + L));
-        }
+                                 float[] c, int co, int ldc, boolean load) {
+        FloatVector zero = FloatVector.zero(S); // made here: a static constant would stay boxed through the loop
+        FloatVector c0a = zero, c0b = zero;
+        FloatVector c1a = zero, c1b = zero;
+        FloatVector c2a = zero, c2b = zero;
+        FloatVector c3a = zero, c3b = zero;
         for (int p = 0; p < kc; p++) {
             int bi = bo + p * ldb, ai = ao + p * 4;
             FloatVector b0 = FloatVector.fromArray(S, b, bi), b1 = FloatVector.fromArray(S, b, bi + L);
@@ -372,9 +358,17 @@ final class CpuGemmVector {
             x = FloatVector.broadcast(S, a[ai + 2]); c2a = b0.fma(x, c2a); c2b = b1.fma(x, c2b);
             x = FloatVector.broadcast(S, a[ai + 3]); c3a = b0.fma(x, c3a); c3b = b1.fma(x, c3b);
         }
-        c0a.intoArray(c, co); c0b.intoArray(c, co + L);
-        c1a.intoArray(c, co + ldc); c1b.intoArray(c, co + ldc + L);
-        c2a.intoArray(c, co + 2 * ldc); c2b.intoArray(c, co + 2 * ldc + L);
-        c3a.intoArray(c, co + 3 * ldc); c3b.intoArray(c, co + 3 * ldc + L);
+        // two straight branches: a vector merged through a phi would be boxed (JDK 17 C2)
+        if (load) {
+            c0a.add(FloatVector.fromArray(S, c, co)).intoArray(c, co); c0b.add(FloatVector.fromArray(S, c, co + L)).intoArray(c, co + L);
+            c1a.add(FloatVector.fromArray(S, c, co + ldc)).intoArray(c, co + ldc); c1b.add(FloatVector.fromArray(S, c, co + ldc + L)).intoArray(c, co + ldc + L);
+            c2a.add(FloatVector.fromArray(S, c, co + 2 * ldc)).intoArray(c, co + 2 * ldc); c2b.add(FloatVector.fromArray(S, c, co + 2 * ldc + L)).intoArray(c, co + 2 * ldc + L);
+            c3a.add(FloatVector.fromArray(S, c, co + 3 * ldc)).intoArray(c, co + 3 * ldc); c3b.add(FloatVector.fromArray(S, c, co + 3 * ldc + L)).intoArray(c, co + 3 * ldc + L);
+        } else {
+            c0a.intoArray(c, co); c0b.intoArray(c, co + L);
+            c1a.intoArray(c, co + ldc); c1b.intoArray(c, co + ldc + L);
+            c2a.intoArray(c, co + 2 * ldc); c2b.intoArray(c, co + 2 * ldc + L);
+            c3a.intoArray(c, co + 3 * ldc); c3b.intoArray(c, co + 3 * ldc + L);
+        }
     }
 }

@@ -4,6 +4,8 @@ import io.hintgrpo.engine.Kernels.Gemm;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorSpecies;
 
+import java.util.function.IntConsumer;
+
 /**
  * The SIMD path of {@link CpuGemm}. Only {@link CpuGemm} touches this class, and only after it has
  * seen jdk.incubator.vector in the boot layer, so nothing here is loaded without the module.
@@ -30,25 +32,26 @@ final class CpuGemmVector {
     static final int MR = L == 8 ? 4 : 12;
     /** Rows of the panels that finish a row block whose height is not a multiple of MR. */
     private static final int MR_EDGE = 4;
-    /** k-block: a packed KC×NR B panel (32 KiB at 512 bits) stays in L1 while MC/MR tiles use it. */
+    /** k-block: a packed KC×NR B panel (32 KiB at 512 bits) stays in L1 while a row block's MC/MR tiles use it. */
     private static final int KC = 256;
-    /** Rows per A block: MC×KC floats (96 KiB) stay in L2. A multiple of MR. */
+    /** Rows per row block, a multiple of MR and MR_EDGE: its MC×KC packed A (96 KiB) stays in L2. */
     private static final int MC = 96;
     /** NT with fewer rows than this runs as dot products: packing B would cost more than it saves. */
     static final int DOT_M = 16;
-    /** Packed B is built in chunks of whole panels of at most this many floats (an LM head can be huge). */
-    private static final long B_CHUNK = 4L << 20;
-    /** Tasks per parallel phase: enough to balance a few threads, few enough to keep A re-packing cheap. */
+    /** Packed A and packed B are each built in chunks of at most this many floats (an LM head can be huge). */
+    private static final long CHUNK = 4L << 20;
+    /** Compute tasks per chunk: plenty to balance a few threads (the tiles share nothing). */
     private static final int TASKS = 32;
     /** Below this many flops per task the thread hand-off costs more than the work. */
     private static final long TASK_FLOPS = 1L << 20;
+    /** Below this many flops in all, one thread does everything. */
+    private static final long PARALLEL_FLOPS = 1L << 22;
 
     private static final class Scratch {
-        final float[] a = new float[(MC + MR_EDGE) * KC];
         final float[] tile = new float[MR * NR];
         final float[] dot = new float[16];
         final float[] lanes = new float[L];
-        float[] b = new float[0];
+        float[] pa = new float[0], pb = new float[0]; // packed operands, used by the thread that calls gemm
     }
 
     private static final ThreadLocal<Scratch> SCRATCH = ThreadLocal.withInitial(Scratch::new);
@@ -59,58 +62,81 @@ final class CpuGemmVector {
         else packed(layout, out, outOff, a, aOff, b, bOff, bias, biasOff, m, n, k, accumulate);
     }
 
+    private static void run(boolean parallel, int tasks, IntConsumer body) {
+        if (parallel) Parallel.forEach(tasks, body);
+        else for (int t = 0; t < tasks; t++) body.accept(t);
+    }
+
     // ---- packed path ----
 
+    /**
+     * A and B are packed once (one parallel phase), then tiles of (row block × range of panels) are
+     * computed from the packed copies (a second phase). Packed A: row block after row block, each
+     * k-block after k-block, each a run of row panels [kcb][h]. Packed B: see {@link #packB}.
+     */
     private static void packed(Gemm layout, float[] out, int outOff, float[] a, int aOff, float[] b, int bOff,
                                float[] bias, int biasOff, int m, int n, int k, boolean accumulate) {
         int kBlocks = (k + KC - 1) / KC, kc = (k + kBlocks - 1) / kBlocks; // near-equal k-blocks, each ≤ KC
-        int panels = (n + NR - 1) / NR;
-        int chunk = (int) Math.max(1, Math.min(panels, B_CHUNK / ((long) k * NR)));
-        int rowBlocks = (m + MC - 1) / MC;
+        int panels = (n + NR - 1) / NR, rowBlocks = (m + MC - 1) / MC;
+        int bChunk = (int) Math.max(1, Math.min(panels, CHUNK / ((long) k * NR)));
+        int aChunk = (int) Math.max(1, Math.min(rowBlocks, CHUNK / ((long) k * MC)));
+        boolean parallel = 2L * m * n * k >= PARALLEL_FLOPS;
         Scratch caller = SCRATCH.get();
-        long need = (long) Math.min(chunk, panels) * NR * k;
-        if (caller.b.length < need) caller.b = new float[(int) need];
-        float[] pb = caller.b;
+        if (caller.pa.length < aChunk * MC * k) caller.pa = new float[aChunk * MC * k];
+        if (caller.pb.length < bChunk * NR * k) caller.pb = new float[bChunk * NR * k];
+        float[] pa = caller.pa, pb = caller.pb;
 
-        for (int q0 = 0; q0 < panels; q0 += chunk) {
-            int np = Math.min(chunk, panels - q0), jc = q0 * NR;
-
-            // pack this chunk of B: ~64K floats per task
-            int perPack = Math.max(1, (1 << 16) / (k * NR));
-            int packTasks = (np + perPack - 1) / perPack;
-            Parallel.forEach(packTasks, t -> packB(layout, b, bOff, n, k, kc, jc, np,
-                    t * perPack, Math.min(np, (t + 1) * perPack), pb));
-
-            // compute: tasks are (range of row blocks) × (range of panels)
-            long flops = 2L * m * Math.min(n - jc, np * NR) * k;
-            int want = (int) Math.max(1, Math.min(TASKS, flops / TASK_FLOPS));
-            int rbPer = Math.max(1, (rowBlocks + want - 1) / want);
-            int rTasks = (rowBlocks + rbPer - 1) / rbPer;
-            int cWant = Math.max(1, Math.min(np, (want + rTasks - 1) / rTasks));
-            int qPer = (np + cWant - 1) / cWant, cTasks = (np + qPer - 1) / qPer;
-            Parallel.forEach(rTasks * cTasks, t -> {
-                int rt = t / cTasks, ct = t % cTasks;
-                Scratch s = SCRATCH.get();
-                for (int rb = rt * rbPer; rb < Math.min(rowBlocks, (rt + 1) * rbPer); rb++)
-                    block(layout, out, outOff, a, aOff, pb, bias, biasOff, m, n, k, kc, accumulate,
-                            rb * MC, Math.min(m, rb * MC + MC), jc, np, ct * qPer, Math.min(np, ct * qPer + qPer), s);
-            });
+        for (int q0 = 0; q0 < panels; q0 += bChunk) {
+            int np = Math.min(bChunk, panels - q0), jc = q0 * NR;
+            for (int rb0 = 0; rb0 < rowBlocks; rb0 += aChunk) {
+                int nrb = Math.min(aChunk, rowBlocks - rb0), i0 = rb0 * MC;
+                // pack: a task per row block of A, then (first time round for this B chunk) ~64K floats of B per task
+                int bPer = Math.max(1, (1 << 16) / (k * NR)), bTasks = rb0 == 0 ? (np + bPer - 1) / bPer : 0;
+                run(parallel, nrb + bTasks, t -> {
+                    if (t < nrb) {
+                        int r0 = i0 + t * MC;
+                        packA(layout, a, aOff, m, k, kc, r0, Math.min(m, r0 + MC), pa, t * MC * k);
+                    } else {
+                        int u = t - nrb;
+                        packB(layout, b, bOff, n, k, kc, jc, np, u * bPer, Math.min(np, (u + 1) * bPer), pb);
+                    }
+                });
+                // compute: tasks are (run of row blocks) × (run of panels), sized from the shape only
+                long flops = 2L * Math.min(m - i0, nrb * MC) * Math.min(n - jc, np * NR) * k;
+                int want = (int) Math.max(1, Math.min(TASKS, flops / TASK_FLOPS));
+                int rbPer = (nrb + want - 1) / want, rTasks = (nrb + rbPer - 1) / rbPer;
+                int cWant = Math.max(1, Math.min(np, (want + rTasks - 1) / rTasks));
+                int qPer = (np + cWant - 1) / cWant, cTasks = (np + qPer - 1) / qPer;
+                run(parallel, rTasks * cTasks, t -> {
+                    int rt = t / cTasks, qa = t % cTasks * qPer, qb = Math.min(np, qa + qPer);
+                    Scratch s = SCRATCH.get();
+                    for (int r = rt * rbPer; r < Math.min(nrb, (rt + 1) * rbPer); r++) {
+                        int r0 = i0 + r * MC;
+                        tile(out, outOff, pa, r * MC * k, pb, bias, biasOff, n, k, kc, accumulate,
+                                r0, Math.min(m, r0 + MC), jc, np, qa, qb, s);
+                    }
+                });
+            }
         }
     }
 
-    /** Rows [i0, i1) × panels [qa, qb) of the packed chunk that starts at column jc. */
-    private static void block(Gemm layout, float[] out, int outOff, float[] a, int aOff, float[] pb,
-                              float[] bias, int biasOff, int m, int n, int k, int kc, boolean accumulate,
-                              int i0, int i1, int jc, int np, int qa, int qb, Scratch s) {
-        float[] pa = s.a;
+    /** Rows padded to whole panels: MR-row panels, then MR_EDGE-row panels. */
+    private static int padRows(int rows) {
+        return rows / MR * MR + (rows % MR + MR_EDGE - 1) / MR_EDGE * MR_EDGE;
+    }
+
+    /** Rows [i0, i1) (one row block, packed at pa[ab]) × panels [qa, qb) of the B chunk at column jc. */
+    private static void tile(float[] out, int outOff, float[] pa, int ab, float[] pb,
+                             float[] bias, int biasOff, int n, int k, int kc, boolean accumulate,
+                             int i0, int i1, int jc, int np, int qa, int qb, Scratch s) {
+        int rowsPad = padRows(i1 - i0);
         for (int k0 = 0; k0 < k; k0 += kc) {
             int kcb = Math.min(kc, k - k0);
             boolean first = k0 == 0, keep = !first || accumulate, withBias = first && bias != null;
-            packA(layout, a, aOff, m, k, i0, i1, k0, kcb, pa);
             for (int q = qa; q < qb; q++) {
                 int j0 = jc + q * NR, w = Math.min(NR, n - j0);
                 int bo = k0 * np * NR + q * kcb * NR;
-                int po = 0;
+                int po = ab + k0 * rowsPad;
                 for (int i = i0; i < i1; ) {
                     int h = i1 - i >= MR ? MR : MR_EDGE, v = Math.min(h, i1 - i);
                     int oo = outOff + i * n + j0;
@@ -146,30 +172,33 @@ final class CpuGemmVector {
     }
 
     /**
-     * Packs rows [i0, i1) × k [k0, k0+kc) of op(A) into consecutive panels of MR rows (then
-     * MR_EDGE rows for the remainder, zero-padded), each stored [kc][h] so the kernel reads one
-     * row-group per k.
+     * Packs rows [i0, i1) of op(A) at pa[base]: k-block after k-block (block k0 at base + k0·padRows),
+     * each a run of panels of MR rows (then MR_EDGE rows for the remainder, zero-padded) stored
+     * [kcb][h], so the kernel reads one row-group per k.
      */
-    private static void packA(Gemm layout, float[] a, int aOff, int m, int k, int i0, int i1, int k0, int kc, float[] pa) {
-        int po = 0;
-        for (int i = i0; i < i1; ) {
-            int h = i1 - i >= MR ? MR : MR_EDGE, v = Math.min(h, i1 - i);
-            if (layout == Gemm.TN) { // a is [k, m]: the panel's rows are contiguous at each k
-                for (int p = 0; p < kc; p++) {
-                    int src = aOff + (k0 + p) * m + i, dst = po + p * h;
-                    for (int r = 0; r < v; r++) pa[dst + r] = a[src + r];
-                    for (int r = v; r < h; r++) pa[dst + r] = 0f;
+    private static void packA(Gemm layout, float[] a, int aOff, int m, int k, int kc, int i0, int i1, float[] pa, int base) {
+        int rowsPad = padRows(i1 - i0);
+        for (int k0 = 0; k0 < k; k0 += kc) {
+            int kcb = Math.min(kc, k - k0), po = base + k0 * rowsPad;
+            for (int i = i0; i < i1; ) {
+                int h = i1 - i >= MR ? MR : MR_EDGE, v = Math.min(h, i1 - i);
+                if (layout == Gemm.TN) { // a is [k, m]: the panel's rows are contiguous at each k
+                    for (int p = 0; p < kcb; p++) {
+                        int src = aOff + (k0 + p) * m + i, dst = po + p * h;
+                        for (int r = 0; r < v; r++) pa[dst + r] = a[src + r];
+                        for (int r = v; r < h; r++) pa[dst + r] = 0f;
+                    }
+                } else { // a is [m, k]: transpose
+                    for (int r = 0; r < v; r++) {
+                        int src = aOff + (i + r) * k + k0, dst = po + r;
+                        for (int p = 0; p < kcb; p++) pa[dst + p * h] = a[src + p];
+                    }
+                    for (int r = v; r < h; r++)
+                        for (int p = 0; p < kcb; p++) pa[po + r + p * h] = 0f;
                 }
-            } else { // a is [m, k]: transpose
-                for (int r = 0; r < v; r++) {
-                    int src = aOff + (i + r) * k + k0, dst = po + r;
-                    for (int p = 0; p < kc; p++) pa[dst + p * h] = a[src + p];
-                }
-                for (int r = v; r < h; r++)
-                    for (int p = 0; p < kc; p++) pa[po + r + p * h] = 0f;
+                po += h * kcb;
+                i += h;
             }
-            po += h * kc;
-            i += h;
         }
     }
 

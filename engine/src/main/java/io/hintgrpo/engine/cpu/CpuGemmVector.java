@@ -38,6 +38,8 @@ final class CpuGemmVector {
     private static final int MC = 96;
     /** NT with fewer rows than this runs as dot products: packing B would cost more than it saves. */
     static final int DOT_M = 16;
+    /** NN/TN with at most this many rows read b in place: each b element is used too few times to copy it. */
+    static final int IN_PLACE_M = 48;
     /** Packed A and packed B are each built in chunks of at most this many floats (an LM head can be huge). */
     private static final long CHUNK = 4L << 20;
     /** Compute tasks per chunk: plenty to balance a few threads (the tiles share nothing). */
@@ -49,6 +51,8 @@ final class CpuGemmVector {
 
     private static final class Scratch {
         final float[] tile = new float[MR * NR];
+        final float[] panel = new float[KC * NR];
+        final int[] rows = new int[L];
         final float[] dot = new float[16];
         final float[] lanes = new float[L];
         float[] pa = new float[0], pb = new float[0]; // packed operands, used by the thread that calls gemm
@@ -69,36 +73,45 @@ final class CpuGemmVector {
 
     // ---- packed path ----
 
+    /** Where a tile's B panels come from. */
+    private static final int B_SHARED = 0, B_PANEL = 1, B_IN_PLACE = 2;
+
     /**
-     * A and B are packed once (one parallel phase), then tiles of (row block × range of panels) are
-     * computed from the packed copies (a second phase). Packed A: row block after row block, each
-     * k-block after k-block, each a run of row panels [kcb][h]. Packed B: see {@link #packB}.
+     * A is packed up front (a task per row block). B depends on how often a panel is used: with
+     * several row blocks, all of B is packed up front too and shared; with one row block each panel
+     * is used once, so the tile packs it right before use (it stays in L1), or, for NN/TN with very
+     * few rows, the kernel reads b in place. Then tiles of (row block × run of panels) are computed.
+     *
+     * <p>Packed A: row block after row block (MC·k floats each), k-block after k-block within it,
+     * each a run of row panels stored [kcb][h]. Packed B: see {@link #packB}.
      */
     private static void packed(Gemm layout, float[] out, int outOff, float[] a, int aOff, float[] b, int bOff,
                                float[] bias, int biasOff, int m, int n, int k, boolean accumulate) {
         int kBlocks = (k + KC - 1) / KC, kc = (k + kBlocks - 1) / kBlocks; // near-equal k-blocks, each ≤ KC
         int panels = (n + NR - 1) / NR, rowBlocks = (m + MC - 1) / MC;
-        int bChunk = (int) Math.max(1, Math.min(panels, CHUNK / ((long) k * NR)));
+        int bMode = rowBlocks > 1 ? B_SHARED : layout != Gemm.NT && m <= IN_PLACE_M ? B_IN_PLACE : B_PANEL;
+        int bChunk = bMode != B_SHARED ? panels : (int) Math.max(1, Math.min(panels, CHUNK / ((long) k * NR)));
         int aChunk = (int) Math.max(1, Math.min(rowBlocks, CHUNK / ((long) k * MC)));
         boolean parallel = 2L * m * n * k >= PARALLEL_FLOPS;
         Scratch caller = SCRATCH.get();
         if (caller.pa.length < aChunk * MC * k) caller.pa = new float[aChunk * MC * k];
-        if (caller.pb.length < bChunk * NR * k) caller.pb = new float[bChunk * NR * k];
+        if (bMode == B_SHARED && caller.pb.length < bChunk * NR * k) caller.pb = new float[bChunk * NR * k];
         float[] pa = caller.pa, pb = caller.pb;
 
         for (int q0 = 0; q0 < panels; q0 += bChunk) {
             int np = Math.min(bChunk, panels - q0), jc = q0 * NR;
             for (int rb0 = 0; rb0 < rowBlocks; rb0 += aChunk) {
                 int nrb = Math.min(aChunk, rowBlocks - rb0), i0 = rb0 * MC;
-                // pack: a task per row block of A, then (first time round for this B chunk) ~64K floats of B per task
-                int bPer = Math.max(1, (1 << 16) / (k * NR)), bTasks = rb0 == 0 ? (np + bPer - 1) / bPer : 0;
+                // pack: a task per row block of A, then (shared B, first time round for this chunk) ~64K floats of B per task
+                int bPer = Math.max(1, (1 << 16) / (k * NR));
+                int bTasks = bMode == B_SHARED && rb0 == 0 ? (np + bPer - 1) / bPer : 0;
                 run(parallel, nrb + bTasks, t -> {
                     if (t < nrb) {
                         int r0 = i0 + t * MC;
                         packA(layout, a, aOff, m, k, kc, r0, Math.min(m, r0 + MC), pa, t * MC * k);
                     } else {
                         int u = t - nrb;
-                        packB(layout, b, bOff, n, k, kc, jc, np, u * bPer, Math.min(np, (u + 1) * bPer), pb);
+                        packB(layout, b, bOff, n, k, kc, jc, np, u * bPer, Math.min(np, (u + 1) * bPer), pb, SCRATCH.get().rows);
                     }
                 });
                 // compute: tasks are (run of row blocks) × (run of panels), sized from the shape only
@@ -112,7 +125,7 @@ final class CpuGemmVector {
                     Scratch s = SCRATCH.get();
                     for (int r = rt * rbPer; r < Math.min(nrb, (rt + 1) * rbPer); r++) {
                         int r0 = i0 + r * MC;
-                        tile(out, outOff, pa, r * MC * k, pb, bias, biasOff, n, k, kc, accumulate,
+                        tile(layout, out, outOff, pa, r * MC * k, b, bOff, pb, bMode, bias, biasOff, n, k, kc, accumulate,
                                 r0, Math.min(m, r0 + MC), jc, np, qa, qb, s);
                     }
                 });
@@ -126,28 +139,40 @@ final class CpuGemmVector {
     }
 
     /** Rows [i0, i1) (one row block, packed at pa[ab]) × panels [qa, qb) of the B chunk at column jc. */
-    private static void tile(float[] out, int outOff, float[] pa, int ab, float[] pb,
-                             float[] bias, int biasOff, int n, int k, int kc, boolean accumulate,
+    private static void tile(Gemm layout, float[] out, int outOff, float[] pa, int ab, float[] b, int bOff, float[] pb,
+                             int bMode, float[] bias, int biasOff, int n, int k, int kc, boolean accumulate,
                              int i0, int i1, int jc, int np, int qa, int qb, Scratch s) {
         int rowsPad = padRows(i1 - i0);
+        if (bMode != B_SHARED) gatherMap(s.rows, k);
         for (int k0 = 0; k0 < k; k0 += kc) {
             int kcb = Math.min(kc, k - k0);
             boolean first = k0 == 0, keep = !first || accumulate, withBias = first && bias != null;
             for (int q = qa; q < qb; q++) {
                 int j0 = jc + q * NR, w = Math.min(NR, n - j0);
-                int bo = k0 * np * NR + q * kcb * NR;
+                float[] bp = s.panel;
+                int bo = 0, ldb = NR;
+                if (bMode == B_SHARED) {
+                    bp = pb;
+                    bo = k0 * np * NR + q * kcb * NR;
+                } else if (bMode == B_IN_PLACE && w == NR) {
+                    bp = b;
+                    bo = bOff + k0 * n + j0;
+                    ldb = n;
+                } else {
+                    packPanel(layout, b, bOff, n, k, j0, w, k0, kcb, s.panel, 0, s.rows);
+                }
                 int po = ab + k0 * rowsPad;
                 for (int i = i0; i < i1; ) {
                     int h = i1 - i >= MR ? MR : MR_EDGE, v = Math.min(h, i1 - i);
                     int oo = outOff + i * n + j0;
                     if (v == h && w == NR) {
                         if (withBias) initBias(out, oo, n, v, w, bias, biasOff + j0, keep);
-                        kernel(h, kcb, pa, po, pb, bo, out, oo, n, keep || withBias);
+                        kernel(h, kcb, pa, po, bp, bo, ldb, out, oo, n, keep || withBias);
                     } else { // edge tile: run the full kernel on a padded copy
                         float[] t = s.tile;
                         if (keep) for (int r = 0; r < v; r++) System.arraycopy(out, oo + r * n, t, r * NR, w);
                         if (withBias) initBias(t, 0, NR, v, w, bias, biasOff + j0, keep);
-                        kernel(h, kcb, pa, po, pb, bo, t, 0, NR, keep || withBias);
+                        kernel(h, kcb, pa, po, bp, bo, ldb, t, 0, NR, keep || withBias);
                         for (int r = 0; r < v; r++) System.arraycopy(t, r * NR, out, oo + r * n, w);
                     }
                     po += h * kcb;
@@ -165,10 +190,10 @@ final class CpuGemmVector {
         }
     }
 
-    private static void kernel(int h, int kc, float[] a, int ao, float[] b, int bo,
+    private static void kernel(int h, int kc, float[] a, int ao, float[] b, int bo, int ldb,
                                float[] c, int co, int ldc, boolean load) {
-        if (h == 12) kernel12(kc, a, ao, b, bo, NR, c, co, ldc, load);
-        else kernel4(kc, a, ao, b, bo, NR, c, co, ldc, load);
+        if (h == 12) kernel12(kc, a, ao, b, bo, ldb, c, co, ldc, load);
+        else kernel4(kc, a, ao, b, bo, ldb, c, co, ldc, load);
     }
 
     /**
@@ -204,29 +229,46 @@ final class CpuGemmVector {
 
     /**
      * Packs panels [qa, qb) of the chunk that starts at column jc (np panels) for every k-block:
-     * block (k0, kcb), panel q lives at k0·np·NR + q·kcb·NR, stored [kcb][NR], columns past n zero.
+     * block (k0, kcb), panel q lives at k0·np·NR + q·kcb·NR.
      */
     private static void packB(Gemm layout, float[] b, int bOff, int n, int k, int kc, int jc, int np,
-                              int qa, int qb, float[] pb) {
+                              int qa, int qb, float[] pb, int[] rows) {
+        gatherMap(rows, k);
         for (int q = qa; q < qb; q++) {
             int j0 = jc + q * NR, w = Math.min(NR, n - j0);
             for (int k0 = 0; k0 < k; k0 += kc) {
-                int kcb = Math.min(kc, k - k0), dst = k0 * np * NR + q * kcb * NR;
-                if (layout == Gemm.NT) { // b is [n, k]: transpose
-                    for (int c = 0; c < w; c++) {
-                        int src = bOff + (j0 + c) * k + k0;
-                        for (int p = 0; p < kcb; p++) pb[dst + p * NR + c] = b[src + p];
-                    }
-                    for (int c = w; c < NR; c++)
-                        for (int p = 0; p < kcb; p++) pb[dst + p * NR + c] = 0f;
-                } else { // b is [k, n]: rows are already contiguous
-                    for (int p = 0; p < kcb; p++) {
-                        int src = bOff + (k0 + p) * n + j0, d = dst + p * NR;
-                        // plain loops, not vector ops: those crawl until C2 compiles this (rarely hot) method
-                        for (int c = 0; c < w; c++) pb[d + c] = b[src + c];
-                        for (int c = w; c < NR; c++) pb[d + c] = 0f;
-                    }
-                }
+                int kcb = Math.min(kc, k - k0);
+                packPanel(layout, b, bOff, n, k, j0, w, k0, kcb, pb, k0 * np * NR + q * kcb * NR, rows);
+            }
+        }
+    }
+
+    /** rows[c] = c·k: lane c of a gather reads row c of an NT b. */
+    private static void gatherMap(int[] rows, int k) {
+        for (int c = 0; c < L; c++) rows[c] = c * k;
+    }
+
+    /** Columns [j0, j0+w) × k [k0, k0+kcb) of op(B) at dst[d], stored [kcb][NR], columns past w zero. */
+    private static void packPanel(Gemm layout, float[] b, int bOff, int n, int k, int j0, int w, int k0, int kcb,
+                                  float[] dst, int d, int[] rows) {
+        if (layout == Gemm.NT && w == NR) { // b is [n, k]: transpose, a gathered column per k
+            int src = bOff + j0 * k + k0;
+            for (int p = 0; p < kcb; p++) {
+                FloatVector.fromArray(S, b, src + p, rows, 0).intoArray(dst, d + p * NR);
+                FloatVector.fromArray(S, b, src + L * k + p, rows, 0).intoArray(dst, d + p * NR + L);
+            }
+        } else if (layout == Gemm.NT) {
+            for (int c = 0; c < w; c++) {
+                int src = bOff + (j0 + c) * k + k0;
+                for (int p = 0; p < kcb; p++) dst[d + p * NR + c] = b[src + p];
+            }
+            for (int c = w; c < NR; c++)
+                for (int p = 0; p < kcb; p++) dst[d + p * NR + c] = 0f;
+        } else { // b is [k, n]: rows are already contiguous
+            for (int p = 0; p < kcb; p++) {
+                int src = bOff + (k0 + p) * n + j0, o = d + p * NR;
+                for (int c = 0; c < w; c++) dst[o + c] = b[src + c];
+                for (int c = w; c < NR; c++) dst[o + c] = 0f;
             }
         }
     }

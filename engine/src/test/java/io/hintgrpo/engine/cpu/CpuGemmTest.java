@@ -53,12 +53,13 @@ class CpuGemmTest {
                         checkOne(layout, s[0], s[1], s[2], bias, acc, rnd);
     }
 
-    /** Enough columns × k that packed B is built in more than one chunk. */
+    /** Operands big enough that packed A or packed B (4M floats a chunk) is built in more than one chunk. */
     @Test
-    void packedBInChunks() {
+    void packedInChunks() {
         SplittableRandom rnd = new SplittableRandom(7);
-        checkOne(Gemm.NT, 17, 14000, 320, true, true, rnd);
-        checkOne(Gemm.NN, 20, 14000, 320, false, false, rnd);
+        checkOne(Gemm.NT, 100, 900, 5000, true, true, rnd);   // B: 26 panels a chunk
+        checkOne(Gemm.NN, 800, 40, 5000, false, false, rnd);  // A: 8 row blocks a chunk
+        checkOne(Gemm.TN, 97, 14000, 320, true, false, rnd);  // B: 409 panels a chunk
     }
 
     @Test

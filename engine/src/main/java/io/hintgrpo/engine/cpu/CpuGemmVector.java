@@ -2,6 +2,8 @@ package io.hintgrpo.engine.cpu;
 
 import io.hintgrpo.engine.Kernels.Gemm;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorMask;
+import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
 import java.util.function.IntConsumer;
@@ -53,12 +55,13 @@ final class CpuGemmVector {
         final float[] tile = new float[MR * NR];
         final float[] panel = new float[KC * NR];
         final int[] rows = new int[L];
-        final float[] dot = new float[16];
-        final float[] lanes = new float[L];
+        final float[] dot = new float[64], acc = new float[16];
+        final int[] bRows = new int[16];
         float[] pa = new float[0], pb = new float[0]; // packed operands, used by the thread that calls gemm
     }
 
     private static final ThreadLocal<Scratch> SCRATCH = ThreadLocal.withInitial(Scratch::new);
+    private static final ThreadLocal<float[]> SCRATCH_LANES = ThreadLocal.withInitial(() -> new float[16 * L]);
 
     static void gemm(Gemm layout, float[] out, int outOff, float[] a, int aOff, float[] b, int bOff,
                      float[] bias, int biasOff, int m, int n, int k, boolean accumulate) {
@@ -275,39 +278,57 @@ final class CpuGemmVector {
 
     // ---- NT with few rows: dot products ----
 
+    /**
+     * out[i, j] = a[i, :]·b[j, :] straight from the rows (b is read once, the rows of a stay in L1).
+     * Tasks own groups of 16 columns; inside, 4 rows × 4 columns at a time, then single rows × 16.
+     */
     private static void dotNT(float[] out, int outOff, float[] a, int aOff, float[] b, int bOff,
                               float[] bias, int biasOff, int m, int n, int k, boolean accumulate) {
-        int groups = (n + 3) / 4;
+        int groups = (n + 15) / 16;
         long flops = 2L * m * n * k;
         int want = (int) Math.max(1, Math.min(Math.min(groups, 4L * TASKS), flops / TASK_FLOPS));
         int gPer = (groups + want - 1) / want, tasks = (groups + gPer - 1) / gPer;
         Parallel.forEach(tasks, t -> {
             Scratch s = SCRATCH.get();
-            float[] res = s.dot;
+            float[] res = s.dot, acc = s.acc;
+            int[] bo = s.bRows;
             for (int g = t * gPer; g < Math.min(groups, (t + 1) * gPer); g++) {
-                int j = g * 4, cols = Math.min(4, n - j);
-                for (int i = 0; i < m; i += 4) {
-                    int rows = Math.min(4, m - i);
-                    // rows/columns past the edge repeat the last one: computed, never stored
-                    dot4x4(k, a, aOff + i * k, aOff + Math.min(i + 1, m - 1) * k,
-                            aOff + Math.min(i + 2, m - 1) * k, aOff + Math.min(i + 3, m - 1) * k,
-                            b, bOff + j * k, bOff + Math.min(j + 1, n - 1) * k,
-                            bOff + Math.min(j + 2, n - 1) * k, bOff + Math.min(j + 3, n - 1) * k, res, s.lanes);
-                    for (int r = 0; r < rows; r++)
-                        for (int c = 0; c < cols; c++) {
-                            float v = res[r * 4 + c];
-                            if (bias != null) v += bias[biasOff + j + c];
-                            int o = outOff + (i + r) * n + j + c;
-                            out[o] = accumulate ? out[o] + v : v;
-                        }
+                int j = g * 16, cols = Math.min(16, n - j);
+                // columns past the edge repeat the last one: computed, never stored
+                for (int c = 0; c < 16; c++) bo[c] = bOff + Math.min(j + c, n - 1) * k;
+                int i = 0;
+                for (; i + 4 <= m; i += 4) {
+                    int a0 = aOff + i * k;
+                    for (int c = 0; c < 16; c += 4) {
+                        dot4x4(k, a, a0, a0 + k, a0 + 2 * k, a0 + 3 * k, b, bo[c], bo[c + 1], bo[c + 2], bo[c + 3], acc);
+                        for (int r = 0; r < 4; r++)
+                            for (int cc = 0; cc < 4; cc++) res[r * 16 + c + cc] = acc[r * 4 + cc];
+                    }
+                    store(out, outOff, n, i, 4, j, cols, res, bias, biasOff, accumulate);
+                }
+                for (; i < m; i++) {
+                    dot1x16(k, a, aOff + i * k, b, bo, res);
+                    store(out, outOff, n, i, 1, j, cols, res, bias, biasOff, accumulate);
                 }
             }
         });
     }
 
-    /** res[r·4 + c] = Σ_p a[ar + p]·b[bc + p] for 4 rows of a and 4 rows of b, lanes then tail. */
+    /** out[i0 + r, j + c] (+)= res[r·16 + c] + bias[j + c]. */
+    private static void store(float[] out, int outOff, int n, int i0, int rows, int j, int cols, float[] res,
+                              float[] bias, int biasOff, boolean accumulate) {
+        for (int r = 0; r < rows; r++)
+            for (int c = 0; c < cols; c++) {
+                float v = res[r * 16 + c];
+                if (bias != null) v += bias[biasOff + j + c];
+                int o = outOff + (i0 + r) * n + j + c;
+                out[o] = accumulate ? out[o] + v : v;
+            }
+    }
+
+    /** res[r·4 + c] = Σ_p a[ar + p]·b[bc + p] for 4 rows of a and 4 rows of b: lanes, then the k tail. */
     private static void dot4x4(int k, float[] a, int a0, int a1, int a2, int a3,
-                               float[] b, int b0, int b1, int b2, int b3, float[] res, float[] lanes) {
+                               float[] b, int b0, int b1, int b2, int b3, float[] res) {
         FloatVector zero = FloatVector.zero(S);
         FloatVector s00 = zero, s01 = zero, s02 = zero, s03 = zero, s10 = zero, s11 = zero, s12 = zero, s13 = zero,
                 s20 = zero, s21 = zero, s22 = zero, s23 = zero, s30 = zero, s31 = zero, s32 = zero, s33 = zero;
@@ -324,10 +345,12 @@ final class CpuGemmVector {
             x = FloatVector.fromArray(S, a, a3 + p);
             s30 = x.fma(y0, s30); s31 = x.fma(y1, s31); s32 = x.fma(y2, s32); s33 = x.fma(y3, s33);
         }
-        res[0] = sum(s00, lanes); res[1] = sum(s01, lanes); res[2] = sum(s02, lanes); res[3] = sum(s03, lanes);
-        res[4] = sum(s10, lanes); res[5] = sum(s11, lanes); res[6] = sum(s12, lanes); res[7] = sum(s13, lanes);
-        res[8] = sum(s20, lanes); res[9] = sum(s21, lanes); res[10] = sum(s22, lanes); res[11] = sum(s23, lanes);
-        res[12] = sum(s30, lanes); res[13] = sum(s31, lanes); res[14] = sum(s32, lanes); res[15] = sum(s33, lanes);
+        float[] t = SCRATCH_LANES.get(); // through memory: 16 vectors as arguments would be boxed
+        s00.intoArray(t, 0); s01.intoArray(t, 1 * L); s02.intoArray(t, 2 * L); s03.intoArray(t, 3 * L);
+        s10.intoArray(t, 4 * L); s11.intoArray(t, 5 * L); s12.intoArray(t, 6 * L); s13.intoArray(t, 7 * L);
+        s20.intoArray(t, 8 * L); s21.intoArray(t, 9 * L); s22.intoArray(t, 10 * L); s23.intoArray(t, 11 * L);
+        s30.intoArray(t, 12 * L); s31.intoArray(t, 13 * L); s32.intoArray(t, 14 * L); s33.intoArray(t, 15 * L);
+        sum16(t, res);
         for (int p = kv; p < k; p++) {
             float x0 = a[a0 + p], x1 = a[a1 + p], x2 = a[a2 + p], x3 = a[a3 + p];
             float y0 = b[b0 + p], y1 = b[b1 + p], y2 = b[b2 + p], y3 = b[b3 + p];
@@ -338,15 +361,93 @@ final class CpuGemmVector {
         }
     }
 
+    /** res[c] = Σ_p a[a0 + p]·b[bo[c] + p] for one row of a and 16 rows of b: lanes, then the k tail. */
+    private static void dot1x16(int k, float[] a, int a0, float[] b, int[] bo, float[] res) {
+        FloatVector zero = FloatVector.zero(S);
+        FloatVector s0 = zero, s1 = zero, s2 = zero, s3 = zero, s4 = zero, s5 = zero, s6 = zero, s7 = zero,
+                s8 = zero, s9 = zero, s10 = zero, s11 = zero, s12 = zero, s13 = zero, s14 = zero, s15 = zero;
+        int b0 = bo[0], b1 = bo[1], b2 = bo[2], b3 = bo[3], b4 = bo[4], b5 = bo[5], b6 = bo[6], b7 = bo[7],
+                b8 = bo[8], b9 = bo[9], b10 = bo[10], b11 = bo[11], b12 = bo[12], b13 = bo[13], b14 = bo[14], b15 = bo[15];
+        int kv = k - k % L;
+        for (int p = 0; p < kv; p += L) {
+            FloatVector x = FloatVector.fromArray(S, a, a0 + p);
+            s0 = x.fma(FloatVector.fromArray(S, b, b0 + p), s0); s1 = x.fma(FloatVector.fromArray(S, b, b1 + p), s1);
+            s2 = x.fma(FloatVector.fromArray(S, b, b2 + p), s2); s3 = x.fma(FloatVector.fromArray(S, b, b3 + p), s3);
+            s4 = x.fma(FloatVector.fromArray(S, b, b4 + p), s4); s5 = x.fma(FloatVector.fromArray(S, b, b5 + p), s5);
+            s6 = x.fma(FloatVector.fromArray(S, b, b6 + p), s6); s7 = x.fma(FloatVector.fromArray(S, b, b7 + p), s7);
+            s8 = x.fma(FloatVector.fromArray(S, b, b8 + p), s8); s9 = x.fma(FloatVector.fromArray(S, b, b9 + p), s9);
+            s10 = x.fma(FloatVector.fromArray(S, b, b10 + p), s10); s11 = x.fma(FloatVector.fromArray(S, b, b11 + p), s11);
+            s12 = x.fma(FloatVector.fromArray(S, b, b12 + p), s12); s13 = x.fma(FloatVector.fromArray(S, b, b13 + p), s13);
+            s14 = x.fma(FloatVector.fromArray(S, b, b14 + p), s14); s15 = x.fma(FloatVector.fromArray(S, b, b15 + p), s15);
+        }
+        float[] t = SCRATCH_LANES.get(); // through memory: 16 vectors as arguments would be boxed
+        s0.intoArray(t, 0); s1.intoArray(t, 1 * L); s2.intoArray(t, 2 * L); s3.intoArray(t, 3 * L);
+        s4.intoArray(t, 4 * L); s5.intoArray(t, 5 * L); s6.intoArray(t, 6 * L); s7.intoArray(t, 7 * L);
+        s8.intoArray(t, 8 * L); s9.intoArray(t, 9 * L); s10.intoArray(t, 10 * L); s11.intoArray(t, 11 * L);
+        s12.intoArray(t, 12 * L); s13.intoArray(t, 13 * L); s14.intoArray(t, 14 * L); s15.intoArray(t, 15 * L);
+        sum16(t, res);
+        for (int p = kv; p < k; p++)
+            for (int c = 0; c < 16; c++) res[c] = Math.fma(a[a0 + p], b[bo[c] + p], res[c]);
+    }
+
+    // Lane sums in a fixed order, not reduceLanes (which may associate differently in the interpreter
+    // and in compiled code, and so break run-to-run identity). A fold of x and y with bit d gives,
+    // at lane l, x[l] + x[l^d] where bit d of l is clear and y[l] + y[l^d] where it is set; four
+    // rounds of folds (d = 8, 4, 2, 1) turn 16 vectors of 16 lanes into one vector of 16 sums.
+    // (The shuffles and masks are built for any width so that class initialisation never fails.)
+    private static final VectorShuffle<Float> SWAP8 = swap(8), SWAP4 = swap(4), SWAP2 = swap(2), SWAP1 = swap(1);
+    private static final VectorMask<Float> BIT8 = bitMask(8), BIT4 = bitMask(4), BIT2 = bitMask(2), BIT1 = bitMask(1);
+    /** After the folds, lane l holds the sum of vector bit-reverse(l). */
+    private static final int[] REVERSED = new int[16];
+
+    static {
+        for (int l = 0; l < 16; l++) REVERSED[l] = Integer.reverse(l) >>> 28;
+    }
+
+    private static VectorShuffle<Float> swap(int bit) {
+        return VectorShuffle.fromOp(S, l -> (l ^ bit) & (L - 1));
+    }
+
+    private static VectorMask<Float> bitMask(int bit) {
+        boolean[] set = new boolean[L];
+        for (int l = 0; l < L; l++) set[l] = (l & bit) != 0;
+        return VectorMask.fromArray(S, set, 0);
+    }
+
     /**
-     * Sum of the lanes in a fixed order (reduceLanes may reassociate differently in the
-     * interpreter and in compiled code, which would break run-to-run bit-identity).
+     * res[i] = lane sum of the vector stored at t[i·L, (i+1)·L), i < 16, in a fixed order. The
+     * folds are written out: a helper taking vectors would be compiled on its own and box them.
      */
-    private static float sum(FloatVector v, float[] lanes) {
-        v.intoArray(lanes, 0);
-        float s = 0f;
-        for (int i = 0; i < L; i++) s += lanes[i];
-        return s;
+    private static void sum16(float[] t, float[] res) {
+        if (L != 16) { // other widths: lanes in order
+            for (int i = 0; i < 16; i++) {
+                float s = 0f;
+                for (int l = 0; l < L; l++) s += t[i * L + l];
+                res[i] = s;
+            }
+            return;
+        }
+        FloatVector v0 = FloatVector.fromArray(S, t, 0), v1 = FloatVector.fromArray(S, t, 1 * L), v2 = FloatVector.fromArray(S, t, 2 * L), v3 = FloatVector.fromArray(S, t, 3 * L);
+        FloatVector v4 = FloatVector.fromArray(S, t, 4 * L), v5 = FloatVector.fromArray(S, t, 5 * L), v6 = FloatVector.fromArray(S, t, 6 * L), v7 = FloatVector.fromArray(S, t, 7 * L);
+        FloatVector v8 = FloatVector.fromArray(S, t, 8 * L), v9 = FloatVector.fromArray(S, t, 9 * L), v10 = FloatVector.fromArray(S, t, 10 * L), v11 = FloatVector.fromArray(S, t, 11 * L);
+        FloatVector v12 = FloatVector.fromArray(S, t, 12 * L), v13 = FloatVector.fromArray(S, t, 13 * L), v14 = FloatVector.fromArray(S, t, 14 * L), v15 = FloatVector.fromArray(S, t, 15 * L);
+        FloatVector x0 = v0.blend(v1, BIT8).add(v0.rearrange(SWAP8).blend(v1.rearrange(SWAP8), BIT8));
+        FloatVector x1 = v2.blend(v3, BIT8).add(v2.rearrange(SWAP8).blend(v3.rearrange(SWAP8), BIT8));
+        FloatVector x2 = v4.blend(v5, BIT8).add(v4.rearrange(SWAP8).blend(v5.rearrange(SWAP8), BIT8));
+        FloatVector x3 = v6.blend(v7, BIT8).add(v6.rearrange(SWAP8).blend(v7.rearrange(SWAP8), BIT8));
+        FloatVector x4 = v8.blend(v9, BIT8).add(v8.rearrange(SWAP8).blend(v9.rearrange(SWAP8), BIT8));
+        FloatVector x5 = v10.blend(v11, BIT8).add(v10.rearrange(SWAP8).blend(v11.rearrange(SWAP8), BIT8));
+        FloatVector x6 = v12.blend(v13, BIT8).add(v12.rearrange(SWAP8).blend(v13.rearrange(SWAP8), BIT8));
+        FloatVector x7 = v14.blend(v15, BIT8).add(v14.rearrange(SWAP8).blend(v15.rearrange(SWAP8), BIT8));
+        FloatVector y0 = x0.blend(x1, BIT4).add(x0.rearrange(SWAP4).blend(x1.rearrange(SWAP4), BIT4));
+        FloatVector y1 = x2.blend(x3, BIT4).add(x2.rearrange(SWAP4).blend(x3.rearrange(SWAP4), BIT4));
+        FloatVector y2 = x4.blend(x5, BIT4).add(x4.rearrange(SWAP4).blend(x5.rearrange(SWAP4), BIT4));
+        FloatVector y3 = x6.blend(x7, BIT4).add(x6.rearrange(SWAP4).blend(x7.rearrange(SWAP4), BIT4));
+        FloatVector z0 = y0.blend(y1, BIT2).add(y0.rearrange(SWAP2).blend(y1.rearrange(SWAP2), BIT2));
+        FloatVector z1 = y2.blend(y3, BIT2).add(y2.rearrange(SWAP2).blend(y3.rearrange(SWAP2), BIT2));
+        FloatVector w = z0.blend(z1, BIT1).add(z0.rearrange(SWAP1).blend(z1.rearrange(SWAP1), BIT1));
+        w.intoArray(t, 0);
+        for (int l = 0; l < 16; l++) res[REVERSED[l]] = t[l];
     }
 
     // ---- micro-kernels, written out so that every accumulator stays in a register ----

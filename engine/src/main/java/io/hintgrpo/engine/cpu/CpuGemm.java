@@ -2,6 +2,8 @@ package io.hintgrpo.engine.cpu;
 
 import io.hintgrpo.engine.Kernels.Gemm;
 
+import java.util.function.IntConsumer;
+
 /**
  * The CPU matmul family behind {@code Kernels.gemm}: out[m,n] (+)= op(a)·op(b) (+ bias), row-major,
  * offsets in elements (layouts in {@link Gemm}).
@@ -77,55 +79,44 @@ public final class CpuGemm {
 
     // ---- scalar path ----
 
-    private static final int S_ROWS = 16, S_COLS = 256, S_KC = 256;
+    private static final int S_ROWS = 16, S_COLS = 256;
 
-    private static final ThreadLocal<float[]> S_SCRATCH = ThreadLocal.withInitial(() -> new float[S_KC * S_COLS]);
+    /** Per thread: S_ROWS accumulator rows and one row of op(b), each at offset 0 (see scalar). */
+    private static final ThreadLocal<float[][]> S_SCRATCH = ThreadLocal.withInitial(() -> new float[S_ROWS + 1][S_COLS]);
 
     /**
-     * Tasks of S_ROWS × S_COLS outputs; each output row segment is updated by axpy over k
-     * (out[i, j0:j1] += op(a)[i,p] · op(b)[p, j0:j1]), an inner loop the JIT auto-vectorizes. For NT
-     * a k-block of b is transposed into scratch first so that its rows are contiguous too.
+     * Tasks of S_ROWS × S_COLS outputs. For each k, row k of op(b) (its task's columns) is copied to
+     * scratch, then every row's accumulator gets acc[j] += op(a)[i,k] · brow[j]. Both arrays are
+     * indexed by j alone: that is the form the JIT auto-vectorizes (with two offsets it cannot rule
+     * out overlap and stays scalar).
      */
     private static void scalar(Gemm layout, float[] out, int outOff, float[] a, int aOff, float[] b, int bOff,
                                float[] bias, int biasOff, int m, int n, int k, boolean accumulate) {
         int rowTasks = (m + S_ROWS - 1) / S_ROWS, colTasks = (n + S_COLS - 1) / S_COLS;
-        Parallel.forEach(rowTasks * colTasks, t -> {
-            int i0 = t / colTasks * S_ROWS, i1 = Math.min(m, i0 + S_ROWS);
-            int j0 = t % colTasks * S_COLS, j1 = Math.min(n, j0 + S_COLS), w = j1 - j0;
-            for (int i = i0; i < i1; i++) {
-                int o = outOff + i * n + j0;
-                for (int j = 0; j < w; j++) {
-                    float v = bias == null ? 0f : bias[biasOff + j0 + j];
-                    out[o + j] = accumulate ? out[o + j] + v : v;
+        boolean parallel = 2L * m * n * k >= (1L << 22);
+        IntConsumer task = t -> {
+            int i0 = t / colTasks * S_ROWS, rows = Math.min(m, i0 + S_ROWS) - i0;
+            int j0 = t % colTasks * S_COLS, w = Math.min(n, j0 + S_COLS) - j0;
+            float[][] s = S_SCRATCH.get();
+            float[] brow = s[S_ROWS];
+            for (int r = 0; r < rows; r++) {
+                float[] acc = s[r];
+                int o = outOff + (i0 + r) * n + j0;
+                for (int j = 0; j < w; j++)
+                    acc[j] = (accumulate ? out[o + j] : 0f) + (bias == null ? 0f : bias[biasOff + j0 + j]);
+            }
+            for (int p = 0; p < k; p++) {
+                if (layout == Gemm.NT) for (int j = 0; j < w; j++) brow[j] = b[bOff + (j0 + j) * k + p];
+                else System.arraycopy(b, bOff + p * n + j0, brow, 0, w);
+                for (int r = 0; r < rows; r++) {
+                    float x = layout == Gemm.TN ? a[aOff + p * m + i0 + r] : a[aOff + (i0 + r) * k + p];
+                    float[] acc = s[r];
+                    for (int j = 0; j < w; j++) acc[j] += x * brow[j];
                 }
             }
-            float[] bt = S_SCRATCH.get();
-            for (int k0 = 0; k0 < k; k0 += S_KC) {
-                int kc = Math.min(S_KC, k - k0);
-                float[] rows;
-                int rowOff, ld;
-                if (layout == Gemm.NT) { // bt[p][j] = b[j0 + j][k0 + p]
-                    for (int j = 0; j < w; j++) {
-                        int src = bOff + (j0 + j) * k + k0;
-                        for (int p = 0; p < kc; p++) bt[p * w + j] = b[src + p];
-                    }
-                    rows = bt;
-                    rowOff = 0;
-                    ld = w;
-                } else {
-                    rows = b;
-                    rowOff = bOff + k0 * n + j0;
-                    ld = n;
-                }
-                for (int i = i0; i < i1; i++) {
-                    int o = outOff + i * n + j0;
-                    for (int p = 0; p < kc; p++) {
-                        float x = layout == Gemm.TN ? a[aOff + (k0 + p) * m + i] : a[aOff + i * k + k0 + p];
-                        int r = rowOff + p * ld;
-                        for (int j = 0; j < w; j++) out[o + j] += x * rows[r + j];
-                    }
-                }
-            }
-        });
+            for (int r = 0; r < rows; r++) System.arraycopy(s[r], 0, out, outOff + (i0 + r) * n + j0, w);
+        };
+        if (parallel) Parallel.forEach(rowTasks * colTasks, task);
+        else for (int t = 0; t < rowTasks * colTasks; t++) task.accept(t);
     }
 }

@@ -12,15 +12,22 @@ import java.util.function.IntConsumer;
  * The SIMD path of {@link CpuGemm}. Only {@link CpuGemm} touches this class, and only after it has
  * seen jdk.incubator.vector in the boot layer, so nothing here is loaded without the module.
  *
- * <p>GotoBLAS layout: B is packed once per call into NR-column panels, k-blocked, so that the
- * kernel's B reads are contiguous and a KC×NR panel stays in L1; each task packs its MC rows of A
- * into MR-row panels (in L2); a register-blocked micro-kernel keeps an MR×NR tile of C in
- * MR × 2 vector accumulators and runs one fma per accumulator per k. NT with few rows (decode)
- * skips packing: dot products straight from b's rows, which are read once.
+ * <p>GotoBLAS layout: op(A) is packed into panels of MR rows and op(B) into panels of NR columns,
+ * k-blocked by KC, so that the micro-kernel reads both contiguously; the kernel keeps an MR×NR tile
+ * of C in MR × 2 vector accumulators (one broadcast of A per row, one fma per accumulator per k).
+ * A KC×NR B panel stays in L1 while the row panels of a row block (MC rows, in L2) stream past it.
+ * How B gets packed depends on how often a panel is used (see {@link #packed}). NT with few rows
+ * (decode) does not pack at all: dot products straight from the rows of a and b.
  *
  * <p>Determinism: an output element is always computed by the same kernel (chosen from m, n, k
- * only) and summed over the k-blocks in order, each block sequentially along k. Task boundaries
- * depend on m, n, k only. So the result is bit-identical for any thread count.
+ * only), summed over the k-blocks in order, each block sequentially along k; lane sums use a fixed
+ * network. Task boundaries depend on m, n, k only. So the result is bit-identical for any thread
+ * count.
+ *
+ * <p>JDK 17's C2 keeps vectors in registers only when they never meet at a control-flow merge and
+ * never pass through a method that is compiled on its own; hence the written-out kernels, the
+ * two-branch stores and the lane sums through a scratch array. Until C2 has compiled the kernels
+ * (the first few calls, up to seconds for big shapes) the vector code runs far slower than scalar.
  */
 final class CpuGemmVector {
     private CpuGemmVector() {}

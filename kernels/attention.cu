@@ -16,7 +16,8 @@
 //     j of a kv head; it walks the query heads of the group and tiles of 32 query rows i ≥ j,
 //     so dk and dv of a row are summed by one warp in a fixed order (no atomics, deterministic).
 //     dq and dk/dv are two kernels because they have different owners.
-//   kv_cache_write: grid (m), block (128): one block per packed qkv row.
+//   kv_cache_write: grid (m), block (32…256 threads, a power of two sized to kvHeads·headDim): one
+//     block per packed qkv row.
 //   decode_attention: grid (heads, b), block (32): one warp per (sequence, query head), tiles of
 //     32 cached keys with the same online softmax as the forward.
 // Padding rows (i ≥ lengths[s]) get zeros in out, lse, dq, dk and dv.

@@ -1,10 +1,11 @@
 // Embedding rows and modality rows (Kernels.embedding, embeddingBackward, scatterRows, gatherRows).
 //
 // Launch shapes:
-//   embedding_forward, scatter_rows, gather_rows: grid (rows), block (256): one block copies one row.
-//   embedding_backward: grid (ceil(c / 256)), block (256): one thread owns one column of the table
-//     gradient and walks the rows in order, so repeated ids add up without atomics and in the
-//     same order as the CPU twin.
+//   embedding_forward, scatter_rows, gather_rows: grid (rows), block (32…256 threads, a power of
+//     two sized to the row): one block copies one row.
+//   embedding_backward: grid (ceil(c / threads)), block (threads as above): one thread owns one
+//     column of the table gradient and walks the rows in order, so repeated ids add up without
+//     atomics and in the same order as the CPU twin.
 // Ids out of range cannot throw on a device: an id ≥ vocabRows yields a NaN row (forward) or is
 // skipped (backward), a row index outside the destination is skipped, one outside the source
 // yields NaN, so the error is visible and nothing is written out of bounds.

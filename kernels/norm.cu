@@ -1,7 +1,8 @@
 // RMSNorm (Kernels.rmsnorm, rmsnormBackward): out = w · x / sqrt(mean(x²) + eps), in fp32.
 //
 // Launch shapes:
-//   rmsnorm_forward, rmsnorm_backward_dx: grid (m), block (256): one block per row, a block
+//   rmsnorm_forward, rmsnorm_backward_dx: grid (m), block (32…256 threads, a power of two sized
+//     to the row): one block per row, a block
 //     reduction for the row's sum (Σ x² forward, Σ w·dy·x backward).
 //   rmsnorm_backward_dweight: grid (ceil(c / 32)), block (32, 8): dweight[j] is a sum over rows;
 //     8 partial sums per column over strided rows, then one fixed-order sum, so the result is

@@ -1,7 +1,8 @@
 // Rotary embedding, HF rotate-half (Kernels.rope), in place on the q and k heads of packed qkv
 // rows [m, (heads + 2·kvHeads)·headDim]; v is left alone. inverse rotates by −angle (the backward).
 //
-// Launch shape: grid (m), block (128): one block per row. The block first computes the row's
+// Launch shape: grid (m), block (32…256 threads, a power of two sized to the (head, pair) count
+// of a row): one block per row. The block first computes the row's
 // cos/sin table (headDim/2 entries, headDim ≤ 256) in shared memory, then rotates every
 // (head, i) pair of the row with it. The table is computed in double from the fp32 inverse
 // frequency and fp32 angle, as the CPU twin does, so the angles agree to the last bit.

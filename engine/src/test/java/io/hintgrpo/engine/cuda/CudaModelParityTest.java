@@ -37,7 +37,7 @@ class CudaModelParityTest {
     }
 
     private static ModelConfig config(String name) {
-        return name.equals("text") ? TestModels.textConfig() : TestModels.multimodalConfig(name);
+        return name.equals("text") || name.equals("long") ? TestModels.textConfig() : TestModels.multimodalConfig(name);
     }
 
     /** The configs take turns over the thread orders, so each order runs a whole model. */
@@ -45,7 +45,7 @@ class CudaModelParityTest {
         List<String> orders = CudaParityTest.orders();
         int i = switch (name) {
             case "text" -> 0;
-            case "mlp" -> 1;
+            case "mlp", "long" -> 1;
             default -> 2;
         };
         return orders.get(i % orders.size());
@@ -81,13 +81,15 @@ class CudaModelParityTest {
         assertTrue(err <= tolerance, what + ": relative error " + err + " > " + tolerance);
     }
 
+    /** "long": the text config with sequences past the attention kernels' 32-row tiles. */
     @ParameterizedTest
-    @ValueSource(strings = {"text", "mlp", "linear"})
+    @ValueSource(strings = {"text", "mlp", "linear", "long"})
     void trainingStepMatchesCpu(String name) {
         ModelConfig cfg = config(name);
+        int[] lengths = name.equals("long") ? new int[]{40, 17, 33} : new int[]{9, 5, 7};
         try (CudaKernels gpu = open(name)) {
             Model[] m = twinModels(cfg, gpu);
-            Batch batch = Batch.pack(cfg, TestModels.randomSequences(cfg, new SplittableRandom(7), 9, 5, 7));
+            Batch batch = Batch.pack(cfg, TestModels.randomSequences(cfg, new SplittableRandom(7), lengths));
 
             within("logits", m[1].logits(batch), m[0].logits(batch), 1e-4);
 

@@ -10,10 +10,10 @@
 #                                           runtime and JNI bridge
 # TEST_OUTDIR (engine/target/test-classes/native) gets
 #   linux-x86_64/libhintgrpo_emu_test.so    the above plus the planted kernels of native/emu/tests
+#   hintgrpo_test.fatbin                    those planted kernels under nvcc (no spill check)
 # and the work folder (HG_NATIVE_WORK, default OUTDIR/../../native) keeps the generated sources,
-# objects, hintgrpo_test.fatbin (the planted kernels under nvcc: ptx.cuh compiles; no spill check) and
-# ptxas-report.txt (-Xptxas -v). A kernel that spills registers fails the build unless its name is
-# in native/spill-allowed.txt.
+# objects and ptxas-report.txt (-Xptxas -v). A kernel that spills registers fails the build unless
+# its name is in native/spill-allowed.txt.
 #
 # nvcc missing: a warning and no fatbin, except with CI=true, where that fails the build (as does
 # a failing nvcc anywhere). g++ missing likewise. Outputs are rebuilt only when their inputs change.
@@ -35,7 +35,13 @@ CI=${CI:-false}
 EMU=$ROOT/native/emu
 
 say() { echo "native/build.sh: $*" >&2; }
-die() { say "error: $*"; exit 1; }
+die() { # in the main shell, stop the background nvcc jobs too
+  say "error: $*"
+  local jobs
+  jobs=$(jobs -p)
+  [ -z "$jobs" ] || kill $jobs 2> /dev/null || true
+  exit 1
+}
 missing_tool() { # tool, what is skipped
   if [ "$CI" = "true" ]; then die "$1 not found (CI=true needs it)"; fi
   say "warning: $1 not found: building without $2"
@@ -218,4 +224,6 @@ fi
 
 for pid in ${NVCC_PIDS[@]+"${NVCC_PIDS[@]}"}; do wait "$pid" || die "nvcc failed"; done
 if [ -f "$WORK/hintgrpo.fatbin" ]; then cp -p "$WORK/hintgrpo.fatbin" "$OUT/hintgrpo.fatbin"; fi
+# the planted kernels for the GPU (e.g. the fragment-layout probes on real tensor cores)
+if [ -n "$TESTOUT" ] && [ -f "$WORK/hintgrpo_test.fatbin" ]; then cp -p "$WORK/hintgrpo_test.fatbin" "$TESTOUT/hintgrpo_test.fatbin"; fi
 say "done ($(ls "$OUT" "$OUT/linux-x86_64" | grep -cE '\.(so|fatbin)$') artifacts in $OUT)"

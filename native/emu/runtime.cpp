@@ -128,6 +128,8 @@ struct Launch {
     std::vector<Warp> warps;
     std::vector<unsigned> order;
     uint64_t phase;         // barrier releases in this block: a new phase reorders
+    unsigned pos;           // position in `order` of the running fiber
+    bool end_pass;          // a barrier opened: back to the scheduler, which reorders
     uint64_t block_linear;
     unsigned at_barrier, exited;
     int bar_op, bar_acc, bar_result;
@@ -192,7 +194,9 @@ int stack_guard_hit(uintptr_t addr) {
 void fiber_main(Fiber* f);
 
 void init_fiber(Fiber& f) {
-    uint64_t* top = reinterpret_cast<uint64_t*>(g_stacks.base + (size_t)(f.linear + 1) * g_stacks.slot);
+    // Stagger the tops across cache sets: page-aligned tops would all map to the same sets.
+    uint8_t* top_byte = g_stacks.base + (size_t)(f.linear + 1) * g_stacks.slot - (f.linear % 32) * 128;
+    uint64_t* top = reinterpret_cast<uint64_t*>(top_byte);
     uint64_t* sp = top - 9; // 7 words popped/returned by hg_fiber_switch; keeps the ABI's 16-byte alignment
     sp[0] = 0;                                   // r15
     sp[1] = 0;                                   // r14
@@ -204,16 +208,38 @@ void init_fiber(Fiber& f) {
     f.sp = sp;
 }
 
-inline void resume(Fiber& f) {
+// The scheduler starts a pass at the first runnable fiber; a fiber that blocks hands over directly
+// to the next runnable one of the pass (one switch instead of two through the scheduler), and the
+// last one of the pass returns to the scheduler.
+inline void enter(Fiber& f) {
     threadIdx = f.tid;
     t_cur = &f;
+}
+
+void run_pass(unsigned first) {
+    L.pos = first;
+    Fiber& f = L.fibers[L.order[first]];
+    enter(f);
     t_in_fiber = true;
     hg_fiber_switch(&L.sched_sp, f.sp);
     t_in_fiber = false;
     t_cur = nullptr;
 }
 
-inline void suspend(Fiber& f) { hg_fiber_switch(&f.sp, L.sched_sp); }
+// f stops running (waits, yields or exits): switch to the next runnable fiber of the pass.
+inline void switch_from(Fiber& f) {
+    if (!L.end_pass)
+        for (unsigned i = L.pos + 1; i < L.nthreads; i++) {
+            Fiber& g = L.fibers[L.order[i]];
+            if (g.state == RUNNABLE) {
+                L.pos = i;
+                enter(g);
+                hg_fiber_switch(&f.sp, g.sp);
+                return;
+            }
+        }
+    hg_fiber_switch(&f.sp, L.sched_sp);
+}
 
 // ---- the watchdog: a launch that makes no progress for a while is stopped -------------------------------
 std::atomic<uint64_t> g_progress{0};     // barrier releases, completed collectives, exits, blocks
@@ -433,9 +459,9 @@ void fiber_main(Fiber* f) {
     L.exited++;
     Warp& w = L.warps[f->linear >> 5];
     w.exited |= 1u << (f->linear & 31);
-    complete_ready(w, *f); // collectives that only waited for lanes that have now exited
+    if (w.arrived) complete_ready(w, *f); // collectives that only waited for lanes that have now exited
     progressed();
-    suspend(*f);
+    switch_from(*f);
     __builtin_unreachable();
 }
 
@@ -481,14 +507,13 @@ bool run_block() {
             pass_phase = L.phase;
             make_order();
         }
-        bool ran = false;
-        for (unsigned i = 0; i < n; i++) {
-            Fiber& f = L.fibers[L.order[i]];
-            if (f.state != RUNNABLE) continue;
-            resume(f);
-            ran = true;
+        unsigned first = 0;
+        while (first < n && L.fibers[L.order[first]].state != RUNNABLE) first++;
+        bool ran = first < n;
+        if (ran) {
+            L.end_pass = false;
+            run_pass(first);
             if (L.failed) return false;
-            if (L.phase != pass_phase) break; // a barrier opened: start the next phase in order
         }
         if (L.exited == n) return true;
         if (!ran) {
@@ -554,7 +579,7 @@ void fail(const char* fmt, ...) {
     }
     set_error(block_name() + ", " + thread_name(*f) + ": " + m);
     f->state = FAILED;
-    suspend(*f);
+    hg_fiber_switch(&f->sp, L.sched_sp);
     __builtin_unreachable();
 }
 
@@ -570,7 +595,8 @@ int block_barrier(const char* what, int op, int value, const char* file, int lin
         L.bar_line = line;
         L.bar_op = op;
         L.bar_acc = op == 2 ? 1 : 0;
-    } else if (L.bar_line != line || strcmp(L.bar_file, file) != 0 || strcmp(L.bar_what, what) != 0) {
+    } else if (L.bar_line != line || (L.bar_file != file && strcmp(L.bar_file, file) != 0) ||
+               (L.bar_what != what && strcmp(L.bar_what, what) != 0)) {
         fail("reaches %s at %s:%d while other threads wait at %s at %s:%d: threads at different barriers (%s)", what,
              file, line, L.bar_what, L.bar_file, L.bar_line, thread_states().c_str());
     }
@@ -586,9 +612,10 @@ int block_barrier(const char* what, int op, int value, const char* file, int lin
         L.at_barrier = 0;
         for (unsigned i = 0; i < L.nthreads; i++) L.fibers[i].state = RUNNABLE;
         L.phase++;
+        L.end_pass = true;
         progressed();
     }
-    suspend(f);
+    switch_from(f);
     return L.bar_result;
 }
 
@@ -617,7 +644,7 @@ void warp_collective(Collective op, const char* what, unsigned mask, const void*
         return;
     }
     f.state = AT_WARP;
-    suspend(f);
+    switch_from(f);
 }
 
 void* dynamic_shared() { return L.dyn; }
@@ -636,8 +663,7 @@ unsigned active_lanes() {
 }
 
 void yield() {
-    Fiber& f = *t_cur;
-    suspend(f); // stays runnable
+    switch_from(*t_cur); // stays runnable: runs again in the next pass
 }
 
 void cp_async(void* dst, const void* src, int bytes, int src_bytes) {
@@ -728,10 +754,13 @@ void launch(int index, const unsigned grid[3], const unsigned block[3], size_t s
     L.params = params;
     L.nthreads = (unsigned)threads;
     if (L.fibers.size() < threads) L.fibers.resize(MAX_THREADS);
-    for (unsigned i = 0; i < threads; i++) {
-        Fiber& f = L.fibers[i];
-        f.linear = i;
-        f.tid = {i % block[0], i / block[0] % block[1], i / (block[0] * block[1])};
+    for (unsigned i = 0, x = 0, y = 0, z = 0; i < threads; i++) {
+        L.fibers[i].linear = i;
+        L.fibers[i].tid = {x, y, z};
+        if (++x == block[0]) {
+            x = 0;
+            if (++y == block[1]) y = 0, z++;
+        }
     }
     L.warps.resize((threads + 31) / 32);
     if (shared_bytes + SMEM_CANARY > L.dyn_capacity) {

@@ -81,3 +81,6 @@ extern "C" __global__ void emu_grid_sync(float* out) {
     out[blockIdx.x] = 1.0f;
     cooperative_groups::this_grid().sync();
 }
+
+// base[offset] = 1: a stray store wherever the offset points.
+extern "C" __global__ void emu_store_at(float* base, long long offset) { base[offset] = 1.0f; }

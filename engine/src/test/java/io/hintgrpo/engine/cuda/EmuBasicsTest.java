@@ -171,4 +171,29 @@ class EmuBasicsTest {
         for (int v : t.ints(p, 4)) assertEquals(-1, v);
         emu.free(p);
     }
+
+    static int depth(int n) {
+        return n == 0 ? 0 : depth(n - 1) + 1;
+    }
+
+    static int hash(Object o) {
+        return o.hashCode();
+    }
+
+    /** The emulator's signal handlers pass the JVM's own SIGSEGVs on (null checks, stack banging). */
+    @Test
+    void theJvmsOwnSignalsStillWork() {
+        emu.launch("emu_empty", 1, 1, 1, 1, 1, 1, 0); // handlers and this thread's alternate stack are in place
+        int npe = 0;
+        for (int i = 0; i < 200_000; i++) {
+            try {
+                npe += hash(i % 1000 == 0 ? null : "x") == 0 ? 1 : 0;
+            } catch (NullPointerException e) {
+                npe++;
+            }
+        }
+        assertEquals(200, npe);
+        assertThrows(StackOverflowError.class, () -> depth(Integer.MAX_VALUE));
+        emu.launch("emu_empty", 1, 1, 1, 32, 1, 1, 0);
+    }
 }

@@ -258,6 +258,32 @@ class CudaParityTest {
         end();
     }
 
+    /** Wrong buffers fail on the host with the op and the buffer named, before any launch. */
+    @ParameterizedTest
+    @MethodSource("orders")
+    void argumentChecks(String order) {
+        begin(order, 14);
+        Buf small = deviceF32(random(5)), ints = deviceI32(new int[5]);
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> gpu.gemm(Gemm.NT, small, small, small, null, 2, 3, 1, false));
+        assertTrue(e.getMessage().contains("gemm NT: out holds 5 elements, needs 6"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class, () -> gpu.embedding(small, small, small, 1, 1));
+        assertTrue(e.getMessage().contains("embedding: ids must be I32"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class, () -> gpu.add(small, small, cpu.allocF32(5), 5));
+        assertTrue(e.getMessage().contains("not a device buffer"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class,
+                () -> gpu.attention(small, small, small, ints, 1, 1, 3, 2, 4));
+        assertTrue(e.getMessage().contains("multiple of kvHeads"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class,
+                () -> gpu.attention(small, small, small, ints, 1, 1, 1, 1, CudaKernels.MAX_HEAD_DIM + 2));
+        assertTrue(e.getMessage().contains("headDim"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class, () -> gpu.upload(small, new float[4]));
+        assertTrue(e.getMessage().contains("upload"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class, () -> gpu.free(small));
+        assertTrue(e.getMessage().contains("whole allocation"), e.getMessage());
+        end();
+    }
+
     // ---- embedding and modality rows ----
 
     @ParameterizedTest

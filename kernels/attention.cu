@@ -22,6 +22,7 @@
 //     32 cached keys with the same online softmax as the forward.
 // Padding rows (i ≥ lengths[s]) get zeros in out, lse, dq, dk and dv.
 
+#include "common/cuda_compat.cuh"
 #include "common/reduce.cuh"
 
 namespace hg_attn {

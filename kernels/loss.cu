@@ -8,6 +8,7 @@
 // logit is read before the first barrier, so no thread has overwritten it yet.
 // A target ≥ v cannot throw on a device: its log-prob is NaN and its gradient row zero.
 
+#include "common/cuda_compat.cuh"
 #include "common/reduce.cuh"
 
 extern "C" __global__ void cross_entropy(float* logits, float* logprob, float* entropy, const int* targets,

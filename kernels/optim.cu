@@ -7,6 +7,7 @@
 //     [b·65536, (b+1)·65536) in double and writes partials[b] (a double); the host adds the
 //     partials in index order, so the result depends on n alone (deterministic).
 
+#include "common/cuda_compat.cuh"
 #include "common/reduce.cuh"
 
 namespace hg_optim {

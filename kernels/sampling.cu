@@ -21,6 +21,7 @@
 //     range: range sums, a sequential exclusive scan over them, then each thread walks its range.
 // First correct form: up to ~64 passes over the row, no sorting, no atomics.
 
+#include "common/cuda_compat.cuh"
 #include "common/reduce.cuh"
 
 namespace hg_sample {

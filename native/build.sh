@@ -52,10 +52,11 @@ KERNELS=("$ROOT"/kernels/*.cu)
 TESTS=("$EMU"/tests/*.cu)
 shopt -u nullglob
 
-# Launch names: every `extern "C" __global__ void NAME(` (with an optional __launch_bounds__(...)).
+# Launch names: every `extern "C" __global__ void NAME(` outside comments (with an optional
+# __launch_bounds__(...)).
 kernel_names() {
   [ $# -eq 0 ] && return 0
-  perl -0777 -ne 'while (/extern\s+"C"\s+__global__\s+(?:__launch_bounds__\s*\([^)]*\)\s*)?void\s+(?:__launch_bounds__\s*\([^)]*\)\s*)?([A-Za-z_]\w*)\s*\(/g) { print "$1\n" }' "$@"
+  perl -0777 -ne 's{/\*.*?\*/}{}gs; s{//[^\n]*}{}g; while (/extern\s+"C"\s+__global__\s+(?:__launch_bounds__\s*\([^)]*\)\s*)?void\s+(?:__launch_bounds__\s*\([^)]*\)\s*)?([A-Za-z_]\w*)\s*\(/g) { print "$1\n" }' "$@"
 }
 
 # One translation unit including each source. With a tag (the emulator's units), each source's

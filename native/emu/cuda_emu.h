@@ -364,10 +364,14 @@ inline float min(float a, float b) { return fminf(a, b); }
 inline float max(float a, float b) { return fmaxf(a, b); }
 inline double min(double a, double b) { return fmin(a, b); }
 inline double max(double a, double b) { return fmax(a, b); }
-inline unsigned min(int a, unsigned b) { return min((unsigned)a, b); }
-inline unsigned min(unsigned a, int b) { return min(a, (unsigned)b); }
-inline unsigned max(int a, unsigned b) { return max((unsigned)a, b); }
-inline unsigned max(unsigned a, int b) { return max(a, (unsigned)b); }
+// mixed signedness: the unsigned type, as CUDA's overloads do
+#define HG_MINMAX_MIXED(S, U)                                            \
+    inline U min(S a, U b) { return min((U)a, b); }                      \
+    inline U min(U a, S b) { return min(a, (U)b); }                      \
+    inline U max(S a, U b) { return max((U)a, b); }                      \
+    inline U max(U a, S b) { return max(a, (U)b); }
+HG_MINMAX_MIXED(int, unsigned) HG_MINMAX_MIXED(long, unsigned long) HG_MINMAX_MIXED(long long, unsigned long long)
+#undef HG_MINMAX_MIXED
 inline double min(float a, double b) { return fmin(a, b); }
 inline double min(double a, float b) { return fmin(a, b); }
 inline double max(float a, double b) { return fmax(a, b); }

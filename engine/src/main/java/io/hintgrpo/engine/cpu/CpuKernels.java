@@ -336,9 +336,7 @@ public final class CpuKernels implements Kernels {
                 float max = Float.NEGATIVE_INFINITY;
                 for (int j = 0; j <= row; j++) {
                     int k = xo + (s * t + j) * width + (heads + g) * headDim;
-                    float dot = 0f;
-                    for (int d = 0; d < headDim; d++) dot += x[q + d] * x[k + d];
-                    scores[j] = dot * scale;
+                    scores[j] = dot(x, q, x, k, headDim) * scale;
                     max = Math.max(max, scores[j]);
                 }
                 float sum = 0f;
@@ -350,8 +348,7 @@ public final class CpuKernels implements Kernels {
                 Arrays.fill(o, orow, orow + headDim, 0f);
                 for (int j = 0; j <= row; j++) {
                     int v = xo + (s * t + j) * width + (heads + kvHeads + g) * headDim;
-                    float p = scores[j] * inv;
-                    for (int d = 0; d < headDim; d++) o[orow + d] += p * x[v + d];
+                    axpy(scores[j] * inv, x, v, o, orow, headDim);
                 }
                 l[lo + (s * heads + h) * t + row] = max + (float) Math.log(sum);
             }
@@ -385,25 +382,18 @@ public final class CpuKernels implements Kernels {
                     int dyRow = dyo + (s * t + row) * heads * headDim + h * headDim;
                     int oRow = oo + (s * t + row) * heads * headDim + h * headDim;
                     float rowLse = l[lo + (s * heads + h) * t + row];
-                    float delta = 0f; // Σ_d dout·out = Σ_j p_j dP_j
-                    for (int d = 0; d < headDim; d++) delta += dy[dyRow + d] * o[oRow + d];
+                    float delta = dot(dy, dyRow, o, oRow, headDim); // Σ_d dout·out = Σ_j p_j dP_j
                     int dq = dxo + (s * t + row) * width + h * headDim;
                     for (int j = 0; j <= row; j++) {
                         int k = xo + (s * t + j) * width + kCol;
                         int v = xo + (s * t + j) * width + vCol;
-                        float dot = 0f, dp = 0f;
-                        for (int d = 0; d < headDim; d++) {
-                            dot += x[q + d] * x[k + d];
-                            dp += dy[dyRow + d] * x[v + d];
-                        }
-                        p[j] = (float) Math.exp(dot * scale - rowLse);
+                        float dp = dot(dy, dyRow, x, v, headDim);
+                        p[j] = (float) Math.exp(dot(x, q, x, k, headDim) * scale - rowLse);
                         float ds = p[j] * (dp - delta) * scale;
                         int dk = dxo + (s * t + j) * width + kCol, dv = dxo + (s * t + j) * width + vCol;
-                        for (int d = 0; d < headDim; d++) {
-                            dx[dq + d] += ds * x[k + d];
-                            dx[dk + d] += ds * x[q + d];
-                            dx[dv + d] += p[j] * dy[dyRow + d];
-                        }
+                        axpy(ds, x, k, dx, dq, headDim);
+                        axpy(ds, x, q, dx, dk, headDim);
+                        axpy(p[j], dy, dyRow, dx, dv, headDim);
                     }
                 }
             }
@@ -446,9 +436,7 @@ public final class CpuKernels implements Kernels {
             float[] scores = new float[n];
             float max = Float.NEGATIVE_INFINITY;
             for (int j = 0; j < n; j++) {
-                float dot = 0f;
-                for (int d = 0; d < headDim; d++) dot += x[q + d] * kc[kCache.off() + cache + j * headDim + d];
-                scores[j] = dot * scale;
+                scores[j] = dot(x, q, kc, kCache.off() + cache + j * headDim, headDim) * scale;
                 max = Math.max(max, scores[j]);
             }
             float sum = 0f;
@@ -458,10 +446,7 @@ public final class CpuKernels implements Kernels {
             }
             int orow = out.off() + s * heads * headDim + h * headDim;
             Arrays.fill(o, orow, orow + headDim, 0f);
-            for (int j = 0; j < n; j++) {
-                float p = scores[j] / sum;
-                for (int d = 0; d < headDim; d++) o[orow + d] += p * vc[vCache.off() + cache + j * headDim + d];
-            }
+            for (int j = 0; j < n; j++) axpy(scores[j] / sum, vc, vCache.off() + cache + j * headDim, o, orow, headDim);
         });
     }
 
@@ -607,6 +592,23 @@ public final class CpuKernels implements Kernels {
                 p[po + j] -= lr * (update + weightDecay * p[po + j]);
             }
         });
+    }
+
+    /** Σ a[i]·b[i] over n elements: SIMD where the vector module is present, a plain loop otherwise. */
+    static float dot(float[] a, int ao, float[] b, int bo, int n) {
+        if (CpuGemm.vectorized()) return VectorOps.dot(a, ao, b, bo, n);
+        float s = 0f;
+        for (int i = 0; i < n; i++) s += a[ao + i] * b[bo + i];
+        return s;
+    }
+
+    /** y += alpha · x over n elements. */
+    static void axpy(float alpha, float[] x, int xo, float[] y, int yo, int n) {
+        if (CpuGemm.vectorized()) {
+            VectorOps.axpy(alpha, x, xo, y, yo, n);
+            return;
+        }
+        for (int i = 0; i < n; i++) y[yo + i] += alpha * x[xo + i];
     }
 
     /** A task body over row ranges: splits m rows into the tasks that tasksFor(total, grain) gives. */

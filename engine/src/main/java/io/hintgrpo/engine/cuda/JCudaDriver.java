@@ -299,6 +299,21 @@ public final class JCudaDriver implements Driver {
         return e.getClass().getSimpleName() + ": " + (nl < 0 ? m : m.substring(0, nl));
     }
 
+    /**
+     * Prints the probe's answer for scripts (scripts/gpu-check.sh): "usable: description" and exit
+     * 0, or "no usable GPU: reason" and exit 1.
+     */
+    public static void main(String[] args) {
+        Probe p = probe();
+        if (!p.usable()) {
+            System.out.println(p.reason());
+            System.exit(1);
+        }
+        try (JCudaDriver d = p.driver()) {
+            System.out.println("usable: " + d.describe());
+        }
+    }
+
     // ---- the Driver seam ----
 
     public DeviceInfo info() {

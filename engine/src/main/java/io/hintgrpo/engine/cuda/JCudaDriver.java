@@ -192,8 +192,14 @@ public final class JCudaDriver implements Driver {
         }
 
         CUcontext context = new CUcontext();
-        cuDevicePrimaryCtxRetain(context, device);
-        cuCtxSetCurrent(context);
+        try {
+            cuDevicePrimaryCtxRetain(context, device);
+            cuCtxSetCurrent(context);
+        } catch (CudaException e) {
+            // e.g. a GPU in exclusive-process mode that another process holds
+            return new Probe(null, "no usable GPU: creating a context on " + info.name() + " failed with "
+                    + e.getMessage() + " (driver " + driver + ")");
+        }
         CUmodule module = new CUmodule();
         try {
             cuModuleLoadData(module, fatbin);
@@ -440,12 +446,17 @@ public final class JCudaDriver implements Driver {
         }
     }
 
+    /** Unloads the module and releases the context; device memory still allocated goes with it. */
     @Override
     public void close() {
         if (closed) return;
-        closed = true;
         bind();
-        cuModuleUnload(module);
+        closed = true;
+        try {
+            cuModuleUnload(module);
+        } catch (CudaException e) {
+            // a context broken by a kernel fault refuses this too; releasing it below still matters
+        }
         cuDevicePrimaryCtxRelease(device);
     }
 

@@ -33,7 +33,8 @@ import static jcuda.driver.JCudaDriver.*;
  * 13 drivers alike; the kernels come from the fatbin built into the engine jar.
  *
  * <p>Open one through {@link #probe()}, which never throws: it answers either a usable driver or
- * "no usable GPU: reason". The driver works in device 0's primary context (the one PyTorch and
+ * "no usable GPU: reason"; {@code new JCudaDriver()} does the same but throws {@link NoUsableGpu}
+ * with the reason. The driver works in device 0's primary context (the one PyTorch and
  * other libraries share), made current on whichever thread calls. Not thread-safe: one caller at
  * a time, like the backends above it.
  *
@@ -134,12 +135,30 @@ public final class JCudaDriver implements Driver {
     private Thread boundThread;
     private boolean closed;
 
-    private JCudaDriver(CUdevice device, CUcontext context, CUmodule module, DeviceInfo info) {
-        this.device = device;
-        this.context = context;
-        this.module = module;
-        this.info = info;
+    /**
+     * Opens device 0 with the engine's fatbin, or throws {@link NoUsableGpu} saying why ("no usable
+     * GPU: …"). {@link #probe()} is the same without the exception.
+     */
+    public JCudaDriver() {
+        this(open(readFatbin()));
+    }
+
+    private JCudaDriver(Opened o) {
+        this.device = o.device();
+        this.context = o.context();
+        this.module = o.module();
+        this.info = o.info();
         this.boundThread = Thread.currentThread();
+    }
+
+    /** What a successful open holds. */
+    private record Opened(CUdevice device, CUcontext context, CUmodule module, DeviceInfo info) {}
+
+    /** The cuda backend cannot run here; the message is "no usable GPU: reason". */
+    public static final class NoUsableGpu extends IllegalStateException {
+        NoUsableGpu(String reason) {
+            super("no usable GPU: " + reason);
+        }
     }
 
     // ---- detection ----
@@ -151,17 +170,19 @@ public final class JCudaDriver implements Driver {
      */
     public static Probe probe() {
         try {
-            return probe(readFatbin());
+            return new Probe(new JCudaDriver(), null);
+        } catch (NoUsableGpu e) {
+            return new Probe(null, e.getMessage());
         } catch (RuntimeException | LinkageError e) {
             return new Probe(null, "no usable GPU: unexpected failure while probing: " + e);
         }
     }
 
-    static synchronized Probe probe(byte[] fatbin) {
+    static synchronized Opened open(byte[] fatbin) {
         String kernelDriver = kernelDriverVersion();
         String problem = loadLibrary();
         if (problem != null) {
-            return new Probe(null, "no usable GPU: " + problem
+            throw new NoUsableGpu(problem
                     + (kernelDriver != null ? " (the kernel module reports driver " + kernelDriver + ")" : ""));
         }
         int[] version = {0};
@@ -172,22 +193,22 @@ public final class JCudaDriver implements Driver {
         try {
             cuInit(0);
         } catch (CudaException e) {
-            return new Probe(null, "no usable GPU: cuInit failed with " + e.getMessage() + " (driver " + driver + ")");
+            throw new NoUsableGpu("cuInit failed with " + e.getMessage() + " (driver " + driver + ")");
         }
         int[] count = {0};
         cuDeviceGetCount(count);
-        if (count[0] == 0) return new Probe(null, "no usable GPU: the driver sees no CUDA device (driver " + driver + ")");
+        if (count[0] == 0) throw new NoUsableGpu("the driver sees no CUDA device (driver " + driver + ")");
 
         CUdevice device = new CUdevice();
         cuDeviceGet(device, 0);
         DeviceInfo info = readInfo(device, version[0], kernelDriver);
         int cc = info.major() * 10 + info.minor();
         if (cc < MIN_COMPUTE_CAPABILITY) {
-            return new Probe(null, "no usable GPU: " + info.name() + " has compute capability " + info.computeCapability()
+            throw new NoUsableGpu(info.name() + " has compute capability " + info.computeCapability()
                     + "; the fatbin needs 8.0 or newer (driver " + driver + ")");
         }
         if (fatbin == null) {
-            return new Probe(null, "no usable GPU: the engine jar has no " + FATBIN_RESOURCE
+            throw new NoUsableGpu("the engine jar has no " + FATBIN_RESOURCE
                     + " (it was built where nvcc was missing); found " + info.name() + ", driver " + driver);
         }
 
@@ -197,8 +218,7 @@ public final class JCudaDriver implements Driver {
             cuCtxSetCurrent(context);
         } catch (CudaException e) {
             // e.g. a GPU in exclusive-process mode that another process holds
-            return new Probe(null, "no usable GPU: creating a context on " + info.name() + " failed with "
-                    + e.getMessage() + " (driver " + driver + ")");
+            throw new NoUsableGpu("creating a context on " + info.name() + " failed with " + e.getMessage() + " (driver " + driver + ")");
         }
         CUmodule module = new CUmodule();
         try {
@@ -209,10 +229,10 @@ public final class JCudaDriver implements Driver {
                     ? "; the fatbin is built by nvcc 13, whose code needs a CUDA 13 driver (r580 or newer) on "
                       + "GPUs other than sm_80/86/89/90, and this driver is older"
                     : "";
-            return new Probe(null, "no usable GPU: loading the fatbin on " + info.name() + " (compute capability "
+            throw new NoUsableGpu("loading the fatbin on " + info.name() + " (compute capability "
                     + info.computeCapability() + ") failed with " + e.getMessage() + " (driver " + driver + ")" + hint);
         }
-        return new Probe(new JCudaDriver(device, context, module, info), null);
+        return new Opened(device, context, module, info);
     }
 
     /** Null when JCuda's driver library loaded (with libcuda.so.1 under it), else why not. */

@@ -29,6 +29,9 @@ class JCudaDriverTest {
         assertEquals(first.reason(), second.reason());
         IllegalStateException e = assertThrows(IllegalStateException.class, first::require);
         assertEquals(first.reason(), e.getMessage());
+        // the constructor (what reflective callers use) throws the same reason
+        JCudaDriver.NoUsableGpu ctor = assertThrows(JCudaDriver.NoUsableGpu.class, JCudaDriver::new);
+        assertEquals(first.reason(), ctor.getMessage());
         System.out.println("JCudaDriver.probe(): " + first.reason());
     }
 

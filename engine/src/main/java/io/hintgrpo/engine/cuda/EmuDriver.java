@@ -1,0 +1,259 @@
+package io.hintgrpo.engine.cuda;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.net.URISyntaxException;
+import java.net.URL;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Objects;
+import java.util.Set;
+
+/**
+ * The CUDA emulator as a {@link Driver} ({@code cuda-emu}): kernels/ compiled with g++ into
+ * {@code libhintgrpo_emu.so} (native/, shipped in this jar for linux-x86_64) run on the CPU.
+ * Device memory is host memory with guard zones; a launch runs its blocks one after another and a
+ * block's threads as fibers, synchronously, so {@link #synchronize()} only checks the guard zones.
+ * Every failure is an {@link EmuException} with the native message.
+ *
+ * <p>One emulator library per JVM: the first driver loads it (the production library, or the test
+ * library with planted kernels), later drivers share it and its global state (allocations, thread
+ * order). Not for concurrent launches: the native side serialises every call.
+ */
+public final class EmuDriver implements Driver {
+    /** The production library: the kernels of kernels/. */
+    public static final String LIBRARY = "/native/linux-x86_64/libhintgrpo_emu.so";
+
+    /** The order in which a block's threads run between two synchronisation points. */
+    public enum ThreadOrder { FORWARD, REVERSE, SHUFFLED }
+
+    private static String loaded;
+
+    private final Map<String, Integer> kernels = new HashMap<>();
+    private final Set<Long> allocations = new HashSet<>();
+    private long[] args = new long[32];
+
+    /** A driver on the production library. */
+    public EmuDriver() {
+        this(LIBRARY);
+    }
+
+    /** A driver on the emulator library at class-path resource {@code libraryResource}. */
+    public EmuDriver(String libraryResource) {
+        load(libraryResource);
+    }
+
+    private static synchronized void load(String resource) {
+        if (loaded != null) {
+            if (!loaded.equals(resource))
+                throw new EmuException("this JVM already loaded the emulator library " + loaded
+                        + "; it cannot load " + resource + " as well (one emulator library per JVM)");
+            return;
+        }
+        String os = System.getProperty("os.name"), arch = System.getProperty("os.arch");
+        if (!os.toLowerCase(Locale.ROOT).startsWith("linux") || !(arch.equals("amd64") || arch.equals("x86_64")))
+            throw new EmuException("the CUDA emulator runs on linux-x86_64 only, not " + os + "/" + arch);
+        URL url = EmuDriver.class.getResource(resource);
+        if (url == null)
+            throw new EmuException("the CUDA emulator library " + resource + " is not on the class path "
+                    + "(native/build.sh did not build it: is g++ installed?)");
+        try {
+            Path file;
+            if (url.getProtocol().equals("file")) {
+                file = Path.of(url.toURI());
+            } else { // inside a jar: System.load needs a file
+                file = Files.createTempFile("hintgrpo_emu", ".so");
+                file.toFile().deleteOnExit();
+                try (InputStream in = url.openStream()) {
+                    Files.copy(in, file, StandardCopyOption.REPLACE_EXISTING);
+                }
+            }
+            System.load(file.toAbsolutePath().toString());
+        } catch (IOException | URISyntaxException | UnsatisfiedLinkError e) {
+            throw new EmuException("cannot load the CUDA emulator library " + resource + ": " + e);
+        }
+        loaded = resource;
+    }
+
+    @Override
+    public String describe() {
+        return "CUDA emulator (cpu)";
+    }
+
+    /** The emulator's memory budget (16 GiB unless {@link #setMemoryBudget} changed it). */
+    @Override
+    public long totalMemory() {
+        return nBudget();
+    }
+
+    public void setMemoryBudget(long bytes) {
+        nSetBudget(bytes);
+    }
+
+    public long bytesInUse() {
+        return nBytesInUse();
+    }
+
+    @Override
+    public synchronized long malloc(long bytes) {
+        long address = nMalloc(bytes);
+        allocations.add(address);
+        return address;
+    }
+
+    @Override
+    public synchronized void free(long address) {
+        allocations.remove(address);
+        nFree(address);
+    }
+
+    @Override
+    public void copyHostToDevice(long dst, float[] src, int srcOffset, int count) {
+        Objects.checkFromIndexSize(srcOffset, count, src.length);
+        nCopyIn(dst, src, 4L * srcOffset, 4L * count);
+    }
+
+    @Override
+    public void copyHostToDevice(long dst, int[] src, int srcOffset, int count) {
+        Objects.checkFromIndexSize(srcOffset, count, src.length);
+        nCopyIn(dst, src, 4L * srcOffset, 4L * count);
+    }
+
+    /** bf16/fp16 data as raw 16-bit values. */
+    public void copyHostToDevice(long dst, short[] src, int srcOffset, int count) {
+        Objects.checkFromIndexSize(srcOffset, count, src.length);
+        nCopyIn(dst, src, 2L * srcOffset, 2L * count);
+    }
+
+    @Override
+    public void copyDeviceToHost(float[] dst, int dstOffset, long src, int count) {
+        Objects.checkFromIndexSize(dstOffset, count, dst.length);
+        nCopyOut(dst, 4L * dstOffset, src, 4L * count);
+    }
+
+    @Override
+    public void copyDeviceToHost(int[] dst, int dstOffset, long src, int count) {
+        Objects.checkFromIndexSize(dstOffset, count, dst.length);
+        nCopyOut(dst, 4L * dstOffset, src, 4L * count);
+    }
+
+    public void copyDeviceToHost(short[] dst, int dstOffset, long src, int count) {
+        Objects.checkFromIndexSize(dstOffset, count, dst.length);
+        nCopyOut(dst, 2L * dstOffset, src, 2L * count);
+    }
+
+    @Override
+    public void copyDeviceToDevice(long dst, long src, long bytes) {
+        nCopyDevice(dst, src, bytes);
+    }
+
+    /**
+     * Runs kernel {@code name} to completion. Arguments go into 8-byte slots like cuLaunchKernel's
+     * kernelParams: a Long whole, an Integer or a Float in the low 4 bytes; the native side checks
+     * them against the kernel's parameter types and every pointer against the live allocations.
+     */
+    @Override
+    public synchronized void launch(String name, int gridX, int gridY, int gridZ, int blockX, int blockY, int blockZ,
+                                    int sharedBytes, Object... arguments) {
+        int kernel = kernel(name);
+        int n = arguments.length;
+        if (args.length < 2 * n) args = new long[2 * n];
+        for (int i = 0; i < n; i++) {
+            Object a = arguments[i];
+            if (a instanceof Long v) {
+                args[i] = v;
+                args[n + i] = 'L';
+            } else if (a instanceof Integer v) {
+                args[i] = v & 0xffffffffL;
+                args[n + i] = 'I';
+            } else if (a instanceof Float v) {
+                args[i] = Float.floatToRawIntBits(v) & 0xffffffffL;
+                args[n + i] = 'F';
+            } else {
+                throw new IllegalArgumentException("kernel " + name + ": argument " + i + " is "
+                        + (a == null ? "null" : "a " + a.getClass().getSimpleName()) + "; launches take Long, Integer or Float");
+            }
+        }
+        nLaunch(kernel, gridX, gridY, gridZ, blockX, blockY, blockZ, sharedBytes, args, n);
+    }
+
+    /** Launches run synchronously; this checks every allocation's guard zones for stray writes. */
+    @Override
+    public void synchronize() {
+        nCheckAll();
+    }
+
+    /**
+     * Sets the order in which a block's threads run between synchronisation points (all launches of
+     * this JVM). A missing __syncthreads() usually shows in one order and hides in another.
+     */
+    public void setThreadOrder(ThreadOrder order, long seed) {
+        nSetOrder(order.ordinal(), seed);
+    }
+
+    /** Seconds a launch may run without any thread reaching a barrier or exiting (default 60). */
+    public void setWatchdogSeconds(double seconds) {
+        nSetWatchdog(seconds);
+    }
+
+    /** Launch names in the loaded library. */
+    public String[] kernelNames() {
+        return nKernelNames();
+    }
+
+    /** Parameter kinds of a kernel, one letter each: p pointer, i int, l 64-bit int, f float. */
+    public String signature(String name) {
+        return nSignature(kernel(name));
+    }
+
+    private int kernel(String name) {
+        Integer k = kernels.get(name);
+        if (k == null) {
+            int found = nFindKernel(name);
+            if (found < 0) {
+                String[] names = nKernelNames();
+                throw new EmuException("no kernel named " + name + " in the emulator library (" + names.length
+                        + " kernels" + (names.length > 0 && names.length <= 40 ? ": " + String.join(", ", names) : "") + ")");
+            }
+            kernels.put(name, k = found);
+        }
+        return k;
+    }
+
+    /** Frees what this driver allocated and still holds; then checks the remaining guard zones. */
+    @Override
+    public synchronized void close() {
+        EmuException first = null;
+        for (long address : allocations) {
+            try {
+                nFree(address);
+            } catch (EmuException e) {
+                if (first == null) first = e;
+            }
+        }
+        allocations.clear();
+        if (first != null) throw first;
+    }
+
+    private static native long nMalloc(long bytes);
+    private static native void nFree(long address);
+    private static native void nCopyIn(long dst, Object array, long byteOffset, long bytes);
+    private static native void nCopyOut(Object array, long byteOffset, long src, long bytes);
+    private static native void nCopyDevice(long dst, long src, long bytes);
+    private static native int nFindKernel(String name);
+    private static native String[] nKernelNames();
+    private static native String nSignature(int kernel);
+    private static native void nLaunch(int kernel, int gx, int gy, int gz, int bx, int by, int bz, int shared,
+                                       long[] args, int nargs);
+    private static native void nSetOrder(int order, long seed);
+    private static native void nSetWatchdog(double seconds);
+    private static native void nCheckAll();
+    private static native long nBytesInUse();
+    private static native long nBudget();
+    private static native void nSetBudget(long bytes);
+}

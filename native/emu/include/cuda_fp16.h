@@ -1,0 +1,3 @@
+// Under the CUDA emulator the force-included native/emu/cuda_emu.h already declares what
+// <cuda_fp16.h> would: this header is intentionally empty.
+#pragma once

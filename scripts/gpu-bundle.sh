@@ -73,6 +73,23 @@ command -v strip >/dev/null && strip --strip-unneeded "$B/jre/lib/server/libjvm.
 
 cp scripts/gpu-check.sh "$B/gpu-check.sh"
 cp scripts/hf_fixture.py "$B/scripts/"
+
+# the fragment-layout probe: prebuilt here (static CUDA runtime: it needs only libcuda.so.1
+# there), with its source and the headers so the GPU machine's nvcc can rebuild it if need be
+PROBE=no
+if [ -f kernels/common/ptx.cuh ]; then
+  mkdir -p "$B/kernels/common" "$B/bin"
+  cp kernels/common/*.cuh "$B/kernels/common/"
+  cp scripts/gpu-fragment-probe.cu scripts/gpu-fragment-probe.py "$B/scripts/"
+  if command -v nvcc >/dev/null; then
+    nvcc -std=c++17 -O2 -I kernels -gencode arch=compute_80,code=sm_80 -gencode arch=compute_86,code=sm_86 \
+      -gencode arch=compute_89,code=sm_89 -gencode 'arch=compute_90,code=[sm_90,compute_90]' \
+      -o "$B/bin/gpu-fragment-probe" scripts/gpu-fragment-probe.cu
+    PROBE=prebuilt
+  else
+    PROBE=source
+  fi
+fi
 cat > "$B/BUNDLE" <<EOF
 commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo " (with uncommitted changes)")
 built $(date -u +%Y-%m-%dT%H:%M:%SZ)
@@ -80,6 +97,7 @@ java $("$B/jre/bin/java" -version 2>&1 | head -1) (jlinked from $JDK)
 fatbin $FATBIN
 emulator $EMULATOR
 bench $BENCH
+fragment-probe $PROBE
 EOF
 rm -rf "$OUT/deps" "$OUT/natives"
 
@@ -87,7 +105,7 @@ tar -C "$OUT" -czf "$OUT/hintgrpo-gpu.tar.gz" hintgrpo-gpu
 packed=$(stat -c %s "$OUT/hintgrpo-gpu.tar.gz")
 unpacked=$(du -sb "$B" | cut -f1)
 mib() { awk -v b="$1" 'BEGIN { printf "%.1f MiB", b / 1048576 }'; }
-echo "gpu-bundle: $B ($(mib "$unpacked") unpacked: runtime $(mib "$(du -sb "$B/jre" | cut -f1)"), $OUT/hintgrpo-gpu.tar.gz ($(mib "$packed")); fatbin $FATBIN, emulator $EMULATOR"
+echo "gpu-bundle: $B ($(mib "$unpacked") unpacked: runtime $(mib "$(du -sb "$B/jre" | cut -f1)"), $OUT/hintgrpo-gpu.tar.gz ($(mib "$packed")); fatbin $FATBIN, emulator $EMULATOR, fragment probe $PROBE, bench $BENCH"
 if [ "$packed" -gt $((LIMIT_MIB * 1048576)) ]; then
   echo "gpu-bundle: the packed bundle is over $LIMIT_MIB MiB" >&2
   exit 1

@@ -1,0 +1,475 @@
+package io.hintgrpo.engine.cuda;
+
+import io.hintgrpo.engine.Buf;
+import io.hintgrpo.engine.Kernels;
+
+/**
+ * The {@code cuda} and {@code cuda-emu} backends: every {@link Kernels} op as a launch of the
+ * kernels in {@code kernels/*.cu} through a {@link Driver} (a real GPU or the CUDA emulator).
+ * A {@link Buf}'s memory is a {@link DeviceMemory.Block}; element offsets become byte addresses
+ * (address + 4·offset). Each op checks its buffers' types and lengths (cheap, host-side), then
+ * computes the launch shape its kernel file documents and launches by name. Values inside
+ * device buffers (token ids, row indices, cache positions) cannot be checked without a copy:
+ * the kernels guard their writes and turn an out-of-range id into NaN output instead.
+ *
+ * <p>The backend owns its driver: {@link #close()} closes it.
+ */
+public final class CudaKernels implements Kernels {
+    /** Largest head dimension of the attention kernels (hg_attn::MAX_D in attention.cu). */
+    public static final int MAX_HEAD_DIM = 128;
+    /** Largest head dimension of rope (2·hg_rope::MAX_HALF in rope.cu). */
+    public static final int MAX_ROPE_HEAD_DIM = 256;
+
+    private static final int ROWS_PER_ATTENTION_BLOCK = 4;      // attention.cu: warps per block
+    private static final int GEMM_TILE = 64;                     // gemm.cu: BM = BN
+    private static final long SUM_CHUNK = 1 << 16;               // optim.cu: elements per partial
+    private static final int MAX_ELEMENTWISE_BLOCKS = 4096;      // grid-stride kernels
+
+    private final Driver driver;
+    private final DeviceMemory memory;
+    private final String name;
+    private DeviceMemory.Block partials; // sumSquares scratch, grown on demand
+
+    /** The {@code cuda} backend on a driver. */
+    public CudaKernels(Driver driver) {
+        this(driver, "cuda");
+    }
+
+    /** A CUDA backend named {@code name} ("cuda", or "cuda-emu" on the emulator driver). */
+    public CudaKernels(Driver driver, String name) {
+        this.driver = driver;
+        this.memory = new DeviceMemory(driver);
+        this.name = name;
+    }
+
+    @Override
+    public String name() {
+        return name;
+    }
+
+    /** The allocator behind {@link #allocF32} and {@link #allocI32} (statistics: bytes in use, peak). */
+    public DeviceMemory memory() {
+        return memory;
+    }
+
+    // ---- memory ----
+
+    @Override
+    public Buf allocF32(long n) {
+        return new Buf(memory.alloc(4 * checkCount(n)), Buf.Type.F32, 0, n);
+    }
+
+    @Override
+    public Buf allocI32(long n) {
+        return new Buf(memory.alloc(4 * checkCount(n)), Buf.Type.I32, 0, n);
+    }
+
+    private static long checkCount(long n) {
+        if (n < 0) throw new IllegalArgumentException("cannot allocate " + n + " elements");
+        return n;
+    }
+
+    @Override
+    public void free(Buf buf) {
+        DeviceMemory.Block b = block(buf);
+        if (buf.offset != 0 || 4 * buf.length != b.bytes())
+            throw new IllegalArgumentException("free takes a whole allocation, not the slice " + buf);
+        memory.free(b);
+    }
+
+    @Override
+    public void upload(Buf dst, float[] src) {
+        sameLength("upload", dst, src.length);
+        driver.copyHostToDevice(f32("upload", "dst", dst, src.length), src, 0, src.length);
+    }
+
+    @Override
+    public void upload(Buf dst, int[] src) {
+        sameLength("upload", dst, src.length);
+        driver.copyHostToDevice(i32("upload", "dst", dst, src.length), src, 0, src.length);
+    }
+
+    @Override
+    public void download(Buf src, float[] dst) {
+        sameLength("download", src, dst.length);
+        long address = f32("download", "src", src, dst.length);
+        driver.synchronize();
+        driver.copyDeviceToHost(dst, 0, address, dst.length);
+    }
+
+    @Override
+    public void download(Buf src, int[] dst) {
+        sameLength("download", src, dst.length);
+        long address = i32("download", "src", src, dst.length);
+        driver.synchronize();
+        driver.copyDeviceToHost(dst, 0, address, dst.length);
+    }
+
+    private static void sameLength(String op, Buf b, int n) {
+        if (b.length != n) throw new IllegalArgumentException(op + ": buffer of " + b.length + " elements, array of " + n);
+    }
+
+    @Override
+    public void fill(Buf dst, float value) {
+        if (dst.length == 0) return;
+        if (dst.type == Buf.Type.F32)
+            launch1D("fill_f32", dst.length, f32("fill", "dst", dst, dst.length), value, dst.length);
+        else
+            launch1D("fill_i32", dst.length, i32("fill", "dst", dst, dst.length), (int) value, dst.length);
+    }
+
+    @Override
+    public void copy(Buf dst, Buf src) {
+        if (dst.length != src.length || dst.type != src.type)
+            throw new IllegalArgumentException("copy " + src + " to " + dst);
+        if (src.length == 0) return;
+        driver.copyDeviceToDevice(address(dst), address(src), 4 * src.length);
+    }
+
+    @Override
+    public void synchronize() {
+        driver.synchronize();
+    }
+
+    @Override
+    public void close() {
+        if (partials != null) memory.free(partials);
+        partials = null;
+        driver.close();
+    }
+
+    // ---- embedding and modality rows ----
+
+    @Override
+    public void embedding(Buf out, Buf ids, Buf table, int m, int c) {
+        String op = "embedding";
+        positive(op, m, c);
+        if (m == 0 || c == 0) return;
+        long vocabRows = table.length / c;
+        driver.launch("embedding_forward", m, 1, 1, rowThreads(c), 1, 1, 0,
+                f32(op, "out", out, (long) m * c), i32(op, "ids", ids, m), f32(op, "table", table, (long) c), c, (int) vocabRows);
+    }
+
+    @Override
+    public void embeddingBackward(Buf dtable, Buf dout, Buf ids, int m, int c) {
+        String op = "embeddingBackward";
+        positive(op, m, c);
+        if (m == 0 || c == 0) return;
+        int threads = rowThreads(c);
+        driver.launch("embedding_backward", ceilDiv(c, threads), 1, 1, threads, 1, 1, 0,
+                f32(op, "dtable", dtable, c), f32(op, "dout", dout, (long) m * c), i32(op, "ids", ids, m),
+                m, c, (int) (dtable.length / c));
+    }
+
+    @Override
+    public void scatterRows(Buf out, Buf src, Buf rows, int n, int c) {
+        String op = "scatterRows";
+        positive(op, n, c);
+        if (n == 0 || c == 0) return;
+        driver.launch("scatter_rows", n, 1, 1, rowThreads(c), 1, 1, 0,
+                f32(op, "out", out, c), f32(op, "src", src, (long) n * c), i32(op, "rows", rows, n), c, (int) (out.length / c));
+    }
+
+    @Override
+    public void gatherRows(Buf out, Buf src, Buf rows, int n, int c) {
+        String op = "gatherRows";
+        positive(op, n, c);
+        if (n == 0 || c == 0) return;
+        driver.launch("gather_rows", n, 1, 1, rowThreads(c), 1, 1, 0,
+                f32(op, "out", out, (long) n * c), f32(op, "src", src, c), i32(op, "rows", rows, n), c, (int) (src.length / c));
+    }
+
+    // ---- dense ----
+
+    @Override
+    public void gemm(Gemm layout, Buf out, Buf a, Buf b, Buf bias, int m, int n, int k, boolean accumulate) {
+        String op = "gemm " + layout;
+        positive(op, m, n, k);
+        if (m == 0 || n == 0) return;
+        long outAddress = f32(op, "out", out, (long) m * n);
+        long aAddress = f32(op, "a", a, (long) m * k), bAddress = f32(op, "b", b, (long) n * k);
+        long biasAddress = bias == null ? 0L : f32(op, "bias", bias, n);
+        String kernel = switch (layout) {
+            case NT -> "gemm_nt";
+            case NN -> "gemm_nn";
+            case TN -> "gemm_tn";
+        };
+        driver.launch(kernel, ceilDiv(n, GEMM_TILE), ceilDiv(m, GEMM_TILE), 1, 16, 16, 1, 0,
+                outAddress, aAddress, bAddress, biasAddress, m, n, k, accumulate ? 1 : 0);
+    }
+
+    @Override
+    public void biasBackward(Buf dbias, Buf dout, int m, int n) {
+        String op = "biasBackward";
+        positive(op, m, n);
+        if (n == 0) return;
+        driver.launch("bias_backward", ceilDiv(n, 32), 1, 1, 32, 8, 1, 0,
+                f32(op, "dbias", dbias, n), f32(op, "dout", dout, (long) m * n), m, n);
+    }
+
+    @Override
+    public void add(Buf out, Buf a, Buf b, long n) {
+        String op = "add";
+        positive(op, n);
+        if (n == 0) return;
+        launch1D("add_f32", n, f32(op, "out", out, n), f32(op, "a", a, n), f32(op, "b", b, n), n);
+    }
+
+    // ---- norm, activations ----
+
+    @Override
+    public void rmsnorm(Buf out, Buf rstd, Buf x, Buf weight, int m, int c, float eps) {
+        String op = "rmsnorm";
+        positive(op, m, c);
+        if (m == 0) return;
+        driver.launch("rmsnorm_forward", m, 1, 1, rowThreads(c), 1, 1, 0,
+                f32(op, "out", out, (long) m * c), f32(op, "rstd", rstd, m), f32(op, "x", x, (long) m * c),
+                f32(op, "weight", weight, c), c, eps);
+    }
+
+    @Override
+    public void rmsnormBackward(Buf dx, Buf dweight, Buf dout, Buf x, Buf weight, Buf rstd, int m, int c) {
+        String op = "rmsnormBackward";
+        positive(op, m, c);
+        if (m == 0 || c == 0) return;
+        long dxA = f32(op, "dx", dx, (long) m * c), dwA = f32(op, "dweight", dweight, c);
+        long dyA = f32(op, "dout", dout, (long) m * c), xA = f32(op, "x", x, (long) m * c);
+        long wA = f32(op, "weight", weight, c), rA = f32(op, "rstd", rstd, m);
+        driver.launch("rmsnorm_backward_dx", m, 1, 1, rowThreads(c), 1, 1, 0, dxA, dyA, xA, wA, rA, c);
+        driver.launch("rmsnorm_backward_dweight", ceilDiv(c, 32), 1, 1, 32, 8, 1, 0, dwA, dyA, xA, rA, m, c);
+    }
+
+    @Override
+    public void swiglu(Buf out, Buf gateUp, int m, int inter) {
+        String op = "swiglu";
+        positive(op, m, inter);
+        long n = (long) m * inter;
+        if (n == 0) return;
+        launch1D("swiglu_forward", n, f32(op, "out", out, n), f32(op, "gateUp", gateUp, 2 * n), inter, n);
+    }
+
+    @Override
+    public void swigluBackward(Buf dgateUp, Buf dout, Buf gateUp, int m, int inter) {
+        String op = "swigluBackward";
+        positive(op, m, inter);
+        long n = (long) m * inter;
+        if (n == 0) return;
+        launch1D("swiglu_backward", n, f32(op, "dgateUp", dgateUp, 2 * n), f32(op, "dout", dout, n),
+                f32(op, "gateUp", gateUp, 2 * n), inter, n);
+    }
+
+    @Override
+    public void gelu(Buf out, Buf x, long n) {
+        String op = "gelu";
+        positive(op, n);
+        if (n == 0) return;
+        launch1D("gelu_forward", n, f32(op, "out", out, n), f32(op, "x", x, n), n);
+    }
+
+    @Override
+    public void geluBackward(Buf dx, Buf dout, Buf x, long n) {
+        String op = "geluBackward";
+        positive(op, n);
+        if (n == 0) return;
+        launch1D("gelu_backward", n, f32(op, "dx", dx, n), f32(op, "dout", dout, n), f32(op, "x", x, n), n);
+    }
+
+    // ---- attention ----
+
+    @Override
+    public void rope(Buf qkv, Buf positions, int m, int heads, int kvHeads, int headDim, float theta, boolean inverse) {
+        String op = "rope";
+        positive(op, m, heads, kvHeads, headDim);
+        if (headDim % 2 != 0 || headDim > MAX_ROPE_HEAD_DIM)
+            throw new IllegalArgumentException(op + ": headDim must be even and ≤ " + MAX_ROPE_HEAD_DIM + ", got " + headDim);
+        if (m == 0) return;
+        long width = (long) (heads + 2 * kvHeads) * headDim;
+        int pairs = (heads + kvHeads) * headDim / 2;
+        driver.launch("rope_rotate", m, 1, 1, rowThreads(pairs), 1, 1, 0,
+                f32(op, "qkv", qkv, m * width), i32(op, "positions", positions, m), heads, kvHeads, headDim, theta, inverse ? 1 : 0);
+    }
+
+    private static void checkHeads(String op, int heads, int kvHeads, int headDim) {
+        if (heads <= 0 || kvHeads <= 0 || heads % kvHeads != 0)
+            throw new IllegalArgumentException(op + ": heads (" + heads + ") must be a positive multiple of kvHeads (" + kvHeads + ")");
+        if (headDim <= 0 || headDim > MAX_HEAD_DIM)
+            throw new IllegalArgumentException(op + ": headDim must be in [1, " + MAX_HEAD_DIM + "], got " + headDim);
+    }
+
+    @Override
+    public void attention(Buf out, Buf lse, Buf qkv, Buf lengths, int b, int t, int heads, int kvHeads, int headDim) {
+        String op = "attention";
+        positive(op, b, t);
+        checkHeads(op, heads, kvHeads, headDim);
+        if (b == 0 || t == 0) return;
+        long rows = (long) b * t, width = (long) (heads + 2 * kvHeads) * headDim;
+        driver.launch("attention_forward", ceilDiv(t, ROWS_PER_ATTENTION_BLOCK), heads, b, 32, ROWS_PER_ATTENTION_BLOCK, 1, 0,
+                f32(op, "out", out, rows * heads * headDim), f32(op, "lse", lse, rows * heads), f32(op, "qkv", qkv, rows * width),
+                i32(op, "lengths", lengths, b), t, heads, kvHeads, headDim);
+    }
+
+    @Override
+    public void attentionBackward(Buf dqkv, Buf dout, Buf qkv, Buf out, Buf lse, Buf lengths,
+                                  int b, int t, int heads, int kvHeads, int headDim) {
+        String op = "attentionBackward";
+        positive(op, b, t);
+        checkHeads(op, heads, kvHeads, headDim);
+        if (b == 0 || t == 0) return;
+        long rows = (long) b * t, width = (long) (heads + 2 * kvHeads) * headDim;
+        long dqkvA = f32(op, "dqkv", dqkv, rows * width), doutA = f32(op, "dout", dout, rows * heads * headDim);
+        long qkvA = f32(op, "qkv", qkv, rows * width), outA = f32(op, "out", out, rows * heads * headDim);
+        long lseA = f32(op, "lse", lse, rows * heads), lenA = i32(op, "lengths", lengths, b);
+        int tiles = ceilDiv(t, ROWS_PER_ATTENTION_BLOCK);
+        driver.launch("attention_backward_dq", tiles, heads, b, 32, ROWS_PER_ATTENTION_BLOCK, 1, 0,
+                dqkvA, doutA, qkvA, outA, lseA, lenA, t, heads, kvHeads, headDim);
+        driver.launch("attention_backward_dkv", tiles, kvHeads, b, 32, ROWS_PER_ATTENTION_BLOCK, 1, 0,
+                dqkvA, doutA, qkvA, outA, lseA, lenA, t, heads, kvHeads, headDim);
+    }
+
+    // ---- decode ----
+
+    @Override
+    public void kvCacheWrite(Buf kCache, Buf vCache, Buf qkv, Buf rowSeq, Buf rowPos, int m, int maxT,
+                             int heads, int kvHeads, int headDim) {
+        String op = "kvCacheWrite";
+        positive(op, m, maxT);
+        checkHeads(op, heads, kvHeads, headDim);
+        if (m == 0 || maxT == 0) return;
+        long perSequence = (long) kvHeads * maxT * headDim;
+        long sequences = Math.min(kCache.length, vCache.length) / perSequence;
+        driver.launch("kv_cache_write", m, 1, 1, rowThreads(kvHeads * headDim), 1, 1, 0,
+                f32(op, "kCache", kCache, perSequence), f32(op, "vCache", vCache, perSequence),
+                f32(op, "qkv", qkv, (long) m * (heads + 2 * kvHeads) * headDim), i32(op, "rowSeq", rowSeq, m),
+                i32(op, "rowPos", rowPos, m), maxT, heads, kvHeads, headDim, (int) sequences);
+    }
+
+    @Override
+    public void decodeAttention(Buf out, Buf qkv, Buf kCache, Buf vCache, Buf lengths, int b, int maxT,
+                                int heads, int kvHeads, int headDim) {
+        String op = "decodeAttention";
+        positive(op, b, maxT);
+        checkHeads(op, heads, kvHeads, headDim);
+        if (b == 0) return;
+        long cache = (long) b * kvHeads * maxT * headDim;
+        driver.launch("decode_attention", heads, b, 1, 32, 1, 1, 0,
+                f32(op, "out", out, (long) b * heads * headDim), f32(op, "qkv", qkv, (long) b * (heads + 2 * kvHeads) * headDim),
+                f32(op, "kCache", kCache, cache), f32(op, "vCache", vCache, cache), i32(op, "lengths", lengths, b),
+                maxT, heads, kvHeads, headDim);
+    }
+
+    @Override
+    public void sample(Buf tokens, Buf logits, int b, int v, float temperature, int topK, float topP, long seed, long step,
+                       Buf banned, int nBanned) {
+        String op = "sample";
+        positive(op, b, v, nBanned);
+        if (!(temperature >= 0) || !Float.isFinite(temperature))
+            throw new IllegalArgumentException(op + ": temperature must be ≥ 0, got " + temperature);
+        if (b == 0) return;
+        boolean greedy = temperature == 0f;
+        long bannedA = nBanned == 0 && banned == null ? 0L : i32(op, "banned", banned, nBanned);
+        driver.launch("sample_tokens", b, 1, 1, 256, 1, 1, 0,
+                i32(op, "tokens", tokens, b), f32(op, "logits", logits, (long) b * v), v, greedy ? 1 : 0,
+                greedy ? 1f : 1f / temperature, topK, topP, seed, step, bannedA, nBanned);
+    }
+
+    // ---- LM head loss ----
+
+    @Override
+    public void crossEntropy(Buf logits, Buf logprob, Buf entropy, Buf targets, Buf weights,
+                             int m, int v, float invTemperature, boolean backward) {
+        String op = "crossEntropy";
+        positive(op, m, v);
+        if (m == 0) return;
+        driver.launch("cross_entropy", m, 1, 1, rowThreads(v), 1, 1, 0,
+                f32(op, "logits", logits, (long) m * v), f32(op, "logprob", logprob, m), f32(op, "entropy", entropy, m),
+                i32(op, "targets", targets, m), f32(op, "weights", weights, m), v, invTemperature, backward ? 1 : 0);
+    }
+
+    // ---- optimizer ----
+
+    @Override
+    public double sumSquares(Buf x, long n) {
+        String op = "sumSquares";
+        positive(op, n);
+        if (n == 0) return 0;
+        long xA = f32(op, "x", x, n);
+        int blocks = Math.toIntExact((n + SUM_CHUNK - 1) / SUM_CHUNK);
+        if (partials == null || partials.bytes() < 8L * blocks) {
+            if (partials != null) memory.free(partials);
+            partials = memory.alloc(8L * blocks);
+        }
+        driver.launch("sum_squares_partials", blocks, 1, 1, 256, 1, 1, 0, partials.address(), xA, n);
+        // the partials are doubles: fetch their 32-bit halves (little-endian) and add in index order
+        int[] words = new int[2 * blocks];
+        driver.synchronize();
+        driver.copyDeviceToHost(words, 0, partials.address(), words.length);
+        double total = 0;
+        for (int i = 0; i < blocks; i++)
+            total += Double.longBitsToDouble(((long) words[2 * i + 1] << 32) | (words[2 * i] & 0xFFFFFFFFL));
+        return total;
+    }
+
+    @Override
+    public void adamw(Buf params, Buf grads, Buf m, Buf v, long n, float lr, float beta1, float beta2,
+                      float eps, float weightDecay, float gradScale, int t) {
+        String op = "adamw";
+        positive(op, n);
+        if (t < 1) throw new IllegalArgumentException(op + ": step t is 1-based, got " + t);
+        if (n == 0) return;
+        // bias corrections rounded to fp32 exactly as the CPU twin rounds them
+        float c1 = (float) (1.0 - Math.pow(beta1, t)), c2 = (float) (1.0 - Math.pow(beta2, t));
+        launch1D("adamw", n, f32(op, "params", params, n), f32(op, "grads", grads, n), f32(op, "m", m, n),
+                f32(op, "v", v, n), n, lr, beta1, beta2, eps, weightDecay, gradScale, c1, c2);
+    }
+
+    // ---- launch helpers ----
+
+    /** A grid-stride kernel over n elements: 256 threads a block, at most MAX_ELEMENTWISE_BLOCKS blocks. */
+    private void launch1D(String kernel, long n, Object... args) {
+        int blocks = (int) Math.min((n + 255) / 256, MAX_ELEMENTWISE_BLOCKS);
+        driver.launch(kernel, blocks, 1, 1, 256, 1, 1, 0, args);
+    }
+
+    /** Threads of a one-block-per-row kernel: a power of two from 32 (a warp) to 256, ≥ the row width where possible. */
+    private static int rowThreads(int width) {
+        int threads = 32;
+        while (threads < width && threads < 256) threads *= 2;
+        return threads;
+    }
+
+    private static int ceilDiv(long a, int b) {
+        return Math.toIntExact((a + b - 1) / b);
+    }
+
+    private static void positive(String op, long... sizes) {
+        for (long s : sizes)
+            if (s < 0) throw new IllegalArgumentException(op + ": negative size " + s);
+    }
+
+    private static DeviceMemory.Block block(Buf b) {
+        if (!(b.memory instanceof DeviceMemory.Block block))
+            throw new IllegalArgumentException("not a device buffer of a CUDA backend: " + b);
+        return block;
+    }
+
+    private static long address(Buf b) {
+        return block(b).address() + 4 * b.offset;
+    }
+
+    /** The device address of an F32 buffer that must hold at least {@code need} elements. */
+    private static long f32(String op, String what, Buf b, long need) {
+        return checked(op, what, b, Buf.Type.F32, need);
+    }
+
+    private static long i32(String op, String what, Buf b, long need) {
+        return checked(op, what, b, Buf.Type.I32, need);
+    }
+
+    private static long checked(String op, String what, Buf b, Buf.Type type, long need) {
+        if (b == null) throw new IllegalArgumentException(op + ": " + what + " is null");
+        if (b.type != type) throw new IllegalArgumentException(op + ": " + what + " must be " + type + ", got " + b);
+        if (b.length < need)
+            throw new IllegalArgumentException(op + ": " + what + " holds " + b.length + " elements, needs " + need);
+        return address(b);
+    }
+}

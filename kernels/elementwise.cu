@@ -1,0 +1,64 @@
+// Elementwise ops (Kernels.add, swiglu, swigluBackward, gelu, geluBackward, fill).
+//
+// Launch shapes: grid (min(ceil(n / 256), 4096)), block (256), grid-stride loops over n
+// elements (n is 64-bit; for the SwiGLU kernels n = m · inter).
+
+namespace hg_elementwise {
+constexpr float GELU_K = 0.7978845608028654f; // sqrt(2/pi)
+}
+
+#define GRID_STRIDE(i, n) \
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += (long long)gridDim.x * blockDim.x)
+
+extern "C" __global__ void add_f32(float* out, const float* a, const float* b, long long n) {
+    GRID_STRIDE(i, n) out[i] = a[i] + b[i];
+}
+
+extern "C" __global__ void fill_f32(float* dst, float value, long long n) {
+    GRID_STRIDE(i, n) dst[i] = value;
+}
+
+extern "C" __global__ void fill_i32(int* dst, int value, long long n) {
+    GRID_STRIDE(i, n) dst[i] = value;
+}
+
+// out[r, j] = silu(gate) · up, with gate = gateUp[r, j] and up = gateUp[r, inter + j]
+extern "C" __global__ void swiglu_forward(float* out, const float* gateUp, int inter, long long n) {
+    GRID_STRIDE(i, n) {
+        long long r = i / inter, j = i % inter;
+        float g = gateUp[r * 2 * inter + j], u = gateUp[r * 2 * inter + inter + j];
+        out[i] = g / (1.0f + expf(-g)) * u;
+    }
+}
+
+// dgate = dy · u · σ(g) · (1 + g · (1 − σ(g))), dup = dy · silu(g)
+extern "C" __global__ void swiglu_backward(float* dgateUp, const float* dout, const float* gateUp, int inter, long long n) {
+    GRID_STRIDE(i, n) {
+        long long r = i / inter, j = i % inter;
+        long long gi = r * 2 * inter + j;
+        float g = gateUp[gi], u = gateUp[gi + inter], dy = dout[i];
+        float sig = 1.0f / (1.0f + expf(-g));
+        dgateUp[gi] = dy * u * sig * (1.0f + g * (1.0f - sig));
+        dgateUp[gi + inter] = dy * g * sig;
+    }
+}
+
+// PyTorch's gelu(approximate='tanh')
+extern "C" __global__ void gelu_forward(float* out, const float* x, long long n) {
+    GRID_STRIDE(i, n) {
+        float v = x[i];
+        float t = tanhf(hg_elementwise::GELU_K * (v + 0.044715f * v * v * v));
+        out[i] = 0.5f * v * (1.0f + t);
+    }
+}
+
+extern "C" __global__ void gelu_backward(float* dx, const float* dout, const float* x, long long n) {
+    GRID_STRIDE(i, n) {
+        float v = x[i];
+        float t = tanhf(hg_elementwise::GELU_K * (v + 0.044715f * v * v * v));
+        float dt = hg_elementwise::GELU_K * (1.0f + 3.0f * 0.044715f * v * v);
+        dx[i] = dout[i] * (0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * dt);
+    }
+}
+
+#undef GRID_STRIDE

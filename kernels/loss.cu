@@ -1,0 +1,47 @@
+// Softmax cross-entropy over a chunk of LM-head logits (Kernels.crossEntropy), at temperature
+// 1/invT: per row the log-prob of the target, the entropy, and with backward the logits
+// overwritten in place by ∂L/∂logits = weight · (p − onehot(target)) · invT, L = −Σ weight·logprob.
+//
+// Launch shape: grid (m), block (a power of two ≤ 256): one block per row; block reductions for
+// the max and (in double) for Σ e^(z−max) and Σ e^(z−max)·z, then each thread rewrites the
+// logits it read. The target's
+// logit is read before the first barrier, so no thread has overwritten it yet.
+// A target ≥ v cannot throw on a device: its log-prob is NaN and its gradient row zero.
+
+#include "common/reduce.cuh"
+
+extern "C" __global__ void cross_entropy(float* logits, float* logprob, float* entropy, const int* targets,
+                                         const float* weights, int v, float invT, int backward) {
+    __shared__ float scratch[32];
+    __shared__ double dscratch[256];
+    float* z = logits + (size_t)blockIdx.x * v;
+    int target = targets[blockIdx.x];
+    bool has_target = target >= 0 && target < v;
+    float z_target = has_target ? z[target] * invT : 0.0f;
+
+    float max = -INFINITY;
+    for (int j = threadIdx.x; j < v; j += blockDim.x) max = fmaxf(max, z[j] * invT);
+    max = hg::block_max(max, scratch);
+    // sums in double, as the CPU twin: a near-certain target has log-prob ≈ −Σ(others), which a
+    // float sum of ≈ 1 would round away
+    double sum = 0.0, sum_pz = 0.0;
+    for (int j = threadIdx.x; j < v; j += blockDim.x) {
+        float zj = z[j] * invT;
+        float e = expf(zj - max);
+        sum += e;
+        sum_pz += (double)e * zj;
+    }
+    sum = hg::block_sum_tree(sum, dscratch);
+    sum_pz = hg::block_sum_tree(sum_pz, dscratch);
+    double log_z = max + log(sum);
+    if (threadIdx.x == 0) {
+        entropy[blockIdx.x] = (float)(log_z - sum_pz / sum);
+        logprob[blockIdx.x] = target < 0 ? 0.0f : has_target ? (float)(z_target - log_z) : NAN;
+    }
+    if (!backward) return;
+    float scale = weights[blockIdx.x] * invT;
+    for (int j = threadIdx.x; j < v; j += blockDim.x) {
+        float p = expf((float)(z[j] * invT - log_z));
+        z[j] = has_target ? scale * (j == target ? p - 1.0f : p) : 0.0f;
+    }
+}

@@ -1,0 +1,187 @@
+// Token sampling (Kernels.sample): greedy argmax, or temperature with top-k / top-p survivors
+// and an inverse-CDF draw with the counter-based uniform of Kernels.uniform, so a seed gives the
+// same tokens as the CPU twin.
+//
+// Launch shape: grid (b), block (256) (exactly: the shared scratch is sized for it): one block
+// per row of logits [b, v].
+//
+// Semantics, as CpuKernels.sampleRow (banned tokens count as z = −inf throughout):
+//   greedy: argmax of the logits, lowest index on ties.
+//   otherwise z = logits · invT;
+//   top-k (0 < k < v): a token survives when fewer than k tokens have a strictly larger z, i.e.
+//     z ≥ the k-th largest z. Found by bisection over an order-preserving 32-bit key of z
+//     (32 counting passes): the largest key K with count(key ≥ K) ≥ k is the k-th largest's key.
+//   top-p (p < 1): a survivor of top-k stays when the probability mass (among top-k survivors)
+//     of tokens strictly more likely than it is < p; ties stay or go together. The mass above a
+//     key falls as the key grows, so survivors are key ≥ the smallest K whose mass above is < p:
+//     another 32-pass bisection, masses in double as the CPU twin computes them.
+//   draw: u · Σ survivors' e^(z−max), then the first survivor in index order whose running sum
+//     exceeds it (the last survivor if rounding leaves none). Thread t owns a contiguous index
+//     range; range sums, a sequential exclusive scan over them, then each thread walks its range.
+// First correct form: O(64·v) per row, no sorting.
+
+#include "common/reduce.cuh"
+
+namespace hg_sample {
+
+constexpr int THREADS = 256;
+
+static __device__ inline bool is_banned(int j, const int* banned, int nBanned) {
+    for (int b = 0; b < nBanned; b++)
+        if (banned[b] == j) return true;
+    return false;
+}
+
+// Order-preserving map of a float to an unsigned key; −0 and +0 compare equal, so they share a key.
+static __device__ inline unsigned key_of(float z) {
+    if (z == 0.0f) z = 0.0f;
+    unsigned u = __float_as_uint(z);
+    return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+}
+
+// Kernels.uniform: splitmix64 of (seed, row, step), top 24 bits
+static __device__ inline float uniform(unsigned long long seed, unsigned long long row, unsigned long long step) {
+    unsigned long long x = seed + 0x9E3779B97F4A7C15ull * (row + 1) + 0xD1B54A32D192ED03ull * (step + 1);
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+    x ^= x >> 31;
+    return (float)(x >> 40) * (1.0f / 16777216.0f);
+}
+
+static __device__ inline int block_min(int v, int* scratch) {
+    __syncthreads();
+    scratch[threadIdx.x] = v;
+    __syncthreads();
+    for (int half = THREADS / 2; half > 0; half >>= 1) {
+        if ((int)threadIdx.x < half) scratch[threadIdx.x] = min(scratch[threadIdx.x], scratch[threadIdx.x + half]);
+        __syncthreads();
+    }
+    return scratch[0];
+}
+
+static __device__ inline int block_max(int v, int* scratch) {
+    __syncthreads();
+    scratch[threadIdx.x] = v;
+    __syncthreads();
+    for (int half = THREADS / 2; half > 0; half >>= 1) {
+        if ((int)threadIdx.x < half) scratch[threadIdx.x] = max(scratch[threadIdx.x], scratch[threadIdx.x + half]);
+        __syncthreads();
+    }
+    return scratch[0];
+}
+
+constexpr int NONE = 0x7fffffff; // no crossing in this thread's range
+
+} // namespace hg_sample
+
+extern "C" __global__ void sample_tokens(int* tokens, const float* logits, int v, int greedy, float invT, int topK,
+                                         float topP, long long seed, long long step, const int* banned, int nBanned) {
+    using namespace hg_sample;
+    __shared__ double dscratch[THREADS];
+    __shared__ int iscratch[THREADS];
+    __shared__ float fscratch[THREADS];
+    __shared__ double total_mass;
+    int row = blockIdx.x, tid = threadIdx.x;
+    const float* x = logits + (size_t)row * v;
+
+    if (greedy) {
+        float best = 0.0f;
+        int at = -1; // this thread's first maximum; −1: none yet
+        for (int j = tid; j < v; j += THREADS)
+            if (!is_banned(j, banned, nBanned) && (at < 0 || x[j] > best)) { best = x[j]; at = j; }
+        fscratch[tid] = best;
+        iscratch[tid] = at;
+        __syncthreads();
+        for (int half = THREADS / 2; half > 0; half >>= 1) {
+            if (tid < half) {
+                float ov = fscratch[tid + half];
+                int oi = iscratch[tid + half], mi = iscratch[tid];
+                if (oi >= 0 && (mi < 0 || ov > fscratch[tid] || (ov == fscratch[tid] && oi < mi))) {
+                    fscratch[tid] = ov;
+                    iscratch[tid] = oi;
+                }
+            }
+            __syncthreads();
+        }
+        if (tid == 0) tokens[row] = iscratch[0];
+        return;
+    }
+
+    // z of token j; banned tokens are −inf
+    auto z_of = [&](int j) { return is_banned(j, banned, nBanned) ? -INFINITY : x[j] * invT; };
+
+    float max = -INFINITY;
+    for (int j = tid; j < v; j += THREADS) max = fmaxf(max, z_of(j));
+    max = hg::block_max(max, fscratch);
+
+    unsigned threshold = 0; // survivors: not banned and key(z) ≥ threshold
+    if (topK > 0 && topK < v) {
+        long long lo = 0, hi = 1LL << 32; // count(key ≥ lo) ≥ k holds, count(key ≥ hi) ≥ k does not
+        while (hi - lo > 1) {
+            long long mid = (lo + hi) / 2;
+            int count = 0;
+            for (int j = tid; j < v; j += THREADS) count += key_of(z_of(j)) >= (unsigned long long)mid;
+            count = hg::block_sum_tree(count, iscratch);
+            if (count >= topK) lo = mid; else hi = mid;
+        }
+        threshold = (unsigned)lo;
+    }
+    auto survives = [&](int j, float z) { return !is_banned(j, banned, nBanned) && key_of(z) >= threshold; };
+
+    if (topP < 1.0f) {
+        double total = 0.0;
+        for (int j = tid; j < v; j += THREADS) {
+            float z = z_of(j);
+            if (survives(j, z)) total += exp((double)(z - max));
+        }
+        total = hg::block_sum_tree(total, dscratch);
+        long long lo = -1, hi = 0xFFFFFFFFLL; // mass above hi is 0 < p; the answer is in (lo, hi]
+        while (hi - lo > 1) {
+            long long mid = (lo + hi) / 2;
+            double mass = 0.0;
+            for (int j = tid; j < v; j += THREADS) {
+                float z = z_of(j);
+                if (survives(j, z) && key_of(z) > (unsigned long long)mid) mass += exp((double)(z - max));
+            }
+            mass = hg::block_sum_tree(mass, dscratch);
+            if (mass / total < (double)topP) hi = mid; else lo = mid;
+        }
+        if ((unsigned)hi > threshold) threshold = (unsigned)hi;
+    }
+
+    // inverse CDF in index order over contiguous per-thread ranges
+    int chunk = (v + THREADS - 1) / THREADS;
+    int begin = min(v, tid * chunk), end = min(v, begin + chunk);
+    double local = 0.0;
+    for (int j = begin; j < end; j++) {
+        float z = z_of(j);
+        if (survives(j, z)) local += exp((double)(z - max));
+    }
+    __syncthreads(); // dscratch was last read by the top-p reduction
+    dscratch[tid] = local;
+    __syncthreads();
+    if (tid == 0) { // exclusive scan of the range sums, in thread order
+        double run = 0.0;
+        for (int t = 0; t < THREADS; t++) {
+            double s = dscratch[t];
+            dscratch[t] = run;
+            run += s;
+        }
+        total_mass = run;
+    }
+    __syncthreads();
+    double target = (double)uniform((unsigned long long)seed, (unsigned long long)row, (unsigned long long)step) * total_mass;
+    int found = NONE, last = -1;
+    double cum = dscratch[tid];
+    for (int j = begin; j < end; j++) {
+        float z = z_of(j);
+        if (!survives(j, z)) continue;
+        cum += exp((double)(z - max));
+        last = j;
+        if (cum > target) { found = j; break; }
+    }
+    // the lowest crossing index, or else the highest survivor (−1: nothing survived)
+    found = block_min(found, iscratch);
+    if (found == NONE) found = block_max(last, iscratch);
+    if (tid == 0) tokens[row] = found;
+}

@@ -13,7 +13,8 @@ import java.util.SplittableRandom;
 import static org.junit.jupiter.api.Assertions.*;
 
 /**
- * Training steps on cuda-emu leave no allocation behind: every step ends holding the same bytes
+ * Training steps on the CUDA backend (cuda-emu, or cuda under -Dhintgrpo.test.driver=cuda as in
+ * the GPU check) leave no allocation behind: every step ends holding the same bytes
  * (parameters, gradients, activation arena, AdamW moments, the backend's scratch); after two
  * warm-up steps the cache serves every allocation (the first step's optimizer scratch takes a block
  * its temporaries freed, so the second step still mallocs one); closing the optimizer and the
@@ -24,7 +25,9 @@ class TrainingStepMemoryTest {
     @Test
     void stepsReuseMemoryAndClosingReturnsIt() {
         ModelConfig cfg = TestModels.multimodalConfig("mlp");
-        CudaKernels k = (CudaKernels) Backends.open("cuda-emu");
+        CudaKernels k = CudaParityTest.driverKind().equals("cuda")
+                ? new CudaKernels(CudaParityTest.openDriver("device"), "cuda")
+                : (CudaKernels) Backends.open("cuda-emu");
         DeviceMemory mem = k.memory();
         try {
             long before = mem.bytesInUse();

@@ -37,15 +37,47 @@ public final class AdamW implements AutoCloseable {
         return step;
     }
 
+    /** First ("exp_avg") or second ("exp_avg_sq") moment of one parameter tensor, for checkpoints. */
+    public float[] downloadMoment(String which, String name) {
+        ParamLayout.Entry e = model.layout.get(name);
+        float[] v = new float[Math.toIntExact(e.size())];
+        model.kernels.download(moment(which).slice(e.offset(), e.size()), v);
+        return v;
+    }
+
+    public void uploadMoment(String which, String name, float[] values) {
+        ParamLayout.Entry e = model.layout.get(name);
+        if (values.length != e.size())
+            throw new IllegalArgumentException(which + "." + name + ": expected " + e.size() + " values, got " + values.length);
+        model.kernels.upload(moment(which).slice(e.offset(), e.size()), values);
+    }
+
+    /** Restores the step count (bias correction) when resuming from a checkpoint. */
+    public void setSteps(int steps) {
+        if (steps < 0) throw new IllegalArgumentException("steps must be ≥ 0, got " + steps);
+        this.step = steps;
+    }
+
+    private Buf moment(String which) {
+        return switch (which) {
+            case "exp_avg" -> m;
+            case "exp_avg_sq" -> v;
+            default -> throw new IllegalArgumentException("no moment named " + which + " (exp_avg or exp_avg_sq)");
+        };
+    }
+
     /**
      * Applies one update from the model's gradients, clipped to a global norm of maxGradNorm
-     * (≤ 0: no clipping). Returns the gradient norm before clipping.
+     * (≤ 0: no clipping). Returns the gradient norm before clipping. A non-finite norm (an
+     * overflow or NaN somewhere in the gradients) changes nothing: no update, no step counted;
+     * the caller sees the non-finite norm and counts the skipped step.
      */
     public double step(float maxGradNorm) {
         Kernels k = model.kernels;
         Buf grads = model.grads();
         long size = model.layout.size(), decayEnd = model.layout.decayEnd();
         double norm = Math.sqrt(k.sumSquares(grads, size));
+        if (!Double.isFinite(norm)) return norm;
         float scale = maxGradNorm > 0 ? (float) Math.min(1.0, maxGradNorm / (norm + 1e-6)) : 1f;
         step++;
         Buf p = model.params;

@@ -180,6 +180,41 @@ class ModelTest {
         assertTrue(first > 3 && last < 0.5 * first, "loss " + first + " → " + last);
     }
 
+    /** Moments and step restored into a fresh optimizer continue the run bit for bit. */
+    @Test
+    void optimizerStateRestoresExactly() {
+        ModelConfig cfg = config("text");
+        Batch batch = Batch.pack(cfg, TestModels.randomSequences(cfg, new SplittableRandom(6), 8, 5));
+        Model a = model(cfg, 4), b = model(cfg, 4);
+        AdamW optA = new AdamW(a, 1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f);
+        for (int i = 0; i < 3; i++) { a.zeroGrad(); a.forwardBackward(batch, 1f); optA.step(1f); }
+        // copy params and moments into b with a new optimizer, then take one more step on both
+        AdamW optB = new AdamW(b, 1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f);
+        for (ParamLayout.Entry e : a.layout.entries()) {
+            b.upload(e.name(), a.download(e.name()));
+            for (String which : new String[]{"exp_avg", "exp_avg_sq"})
+                optB.uploadMoment(which, e.name(), optA.downloadMoment(which, e.name()));
+        }
+        optB.setSteps(optA.steps());
+        a.zeroGrad(); double la = a.forwardBackward(batch, 1f).loss(); optA.step(1f);
+        b.zeroGrad(); double lb = b.forwardBackward(batch, 1f).loss(); optB.step(1f);
+        assertEquals(la, lb);
+        for (ParamLayout.Entry e : a.layout.entries()) assertArrayEquals(a.download(e.name()), b.download(e.name()), e.name());
+    }
+
+    @Test
+    void nonFiniteGradientsSkipTheUpdate() {
+        ModelConfig cfg = config("text");
+        Model m = model(cfg, 4);
+        AdamW opt = new AdamW(m, 1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f);
+        float[] before = m.download("model.norm.weight");
+        m.zeroGrad();
+        m.kernels.fill(m.grads().slice(5, 1), Float.NaN);
+        assertTrue(Double.isNaN(opt.step(1f)));
+        assertEquals(0, opt.steps());
+        assertArrayEquals(before, m.download("model.norm.weight"));
+    }
+
     @Test
     void badBatchesAreRefusedWithTheReason() {
         ModelConfig cfg = config("mlp");

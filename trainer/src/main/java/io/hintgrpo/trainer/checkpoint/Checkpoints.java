@@ -1,0 +1,272 @@
+package io.hintgrpo.trainer.checkpoint;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.hintgrpo.engine.BadInputException;
+import io.hintgrpo.engine.Kernels;
+import io.hintgrpo.engine.io.ModelDir;
+import io.hintgrpo.engine.io.Safetensors;
+import io.hintgrpo.engine.model.AdamW;
+import io.hintgrpo.engine.model.Model;
+import io.hintgrpo.engine.model.ParamLayout;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.UncheckedIOException;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.ArrayList;
+import java.util.HexFormat;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.function.Consumer;
+import java.util.stream.Stream;
+
+/**
+ * Training checkpoints in a run's {@code checkpoints/} folder. Each is a model directory
+ * (config.json, model.safetensors, tokenizer.json) plus optimizer.safetensors (AdamW moments per
+ * parameter), trainer_state.json (step, data position, the run's fingerprint) and
+ * checksums.json (SHA-256 of every other file). A checkpoint is written into a temporary folder,
+ * every file fsynced, then renamed into place, so a crash mid-write leaves the previous ones
+ * intact; index.json (also replaced atomically) names the latest and the best. Older ones beyond
+ * keepLast are deleted, never the best.
+ */
+public final class Checkpoints {
+    public static final String OPTIMIZER = "optimizer.safetensors", STATE = "trainer_state.json",
+            CHECKSUMS = "checksums.json", TOKENIZER = "tokenizer.json", INDEX = "index.json";
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    /**
+     * Where training stands: optimizer steps done, the next micro-batch (epoch, position), skipped
+     * steps, and a fingerprint of what must match on resume (seed, data, batch shape).
+     */
+    public record State(int step, int epoch, int position, int skippedSteps, Map<String, String> fingerprint) {}
+
+    /** A loaded checkpoint: the model on a backend, its optimizer with restored moments, and the state. */
+    public record Loaded(Path dir, Model model, AdamW optimizer, State state) {}
+
+    private final Path root;
+
+    public Checkpoints(Path runDir) {
+        this.root = runDir.resolve("checkpoints");
+    }
+
+    public Path root() {
+        return root;
+    }
+
+    /**
+     * Writes checkpoint {@code step-NNNNNN}; metric (lower is better, NaN = none) decides the best.
+     * Returns its folder.
+     */
+    public Path write(Model model, AdamW opt, Path tokenizerJson, State state, double metric, int keepLast) {
+        try {
+            Files.createDirectories(root);
+            String name = String.format("step-%07d", state.step());
+            Path tmp = Files.createTempDirectory(root, "." + name + ".tmp-");
+            try {
+                ModelDir.save(model, tmp, Safetensors.Dtype.F32);
+                if (tokenizerJson != null) Files.copy(tokenizerJson, tmp.resolve(TOKENIZER));
+                Map<String, int[]> shapes = new LinkedHashMap<>();
+                for (ParamLayout.Entry e : model.layout.entries()) {
+                    shapes.put("exp_avg." + e.name(), e.shape());
+                    shapes.put("exp_avg_sq." + e.name(), e.shape());
+                }
+                Safetensors.write(tmp.resolve(OPTIMIZER), Safetensors.Dtype.F32, shapes, t -> {
+                    int dot = t.indexOf('.');
+                    return opt.downloadMoment(t.substring(0, dot), t.substring(dot + 1));
+                });
+                ObjectNode s = JSON.createObjectNode();
+                s.put("step", state.step());
+                s.put("epoch", state.epoch());
+                s.put("position", state.position());
+                s.put("skipped_steps", state.skippedSteps());
+                s.put("optimizer_steps", opt.steps());
+                s.put("metric", Double.isFinite(metric) ? metric : null);
+                ObjectNode fp = s.putObject("fingerprint");
+                state.fingerprint().forEach(fp::put);
+                Files.writeString(tmp.resolve(STATE), JSON.writerWithDefaultPrettyPrinter().writeValueAsString(s));
+                ObjectNode sums = JSON.createObjectNode();
+                try (Stream<Path> files = Files.list(tmp)) {
+                    for (Path f : files.sorted().toList()) {
+                        fsync(f);
+                        sums.put(f.getFileName().toString(), sha256(f));
+                    }
+                }
+                Files.writeString(tmp.resolve(CHECKSUMS), JSON.writerWithDefaultPrettyPrinter().writeValueAsString(sums));
+                fsync(tmp.resolve(CHECKSUMS));
+                Path dest = root.resolve(name);
+                if (Files.exists(dest)) deleteTree(dest); // a stale one from an abandoned run after an older resume point
+                Files.move(tmp, dest, StandardCopyOption.ATOMIC_MOVE);
+                fsync(root);
+                updateIndex(name, metric, keepLast);
+                return dest;
+            } finally {
+                if (Files.exists(tmp)) deleteTree(tmp);
+            }
+        } catch (IOException e) {
+            throw new UncheckedIOException("writing a checkpoint in " + root + ": " + e.getMessage(), e);
+        }
+    }
+
+    private void updateIndex(String latest, double metric, int keepLast) throws IOException {
+        ObjectNode index = readIndex();
+        String best = index.path("best").asText(null);
+        double bestMetric = index.path("best_metric").isNumber() ? index.get("best_metric").asDouble() : Double.NaN;
+        if (Double.isFinite(metric) && (best == null || !Double.isFinite(bestMetric) || metric < bestMetric)) {
+            best = latest;
+            bestMetric = metric;
+        }
+        ObjectNode out = JSON.createObjectNode();
+        out.put("latest", latest);
+        if (best != null) out.put("best", best);
+        if (Double.isFinite(bestMetric)) out.put("best_metric", bestMetric);
+        Path tmp = Files.createTempFile(root, ".index-", ".json");
+        Files.writeString(tmp, JSON.writerWithDefaultPrettyPrinter().writeValueAsString(out));
+        fsync(tmp);
+        Files.move(tmp, root.resolve(INDEX), StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+        List<String> all = list();
+        for (int i = 0; i < all.size() - Math.max(1, keepLast); i++)
+            if (!all.get(i).equals(best) && !all.get(i).equals(latest)) deleteTree(root.resolve(all.get(i)));
+    }
+
+    private ObjectNode readIndex() {
+        Path f = root.resolve(INDEX);
+        try {
+            if (Files.exists(f) && JSON.readTree(f.toFile()) instanceof ObjectNode o) return o;
+        } catch (IOException e) {
+            // an unreadable index is rebuilt from the folders on the next write
+        }
+        return JSON.createObjectNode();
+    }
+
+    /** Checkpoint folder names, oldest first. */
+    public List<String> list() throws IOException {
+        if (!Files.isDirectory(root)) return List.of();
+        try (Stream<Path> s = Files.list(root)) {
+            return s.map(p -> p.getFileName().toString()).filter(n -> n.matches("step-\\d+")).sorted().toList();
+        }
+    }
+
+    /** The latest checkpoint whose files verify, or null when there is none. */
+    public Path latest() throws IOException {
+        String named = readIndex().path("latest").asText(null);
+        if (named != null && Files.isDirectory(root.resolve(named))) return root.resolve(named);
+        List<String> all = new ArrayList<>(list());
+        return all.isEmpty() ? null : root.resolve(all.get(all.size() - 1));
+    }
+
+    /** The best checkpoint by metric, or the latest when none was ranked. */
+    public Path best() throws IOException {
+        String named = readIndex().path("best").asText(null);
+        if (named != null && Files.isDirectory(root.resolve(named))) return root.resolve(named);
+        return latest();
+    }
+
+    /**
+     * Verifies the checksums, checks the fingerprint against {@code expected} (each key present in
+     * both must agree), and loads model, optimizer moments and state. Anything off is one clear error.
+     */
+    public static Loaded load(Path dir, Kernels kernels, Map<String, String> expected, float lr, float beta1, float beta2,
+                              float eps, float weightDecay, Consumer<String> report) {
+        verify(dir);
+        JsonNode s;
+        try {
+            s = JSON.readTree(dir.resolve(STATE).toFile());
+        } catch (IOException e) {
+            throw new BadInputException(dir.resolve(STATE).toString(), "not valid JSON");
+        }
+        Map<String, String> fp = new LinkedHashMap<>();
+        s.path("fingerprint").fields().forEachRemaining(e -> fp.put(e.getKey(), e.getValue().asText()));
+        for (Map.Entry<String, String> e : expected.entrySet()) {
+            String saved = fp.get(e.getKey());
+            if (saved != null && !saved.equals(e.getValue()))
+                throw new BadInputException(dir.toString(), "checkpoint was written with " + e.getKey() + " = " + saved
+                        + ", this run has " + e.getValue() + " (resume with the same settings, or start a new run folder)");
+        }
+        State state = new State(s.path("step").asInt(), s.path("epoch").asInt(), s.path("position").asInt(),
+                s.path("skipped_steps").asInt(), fp);
+        Model model = ModelDir.load(kernels, dir, 0, report);
+        AdamW opt = new AdamW(model, lr, beta1, beta2, eps, weightDecay);
+        try (Safetensors moments = Safetensors.open(dir.resolve(OPTIMIZER))) {
+            for (ParamLayout.Entry e : model.layout.entries())
+                for (String which : new String[]{"exp_avg", "exp_avg_sq"}) {
+                    String name = which + "." + e.name();
+                    if (!moments.has(name))
+                        throw new BadInputException(dir.resolve(OPTIMIZER).toString(), "optimizer state lacks " + name + " (written for another model?)");
+                    if (moments.info(name).elements() != e.size())
+                        throw new BadInputException(dir.resolve(OPTIMIZER).toString(), name + " has " + moments.info(name).elements()
+                                + " values, the model's tensor has " + e.size());
+                    opt.uploadMoment(which, e.name(), moments.read(name));
+                }
+        } catch (RuntimeException e) {
+            model.close();
+            throw e;
+        }
+        opt.setSteps(s.path("optimizer_steps").asInt());
+        return new Loaded(dir, model, opt, state);
+    }
+
+    /** Every file listed in checksums.json exists and hashes to its recorded SHA-256. */
+    public static void verify(Path dir) {
+        Path sums = dir.resolve(CHECKSUMS);
+        if (!Files.isRegularFile(sums))
+            throw new BadInputException(dir.toString(), "not a complete checkpoint (no " + CHECKSUMS + ")");
+        JsonNode recorded;
+        try {
+            recorded = JSON.readTree(sums.toFile());
+        } catch (IOException e) {
+            throw new BadInputException(sums.toString(), "not valid JSON");
+        }
+        for (String required : List.of(ModelDir.CONFIG, ModelDir.WEIGHTS, OPTIMIZER, STATE))
+            if (!recorded.has(required)) throw new BadInputException(sums.toString(), "does not list " + required);
+        recorded.fields().forEachRemaining(e -> {
+            Path f = dir.resolve(e.getKey());
+            if (!Files.isRegularFile(f)) throw new BadInputException(f.toString(), "missing from the checkpoint");
+            try {
+                if (!sha256(f).equals(e.getValue().asText()))
+                    throw new BadInputException(f.toString(), "checksum mismatch: the file is corrupt or was changed after the checkpoint was written");
+            } catch (IOException io) {
+                throw new BadInputException(f.toString(), "cannot read: " + io.getMessage());
+            }
+        });
+    }
+
+    static String sha256(Path f) throws IOException {
+        try (InputStream in = Files.newInputStream(f)) {
+            MessageDigest md = MessageDigest.getInstance("SHA-256");
+            byte[] buf = new byte[1 << 16];
+            for (int n; (n = in.read(buf)) > 0; ) md.update(buf, 0, n);
+            return HexFormat.of().formatHex(md.digest());
+        } catch (NoSuchAlgorithmException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    private static void fsync(Path p) throws IOException {
+        if (Files.isDirectory(p)) {
+            try (FileChannel ch = FileChannel.open(p, StandardOpenOption.READ)) {
+                ch.force(true);
+            } catch (IOException e) {
+                // some file systems refuse fsync on a directory; the renames are still atomic
+            }
+            return;
+        }
+        try (FileChannel ch = FileChannel.open(p, StandardOpenOption.WRITE)) {
+            ch.force(true);
+        }
+    }
+
+    private static void deleteTree(Path p) throws IOException {
+        try (Stream<Path> s = Files.walk(p)) {
+            for (Path q : s.sorted(java.util.Comparator.reverseOrder()).toList()) Files.deleteIfExists(q);
+        }
+    }
+}

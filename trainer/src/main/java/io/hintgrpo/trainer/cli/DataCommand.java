@@ -1,0 +1,113 @@
+package io.hintgrpo.trainer.cli;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import io.hintgrpo.trainer.data.Jsonl;
+import io.hintgrpo.trainer.data.SynthCorpus;
+import io.hintgrpo.trainer.data.Utterance;
+import io.hintgrpo.trainer.format.Polarity;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+import picocli.CommandLine.Spec;
+import picocli.CommandLine.Model.CommandSpec;
+
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.concurrent.Callable;
+
+/** {@code hintgrpo data}: make the embedded corpus, or check a corpus file. */
+@Command(name = "data", mixinStandardHelpOptions = true,
+        description = "Corpus files: make the embedded synthetic corpus (synth) or check a JSONL corpus (check).",
+        subcommands = {DataCommand.Synth.class, DataCommand.Check.class})
+final class DataCommand {
+
+    @Command(name = "synth", mixinStandardHelpOptions = true,
+            description = "Writes the embedded multimodal sentiment corpus: per domain train/valid/test JSONL with .npy "
+                    + "features and filtered teacher DC chains, tokenizer.json and the corpus.json manifest.")
+    static final class Synth implements Callable<Integer> {
+        @Spec CommandSpec spec;
+
+        @Option(names = "--out", required = true, description = "Output folder (must not exist or be empty).")
+        Path out;
+
+        @Option(names = "--seed", defaultValue = "1234", description = "Seed; the same seed gives bit-identical files (default: ${DEFAULT-VALUE}).")
+        long seed;
+
+        @Option(names = "--size", defaultValue = "2000", description = "Utterances over all domains (default: ${DEFAULT-VALUE}).")
+        int size;
+
+        @Option(names = "--teacher-error-rate", defaultValue = "0.1", description = "Share of teacher chains made wrong (default: ${DEFAULT-VALUE}).")
+        double teacherErrorRate;
+
+        @Option(names = "--conflict-rate", defaultValue = "0.25", description = "Share of utterances whose words disagree with face and voice (default: ${DEFAULT-VALUE}).")
+        double conflictRate;
+
+        @Option(names = "--frames-audio", defaultValue = "6", description = "Audio frames per utterance (default: ${DEFAULT-VALUE}).")
+        int framesAudio;
+
+        @Option(names = "--frames-vision", defaultValue = "6", description = "Vision frames per utterance (default: ${DEFAULT-VALUE}).")
+        int framesVision;
+
+        @Option(names = "--filter-tolerance", defaultValue = "0.5", description = "Largest |answer - label| of a kept teacher chain (default: ${DEFAULT-VALUE}).")
+        double filterTolerance;
+
+        @Override
+        public Integer call() throws IOException {
+            SynthCorpus.Options o = new SynthCorpus.Options(seed, size, teacherErrorRate, framesAudio, framesVision,
+                    conflictRate, filterTolerance);
+            SynthCorpus.Summary s = SynthCorpus.write(out, o);
+            PrintWriter w = spec.commandLine().getOut();
+            JsonNode m = s.manifest();
+            w.printf("wrote %s: %d utterances in %s, vocabulary %d tokens%n", out, size, SynthCorpus.domains(), m.path("vocab_size").asInt());
+            w.printf("classes: %s; conflicts: %s%n", m.path("classes"), m.path("conflicts"));
+            JsonNode t = m.path("teacher");
+            w.printf("teacher chains: %d errors injected, filter kept %d and dropped %d%n",
+                    t.path("injected_errors").asInt(), t.path("kept").asInt(), t.path("dropped").asInt());
+            JsonNode x = m.path("text_only");
+            w.printf("test MAE: text-only %.3f vs multimodal linear probe %.3f%n",
+                    x.path("text_only_test_mae").asDouble(), x.path("multimodal_probe_test_mae").asDouble());
+            return 0;
+        }
+    }
+
+    @Command(name = "check", mixinStandardHelpOptions = true,
+            description = "Reads JSONL corpus files as training would and prints counts per domain and class.")
+    static final class Check implements Callable<Integer> {
+        @Spec CommandSpec spec;
+
+        @Parameters(arity = "1..*", paramLabel = "FILE", description = "JSONL files.")
+        List<Path> files;
+
+        @Option(names = "--audio-dim", defaultValue = "-1", description = "Required audio features per frame (-1: any).")
+        int audioDim;
+
+        @Option(names = "--vision-dim", defaultValue = "-1", description = "Required vision features per frame (-1: any).")
+        int visionDim;
+
+        @Option(names = "--skip-bad", description = "Skip malformed records and count them instead of failing.")
+        boolean skipBad;
+
+        @Override
+        public Integer call() {
+            PrintWriter w = spec.commandLine().getOut();
+            for (Path f : files) {
+                Jsonl.Loaded l = Jsonl.read(f, new Jsonl.Expect(audioDim, visionDim), skipBad);
+                Map<String, int[]> perDomain = new TreeMap<>();
+                int withCot = 0;
+                for (Utterance u : l.utterances()) {
+                    perDomain.computeIfAbsent(u.domain(), d -> new int[3])[Polarity.of(u.label()).ordinal()]++;
+                    if (u.cot() != null) withCot++;
+                }
+                w.printf("%s: %d records (%d with a teacher chain)%s%n", f, l.utterances().size(), withCot,
+                        skipBad ? ", skipped " + l.skipped() + " malformed" : "");
+                perDomain.forEach((d, c) -> w.printf("  %s: negative %d, neutral %d, positive %d%n", d, c[0], c[1], c[2]));
+                for (String p : l.problems()) w.println("  skipped: " + p);
+            }
+            return 0;
+        }
+    }
+}

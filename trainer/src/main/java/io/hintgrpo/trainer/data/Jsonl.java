@@ -1,0 +1,257 @@
+package io.hintgrpo.trainer.data;
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.core.json.JsonReadFeature;
+import com.fasterxml.jackson.databind.DeserializationFeature;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.json.JsonMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.hintgrpo.engine.BadInputException;
+import io.hintgrpo.engine.model.ModelConfig;
+
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.io.OutputStreamWriter;
+import java.io.Writer;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * Corpus files: one utterance per line as a JSON object
+ * {@code {"id", "text", "label", "domain", "audio", "vision", "cot"}} (docs/data.md). Features are
+ * either a path to a float32 {@code .npy} of shape T × D (relative paths resolve against the JSONL
+ * file's folder) or an inline T × D array. A malformed line fails with {@code file:line: reason};
+ * in skip-bad mode it is skipped and counted instead.
+ */
+public final class Jsonl {
+    private Jsonl() {}
+
+    /** Feature width that accepts any D (still one D per array). */
+    public static final int ANY = -1;
+    /** Domain of a record that names none. */
+    public static final String DEFAULT_DOMAIN = "default";
+    /** How many skipped records' reasons a skip-bad read keeps. */
+    private static final int MAX_PROBLEMS_KEPT = 100;
+
+    // NaN / Infinity parse so that a non-finite label is reported as such, not as "bad JSON"
+    private static final ObjectMapper JSON = JsonMapper.builder()
+            .enable(JsonReadFeature.ALLOW_NON_NUMERIC_NUMBERS)
+            .enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS)
+            .build();
+
+    /** The feature widths records must have: audio and vision D, or {@link #ANY}. */
+    public record Expect(int audioDim, int visionDim) {
+        public static Expect any() {
+            return new Expect(ANY, ANY);
+        }
+
+        /** The widths a model's projectors take; a modality the model lacks accepts any width (the format leaves it out). */
+        public static Expect of(ModelConfig cfg) {
+            return new Expect(cfg.hasAudio() ? cfg.audioFeatureSize() : ANY, cfg.hasVision() ? cfg.visionFeatureSize() : ANY);
+        }
+    }
+
+    /** The records read, and in skip-bad mode how many lines were skipped with (the first) reasons. */
+    public record Loaded(List<Utterance> utterances, int skipped, List<String> problems) {}
+
+    /** Reads every record; the first malformed one fails with file:line and the reason. */
+    public static List<Utterance> read(Path file, Expect expect) {
+        return read(file, expect, false).utterances();
+    }
+
+    /** Reads every record; with {@code skipBad} a malformed line is skipped and counted instead of failing. */
+    public static Loaded read(Path file, Expect expect, boolean skipBad) {
+        List<Utterance> out = new ArrayList<>();
+        List<String> problems = new ArrayList<>();
+        Map<String, Integer> lineOfId = new HashMap<>();
+        int skipped = 0;
+        Path folder = file.toAbsolutePath().getParent();
+        try (BufferedReader in = Files.newBufferedReader(file, StandardCharsets.UTF_8)) {
+            String line;
+            int lineNo = 0;
+            while ((line = in.readLine()) != null) {
+                lineNo++;
+                if (line.isBlank()) continue;
+                String where = file + ":" + lineNo;
+                try {
+                    Utterance u = parseLine(line, folder, expect, where);
+                    Integer first = lineOfId.putIfAbsent(u.id(), lineNo);
+                    if (first != null) throw new BadInputException(where, "duplicate id \"" + u.id() + "\" (first at line " + first + ")");
+                    out.add(u);
+                } catch (BadInputException e) {
+                    if (!skipBad) throw e;
+                    skipped++;
+                    if (problems.size() < MAX_PROBLEMS_KEPT) problems.add(e.getMessage());
+                }
+            }
+        } catch (NoSuchFileException e) {
+            throw new BadInputException(file.toString(), "file not found");
+        } catch (java.nio.charset.MalformedInputException e) {
+            throw new BadInputException(file.toString(), "not UTF-8 text");
+        } catch (IOException e) {
+            throw new BadInputException(file.toString(), "cannot read: " + e.getMessage());
+        }
+        return new Loaded(List.copyOf(out), skipped, List.copyOf(problems));
+    }
+
+    /** Parses one line; {@code folder} resolves relative .npy paths. */
+    public static Utterance parseLine(String line, Path folder, Expect expect, String where) {
+        JsonNode node;
+        try {
+            node = JSON.readTree(line);
+        } catch (JsonProcessingException e) {
+            throw new BadInputException(where, "not valid JSON: " + e.getOriginalMessage());
+        }
+        if (!(node instanceof ObjectNode rec)) throw new BadInputException(where, "expected a JSON object");
+        String id = requiredString(rec, "id", where);
+        if (id.isEmpty()) throw new BadInputException(where, "\"id\" is empty");
+        String text = requiredString(rec, "text", where);
+        float label = label(rec, where);
+        String domain = optionalString(rec, "domain", where);
+        if (domain == null) domain = DEFAULT_DOMAIN;
+        float[][] audio = features(rec, "audio", expect.audioDim(), folder, where);
+        float[][] vision = features(rec, "vision", expect.visionDim(), folder, where);
+        String cot = optionalString(rec, "cot", where);
+        return new Utterance(id, text, label, domain, audio, vision, cot);
+    }
+
+    private static String requiredString(ObjectNode rec, String field, String where) {
+        JsonNode n = rec.get(field);
+        if (n == null || n.isNull()) throw new BadInputException(where, "missing \"" + field + "\"");
+        if (!n.isTextual()) throw new BadInputException(where, "\"" + field + "\" must be a string, got " + n);
+        return n.textValue();
+    }
+
+    private static String optionalString(ObjectNode rec, String field, String where) {
+        JsonNode n = rec.get(field);
+        if (n == null || n.isNull()) return null;
+        if (!n.isTextual()) throw new BadInputException(where, "\"" + field + "\" must be a string, got " + n);
+        return n.textValue();
+    }
+
+    private static float label(ObjectNode rec, String where) {
+        JsonNode n = rec.get("label");
+        if (n == null || n.isNull()) throw new BadInputException(where, "missing \"label\"");
+        if (!n.isNumber()) throw new BadInputException(where, "\"label\" must be a number, got " + n);
+        double y = n.doubleValue();
+        if (!Double.isFinite(y)) throw new BadInputException(where, "label " + y + " is not finite");
+        if (y < Utterance.LABEL_MIN || y > Utterance.LABEL_MAX)
+            throw new BadInputException(where, "label " + n + " is outside [-3, 3]");
+        return (float) y;
+    }
+
+    /** A modality's frames: absent/null → null; a string → .npy path; an array → inline rows. */
+    private static float[][] features(ObjectNode rec, String field, int expectDim, Path folder, String where) {
+        JsonNode n = rec.get(field);
+        if (n == null || n.isNull()) return null;
+        float[][] frames;
+        if (n.isTextual()) {
+            Path npy = folder.resolve(n.textValue());
+            try {
+                frames = Npy.read(npy);
+            } catch (BadInputException e) {
+                throw new BadInputException(where, field + " " + e.getMessage());
+            }
+        } else if (n.isArray()) {
+            frames = inlineRows((ArrayNode) n, field, where);
+        } else {
+            throw new BadInputException(where, "\"" + field + "\" must be a path to a .npy file or a T × D array, got " + n.getNodeType());
+        }
+        if (frames.length == 0) throw new BadInputException(where, field + " has no frames");
+        int dim = frames[0].length;
+        if (dim == 0) throw new BadInputException(where, field + " frames have no features");
+        if (expectDim != ANY && dim != expectDim)
+            throw new BadInputException(where, field + " has " + dim + " features per frame, expected " + expectDim);
+        for (int t = 0; t < frames.length; t++)
+            for (int j = 0; j < dim; j++)
+                if (!Float.isFinite(frames[t][j]))
+                    throw new BadInputException(where, field + " frame " + t + " feature " + j + " is not finite (" + frames[t][j] + ")");
+        return frames;
+    }
+
+    private static float[][] inlineRows(ArrayNode rows, String field, String where) {
+        float[][] out = new float[rows.size()][];
+        for (int t = 0; t < out.length; t++) {
+            JsonNode row = rows.get(t);
+            if (!row.isArray()) throw new BadInputException(where, field + "[" + t + "] is not an array of numbers");
+            if (t > 0 && row.size() != out[0].length)
+                throw new BadInputException(where, field + " is ragged: row " + t + " has " + row.size() + " values, row 0 has " + out[0].length);
+            out[t] = new float[row.size()];
+            for (int j = 0; j < out[t].length; j++) {
+                JsonNode x = row.get(j);
+                if (!x.isNumber()) throw new BadInputException(where, field + "[" + t + "][" + j + "] is not a number: " + x);
+                out[t][j] = x.floatValue();
+            }
+        }
+        return out;
+    }
+
+    /** Where a written file keeps its features. */
+    public enum Features {
+        /** T × D arrays inside each line. */
+        INLINE,
+        /** One .npy per utterance and modality in {@code features/} beside the JSONL file. */
+        NPY
+    }
+
+    /** Folder (beside the JSONL file) that {@link Features#NPY} writes into. */
+    public static final String FEATURES_FOLDER = "features";
+
+    /** Writes the records atomically (features first, then the JSONL file). */
+    public static void write(Path file, List<Utterance> utterances, Features how) throws IOException {
+        Path folder = file.toAbsolutePath().getParent();
+        Set<String> names = new HashSet<>();
+        List<String> lines = new ArrayList<>(utterances.size());
+        for (Utterance u : utterances) {
+            ObjectNode rec = JSON.createObjectNode();
+            rec.put("id", u.id());
+            rec.put("text", u.text());
+            rec.put("label", u.label());
+            rec.put("domain", u.domain());
+            writeFeatures(rec, "audio", u.audio(), u.id(), how, folder, names);
+            writeFeatures(rec, "vision", u.vision(), u.id(), how, folder, names);
+            if (u.cot() != null) rec.put("cot", u.cot());
+            lines.add(JSON.writeValueAsString(rec));
+        }
+        AtomicFiles.write(file, out -> {
+            Writer w = new OutputStreamWriter(out, StandardCharsets.UTF_8);
+            for (String line : lines) w.write(line + "\n");
+            w.flush();
+        });
+    }
+
+    private static void writeFeatures(ObjectNode rec, String field, float[][] frames, String id, Features how,
+                                      Path folder, Set<String> names) throws IOException {
+        if (frames == null) return;
+        if (how == Features.INLINE) {
+            ArrayNode rows = rec.putArray(field);
+            for (float[] row : frames) {
+                ArrayNode r = rows.addArray();
+                for (float x : row) r.add(x);
+            }
+            return;
+        }
+        String name = FEATURES_FOLDER + "/" + fileSafe(id) + "." + field + ".npy";
+        if (!names.add(name)) throw new IllegalArgumentException("two records map to the feature file " + name + " (ids differ only in unsafe characters)");
+        Npy.write(folder.resolve(name), frames);
+        rec.put(field, name);
+    }
+
+    /** An id as a file name: letters, digits, '-', '_', '.' kept, anything else becomes '_'. */
+    static String fileSafe(String id) {
+        StringBuilder sb = new StringBuilder(id.length());
+        for (char c : id.toCharArray())
+            sb.append(Character.isLetterOrDigit(c) && c < 128 || c == '-' || c == '_' || c == '.' ? c : '_');
+        return sb.toString();
+    }
+}

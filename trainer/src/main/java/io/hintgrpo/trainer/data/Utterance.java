@@ -1,0 +1,28 @@
+package io.hintgrpo.trainer.data;
+
+/**
+ * One labelled utterance, as a line of a corpus JSONL file holds it: the transcript, the sentiment
+ * label in [-3, 3], its domain, the audio and vision feature frames (T × D, null where absent) and
+ * an optional teacher Discrimination-Calibration chain ({@code cot}, null where absent).
+ */
+public record Utterance(String id, String text, float label, String domain,
+                        float[][] audio, float[][] vision, String cot) {
+    public static final float LABEL_MIN = -3f, LABEL_MAX = 3f;
+
+    public Utterance withCot(String newCot) {
+        return new Utterance(id, text, label, domain, audio, vision, newCot);
+    }
+
+    /** The same utterance with the named modalities' frames replaced by zeros (same shapes): the ablation input. */
+    public Utterance withZeroed(boolean zeroAudio, boolean zeroVision) {
+        return new Utterance(id, text, label, domain,
+                zeroAudio ? zerosLike(audio) : audio, zeroVision ? zerosLike(vision) : vision, cot);
+    }
+
+    private static float[][] zerosLike(float[][] frames) {
+        if (frames == null) return null;
+        float[][] out = new float[frames.length][];
+        for (int t = 0; t < frames.length; t++) out[t] = new float[frames[t].length];
+        return out;
+    }
+}

@@ -1,0 +1,22 @@
+package io.hintgrpo.trainer.format;
+
+/**
+ * What {@link DcParser} found in a model's response. {@code problem} is null exactly when the
+ * response follows the grammar; the polarity, score and segments are reported whenever they can be
+ * read, valid or not (a truncated response may still name its polarity).
+ *
+ * @param polarity the class the disc phase names, or null
+ * @param score    the answer in [-3, 3], or NaN when missing, non-numeric or out of range
+ * @param disc     text inside {@code <disc>…</disc>} (to the end where unterminated), or null; likewise calib and answer
+ */
+public record ParsedResponse(boolean formatValid, String problem, Polarity polarity, float score,
+                             String disc, String calib, String answer) {
+    public boolean hasScore() {
+        return !Float.isNaN(score);
+    }
+
+    /** The disc polarity agrees with the answer's class (both present). */
+    public boolean dcConsistent() {
+        return polarity != null && hasScore() && Polarity.of(score) == polarity;
+    }
+}

@@ -1,0 +1,162 @@
+package io.hintgrpo.trainer.sft;
+
+import io.hintgrpo.engine.BadInputException;
+import io.hintgrpo.engine.cpu.CpuKernels;
+import io.hintgrpo.engine.model.AdamW;
+import io.hintgrpo.engine.model.Model;
+import io.hintgrpo.engine.model.ModelConfig;
+import io.hintgrpo.engine.model.Sequence;
+import io.hintgrpo.trainer.checkpoint.Checkpoints;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.SplittableRandom;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+class SftTrainerTest {
+    private static final ModelConfig CONFIG = ModelConfig.parse("""
+            {"hidden_size": 16, "intermediate_size": 24, "num_attention_heads": 4, "num_key_value_heads": 2,
+             "num_hidden_layers": 2, "vocab_size": 23, "tie_word_embeddings": true, "max_position_embeddings": 64}""", "test");
+
+    @TempDir
+    Path dir;
+
+    /** Prompt of random tokens, then a response that repeats a pattern the model can learn. */
+    private static List<Sequence> data(int n, long seed) {
+        SplittableRandom rng = new SplittableRandom(seed);
+        List<Sequence> out = new ArrayList<>();
+        for (int i = 0; i < n; i++) {
+            int prompt = 2 + rng.nextInt(4), response = 3 + rng.nextInt(4);
+            int[] ids = new int[prompt + response];
+            float[] w = new float[ids.length];
+            for (int t = 0; t < prompt; t++) ids[t] = rng.nextInt(10);
+            for (int t = prompt; t < ids.length; t++) ids[t] = 10 + (ids[t - 1] + 1) % 10;
+            for (int t = prompt - 1; t < ids.length - 1; t++) w[t] = 1f; // predicting response tokens
+            out.add(new Sequence(ids, w, null, null));
+        }
+        return out;
+    }
+
+    private static SftConfig config(int steps) {
+        return new SftConfig(steps, 4, 2, 5e-3f, 0.1f, 2, 0.01f, 0.9f, 0.95f, 1e-8f, 1f, 100, 2, 3, 7, 3);
+    }
+
+    private SftTrainer trainer(SftConfig cfg, Path run, int stopAfter) {
+        int[] calls = {0};
+        return new SftTrainer(cfg, run, null, Map.of("data", "test"), msg -> {}, () -> calls[0]++ >= stopAfter);
+    }
+
+    @Test
+    void resumedRunRepeatsTheUninterruptedLossesBitForBit() {
+        List<Sequence> train = data(40, 1);
+        SftConfig cfg = config(7);
+        Model full = new Model(new CpuKernels(), CONFIG);
+        full.initialize(5);
+        SftTrainer.Result uninterrupted = trainer(cfg, dir.resolve("a"), Integer.MAX_VALUE)
+                .train(full, SftTrainer.optimizer(full, cfg), new Checkpoints.State(0, 0, 0, 0, Map.of()), train, null);
+        assertEquals(7, uninterrupted.history().size());
+        assertTrue(uninterrupted.history().get(6).loss() < uninterrupted.history().get(0).loss(), "it learns");
+
+        Model first = new Model(new CpuKernels(), CONFIG);
+        first.initialize(5);
+        Path run = dir.resolve("b");
+        SftTrainer.Result part = trainer(cfg, run, 3)
+                .train(first, SftTrainer.optimizer(first, cfg), new Checkpoints.State(0, 0, 0, 0, Map.of()), train, null);
+        assertTrue(part.stoppedBySignal());
+        assertEquals(3, part.history().size());
+
+        SftTrainer resumer = trainer(cfg, run, Integer.MAX_VALUE);
+        Checkpoints.Loaded ck = assertDoesNotThrow(() -> Checkpoints.load(new Checkpoints(run).latest(), new CpuKernels(),
+                resumer.fingerprint(), cfg.lr(), cfg.beta1(), cfg.beta2(), cfg.eps(), cfg.weightDecay(), msg -> {}));
+        assertEquals(3, ck.state().step());
+        SftTrainer.Result rest = resumer.train(ck.model(), ck.optimizer(), ck.state(), train, null);
+        assertEquals(7, rest.history().size(), "history restored from metrics.jsonl plus the new steps");
+        for (int i = 0; i < 7; i++)
+            assertEquals(uninterrupted.history().get(i).loss(), rest.history().get(i).loss(), "step " + (i + 1));
+    }
+
+    @Test
+    void corruptOrMismatchedCheckpointsAreRefusedAndThePreviousOneStillLoads() throws Exception {
+        List<Sequence> train = data(20, 2);
+        SftConfig cfg = config(4);
+        Model m = new Model(new CpuKernels(), CONFIG);
+        m.initialize(5);
+        Path run = dir.resolve("run");
+        SftTrainer t = trainer(cfg, run, Integer.MAX_VALUE);
+        t.train(m, SftTrainer.optimizer(m, cfg), new Checkpoints.State(0, 0, 0, 0, Map.of()), train, null);
+        Checkpoints cks = new Checkpoints(run);
+        assertEquals(List.of("step-0000002", "step-0000004"), cks.list());
+        Path latest = cks.latest();
+        Path weights = latest.resolve("model.safetensors");
+        byte[] bytes = Files.readAllBytes(weights);
+        bytes[bytes.length - 3] ^= 0x40;
+        Files.write(weights, bytes);
+        BadInputException e = assertThrows(BadInputException.class, () -> Checkpoints.load(latest, new CpuKernels(),
+                t.fingerprint(), 1e-3f, 0.9f, 0.95f, 1e-8f, 0f, msg -> {}));
+        assertTrue(e.getMessage().contains("model.safetensors: checksum mismatch"), e.getMessage());
+
+        Path previous = run.resolve("checkpoints/step-0000002");
+        assertDoesNotThrow(() -> Checkpoints.load(previous, new CpuKernels(), t.fingerprint(), 1e-3f, 0.9f, 0.95f, 1e-8f, 0f, msg -> {}));
+        e = assertThrows(BadInputException.class, () -> Checkpoints.load(previous, new CpuKernels(),
+                Map.of("seed", "99"), 1e-3f, 0.9f, 0.95f, 1e-8f, 0f, msg -> {}));
+        assertTrue(e.getMessage().contains("checkpoint was written with seed = 7, this run has 99"), e.getMessage());
+
+        // a write that died halfway leaves only a hidden temporary folder, which is never taken for a checkpoint
+        Files.createDirectories(run.resolve("checkpoints/.step-0000006.tmp-123"));
+        Files.writeString(run.resolve("checkpoints/.step-0000006.tmp-123/model.safetensors"), "partial");
+        assertEquals(List.of("step-0000002", "step-0000004"), cks.list());
+        e = assertThrows(BadInputException.class, () -> Checkpoints.verify(run.resolve("checkpoints/.step-0000006.tmp-123")));
+        assertTrue(e.getMessage().contains("not a complete checkpoint"), e.getMessage());
+    }
+
+    @Test
+    void nonFiniteStepsAreSkippedThenTheRunStops() {
+        List<Sequence> train = data(12, 3);
+        SftConfig cfg = config(10);
+        Model m = new Model(new CpuKernels(), CONFIG);
+        m.initialize(5);
+        float[] emb = m.download("model.embed_tokens.weight");
+        emb[0] = Float.NaN; // every batch reads token 0 somewhere: loss is NaN from the start
+        m.upload("model.embed_tokens.weight", emb);
+        for (int i = 0; i < 12; i++) train.get(i).ids()[0] = 0;
+        AdamW opt = SftTrainer.optimizer(m, cfg);
+        SftTrainer.DivergedException e = assertThrows(SftTrainer.DivergedException.class, () -> trainer(cfg, dir.resolve("nan"), Integer.MAX_VALUE)
+                .train(m, opt, new Checkpoints.State(0, 0, 0, 0, Map.of()), train, null));
+        assertTrue(e.getMessage().contains("3 steps in a row had a non-finite loss or gradient"), e.getMessage());
+        assertEquals(0, opt.steps(), "no update was applied");
+    }
+
+    @Test
+    void scheduleWarmsUpThenDecaysToTheFloor() {
+        LrSchedule s = new LrSchedule(1f, 4, 20, 0.1f);
+        assertEquals(0.25f, s.at(0), 1e-6);
+        assertEquals(1f, s.at(3), 1e-6);
+        assertEquals(1f, s.at(4), 1e-6);
+        assertEquals(0.55f, s.at(12), 1e-6);
+        assertEquals(0.1f, s.at(20), 1e-6);
+    }
+
+    @Test
+    void batchPlanIsAFunctionOfSeedAndEpochAndCoversEveryExample() {
+        int[] lengths = new int[37];
+        for (int i = 0; i < lengths.length; i++) lengths[i] = 3 + (i * 7) % 11;
+        BatchPlan a = new BatchPlan(lengths, 5, 1), b = new BatchPlan(lengths, 5, 1);
+        for (int e = 0; e < 3; e++) {
+            List<int[]> x = a.epoch(e), y = b.epoch(e);
+            assertEquals(x.size(), y.size());
+            boolean[] seen = new boolean[lengths.length];
+            for (int i = 0; i < x.size(); i++) {
+                assertArrayEquals(x.get(i), y.get(i));
+                for (int j : x.get(i)) { assertFalse(seen[j]); seen[j] = true; }
+            }
+            for (boolean s : seen) assertTrue(s);
+        }
+        assertNotEquals(a.epoch(0).get(0)[0] * 1000 + a.epoch(0).get(1)[0], a.epoch(1).get(0)[0] * 1000 + a.epoch(1).get(1)[0]);
+    }
+}

@@ -47,6 +47,16 @@ for j in "$OUT"/deps/*.jar; do
     *) cp "$j" "$B/lib/" ;;
   esac
 done
+# DJL's tokenizers jar carries its native library for five platforms (56 MB unpacked): keep
+# linux-x86_64's, the GPU machines'
+for j in "$B"/lib/tokenizers-*.jar; do
+  [ -f "$j" ] || continue
+  rm -rf "$OUT/slim" && mkdir -p "$OUT/slim"
+  (cd "$OUT/slim" && "$JDK/bin/jar" xf "$j")
+  find "$OUT/slim/native/lib" -mindepth 1 -maxdepth 1 -type d ! -name linux-x86_64 -exec rm -rf {} +
+  "$JDK/bin/jar" cfM "$j" -C "$OUT/slim" .
+  rm -rf "$OUT/slim"
+done
 # JCuda's natives jar also carries the runtime, NVRTC and PTX-compiler bindings (24 MB of .so);
 # the driver API binding is all we load, so the bundle keeps only that
 mkdir -p "$OUT/natives"

@@ -2,25 +2,27 @@
 # GPU check: runs on a GPU machine from the bundle that scripts/gpu-bundle.sh builds (no Maven,
 # no network and no Java needed there: the bundle brings its own runtime).
 #
-#   gpu-check.sh OUTDIR [--bench]
+#   gpu-check.sh OUTDIR [--bench] [--emu]
 #
 # Tier 1 (default, under 3 minutes): the GPU, driver and compute capability (nvidia-smi and the
 # JCuda probe); the fragment-layout probe of the tensor-core wrappers; the whole parity suite on
 # the cuda backend; the Hugging Face golden fixture (scripts/hf_fixture.py with the machine's
 # transformers) and our cpu model checked against it. Tier 2 (--bench): per-kernel timings.
 # Writes OUTDIR/results.json, OUTDIR/logs/*.log, JUnit reports and the fixture into OUTDIR, and
-# prints a compact table last. Exit status: 0 when nothing failed, 1 otherwise.
+# prints a compact table last. Exit status: 0 when nothing failed, 1 otherwise. --emu adds the
+# same parity suite on cuda-emu (the CUDA emulator inside the bundle): a check of the bundle
+# itself on any linux-x86_64 machine.
 #
 # Runs from the bundle (its own copy of this script) or from a source tree where
 # build/gpu-bundle/hintgrpo-gpu exists.
 set -uo pipefail
 
-usage() { echo "usage: gpu-check.sh OUTDIR [--bench]" >&2; exit 2; }
+usage() { echo "usage: gpu-check.sh OUTDIR [--bench] [--emu]" >&2; exit 2; }
 [ $# -ge 1 ] || usage
 OUTDIR=$1; shift
-BENCH=0
+BENCH=0; EMU=0
 for a in "$@"; do
-  case "$a" in --bench) BENCH=1 ;; *) usage ;; esac
+  case "$a" in --bench) BENCH=1 ;; --emu) EMU=1 ;; *) usage ;; esac
 done
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -125,6 +127,16 @@ else
   rc=$?
   if [ $rc -eq 0 ]; then record parity-cuda pass "$STEP_SECONDS" "$(junit_summary "$LOGS/parity-cuda.log")"
   else record parity-cuda fail "$STEP_SECONDS" "exit $rc: $(junit_summary "$LOGS/parity-cuda.log")"
+  fi
+fi
+
+if [ $EMU -eq 1 ]; then
+  junit_cmd parity-emu -Dhintgrpo.test.driver=emu
+  step parity-emu 400 "${JUNIT[@]}" --fail-if-no-tests --select-package io.hintgrpo.engine.cuda \
+    --exclude-classname '.*\.Emu[A-Za-z]*Test'
+  rc=$?
+  if [ $rc -eq 0 ]; then record parity-emu pass "$STEP_SECONDS" "$(junit_summary "$LOGS/parity-emu.log")"
+  else record parity-emu fail "$STEP_SECONDS" "exit $rc: $(junit_summary "$LOGS/parity-emu.log")"
   fi
 fi
 

@@ -51,10 +51,20 @@ RESULTS=$OUTDIR/results.tsv
 : > "$RESULTS"
 record() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$(printf '%s' "$4" | tr '\t\n' '  ' | cut -c1-300)" >> "$RESULTS"; }
 
+# Tier 1 must end within 3 minutes: each step's limit is cut to what is left of that
+DEADLINE=$((START + 175))
+
 # runs a step with a time limit; its output goes to logs/NAME.log; returns the command's status
 step() {
   local name=$1 limit=$2; shift 2
   local t0=$(date +%s)
+  local left=$((DEADLINE - t0))
+  [ "$left" -lt "$limit" ] && limit=$left
+  if [ "$limit" -le 0 ]; then
+    echo "gpu-check: no time left in the budget" > "$LOGS/$name.log"
+    STEP_SECONDS=0
+    return 124
+  fi
   timeout --kill-after=10 "$limit" "$@" > "$LOGS/$name.log" 2>&1
   local rc=$?
   STEP_SECONDS=$(( $(date +%s) - t0 ))
@@ -130,19 +140,9 @@ else
   fi
 fi
 
-if [ $EMU -eq 1 ]; then
-  junit_cmd parity-emu -Dhintgrpo.test.driver=emu
-  step parity-emu 400 "${JUNIT[@]}" --fail-if-no-tests --select-package io.hintgrpo.engine.cuda \
-    --exclude-classname '.*\.Emu[A-Za-z]*Test'
-  rc=$?
-  if [ $rc -eq 0 ]; then record parity-emu pass "$STEP_SECONDS" "$(junit_summary "$LOGS/parity-emu.log")"
-  else record parity-emu fail "$STEP_SECONDS" "exit $rc: $(junit_summary "$LOGS/parity-emu.log")"
-  fi
-fi
-
 # ---- 4. the Hugging Face golden fixture, and our cpu model against it ---------------------------
 FIXTURE=$OUTDIR/hf-qwen2-tiny
-if ! "$PY" -c 'import torch, transformers, safetensors' > "$LOGS/hf-fixture.log" 2>&1; then
+if ! timeout 60 "$PY" -c 'import torch, transformers, safetensors' > "$LOGS/hf-fixture.log" 2>&1; then
   record hf-fixture skip 0 "$PY lacks torch/transformers/safetensors: $(tail -1 "$LOGS/hf-fixture.log")"
 elif step hf-fixture 120 "$PY" "$B/scripts/hf_fixture.py" "$FIXTURE"; then
   record hf-fixture pass "$STEP_SECONDS" "$(tail -1 "$LOGS/hf-fixture.log")"
@@ -160,7 +160,20 @@ else
   record hf-fixture-cpu skip 0 "no fixture was written"
 fi
 
+# ---- --emu: the parity suite on the emulator inside the bundle (not tier 1) ----------------------
+if [ $EMU -eq 1 ]; then
+  DEADLINE=$(( $(date +%s) + 600 ))  # not tier 1: its own budget
+  junit_cmd parity-emu -Dhintgrpo.test.driver=emu
+  step parity-emu 400 "${JUNIT[@]}" --fail-if-no-tests --select-package io.hintgrpo.engine.cuda \
+    --exclude-classname '.*\.Emu[A-Za-z]*Test'
+  rc=$?
+  if [ $rc -eq 0 ]; then record parity-emu pass "$STEP_SECONDS" "$(junit_summary "$LOGS/parity-emu.log")"
+  else record parity-emu fail "$STEP_SECONDS" "exit $rc: $(junit_summary "$LOGS/parity-emu.log")"
+  fi
+fi
+
 # ---- 5. tier 2: per-kernel timings -------------------------------------------------------------
+DEADLINE=$(( $(date +%s) + 400 ))
 if [ $BENCH -eq 0 ]; then
   record bench skip 0 "tier 2 not requested (--bench)"
 elif [ $USABLE -eq 0 ]; then

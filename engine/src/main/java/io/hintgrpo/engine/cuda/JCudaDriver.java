@@ -93,7 +93,7 @@ public final class JCudaDriver implements Driver {
      */
     public final class Pinned implements AutoCloseable {
         private final ByteBuffer buffer;
-        // JCuda points at a buffer's current position: keep our own view whose position stays 0
+        // the buffer's start whatever its position (Pointer.to ignores it): copy offsets count from here
         private final Pointer base;
         private boolean closed;
 
@@ -544,7 +544,7 @@ public final class JCudaDriver implements Driver {
         if (bytes <= 0 || bytes > Integer.MAX_VALUE) throw new IllegalArgumentException("pinned buffer of " + bytes + " bytes: need 1 .. 2^31-1");
         bind();
         ByteBuffer buffer = MemoryUtil.memAlignedAlloc(4096, (int) bytes);
-        Pointer base = Pointer.to(buffer.duplicate());
+        Pointer base = Pointer.to(buffer);
         try {
             cuMemHostRegister(base, bytes, 0);
         } catch (CudaException e) {

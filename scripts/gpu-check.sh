@@ -91,6 +91,12 @@ junit_summary() {
   echo "${out%, }"
 }
 
+# the largest of the per-op relative errors the parity suites report (driver, op, error per line)
+worst() {
+  [ -s "$1" ] || return 0
+  sort -t$'\t' -k3,3g "$1" | tail -1 | awk -F'\t' '{ printf "; max rel err %s (%s)", $3, $2 }'
+}
+
 # ---- 1. GPU, driver, compute capability -------------------------------------------------------
 if command -v nvidia-smi >/dev/null 2>&1; then
   if step gpu 30 nvidia-smi --query-gpu=name,driver_version,compute_cap,memory.total --format=csv,noheader; then
@@ -130,13 +136,13 @@ fi
 if [ $USABLE -eq 0 ]; then
   record parity-cuda skip 0 "$NO_GPU"
 else
-  junit_cmd parity-cuda -Dhintgrpo.test.driver=cuda
+  junit_cmd parity-cuda -Dhintgrpo.test.driver=cuda -Dhintgrpo.test.report="$OUTDIR/parity-cuda-errors.tsv"
   # (the emulator's own tests stay out: they load its test library, one emulator library per JVM)
   step parity-cuda 150 "${JUNIT[@]}" --fail-if-no-tests --select-package io.hintgrpo.engine.cuda \
     --exclude-classname '.*\.Emu[A-Za-z]*Test'
   rc=$?
-  if [ $rc -eq 0 ]; then record parity-cuda pass "$STEP_SECONDS" "$(junit_summary "$LOGS/parity-cuda.log")"
-  else record parity-cuda fail "$STEP_SECONDS" "exit $rc: $(junit_summary "$LOGS/parity-cuda.log")"
+  if [ $rc -eq 0 ]; then record parity-cuda pass "$STEP_SECONDS" "$(junit_summary "$LOGS/parity-cuda.log")$(worst "$OUTDIR/parity-cuda-errors.tsv")"
+  else record parity-cuda fail "$STEP_SECONDS" "exit $rc: $(junit_summary "$LOGS/parity-cuda.log")$(worst "$OUTDIR/parity-cuda-errors.tsv")"
   fi
 fi
 
@@ -163,12 +169,12 @@ fi
 # ---- --emu: the parity suite on the emulator inside the bundle (not tier 1) ----------------------
 if [ $EMU -eq 1 ]; then
   DEADLINE=$(( $(date +%s) + 600 ))  # not tier 1: its own budget
-  junit_cmd parity-emu -Dhintgrpo.test.driver=emu
+  junit_cmd parity-emu -Dhintgrpo.test.driver=emu -Dhintgrpo.test.report="$OUTDIR/parity-emu-errors.tsv"
   step parity-emu 400 "${JUNIT[@]}" --fail-if-no-tests --select-package io.hintgrpo.engine.cuda \
     --exclude-classname '.*\.Emu[A-Za-z]*Test'
   rc=$?
-  if [ $rc -eq 0 ]; then record parity-emu pass "$STEP_SECONDS" "$(junit_summary "$LOGS/parity-emu.log")"
-  else record parity-emu fail "$STEP_SECONDS" "exit $rc: $(junit_summary "$LOGS/parity-emu.log")"
+  if [ $rc -eq 0 ]; then record parity-emu pass "$STEP_SECONDS" "$(junit_summary "$LOGS/parity-emu.log")$(worst "$OUTDIR/parity-emu-errors.tsv")"
+  else record parity-emu fail "$STEP_SECONDS" "exit $rc: $(junit_summary "$LOGS/parity-emu.log")$(worst "$OUTDIR/parity-emu-errors.tsv")"
   fi
 fi
 

@@ -9,7 +9,7 @@ import java.io.PrintWriter;
 /** The {@code hintgrpo} command line: one subcommand per job. */
 @Command(name = "hintgrpo", mixinStandardHelpOptions = true, version = "hintgrpo 0.1.0",
         description = "Trains multimodal sentiment models that reason before they score (SFT, Hint-GRPO).",
-        subcommands = {ScoreCommand.class, DataCommand.class, CommandLine.HelpCommand.class})
+        subcommands = {DemoCommand.class, DataCommand.class, ScoreCommand.class, CommandLine.HelpCommand.class})
 public final class Main {
     /** Exit code for bad input (file, config, flag): one line on stderr, nothing half-written. */
     public static final int EXIT_BAD_INPUT = 2;

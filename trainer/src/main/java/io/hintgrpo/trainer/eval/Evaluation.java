@@ -1,0 +1,89 @@
+package io.hintgrpo.trainer.eval;
+
+import io.hintgrpo.engine.BadInputException;
+import io.hintgrpo.engine.model.Generator;
+import io.hintgrpo.engine.model.Model;
+import io.hintgrpo.trainer.data.Utterance;
+import io.hintgrpo.trainer.format.DcParser;
+import io.hintgrpo.trainer.format.Examples;
+import io.hintgrpo.trainer.format.ParsedResponse;
+import io.hintgrpo.trainer.tokenizer.Tokenizer;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Locale;
+import java.util.function.Consumer;
+
+/**
+ * Generate a Discrimination-Calibration response for each utterance, parse it, and score the
+ * predictions with the MMSA metrics. Generation stops at {@code </answer>} or end of turn.
+ */
+public final class Evaluation {
+    private Evaluation() {}
+
+    /** Which modalities to zero: the ablation researchers report. */
+    public enum Drop {
+        NONE, AUDIO, VISION, BOTH;
+
+        public static Drop parse(String s) {
+            return switch (s.toLowerCase(Locale.ROOT)) {
+                case "none" -> NONE;
+                case "audio" -> AUDIO;
+                case "vision" -> VISION;
+                case "both" -> BOTH;
+                default -> throw new BadInputException("--drop-modality", "expected none, audio, vision or both, got \"" + s + "\"");
+            };
+        }
+
+        public Utterance apply(Utterance u) {
+            return this == NONE ? u : u.withZeroed(this == AUDIO || this == BOTH, this == VISION || this == BOTH);
+        }
+    }
+
+    /** temperature 0 = greedy. */
+    public record Options(int maxNewTokens, float temperature, int topK, float topP, int batchSize, long seed, Drop drop) {
+        public static Options greedy() {
+            return new Options(128, 0f, 0, 1f, 32, 0, Drop.NONE);
+        }
+
+        public Options withDrop(Drop d) {
+            return new Options(maxNewTokens, temperature, topK, topP, batchSize, seed, d);
+        }
+    }
+
+    /** One generated response: the utterance, the text up to and including the stop tag, and what the parser found. */
+    public record Row(Utterance utterance, String response, ParsedResponse parsed, int tokens) {}
+
+    public record Outcome(EvalReport report, List<Row> rows) {}
+
+    public static Outcome run(Model model, Tokenizer tok, List<Utterance> data, Options opt, Consumer<String> progress) {
+        List<Row> rows = generate(model, tok, data, opt, progress);
+        List<Prediction> predictions = new ArrayList<>();
+        for (Row r : rows) predictions.add(Prediction.of(r.utterance().domain(), r.utterance().label(), r.parsed()));
+        return new Outcome(Metrics.evaluate(predictions), rows);
+    }
+
+    public static List<Row> generate(Model model, Tokenizer tok, List<Utterance> data, Options opt, Consumer<String> progress) {
+        Tokenizer.Specials sp = tok.specials();
+        Generator gen = new Generator(model);
+        Generator.Options g = new Generator.Options(opt.maxNewTokens(), opt.temperature(), opt.topK(), opt.topP(), opt.seed(),
+                new int[]{sp.answerClose(), sp.imEnd()});
+        List<Row> rows = new ArrayList<>();
+        for (int i = 0; i < data.size(); i += opt.batchSize()) {
+            List<Utterance> chunk = data.subList(i, Math.min(data.size(), i + opt.batchSize()));
+            List<io.hintgrpo.engine.model.Sequence> prompts = new ArrayList<>();
+            for (Utterance u : chunk) prompts.add(Examples.prompt(opt.drop().apply(u), tok, model.config).sequence());
+            List<Generator.Completion> out = gen.generate(prompts, g);
+            for (int s = 0; s < chunk.size(); s++) {
+                int[] ids = out.get(s).tokens();
+                // the end-of-turn token is not part of the response text
+                if (ids.length > 0 && ids[ids.length - 1] == sp.imEnd()) ids = Arrays.copyOf(ids, ids.length - 1);
+                String text = tok.decode(ids);
+                rows.add(new Row(chunk.get(s), text, DcParser.parse(text), out.get(s).tokens().length));
+            }
+            if (progress != null) progress.accept("generated " + Math.min(data.size(), i + opt.batchSize()) + "/" + data.size());
+        }
+        return rows;
+    }
+}

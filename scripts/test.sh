@@ -4,12 +4,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# The PyTorch oracle runs on Debian's system python3 (the pyenv python3 first on PATH has no torch).
-if ! /usr/bin/python3 -c 'import torch' >/dev/null 2>&1; then
-  echo "test.sh: installing python3-torch for the PyTorch oracle" >&2
+# Debian packages the tests need: python3-torch (the PyTorch oracle runs on Debian's system
+# python3; the pyenv python3 first on PATH has no torch) and g++ (native/build.sh compiles the CUDA
+# emulator; its fiber switch is our own, so no Boost). nvcc comes with the CUDA toolkit, not apt:
+# without it the build warns and skips the fatbin (CI=true fails instead).
+packages=()
+/usr/bin/python3 -c 'import torch' >/dev/null 2>&1 || packages+=(python3-torch)
+command -v g++ >/dev/null 2>&1 || packages+=(g++)
+if [ ${#packages[@]} -gt 0 ]; then
+  echo "test.sh: installing ${packages[*]}" >&2
   if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq python3-torch >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${packages[@]}" >/dev/null
 fi
 
 mvn -B -ntp verify "$@"

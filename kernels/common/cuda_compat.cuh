@@ -12,6 +12,8 @@
 //        HG_DYNAMIC_SHARED(float, smem);   // declares `float* smem` (16-byte aligned)
 //    One use per kernel; its size is the launch's sharedBytes. It can be used in a device function
 //    too (each use yields the same block-wide buffer).
+//  - Headers in kernels/common/ are self-contained (include what they use, guarded): the emulator
+//    includes each of them once ahead of the kernel files.
 //  - Inline PTX only through kernels/common/ptx.cuh (g++ cannot compile it; each wrapper there
 //    has an emulated twin).
 //  - Hopper-only code (wgmma, TMA, clusters) sits under `#if HG_HOPPER`; its portable path is what

@@ -305,9 +305,10 @@ template <class T> inline void __stwb(T* p, T v) { *p = v; }
 template <class T> inline void __stwt(T* p, T v) { *p = v; }
 inline size_t __cvta_generic_to_shared(const void* p) { return (size_t)p; }
 
-// ---- atomics: no preemption between fibers, so a plain read-modify-write is atomic --------------------
+// ---- atomics: no preemption between fibers, so a read-modify-write is atomic. Volatile accesses
+// keep the compiler from removing them: a spin on an atomic must stay a loop (the watchdog stops it).
 #define HG_ATOMIC(NAME, T, EXPR) \
-    inline T NAME(T* p, T v) { T old = *p; *p = (EXPR); return old; }
+    inline T NAME(T* p, T v) { volatile T* q = p; T old = *q; *q = (EXPR); return old; }
 #define HG_ATOMIC_ALL_SCOPES(NAME, T, EXPR) \
     HG_ATOMIC(NAME, T, EXPR) HG_ATOMIC(NAME##_block, T, EXPR) HG_ATOMIC(NAME##_system, T, EXPR)
 HG_ATOMIC_ALL_SCOPES(atomicAdd, int, old + v)
@@ -343,7 +344,7 @@ HG_ATOMIC_ALL_SCOPES(atomicDec, unsigned, (old == 0 || old > v) ? v : old - 1)
 #undef HG_ATOMIC_ALL_SCOPES
 #undef HG_ATOMIC
 #define HG_CAS(NAME, T) \
-    inline T NAME(T* p, T compare, T v) { T old = *p; if (old == compare) *p = v; return old; }
+    inline T NAME(T* p, T compare, T v) { volatile T* q = p; T old = *q; if (old == compare) *q = v; return old; }
 HG_CAS(atomicCAS, int) HG_CAS(atomicCAS_block, int) HG_CAS(atomicCAS_system, int)
 HG_CAS(atomicCAS, unsigned) HG_CAS(atomicCAS_block, unsigned) HG_CAS(atomicCAS_system, unsigned)
 HG_CAS(atomicCAS, unsigned long long) HG_CAS(atomicCAS_block, unsigned long long)
@@ -363,10 +364,14 @@ inline float min(float a, float b) { return fminf(a, b); }
 inline float max(float a, float b) { return fmaxf(a, b); }
 inline double min(double a, double b) { return fmin(a, b); }
 inline double max(double a, double b) { return fmax(a, b); }
-inline unsigned min(int a, unsigned b) { return min((unsigned)a, b); }
-inline unsigned min(unsigned a, int b) { return min(a, (unsigned)b); }
-inline unsigned max(int a, unsigned b) { return max((unsigned)a, b); }
-inline unsigned max(unsigned a, int b) { return max(a, (unsigned)b); }
+// mixed signedness: the unsigned type, as CUDA's overloads do
+#define HG_MINMAX_MIXED(S, U)                                            \
+    inline U min(S a, U b) { return min((U)a, b); }                      \
+    inline U min(U a, S b) { return min(a, (U)b); }                      \
+    inline U max(S a, U b) { return max((U)a, b); }                      \
+    inline U max(U a, S b) { return max(a, (U)b); }
+HG_MINMAX_MIXED(int, unsigned) HG_MINMAX_MIXED(long, unsigned long) HG_MINMAX_MIXED(long long, unsigned long long)
+#undef HG_MINMAX_MIXED
 inline double min(float a, double b) { return fmin(a, b); }
 inline double min(double a, float b) { return fmin(a, b); }
 inline double max(float a, double b) { return fmax(a, b); }
@@ -615,7 +620,12 @@ inline __nv_bfloat16& operator+=(__nv_bfloat16& a, __nv_bfloat16 b) { return a =
 inline __nv_bfloat16& operator*=(__nv_bfloat16& a, __nv_bfloat16 b) { return a = __hmul(a, b); }
 inline __nv_bfloat162 operator+(__nv_bfloat162 a, __nv_bfloat162 b) { return __hadd2(a, b); }
 inline __nv_bfloat162 operator*(__nv_bfloat162 a, __nv_bfloat162 b) { return __hmul2(a, b); }
-inline __nv_bfloat16 atomicAdd(__nv_bfloat16* p, __nv_bfloat16 v) { __nv_bfloat16 old = *p; *p = __hadd(old, v); return old; }
+inline __nv_bfloat16 atomicAdd(__nv_bfloat16* p, __nv_bfloat16 v) {
+    volatile unsigned short* q = &p->__x;
+    __nv_bfloat16 old = hg_bf16_bits(*q);
+    *q = __hadd(old, v).__x;
+    return old;
+}
 
 // fp16 through the compiler's _Float16 (IEEE binary16, round to nearest even).
 struct __attribute__((aligned(2))) __half {

@@ -26,6 +26,8 @@ struct KernelEntry {
     void (*fn)();
     void (*invoke)(void (*fn)(), void** params);
     const char* sig;
+    char* shared_begin; // the static __shared__ variables of the kernel's source file
+    char* shared_end;
 };
 
 template <class T>
@@ -55,8 +57,8 @@ void invoke(void (*fn)(), void** params) {
 }
 
 template <class... A>
-KernelEntry entry(const char* name, void (*fn)(A...)) {
-    return {name, reinterpret_cast<void (*)()>(fn), &invoke<A...>, Signature<A...>::str};
+KernelEntry entry(const char* name, void (*fn)(A...), char* shared_begin, char* shared_end) {
+    return {name, reinterpret_cast<void (*)()>(fn), &invoke<A...>, Signature<A...>::str, shared_begin, shared_end};
 }
 
 // Static objects of the generated translation units register their kernels at load time.

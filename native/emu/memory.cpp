@@ -1,11 +1,11 @@
 // Emulated device memory: each allocation is its own mapping, laid out as
 //
-//   [PROT_NONE page][head guard bytes | user bytes (256-aligned) | tail guard bytes][PROT_NONE page]
+//   [PROT_NONE 64 KiB][head guard bytes | user bytes (256-aligned) | tail guard bytes][PROT_NONE 64 KiB]
 //
 // The guard bytes hold a pattern that launches check for the allocations they were given (and
 // synchronize/free check for all), so a store a little out of bounds is reported with the kernel's
-// name; an access past the guard bytes hits a PROT_NONE page and faults at once (runtime.cpp turns
-// that into an error naming the thread). Fresh user bytes hold 0xff (NaN as float, -1 as int), as
+// name; an access past the guard bytes hits a PROT_NONE region and faults at once (runtime.cpp turns
+// that into an error naming the thread). The PROT_NONE regions cost address space only. Fresh user bytes hold 0xff (NaN as float, -1 as int), as
 // uninitialised device memory is garbage too.
 #include "emu.h"
 
@@ -23,6 +23,7 @@ constexpr uint8_t GUARD = 0xa5;
 constexpr uint8_t POISON = 0xff;
 constexpr size_t ALIGN = 256;     // cudaMalloc's alignment
 constexpr size_t MIN_GUARD = 256; // guard bytes on each side, at least
+constexpr size_t NO_ACCESS = 64 * 1024; // PROT_NONE bytes on each side
 
 std::map<uintptr_t, Allocation> allocations; // by user address
 size_t in_use = 0;
@@ -33,8 +34,8 @@ size_t page_size() {
     return p;
 }
 
-uint8_t* data_begin(const Allocation& a) { return a.map + page_size(); }
-uint8_t* data_end(const Allocation& a) { return a.map + a.map_bytes - page_size(); }
+uint8_t* data_begin(const Allocation& a) { return a.map + NO_ACCESS; }
+uint8_t* data_end(const Allocation& a) { return a.map + a.map_bytes - NO_ACCESS; }
 
 // Where the guard bytes differ from the pattern: [first, last] offsets in the range, or false.
 bool corrupted(const uint8_t* p, size_t n, size_t* first, size_t* last) {
@@ -67,7 +68,7 @@ uintptr_t device_malloc(size_t bytes) {
                               bytes, in_use, limit));
     size_t pg = page_size();
     size_t data = (bytes + 2 * MIN_GUARD + ALIGN + pg - 1) / pg * pg;
-    size_t total = data + 2 * pg;
+    size_t total = data + 2 * NO_ACCESS;
     void* m = mmap(nullptr, total, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (m == MAP_FAILED) throw EmuError(format("device allocation of %zu bytes fails: mmap: %s", bytes, strerror(errno)));
     Allocation a{};
@@ -78,7 +79,7 @@ uintptr_t device_malloc(size_t bytes) {
         throw EmuError(format("device allocation of %zu bytes fails: mprotect: %s", bytes, strerror(errno)));
     }
     // Place the user bytes at the end, so a small overrun lands in the tail guard and a larger one
-    // in the PROT_NONE page right after it.
+    // in the PROT_NONE region right after it.
     uintptr_t end = (uintptr_t)data_end(a);
     a.user = reinterpret_cast<uint8_t*>((end - MIN_GUARD - bytes) / ALIGN * ALIGN);
     a.bytes = bytes;

@@ -34,7 +34,8 @@ thread_local constinit dim3 gridDim __attribute__((tls_model("initial-exec"))) =
 
 extern "C" void hg_fiber_switch(void** save_sp, void* next_sp);
 extern "C" void hg_fiber_start();
-// Bounds of the static __shared__ variables of every kernel (the linker provides them).
+// Bounds of the static __shared__ variables outside kernel files (common headers); each kernel's
+// own are in its file's section (KernelEntry::shared_begin/end). The linker provides them.
 extern "C" char __start_hg_shared[] __attribute__((weak, visibility("hidden")));
 extern "C" char __stop_hg_shared[] __attribute__((weak, visibility("hidden")));
 
@@ -127,6 +128,8 @@ struct Launch {
     std::vector<Warp> warps;
     std::vector<unsigned> order;
     uint64_t phase;         // barrier releases in this block: a new phase reorders
+    unsigned pos;           // position in `order` of the running fiber
+    bool end_pass;          // a barrier opened: back to the scheduler, which reorders
     uint64_t block_linear;
     unsigned at_barrier, exited;
     int bar_op, bar_acc, bar_result;
@@ -191,7 +194,9 @@ int stack_guard_hit(uintptr_t addr) {
 void fiber_main(Fiber* f);
 
 void init_fiber(Fiber& f) {
-    uint64_t* top = reinterpret_cast<uint64_t*>(g_stacks.base + (size_t)(f.linear + 1) * g_stacks.slot);
+    // Stagger the tops across cache sets: page-aligned tops would all map to the same sets.
+    uint8_t* top_byte = g_stacks.base + (size_t)(f.linear + 1) * g_stacks.slot - (f.linear % 32) * 128;
+    uint64_t* top = reinterpret_cast<uint64_t*>(top_byte);
     uint64_t* sp = top - 9; // 7 words popped/returned by hg_fiber_switch; keeps the ABI's 16-byte alignment
     sp[0] = 0;                                   // r15
     sp[1] = 0;                                   // r14
@@ -203,16 +208,38 @@ void init_fiber(Fiber& f) {
     f.sp = sp;
 }
 
-inline void resume(Fiber& f) {
+// The scheduler starts a pass at the first runnable fiber; a fiber that blocks hands over directly
+// to the next runnable one of the pass (one switch instead of two through the scheduler), and the
+// last one of the pass returns to the scheduler.
+inline void enter(Fiber& f) {
     threadIdx = f.tid;
     t_cur = &f;
+}
+
+void run_pass(unsigned first) {
+    L.pos = first;
+    Fiber& f = L.fibers[L.order[first]];
+    enter(f);
     t_in_fiber = true;
     hg_fiber_switch(&L.sched_sp, f.sp);
     t_in_fiber = false;
     t_cur = nullptr;
 }
 
-inline void suspend(Fiber& f) { hg_fiber_switch(&f.sp, L.sched_sp); }
+// f stops running (waits, yields or exits): switch to the next runnable fiber of the pass.
+inline void switch_from(Fiber& f) {
+    if (!L.end_pass)
+        for (unsigned i = L.pos + 1; i < L.nthreads; i++) {
+            Fiber& g = L.fibers[L.order[i]];
+            if (g.state == RUNNABLE) {
+                L.pos = i;
+                enter(g);
+                hg_fiber_switch(&f.sp, g.sp);
+                return;
+            }
+        }
+    hg_fiber_switch(&f.sp, L.sched_sp);
+}
 
 // ---- the watchdog: a launch that makes no progress for a while is stopped -------------------------------
 std::atomic<uint64_t> g_progress{0};     // barrier releases, completed collectives, exits, blocks
@@ -357,6 +384,16 @@ void make_order() {
 // ---- warp collectives ---------------------------------------------------------------------------------
 Fiber& lane_fiber(const Fiber& f, unsigned lane) { return L.fibers[(f.linear & ~31u) + lane]; }
 
+// A collective is one group of lanes waiting in the same operation with the same mask (they may
+// come from different call sites, as sm_70+ allows); it runs once every lane of the mask that has
+// not exited waits in it. Lanes that wait in different ones for each other end as a deadlock report.
+bool group_ready(const Warp& w, unsigned lane, unsigned part) {
+    for (unsigned l = 0; l < 32; l++)
+        if ((part >> l & 1) && (!(w.arrived >> l & 1) || w.mask[l] != w.mask[lane] || w.op[l] != w.op[lane]))
+            return false;
+    return true;
+}
+
 // Runs the collective of the group that lane `first` belongs to; the caller is a fiber of the warp.
 void complete(Warp& w, unsigned first, unsigned part, const Fiber& caller) {
     Fiber& lead = lane_fiber(caller, first);
@@ -385,7 +422,7 @@ void complete_ready(Warp& w, const Fiber& caller) {
         for (unsigned l = 0; l < 32; l++) {
             if (!(w.arrived >> l & 1)) continue;
             unsigned part = w.mask[l] & ~w.exited;
-            if ((w.arrived & part) == part) {
+            if (group_ready(w, l, part)) {
                 complete(w, l, part, caller);
                 again = true;
                 break;
@@ -422,17 +459,18 @@ void fiber_main(Fiber* f) {
     L.exited++;
     Warp& w = L.warps[f->linear >> 5];
     w.exited |= 1u << (f->linear & 31);
-    complete_ready(w, *f); // collectives that only waited for lanes that have now exited
+    if (w.arrived) complete_ready(w, *f); // collectives that only waited for lanes that have now exited
     progressed();
-    suspend(*f);
+    switch_from(*f);
     __builtin_unreachable();
 }
 
 // ---- one block ----------------------------------------------------------------------------------------
 void poison_shared() {
     char *begin = __start_hg_shared, *end = __stop_hg_shared;
-    if (begin && end > begin)
-        memset(begin, 0xff, end - begin);
+    if (begin && end > begin) memset(begin, 0xff, end - begin);
+    if (L.k->shared_begin && L.k->shared_end > L.k->shared_begin)
+        memset(L.k->shared_begin, 0xff, L.k->shared_end - L.k->shared_begin);
     if (L.dyn) {
         memset(L.dyn, 0xff, L.dyn_bytes);
         memset(L.dyn + L.dyn_bytes, 0xa5, SMEM_CANARY);
@@ -469,14 +507,13 @@ bool run_block() {
             pass_phase = L.phase;
             make_order();
         }
-        bool ran = false;
-        for (unsigned i = 0; i < n; i++) {
-            Fiber& f = L.fibers[L.order[i]];
-            if (f.state != RUNNABLE) continue;
-            resume(f);
-            ran = true;
+        unsigned first = 0;
+        while (first < n && L.fibers[L.order[first]].state != RUNNABLE) first++;
+        bool ran = first < n;
+        if (ran) {
+            L.end_pass = false;
+            run_pass(first);
             if (L.failed) return false;
-            if (L.phase != pass_phase) break; // a barrier opened: start the next phase in order
         }
         if (L.exited == n) return true;
         if (!ran) {
@@ -542,7 +579,7 @@ void fail(const char* fmt, ...) {
     }
     set_error(block_name() + ", " + thread_name(*f) + ": " + m);
     f->state = FAILED;
-    suspend(*f);
+    hg_fiber_switch(&f->sp, L.sched_sp);
     __builtin_unreachable();
 }
 
@@ -558,7 +595,8 @@ int block_barrier(const char* what, int op, int value, const char* file, int lin
         L.bar_line = line;
         L.bar_op = op;
         L.bar_acc = op == 2 ? 1 : 0;
-    } else if (L.bar_line != line || strcmp(L.bar_file, file) != 0 || strcmp(L.bar_what, what) != 0) {
+    } else if (L.bar_line != line || (L.bar_file != file && strcmp(L.bar_file, file) != 0) ||
+               (L.bar_what != what && strcmp(L.bar_what, what) != 0)) {
         fail("reaches %s at %s:%d while other threads wait at %s at %s:%d: threads at different barriers (%s)", what,
              file, line, L.bar_what, L.bar_file, L.bar_line, thread_states().c_str());
     }
@@ -574,9 +612,10 @@ int block_barrier(const char* what, int op, int value, const char* file, int lin
         L.at_barrier = 0;
         for (unsigned i = 0; i < L.nthreads; i++) L.fibers[i].state = RUNNABLE;
         L.phase++;
+        L.end_pass = true;
         progressed();
     }
-    suspend(f);
+    switch_from(f);
     return L.bar_result;
 }
 
@@ -595,26 +634,17 @@ void warp_collective(Collective op, const char* what, unsigned mask, const void*
     if (mask & ~w.exists)
         fail("%s at %s:%d: mask 0x%08x names lanes that do not exist (the block has %u threads)", what, file, line, mask,
              L.nthreads);
-    for (unsigned k = 0; k < 32; k++) {
-        if (!(w.arrived >> k & 1) || !((mask >> k & 1) || (w.mask[k] >> lane & 1))) continue;
-        if (w.mask[k] != mask || w.op[k] != op) {
-            const Fiber& o = lane_fiber(f, k);
-            fail("%s at %s:%d (mask 0x%08x) meets lane %u waiting in %s at %s:%d (mask 0x%08x): the lanes of a warp "
-                 "collective must call the same one with the same mask", what, file, line, mask, k, o.what, o.file,
-                 o.line, o.mask);
-        }
-    }
     w.calls[lane] = {in, out, b, c};
     w.op[lane] = op;
     w.mask[lane] = mask;
     w.arrived |= 1u << lane;
     unsigned part = mask & ~w.exited;
-    if ((w.arrived & part) == part) {
+    if (group_ready(w, lane, part)) {
         complete(w, lane, part, f);
         return;
     }
     f.state = AT_WARP;
-    suspend(f);
+    switch_from(f);
 }
 
 void* dynamic_shared() { return L.dyn; }
@@ -623,7 +653,8 @@ bool is_shared(const void* p, size_t bytes) {
     auto in = [&](const void* lo, size_t n) {
         return lo && (uintptr_t)p >= (uintptr_t)lo && (uintptr_t)p + bytes <= (uintptr_t)lo + n;
     };
-    return in(__start_hg_shared, __stop_hg_shared - __start_hg_shared) || in(L.dyn, L.dyn_bytes);
+    return in(__start_hg_shared, __stop_hg_shared - __start_hg_shared) ||
+           in(L.k->shared_begin, L.k->shared_end - L.k->shared_begin) || in(L.dyn, L.dyn_bytes);
 }
 
 unsigned active_lanes() {
@@ -632,8 +663,7 @@ unsigned active_lanes() {
 }
 
 void yield() {
-    Fiber& f = *t_cur;
-    suspend(f); // stays runnable
+    switch_from(*t_cur); // stays runnable: runs again in the next pass
 }
 
 void cp_async(void* dst, const void* src, int bytes, int src_bytes) {
@@ -724,10 +754,13 @@ void launch(int index, const unsigned grid[3], const unsigned block[3], size_t s
     L.params = params;
     L.nthreads = (unsigned)threads;
     if (L.fibers.size() < threads) L.fibers.resize(MAX_THREADS);
-    for (unsigned i = 0; i < threads; i++) {
-        Fiber& f = L.fibers[i];
-        f.linear = i;
-        f.tid = {i % block[0], i / block[0] % block[1], i / (block[0] * block[1])};
+    for (unsigned i = 0, x = 0, y = 0, z = 0; i < threads; i++) {
+        L.fibers[i].linear = i;
+        L.fibers[i].tid = {x, y, z};
+        if (++x == block[0]) {
+            x = 0;
+            if (++y == block[1]) y = 0, z++;
+        }
     }
     L.warps.resize((threads + 31) / 32);
     if (shared_bytes + SMEM_CANARY > L.dyn_capacity) {

@@ -22,8 +22,8 @@ import java.util.Set;
  * Every failure is an {@link EmuException} with the native message.
  *
  * <p>One emulator library per JVM: the first driver loads it (the production library, or the test
- * library with planted kernels), later drivers share it and its global state (allocations, thread
- * order). Not for concurrent launches: the native side serialises every call.
+ * library, which adds planted kernels), later drivers share it and its global state (thread order,
+ * memory budget). Launches from several threads are serialised by the native side.
  */
 public final class EmuDriver implements Driver {
     /** The production library: the kernels of kernels/. */
@@ -49,8 +49,8 @@ public final class EmuDriver implements Driver {
     }
 
     private static synchronized void load(String resource) {
-        if (loaded != null) {
-            if (!loaded.equals(resource))
+        if (loaded != null) { // every emulator library holds the production kernels
+            if (!loaded.equals(resource) && !resource.equals(LIBRARY))
                 throw new EmuException("this JVM already loaded the emulator library " + loaded
                         + "; it cannot load " + resource + " as well (one emulator library per JVM)");
             return;

@@ -22,6 +22,7 @@
 //     32 cached keys with the same online softmax as the forward.
 // Padding rows (i ≥ lengths[s]) get zeros in out, lse, dq, dk and dv.
 
+#include "common/cuda_compat.cuh"
 #include "common/reduce.cuh"
 
 namespace hg_attn {
@@ -68,7 +69,7 @@ extern "C" __global__ void attention_forward(float* out, float* lse, const float
     int keyEnd = min(len, row0 + ROWS); // the block's rows see keys [0, keyEnd)
     for (int j0 = 0; j0 < keyEnd; j0 += KT) {
         int nk = min(KT, keyEnd - j0);
-        __syncthreads(); // the previous tile has been consumed
+        __syncthreads(); // the previous tile (K, V and every warp's Ps) has been consumed
         for (int e = tid; e < nk * headDim; e += 32 * ROWS) {
             int jj = e / headDim, d = e % headDim;
             const float* r = seq + (size_t)(j0 + jj) * width;
@@ -93,7 +94,6 @@ extern "C" __global__ void attention_forward(float* out, float* lse, const float
             for (int jj = 0; jj < nv; jj++) a += Ps[warp][jj] * Vs[jj][d];
             acc[u] = a;
         }
-        __syncwarp(); // Ps is rewritten next tile
         m_run = m_new;
     }
 
@@ -141,7 +141,7 @@ extern "C" __global__ void attention_backward_dq(float* dqkv, const float* dout,
     int keyEnd = min(len, row0 + ROWS);
     for (int j0 = 0; j0 < keyEnd; j0 += KT) {
         int nk = min(KT, keyEnd - j0);
-        __syncthreads();
+        __syncthreads(); // the previous tile (K, V and every warp's DSs) has been consumed
         for (int e = tid; e < nk * headDim; e += 32 * ROWS) {
             int jj = e / headDim, d = e % headDim;
             const float* r = seq + (size_t)(j0 + jj) * width;
@@ -167,7 +167,6 @@ extern "C" __global__ void attention_backward_dq(float* dqkv, const float* dout,
             for (int jj = 0; jj < nv; jj++) a += DSs[warp][jj] * Ks[jj][d];
             acc[u] = a;
         }
-        __syncwarp();
     }
 
     if (i >= t) return;
@@ -208,7 +207,7 @@ extern "C" __global__ void attention_backward_dkv(float* dqkv, const float* dout
     for (int h = g * group; h < (g + 1) * group; h++) {
         for (int i0 = row0; i0 < len; i0 += KT) { // query rows i ≥ the block's first key
             int nq = min(KT, len - i0);
-            __syncthreads();
+            __syncthreads(); // the previous tile (Q, dO and every warp's Ps, DSs) has been consumed
             for (int e = tid; e < nq * headDim; e += 32 * ROWS) {
                 int ii = e / headDim, d = e % headDim;
                 Qs[ii][d] = seq[(size_t)(i0 + ii) * width + h * headDim + d];
@@ -242,7 +241,6 @@ extern "C" __global__ void attention_backward_dkv(float* dqkv, const float* dout
                 dk[u] = a;
                 dv[u] = b;
             }
-            __syncwarp();
         }
     }
 

@@ -3,6 +3,8 @@
 // Launch shapes: grid (min(ceil(n / 256), 4096)), block (256), grid-stride loops over n
 // elements (n is 64-bit; for the SwiGLU kernels n = m · inter).
 
+#include "common/cuda_compat.cuh"
+
 namespace hg_elementwise {
 constexpr float GELU_K = 0.7978845608028654f; // sqrt(2/pi)
 }

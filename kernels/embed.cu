@@ -10,6 +10,8 @@
 // skipped (backward), a row index outside the destination is skipped, one outside the source
 // yields NaN, so the error is visible and nothing is written out of bounds.
 
+#include "common/cuda_compat.cuh"
+
 extern "C" __global__ void embedding_forward(float* out, const int* ids, const float* table, int c, int vocabRows) {
     int row = blockIdx.x;
     int id = ids[row];

@@ -16,6 +16,8 @@
 //   bias_backward: grid (ceil(n / 32)), block (32, 8): 8 partial sums per column over strided
 //     rows, then one fixed-order sum (deterministic, no atomics).
 
+#include "common/cuda_compat.cuh"
+
 namespace hg_gemm {
 
 constexpr int BM = 64, BN = 64, BK = 16, THREADS = 256;

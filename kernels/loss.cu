@@ -2,18 +2,19 @@
 // 1/invT: per row the log-prob of the target, the entropy, and with backward the logits
 // overwritten in place by ∂L/∂logits = weight · (p − onehot(target)) · invT, L = −Σ weight·logprob.
 //
-// Launch shape: grid (m), block (a power of two ≤ 256): one block per row; block reductions for
-// the max and (in double) for Σ e^(z−max) and Σ e^(z−max)·z, then each thread rewrites the
-// logits it read. The target's
+// Launch shape: grid (m), block (32…256 threads, a multiple of 32): one block per row; block
+// reductions for the max and (in double) for Σ e^(z−max) and Σ e^(z−max)·z, then each thread
+// rewrites the logits it read. The target's
 // logit is read before the first barrier, so no thread has overwritten it yet.
 // A target ≥ v cannot throw on a device: its log-prob is NaN and its gradient row zero.
 
+#include "common/cuda_compat.cuh"
 #include "common/reduce.cuh"
 
 extern "C" __global__ void cross_entropy(float* logits, float* logprob, float* entropy, const int* targets,
                                          const float* weights, int v, float invT, int backward) {
     __shared__ float scratch[32];
-    __shared__ double dscratch[256];
+    __shared__ double dscratch[32];
     float* z = logits + (size_t)blockIdx.x * v;
     int target = targets[blockIdx.x];
     bool has_target = target >= 0 && target < v;
@@ -31,8 +32,8 @@ extern "C" __global__ void cross_entropy(float* logits, float* logprob, float* e
         sum += e;
         sum_pz += (double)e * zj;
     }
-    sum = hg::block_sum_tree(sum, dscratch);
-    sum_pz = hg::block_sum_tree(sum_pz, dscratch);
+    sum = hg::block_sum(sum, dscratch);
+    sum_pz = hg::block_sum(sum_pz, dscratch);
     double log_z = max + log(sum);
     if (threadIdx.x == 0) {
         entropy[blockIdx.x] = (float)(log_z - sum_pz / sum);

@@ -8,6 +8,7 @@
 //     8 partial sums per column over strided rows, then one fixed-order sum, so the result is
 //     deterministic without float atomics.
 
+#include "common/cuda_compat.cuh"
 #include "common/reduce.cuh"
 
 extern "C" __global__ void rmsnorm_forward(float* out, float* rstd, const float* x, const float* weight, int c, float eps) {

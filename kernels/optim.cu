@@ -7,6 +7,7 @@
 //     [b·65536, (b+1)·65536) in double and writes partials[b] (a double); the host adds the
 //     partials in index order, so the result depends on n alone (deterministic).
 
+#include "common/cuda_compat.cuh"
 #include "common/reduce.cuh"
 
 namespace hg_optim {
@@ -28,11 +29,11 @@ extern "C" __global__ void adamw(float* params, const float* grads, float* m, fl
 }
 
 extern "C" __global__ void sum_squares_partials(double* partials, const float* x, long long n) {
-    __shared__ double scratch[256];
+    __shared__ double scratch[32];
     long long start = blockIdx.x * hg_optim::SUM_CHUNK;
     long long end = start + hg_optim::SUM_CHUNK < n ? start + hg_optim::SUM_CHUNK : n;
     double acc = 0.0;
     for (long long i = start + threadIdx.x; i < end; i += blockDim.x) acc += (double)x[i] * x[i];
-    acc = hg::block_sum_tree(acc, scratch);
+    acc = hg::block_sum(acc, scratch);
     if (threadIdx.x == 0) partials[blockIdx.x] = acc;
 }

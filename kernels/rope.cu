@@ -7,6 +7,8 @@
 // (head, i) pair of the row with it. The table is computed in double from the fp32 inverse
 // frequency and fp32 angle, as the CPU twin does, so the angles agree to the last bit.
 
+#include "common/cuda_compat.cuh"
+
 namespace hg_rope {
 constexpr int MAX_HALF = 128;
 }

@@ -9,22 +9,25 @@
 //   greedy: argmax of the logits, lowest index on ties.
 //   otherwise z = logits · invT;
 //   top-k (0 < k < v): a token survives when fewer than k tokens have a strictly larger z, i.e.
-//     z ≥ the k-th largest z. Found by bisection over an order-preserving 32-bit key of z
-//     (32 counting passes): the largest key K with count(key ≥ K) ≥ k is the k-th largest's key.
+//     z ≥ the k-th largest z. Found by bisection over an order-preserving 32-bit key of z: the
+//     largest key K with count(key ≥ K) ≥ k is the k-th largest's key; a probe with exactly k
+//     tokens at or above it selects the same set and ends the search early.
 //   top-p (p < 1): a survivor of top-k stays when the probability mass (among top-k survivors)
 //     of tokens strictly more likely than it is < p; ties stay or go together. The mass above a
 //     key falls as the key grows, so survivors are key ≥ the smallest K whose mass above is < p:
-//     another 32-pass bisection, masses in double as the CPU twin computes them.
+//     a second bisection, masses in double as the CPU twin computes them.
 //   draw: u · Σ survivors' e^(z−max), then the first survivor in index order whose running sum
 //     exceeds it (the last survivor if rounding leaves none). Thread t owns a contiguous index
-//     range; range sums, a sequential exclusive scan over them, then each thread walks its range.
-// First correct form: O(64·v) per row, no sorting.
+//     range: range sums, a sequential exclusive scan over them, then each thread walks its range.
+// First correct form: up to ~64 passes over the row, no sorting, no atomics.
 
+#include "common/cuda_compat.cuh"
 #include "common/reduce.cuh"
 
 namespace hg_sample {
 
 constexpr int THREADS = 256;
+constexpr int NONE = 0x7fffffff; // no crossing in a thread's range
 
 static __device__ inline bool is_banned(int j, const int* banned, int nBanned) {
     for (int b = 0; b < nBanned; b++)
@@ -48,6 +51,7 @@ static __device__ inline float uniform(unsigned long long seed, unsigned long lo
     return (float)(x >> 40) * (1.0f / 16777216.0f);
 }
 
+// Shared-memory tree reductions over exactly THREADS values.
 static __device__ inline int block_min(int v, int* scratch) {
     __syncthreads();
     scratch[threadIdx.x] = v;
@@ -70,16 +74,14 @@ static __device__ inline int block_max(int v, int* scratch) {
     return scratch[0];
 }
 
-constexpr int NONE = 0x7fffffff; // no crossing in this thread's range
-
 } // namespace hg_sample
 
 extern "C" __global__ void sample_tokens(int* tokens, const float* logits, int v, int greedy, float invT, int topK,
                                          float topP, long long seed, long long step, const int* banned, int nBanned) {
     using namespace hg_sample;
-    __shared__ double dscratch[THREADS];
-    __shared__ int iscratch[THREADS];
     __shared__ float fscratch[THREADS];
+    __shared__ int iscratch[THREADS];
+    __shared__ double dscratch[THREADS];
     __shared__ double total_mass;
     int row = blockIdx.x, tid = threadIdx.x;
     const float* x = logits + (size_t)row * v;
@@ -92,7 +94,7 @@ extern "C" __global__ void sample_tokens(int* tokens, const float* logits, int v
         fscratch[tid] = best;
         iscratch[tid] = at;
         __syncthreads();
-        for (int half = THREADS / 2; half > 0; half >>= 1) {
+        for (int half = THREADS / 2; half > 0; half >>= 1) { // keep the larger value, the lower index on ties
             if (tid < half) {
                 float ov = fscratch[tid + half];
                 int oi = iscratch[tid + half], mi = iscratch[tid];
@@ -107,26 +109,27 @@ extern "C" __global__ void sample_tokens(int* tokens, const float* logits, int v
         return;
     }
 
-    // z of token j; banned tokens are −inf
+    // z of token j (banned: −inf); survivors are the unbanned tokens with key(z) ≥ threshold
+    unsigned threshold = 0;
     auto z_of = [&](int j) { return is_banned(j, banned, nBanned) ? -INFINITY : x[j] * invT; };
+    auto survives = [&](int j, float z) { return !is_banned(j, banned, nBanned) && key_of(z) >= threshold; };
 
     float max = -INFINITY;
     for (int j = tid; j < v; j += THREADS) max = fmaxf(max, z_of(j));
     max = hg::block_max(max, fscratch);
 
-    unsigned threshold = 0; // survivors: not banned and key(z) ≥ threshold
     if (topK > 0 && topK < v) {
         long long lo = 0, hi = 1LL << 32; // count(key ≥ lo) ≥ k holds, count(key ≥ hi) ≥ k does not
         while (hi - lo > 1) {
             long long mid = (lo + hi) / 2;
             int count = 0;
             for (int j = tid; j < v; j += THREADS) count += key_of(z_of(j)) >= (unsigned long long)mid;
-            count = hg::block_sum_tree(count, iscratch);
-            if (count >= topK) lo = mid; else hi = mid;
+            count = hg::block_sum(count, iscratch);
+            if (count == topK) { lo = mid; break; } // exactly the top k: the same set as the k-th key's
+            if (count > topK) lo = mid; else hi = mid;
         }
         threshold = (unsigned)lo;
     }
-    auto survives = [&](int j, float z) { return !is_banned(j, banned, nBanned) && key_of(z) >= threshold; };
 
     if (topP < 1.0f) {
         double total = 0.0;
@@ -134,8 +137,9 @@ extern "C" __global__ void sample_tokens(int* tokens, const float* logits, int v
             float z = z_of(j);
             if (survives(j, z)) total += exp((double)(z - max));
         }
-        total = hg::block_sum_tree(total, dscratch);
-        long long lo = -1, hi = 0xFFFFFFFFLL; // mass above hi is 0 < p; the answer is in (lo, hi]
+        total = hg::block_sum(total, dscratch);
+        // the answer is in (lo, hi]: nothing is above the top key, so its mass above is 0 < p
+        long long lo = (long long)threshold - 1, hi = key_of(max);
         while (hi - lo > 1) {
             long long mid = (lo + hi) / 2;
             double mass = 0.0;
@@ -143,10 +147,10 @@ extern "C" __global__ void sample_tokens(int* tokens, const float* logits, int v
                 float z = z_of(j);
                 if (survives(j, z) && key_of(z) > (unsigned long long)mid) mass += exp((double)(z - max));
             }
-            mass = hg::block_sum_tree(mass, dscratch);
+            mass = hg::block_sum(mass, dscratch);
             if (mass / total < (double)topP) hi = mid; else lo = mid;
         }
-        if ((unsigned)hi > threshold) threshold = (unsigned)hi;
+        threshold = (unsigned)hi;
     }
 
     // inverse CDF in index order over contiguous per-thread ranges
@@ -157,7 +161,7 @@ extern "C" __global__ void sample_tokens(int* tokens, const float* logits, int v
         float z = z_of(j);
         if (survives(j, z)) local += exp((double)(z - max));
     }
-    __syncthreads(); // dscratch was last read by the top-p reduction
+    __syncthreads(); // dscratch's first entries were last read by a reduction
     dscratch[tid] = local;
     __syncthreads();
     if (tid == 0) { // exclusive scan of the range sums, in thread order

@@ -47,6 +47,11 @@ public final class CudaKernels implements Kernels {
         return name;
     }
 
+    /** The device this backend launches on. */
+    public Driver driver() {
+        return driver;
+    }
+
     /** The allocator behind {@link #allocF32} and {@link #allocI32} (statistics: bytes in use, peak). */
     public DeviceMemory memory() {
         return memory;

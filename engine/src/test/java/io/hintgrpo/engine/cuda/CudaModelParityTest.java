@@ -13,6 +13,8 @@ import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
+import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
@@ -37,7 +39,7 @@ class CudaModelParityTest {
     }
 
     private static ModelConfig config(String name) {
-        return name.equals("text") ? TestModels.textConfig() : TestModels.multimodalConfig(name);
+        return name.equals("text") || name.equals("long") ? TestModels.textConfig() : TestModels.multimodalConfig(name);
     }
 
     /** The configs take turns over the thread orders, so each order runs a whole model. */
@@ -45,7 +47,7 @@ class CudaModelParityTest {
         List<String> orders = CudaParityTest.orders();
         int i = switch (name) {
             case "text" -> 0;
-            case "mlp" -> 1;
+            case "mlp", "long" -> 1;
             default -> 2;
         };
         return orders.get(i % orders.size());
@@ -81,13 +83,15 @@ class CudaModelParityTest {
         assertTrue(err <= tolerance, what + ": relative error " + err + " > " + tolerance);
     }
 
+    /** "long": the text config with sequences past the attention kernels' 32-row tiles. */
     @ParameterizedTest
-    @ValueSource(strings = {"text", "mlp", "linear"})
+    @ValueSource(strings = {"text", "mlp", "linear", "long"})
     void trainingStepMatchesCpu(String name) {
         ModelConfig cfg = config(name);
+        int[] lengths = name.equals("long") ? new int[]{40, 17, 33} : new int[]{9, 5, 7};
         try (CudaKernels gpu = open(name)) {
             Model[] m = twinModels(cfg, gpu);
-            Batch batch = Batch.pack(cfg, TestModels.randomSequences(cfg, new SplittableRandom(7), 9, 5, 7));
+            Batch batch = Batch.pack(cfg, TestModels.randomSequences(cfg, new SplittableRandom(7), lengths));
 
             within("logits", m[1].logits(batch), m[0].logits(batch), 1e-4);
 
@@ -138,11 +142,23 @@ class CudaModelParityTest {
                     new Generator.Options(6, 1.3f, 0, 1f, 11, null))) {
                 List<Generator.Completion> want = new Generator(m[0]).generate(prompts, opt);
                 List<Generator.Completion> got = new Generator(m[1]).generate(prompts, opt);
+                List<Sequence> full = new ArrayList<>();
                 for (int s = 0; s < prompts.size(); s++) {
                     String what = "sequence " + s + " at T=" + opt.temperature();
                     assertArrayEquals(want.get(s).tokens(), got.get(s).tokens(), what + ": tokens");
                     within("decode logprobs", got.get(s).logprobs(), want.get(s).logprobs(), 1e-4);
                     assertEquals(want.get(s).stopped(), got.get(s).stopped(), what);
+                    Sequence p = prompts.get(s);
+                    int[] ids = Arrays.copyOf(p.ids(), p.length() + got.get(s).tokens().length);
+                    System.arraycopy(got.get(s).tokens(), 0, ids, p.length(), got.get(s).tokens().length);
+                    full.add(new Sequence(ids, null, p.audio(), p.vision()));
+                }
+                // the cache path's log-probs equal a full training forward over prompt + completion, on the device
+                Model.ForwardResult ref = m[1].forward(Batch.pack(cfg, full), opt.temperature() == 0 ? 1f : opt.temperature());
+                for (int s = 0; s < prompts.size(); s++) {
+                    float[] all = ref.logprobs(s);
+                    within("decode logprobs vs full forward", got.get(s).logprobs(),
+                            Arrays.copyOfRange(all, prompts.get(s).length() - 1, all.length), 1e-4);
                 }
             }
             m[1].close();

@@ -46,25 +46,39 @@ class CudaParityTest {
         return driverKind().equals("emu") ? List.of("forward", "reverse", "shuffled") : List.of("device");
     }
 
-    /** A fresh driver of this run's kind; on the emulator, with the given thread order. */
+    /**
+     * A fresh driver of this run's kind; on the emulator, with its threads in the given order
+     * (the order is global to the emulator library, so {@link #kernels} sets it again on each use).
+     */
     static Driver openDriver(String order) {
         String kind = driverKind();
-        String cls = switch (kind) {
-            case "emu" -> "io.hintgrpo.engine.cuda.EmuDriver";
-            case "cuda" -> "io.hintgrpo.engine.cuda.JCudaDriver";
-            case "harness" -> "io.hintgrpo.engine.cuda.HarnessDriver";
+        switch (kind) {
+            case "emu" -> {
+                EmuDriver emu = new EmuDriver();
+                setOrder(emu, order);
+                return emu;
+            }
+            case "cuda" -> {
+                try { // by name: the JCuda driver is built on another branch
+                    return (Driver) Class.forName("io.hintgrpo.engine.cuda.JCudaDriver").getConstructor().newInstance();
+                } catch (ReflectiveOperationException e) {
+                    throw new IllegalStateException("cannot open the cuda driver", e);
+                }
+            }
             default -> throw new IllegalArgumentException("hintgrpo.test.driver must be emu or cuda, got " + kind);
-        };
-        try {
-            return (Driver) Class.forName(cls).getConstructor().newInstance();
-        } catch (ReflectiveOperationException e) {
-            throw new IllegalStateException("cannot open the " + kind + " driver " + cls, e);
         }
+    }
+
+    private static void setOrder(Driver driver, String order) {
+        if (driver instanceof EmuDriver emu)
+            emu.setThreadOrder(EmuDriver.ThreadOrder.valueOf(order.toUpperCase(java.util.Locale.ROOT)), 20240611L);
     }
 
     /** The backend under test for one thread order; one per order for the whole class. */
     static CudaKernels kernels(String order) {
-        return OPEN.computeIfAbsent(order, o -> new CudaKernels(openDriver(o), driverKind().equals("cuda") ? "cuda" : "cuda-emu"));
+        CudaKernels k = OPEN.computeIfAbsent(order, o -> new CudaKernels(openDriver(o), driverKind().equals("cuda") ? "cuda" : "cuda-emu"));
+        setOrder(k.driver(), order);
+        return k;
     }
 
     private static final Map<String, CudaKernels> OPEN = new HashMap<>();
@@ -241,6 +255,32 @@ class CudaParityTest {
             gpu.fill(ints[1], 7f);
             assertArrayEquals(readInts(ints[0]), readInts(ints[1]), "fill_i32");
         }
+        end();
+    }
+
+    /** Wrong buffers fail on the host with the op and the buffer named, before any launch. */
+    @ParameterizedTest
+    @MethodSource("orders")
+    void argumentChecks(String order) {
+        begin(order, 14);
+        Buf small = deviceF32(random(5)), ints = deviceI32(new int[5]);
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> gpu.gemm(Gemm.NT, small, small, small, null, 2, 3, 1, false));
+        assertTrue(e.getMessage().contains("gemm NT: out holds 5 elements, needs 6"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class, () -> gpu.embedding(small, small, small, 1, 1));
+        assertTrue(e.getMessage().contains("embedding: ids must be I32"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class, () -> gpu.add(small, small, cpu.allocF32(5), 5));
+        assertTrue(e.getMessage().contains("not a device buffer"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class,
+                () -> gpu.attention(small, small, small, ints, 1, 1, 3, 2, 4));
+        assertTrue(e.getMessage().contains("multiple of kvHeads"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class,
+                () -> gpu.attention(small, small, small, ints, 1, 1, 1, 1, CudaKernels.MAX_HEAD_DIM + 2));
+        assertTrue(e.getMessage().contains("headDim"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class, () -> gpu.upload(small, new float[4]));
+        assertTrue(e.getMessage().contains("upload"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class, () -> gpu.free(small));
+        assertTrue(e.getMessage().contains("whole allocation"), e.getMessage());
         end();
     }
 
@@ -491,16 +531,19 @@ class CudaParityTest {
             for (int j = 0; j < v; j++) logits[v + j] = Math.round(logits[v + j] * 2) / 2f;
             logits[2 * v + 3] = 50f;
             Buf[] lg = twin(logits), bn = twin(banned), tok = twin(new int[b]);
-            for (float temperature : new float[]{0f, 0.7f, 1.3f})
-                for (int topK : new int[]{0, 1, 5, v - 1})
-                    for (float topP : new float[]{1f, 0.9f, 0.3f})
-                        for (long step = 0; step < 3; step++) {
-                            gpu.fill(tok[1], -7f);
-                            cpu.sample(tok[0], lg[0], b, v, temperature, topK, topP, 42, step, bn[0], banned.length);
-                            gpu.sample(tok[1], lg[1], b, v, temperature, topK, topP, 42, step, bn[1], banned.length);
-                            int[] want = readInts(tok[0]), got = readInts(tok[1]);
-                            assertArrayEquals(want, got, "v=" + v + " T=" + temperature + " topK=" + topK + " topP=" + topP + " step=" + step);
-                        }
+            // (temperature, topK, topP): greedy, plain, each filter alone and both, top-k 1 and v − 1
+            float[][] settings = {{0f, 0, 1f}, {0f, 5, 0.3f}, {0.7f, 0, 1f}, {0.7f, 1, 1f}, {0.7f, 5, 1f},
+                    {1.3f, v - 1, 1f}, {0.7f, 0, 0.9f}, {1.3f, 0, 0.3f}, {0.7f, 5, 0.9f}, {1.3f, v - 1, 0.3f}};
+            for (float[] st : settings)
+                for (long step = 0; step < 2; step++) {
+                    float temperature = st[0], topP = st[2];
+                    int topK = (int) st[1];
+                    gpu.fill(tok[1], -7f);
+                    cpu.sample(tok[0], lg[0], b, v, temperature, topK, topP, 42, step, bn[0], banned.length);
+                    gpu.sample(tok[1], lg[1], b, v, temperature, topK, topP, 42, step, bn[1], banned.length);
+                    int[] want = readInts(tok[0]), got = readInts(tok[1]);
+                    assertArrayEquals(want, got, "v=" + v + " T=" + temperature + " topK=" + topK + " topP=" + topP + " step=" + step);
+                }
             // no banned list at all
             cpu.sample(tok[0], lg[0], b, v, 0.9f, 0, 0.95f, 7, 0, bn[0], 0);
             gpu.sample(tok[1], lg[1], b, v, 0.9f, 0, 0.95f, 7, 0, bn[1], 0);

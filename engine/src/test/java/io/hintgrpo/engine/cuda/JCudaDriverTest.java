@@ -1,0 +1,124 @@
+package io.hintgrpo.engine.cuda;
+
+import org.junit.jupiter.api.Test;
+
+import java.nio.ByteOrder;
+import java.nio.FloatBuffer;
+import java.util.SplittableRandom;
+
+import static org.junit.jupiter.api.Assertions.*;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+/**
+ * The probe everywhere; the driver itself only where a usable GPU is (the GPU check runs this
+ * class on one). Kernel launches are covered by the parity suite on {@code cuda}.
+ */
+class JCudaDriverTest {
+
+    @Test
+    void probeNeverThrowsAndGivesAReasonWhenUnusable() {
+        JCudaDriver.Probe first = JCudaDriver.probe();
+        JCudaDriver.Probe second = JCudaDriver.probe();
+        if (first.usable()) {
+            first.driver().close();
+            second.driver().close();
+            return;
+        }
+        assertTrue(first.reason().startsWith("no usable GPU: "), first.reason());
+        // the library failure is caught once and remembered, not re-thrown as NoClassDefFoundError
+        assertEquals(first.reason(), second.reason());
+        IllegalStateException e = assertThrows(IllegalStateException.class, first::require);
+        assertEquals(first.reason(), e.getMessage());
+        // the constructor (what reflective callers use) throws the same reason
+        JCudaDriver.NoUsableGpu ctor = assertThrows(JCudaDriver.NoUsableGpu.class, JCudaDriver::new);
+        assertEquals(first.reason(), ctor.getMessage());
+        System.out.println("JCudaDriver.probe(): " + first.reason());
+    }
+
+    @Test
+    void probeWithoutLibcudaNamesIt() {
+        assumeTrue(!new java.io.File("/usr/lib/x86_64-linux-gnu/libcuda.so.1").exists()
+                && !new java.io.File("/usr/lib64/libcuda.so.1").exists()
+                && System.getenv("LD_LIBRARY_PATH") == null, "a libcuda.so.1 may be present");
+        String reason = JCudaDriver.probe().reason();
+        assertNotNull(reason);
+        assertTrue(reason.contains("libcuda.so.1: cannot open shared object file"), reason);
+    }
+
+    @Test
+    void driverVersionsReadAsPeopleWriteThem() {
+        assertEquals("CUDA 13.0, r580.159.04", JCudaDriver.describeDriver(13000, "580.159.04"));
+        assertEquals("CUDA 12.4", JCudaDriver.describeDriver(12040, null));
+        assertEquals("CUDA version unknown", JCudaDriver.describeDriver(0, null));
+        assertEquals("580.159.04", JCudaDriver.parseKernelDriver(
+                "NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  580.159.04  Release Build  (dvs-builder@U16)\n"));
+        assertEquals("550.54.15", JCudaDriver.parseKernelDriver("NVRM version: NVIDIA UNIX x86_64 Kernel Module  550.54.15  Tue Mar  5 22:23:56 UTC 2024"));
+        assertNull(JCudaDriver.parseKernelDriver("something else"));
+    }
+
+    @Test
+    void linkFailuresKeepTheLoadersWords() {
+        String jcudaStyle = "Error while loading native library \"JCudaDriver-12.6.0-linux-x86_64\"\n"
+                + "java.lang.UnsatisfiedLinkError: no JCudaDriver-12.6.0-linux-x86_64 in java.library.path: /usr/lib\n\tat x.y(Z.java:1)\n"
+                + "java.lang.UnsatisfiedLinkError: /tmp/libJCudaDriver-12.6.0-linux-x86_64.so: libcuda.so.1: cannot open shared object file: No such file or directory\n"
+                + "\tat x.y(Z.java:2)\n";
+        assertEquals("libcuda.so.1: cannot open shared object file: No such file or directory",
+                JCudaDriver.linkProblem(new UnsatisfiedLinkError(jcudaStyle)));
+        assertEquals("NoClassDefFoundError: jcuda/driver/JCudaDriver",
+                JCudaDriver.linkProblem(new NoClassDefFoundError("jcuda/driver/JCudaDriver")));
+    }
+
+    @Test
+    void roundTripsOnARealGpu() {
+        JCudaDriver.Probe probe = JCudaDriver.probe();
+        assumeTrue(probe.usable(), probe.reason());
+        try (JCudaDriver d = probe.driver()) {
+            System.out.println("JCudaDriver: " + d.describe());
+            assertTrue(d.totalMemory() > 0 && d.freeMemory() > 0);
+            int n = 1 << 20;
+            float[] x = new float[n];
+            SplittableRandom rng = new SplittableRandom(1);
+            for (int i = 0; i < n; i++) x[i] = (float) rng.nextGaussian();
+            long a = d.malloc(4L * n), b = d.malloc(4L * n);
+
+            // sync copies, with offsets on both sides
+            d.copyHostToDevice(a, x, 0, n);
+            d.copyDeviceToDevice(b, a + 4L * 10, 4L * (n - 10));
+            float[] y = new float[n];
+            d.copyDeviceToHost(y, 5, b, n - 10);
+            d.synchronize();
+            for (int i = 0; i < n - 10; i++) assertEquals(x[i + 10], y[i + 5]);
+            int[] ints = {1, -2, 3, Integer.MAX_VALUE};
+            int[] back = new int[4];
+            d.copyHostToDevice(a, ints, 0, 4);
+            d.copyDeviceToHost(back, 0, a, 4);
+            assertArrayEquals(ints, back);
+
+            // async through pinned buffers on a stream, timed with events
+            JCudaDriver.Stream s = d.newStream();
+            try (JCudaDriver.Pinned in = d.allocPinned(4L * n); JCudaDriver.Pinned out = d.allocPinned(4L * n)) {
+                FloatBuffer fin = in.buffer().order(ByteOrder.nativeOrder()).asFloatBuffer();
+                fin.put(x);
+                JCudaDriver.Event start = d.record(s);
+                d.copyHostToDeviceAsync(b, in, 0, 4L * n, s);
+                d.copyDeviceToHostAsync(out, 0, b, 4L * n, s);
+                JCudaDriver.Event end = d.record(s);
+                d.synchronize(s);
+                FloatBuffer fout = out.buffer().order(ByteOrder.nativeOrder()).asFloatBuffer();
+                for (int i = 0; i < n; i++) assertEquals(x[i], fout.get(i));
+                float ms = d.elapsedMillis(start, end);
+                assertTrue(ms >= 0, "elapsed " + ms);
+                System.out.printf("JCudaDriver: 2 x 4 MiB pinned copies in %.3f ms%n", ms);
+                d.destroy(start);
+                d.destroy(end);
+            }
+            d.destroy(s);
+            d.free(a);
+            d.free(b);
+
+            assertThrows(IllegalArgumentException.class, () -> d.launch("no_such_kernel", 1, 1, 1, 1, 1, 1, 0));
+            IllegalStateException oom = assertThrows(IllegalStateException.class, () -> d.malloc(d.totalMemory() * 2));
+            assertTrue(oom.getMessage().contains("cuMemAlloc"), oom.getMessage());
+        }
+    }
+}

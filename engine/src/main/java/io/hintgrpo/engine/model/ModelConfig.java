@@ -78,6 +78,15 @@ public record ModelConfig(
             throw new BadInputException(where, "head_dim " + root.get("head_dim") + " differs from hidden_size / num_attention_heads = "
                     + hidden / heads + " (only the Qwen2 convention head_dim = hidden_size / heads is supported)");
         // features of other Qwen2 variants this engine does not implement: refuse rather than run a different model
+        // transformers 5 writes rope_theta (and the rope type) inside rope_parameters
+        JsonNode ropeParams = root.get("rope_parameters");
+        if (ropeParams != null && ropeParams.isObject()) {
+            String type = ropeParams.path("rope_type").asText("default");
+            if (!type.equals("default"))
+                throw new BadInputException(where, "rope_parameters.rope_type \"" + type + "\" is not supported (plain RoPE only)");
+            if (!root.has("rope_theta") && ropeParams.has("rope_theta"))
+                ((com.fasterxml.jackson.databind.node.ObjectNode) root).set("rope_theta", ropeParams.get("rope_theta"));
+        }
         if (root.has("rope_scaling") && !root.get("rope_scaling").isNull())
             throw new BadInputException(where, "rope_scaling " + root.get("rope_scaling") + " is not supported (plain RoPE only)");
         if (root.has("use_sliding_window") && root.get("use_sliding_window").asBoolean(false))

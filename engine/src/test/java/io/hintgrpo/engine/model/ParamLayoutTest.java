@@ -74,6 +74,18 @@ class ParamLayoutTest {
     }
 
     @Test
+    void ropeThetaIsReadFromRopeParametersToo() {
+        ModelConfig cfg = ModelConfig.parse("""
+                {"hidden_size": 32, "intermediate_size": 8, "num_attention_heads": 4, "num_key_value_heads": 2,
+                 "num_hidden_layers": 1, "vocab_size": 10, "rope_parameters": {"rope_type": "default", "rope_theta": 1000000.0}}""", "cfg.json");
+        assertEquals(1e6f, cfg.ropeTheta());
+        assertMessage("""
+                {"hidden_size": 32, "intermediate_size": 8, "num_attention_heads": 4, "num_key_value_heads": 2,
+                 "num_hidden_layers": 1, "vocab_size": 10, "rope_parameters": {"rope_type": "yarn", "rope_theta": 10000.0}}""",
+                "rope_parameters.rope_type \"yarn\" is not supported");
+    }
+
+    @Test
     void configRoundTripsThroughJson() {
         ModelConfig cfg = TestModels.multimodalConfig("mlp");
         assertEquals(cfg, ModelConfig.parse(cfg.toJson(), "round trip"));

@@ -38,7 +38,7 @@ final class EvalCommand implements Callable<Integer> {
     @Option(names = "--drop-modality", defaultValue = "none", description = "none | audio | vision | both: zero those inputs (default: ${DEFAULT-VALUE}).")
     String drop;
 
-    @Option(names = "--backend", defaultValue = "auto", description = "auto | cpu (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--backend", defaultValue = "auto", description = "auto | cpu | cuda | cuda-emu (default: ${DEFAULT-VALUE}).")
     String backend;
 
     @Option(names = "--batch-size", defaultValue = "32", description = "Utterances generated together (default: ${DEFAULT-VALUE}).")

@@ -43,7 +43,7 @@ final class ScoreCommand implements Callable<Integer> {
     @Option(names = "--output", required = true, description = "JSONL written atomically: each input line plus \"logprobs\".")
     Path output;
 
-    @Option(names = "--backend", defaultValue = "auto", description = "auto | cpu (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--backend", defaultValue = "auto", description = "auto | cpu | cuda | cuda-emu (default: ${DEFAULT-VALUE}).")
     String backend;
 
     @Option(names = "--batch-size", defaultValue = "8", description = "Sequences per forward pass (default: ${DEFAULT-VALUE}).")

@@ -49,7 +49,7 @@ final class SftCommand implements Callable<Integer> {
     @Option(names = "--config", description = "JSON or YAML settings (top level or an \"sft\" section); flags override it.")
     Path config;
 
-    @Option(names = "--backend", defaultValue = "auto", description = "auto | cpu (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--backend", defaultValue = "auto", description = "auto | cpu | cuda | cuda-emu (default: ${DEFAULT-VALUE}).")
     String backend;
 
     @Option(names = "--skip-bad", description = "Skip malformed records (counted and reported) instead of failing.")

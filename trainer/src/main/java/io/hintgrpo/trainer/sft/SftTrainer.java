@@ -163,7 +163,7 @@ public final class SftTrainer {
                 ObjectNode values = e.putObject("eval");
                 lastEval.forEach((k, v) -> values.put(k, v));
                 appendJson(metricsFile, e);
-                System.err.println();
+                if (TERMINAL) System.err.println();
                 log.accept("eval at step " + (step + 1) + ": " + format(lastEval));
             }
             if ((step + 1) % cfg.checkpointEvery() == 0 || last) {
@@ -172,7 +172,7 @@ public final class SftTrainer {
                 plot(history, runDir.resolve("loss.png"));
             }
         }
-        if (!history.isEmpty()) System.err.println();
+        if (TERMINAL && !history.isEmpty()) System.err.println();
         return new Result(history.isEmpty() ? 0 : history.get(history.size() - 1).step(), skipped, history, lastEval, lastCheckpoint, stopped);
     }
 
@@ -188,11 +188,21 @@ public final class SftTrainer {
         return new Sequence(s.ids(), w, s.audio(), s.vision());
     }
 
+    /** On a terminal one line redrawn every step; into a log (CI, a file) a full line every 10 s and at the end. */
+    private static final boolean TERMINAL = System.console() != null;
+    private long lastProgressLine = System.nanoTime() - 20_000_000_000L;
+
     private void progress(StepMetrics m, int done, double elapsed) {
         int remaining = cfg.steps() - m.step();
         double eta = done > 0 ? elapsed / done * remaining : 0;
-        System.err.printf(Locale.ROOT, "\rstep %d/%d  loss %.4f  lr %.2e  %,.0f tok/s  ETA %dm%02ds   ",
+        String line = String.format(Locale.ROOT, "step %d/%d  loss %.4f  lr %.2e  %,.0f tok/s  ETA %dm%02ds",
                 m.step(), cfg.steps(), m.loss(), m.lr(), m.tokensPerSecond(), (int) eta / 60, (int) eta % 60);
+        if (TERMINAL) {
+            System.err.print("\r" + line + "   ");
+        } else if (System.nanoTime() - lastProgressLine > 10_000_000_000L || remaining == 0) {
+            lastProgressLine = System.nanoTime();
+            System.err.println(line);
+        }
     }
 
     private static String format(Map<String, Double> values) {

@@ -1,4 +1,4 @@
-// Elementwise ops (Kernels.add, swiglu, swigluBackward, gelu, geluBackward, fill).
+// Elementwise ops (Kernels.add, swiglu, swigluBackward, gelu, geluBackward, fill of F32, I32, BF16).
 //
 // Launch shapes: grid (min(ceil(n / 256), 4096)), block (256), grid-stride loops over n
 // elements (n is 64-bit; for the SwiGLU kernels n = m · inter).
@@ -22,6 +22,11 @@ extern "C" __global__ void fill_f32(float* dst, float value, long long n) {
 
 extern "C" __global__ void fill_i32(int* dst, int value, long long n) {
     GRID_STRIDE(i, n) dst[i] = value;
+}
+
+// 16-bit elements (bf16 bit patterns, converted on the host); value's low 16 bits
+extern "C" __global__ void fill_u16(unsigned short* dst, int value, long long n) {
+    GRID_STRIDE(i, n) dst[i] = (unsigned short)value;
 }
 
 // out[r, j] = silu(gate) · up, with gate = gateUp[r, j] and up = gateUp[r, inter + j]

@@ -2,11 +2,20 @@ package io.hintgrpo.engine;
 
 /**
  * A typed slice of backend memory: what every kernel takes. The backend that allocated it owns
- * {@code memory} (a float[] or int[] on cpu, a device allocation on cuda); offsets and lengths
- * count elements, not bytes.
+ * {@code memory} (a float[], int[] or short[] on cpu, a device allocation on cuda); offsets and
+ * lengths count elements, not bytes. BF16 elements are raw bf16 bit patterns ({@link Bf16}).
  */
 public final class Buf {
-    public enum Type { F32, I32 }
+    public enum Type {
+        F32(4), I32(4), BF16(2);
+
+        /** Bytes per element in device memory. */
+        public final int bytes;
+
+        Type(int bytes) {
+            this.bytes = bytes;
+        }
+    }
 
     public final Object memory;
     public final Type type;

@@ -31,18 +31,28 @@ public interface Kernels extends AutoCloseable {
 
     Buf allocI32(long n);
 
+    /** n bf16 elements; the host sees them as raw bit patterns in a short[] ({@link Bf16}). */
+    Buf allocBf16(long n);
+
     void free(Buf buf);
 
     void upload(Buf dst, float[] src);
 
     void upload(Buf dst, int[] src);
 
+    /** bf16 bit patterns into a BF16 buffer. */
+    void upload(Buf dst, short[] src);
+
     void download(Buf src, float[] dst);
 
     void download(Buf src, int[] dst);
 
+    void download(Buf src, short[] dst);
+
+    /** Every element of dst = value in dst's type: (int) value for I32, {@link Bf16#fromFloat} for BF16. */
     void fill(Buf dst, float value);
 
+    /** dst = src, buffers of the same type and length. */
     void copy(Buf dst, Buf src);
 
     /** Waits until every op issued so far has finished. */
@@ -50,6 +60,19 @@ public interface Kernels extends AutoCloseable {
 
     @Override
     void close();
+
+    // ---- precision ----
+
+    /**
+     * dst[i] (BF16) = src[i] (F32) rounded to bf16 over n elements, exactly {@link Bf16#fromFloat}:
+     * round to nearest, ties to even; ±0, ±inf and subnormals kept as rounding gives them; at or
+     * past the tie above the largest finite bf16 → ±inf; NaN stays NaN (sign and high payload kept,
+     * quiet bit set).
+     */
+    void castF32ToBf16(Buf dst, Buf src, long n);
+
+    /** dst[i] (F32) = src[i] (BF16) widened over n elements: exact, {@link Bf16#toFloat}. */
+    void castBf16ToF32(Buf dst, Buf src, long n);
 
     // ---- embedding and modality rows ----
 

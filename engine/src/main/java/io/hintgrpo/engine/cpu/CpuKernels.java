@@ -1,5 +1,6 @@
 package io.hintgrpo.engine.cpu;
 
+import io.hintgrpo.engine.Bf16;
 import io.hintgrpo.engine.Buf;
 import io.hintgrpo.engine.Kernels;
 
@@ -8,7 +9,7 @@ import java.util.Arrays;
 /**
  * The pure-Java backend and the reference for every other: fp32, multithreaded through
  * {@link Parallel} with thread-count-independent task boundaries (bit-identical for any thread
- * count). Memory is a Java array per allocation.
+ * count). Memory is a Java array per allocation (short[] of bit patterns for BF16).
  */
 public final class CpuKernels implements Kernels {
 
@@ -27,6 +28,11 @@ public final class CpuKernels implements Kernels {
     @Override
     public Buf allocI32(long n) {
         return new Buf(new int[arrayLength(n)], Buf.Type.I32, 0, n);
+    }
+
+    @Override
+    public Buf allocBf16(long n) {
+        return new Buf(new short[arrayLength(n)], Buf.Type.BF16, 0, n);
     }
 
     private static int arrayLength(long n) {
@@ -53,6 +59,12 @@ public final class CpuKernels implements Kernels {
     }
 
     @Override
+    public void upload(Buf dst, short[] src) {
+        checkLength(dst, src.length);
+        System.arraycopy(src, 0, s(dst), dst.off(), src.length);
+    }
+
+    @Override
     public void download(Buf src, float[] dst) {
         checkLength(src, dst.length);
         System.arraycopy(f(src), src.off(), dst, 0, dst.length);
@@ -64,14 +76,24 @@ public final class CpuKernels implements Kernels {
         System.arraycopy(i(src), src.off(), dst, 0, dst.length);
     }
 
+    @Override
+    public void download(Buf src, short[] dst) {
+        checkLength(src, dst.length);
+        System.arraycopy(s(src), src.off(), dst, 0, dst.length);
+    }
+
     private static void checkLength(Buf b, int n) {
         if (b.length != n) throw new IllegalArgumentException("buffer of " + b.length + " elements, array of " + n);
     }
 
     @Override
     public void fill(Buf dst, float value) {
-        if (dst.type == Buf.Type.F32) Arrays.fill(f(dst), dst.off(), dst.off() + (int) dst.length, value);
-        else Arrays.fill(i(dst), dst.off(), dst.off() + (int) dst.length, (int) value);
+        int from = dst.off(), to = from + (int) dst.length;
+        switch (dst.type) {
+            case F32 -> Arrays.fill(f(dst), from, to, value);
+            case I32 -> Arrays.fill(i(dst), from, to, (int) value);
+            case BF16 -> Arrays.fill(s(dst), from, to, Bf16.fromFloat(value));
+        }
     }
 
     @Override
@@ -97,6 +119,46 @@ public final class CpuKernels implements Kernels {
     static int[] i(Buf b) {
         if (!(b.memory instanceof int[] a)) throw new IllegalArgumentException("not a cpu I32 buffer: " + b);
         return a;
+    }
+
+    static short[] s(Buf b) {
+        if (!(b.memory instanceof short[] a)) throw new IllegalArgumentException("not a cpu BF16 buffer: " + b);
+        return a;
+    }
+
+    // ---- precision ----
+
+    @Override
+    public void castF32ToBf16(Buf dst, Buf src, long n) {
+        checkCount("castF32ToBf16", n, dst, src);
+        short[] o = s(dst);
+        float[] x = f(src);
+        int oo = dst.off(), xo = src.off();
+        int tasks = Parallel.tasksFor(n, 1 << 15);
+        Parallel.forEach(tasks, task -> {
+            int s = (int) (n * task / tasks), e = (int) (n * (task + 1) / tasks);
+            for (int j = s; j < e; j++) o[oo + j] = Bf16.fromFloat(x[xo + j]);
+        });
+    }
+
+    @Override
+    public void castBf16ToF32(Buf dst, Buf src, long n) {
+        checkCount("castBf16ToF32", n, dst, src);
+        float[] o = f(dst);
+        short[] x = s(src);
+        int oo = dst.off(), xo = src.off();
+        int tasks = Parallel.tasksFor(n, 1 << 15);
+        Parallel.forEach(tasks, task -> {
+            int s = (int) (n * task / tasks), e = (int) (n * (task + 1) / tasks);
+            for (int j = s; j < e; j++) o[oo + j] = Bf16.toFloat(x[xo + j]);
+        });
+    }
+
+    /** n ≥ 0 and within every buffer: a slice must not spill into its neighbours' elements. */
+    private static void checkCount(String op, long n, Buf... bufs) {
+        if (n < 0) throw new IllegalArgumentException(op + ": negative size " + n);
+        for (Buf b : bufs)
+            if (b.length < n) throw new IllegalArgumentException(op + ": " + b + " holds fewer than " + n + " elements");
     }
 
     // ---- embedding and modality rows ----

@@ -1,5 +1,6 @@
 package io.hintgrpo.engine.cuda;
 
+import io.hintgrpo.engine.Bf16;
 import io.hintgrpo.engine.Buf;
 import io.hintgrpo.engine.Kernels;
 
@@ -7,7 +8,7 @@ import io.hintgrpo.engine.Kernels;
  * The {@code cuda} and {@code cuda-emu} backends: every {@link Kernels} op as a launch of the
  * kernels in {@code kernels/*.cu} through a {@link Driver} (a real GPU or the CUDA emulator).
  * A {@link Buf}'s memory is a {@link DeviceMemory.Block}; element offsets become byte addresses
- * (address + 4·offset). Each op checks its buffers' types and lengths (cheap, host-side), then
+ * (address + bytes·offset: 4 for F32 and I32, 2 for BF16). Each op checks its buffers' types and lengths (cheap, host-side), then
  * computes the launch shape its kernel file documents and launches by name. Values inside
  * device buffers (token ids, row indices, cache positions) cannot be checked without a copy:
  * the kernels guard their writes and turn an out-of-range id into NaN output instead.
@@ -52,7 +53,7 @@ public final class CudaKernels implements Kernels {
         return driver;
     }
 
-    /** The allocator behind {@link #allocF32} and {@link #allocI32} (statistics: bytes in use, peak). */
+    /** The allocator behind {@link #allocF32}, {@link #allocI32} and {@link #allocBf16} (statistics: bytes in use, peak). */
     public DeviceMemory memory() {
         return memory;
     }
@@ -69,6 +70,11 @@ public final class CudaKernels implements Kernels {
         return new Buf(memory.alloc(4 * checkCount(n)), Buf.Type.I32, 0, n);
     }
 
+    @Override
+    public Buf allocBf16(long n) {
+        return new Buf(memory.alloc(2 * checkCount(n)), Buf.Type.BF16, 0, n);
+    }
+
     private static long checkCount(long n) {
         if (n < 0) throw new IllegalArgumentException("cannot allocate " + n + " elements");
         return n;
@@ -77,7 +83,7 @@ public final class CudaKernels implements Kernels {
     @Override
     public void free(Buf buf) {
         DeviceMemory.Block b = block(buf);
-        if (buf.offset != 0 || 4 * buf.length != b.bytes())
+        if (buf.offset != 0 || buf.type.bytes * buf.length != b.bytes())
             throw new IllegalArgumentException("free takes a whole allocation, not the slice " + buf);
         memory.free(b);
     }
@@ -92,6 +98,12 @@ public final class CudaKernels implements Kernels {
     public void upload(Buf dst, int[] src) {
         sameLength("upload", dst, src.length);
         driver.copyHostToDevice(i32("upload", "dst", dst, src.length), src, 0, src.length);
+    }
+
+    @Override
+    public void upload(Buf dst, short[] src) {
+        sameLength("upload", dst, src.length);
+        driver.copyHostToDevice(bf16("upload", "dst", dst, src.length), src, 0, src.length);
     }
 
     @Override
@@ -110,6 +122,14 @@ public final class CudaKernels implements Kernels {
         driver.copyDeviceToHost(dst, 0, address, dst.length);
     }
 
+    @Override
+    public void download(Buf src, short[] dst) {
+        sameLength("download", src, dst.length);
+        long address = bf16("download", "src", src, dst.length);
+        driver.synchronize();
+        driver.copyDeviceToHost(dst, 0, address, dst.length);
+    }
+
     private static void sameLength(String op, Buf b, int n) {
         if (b.length != n) throw new IllegalArgumentException(op + ": buffer of " + b.length + " elements, array of " + n);
     }
@@ -117,10 +137,12 @@ public final class CudaKernels implements Kernels {
     @Override
     public void fill(Buf dst, float value) {
         if (dst.length == 0) return;
-        if (dst.type == Buf.Type.F32)
-            launch1D("fill_f32", dst.length, f32("fill", "dst", dst, dst.length), value, dst.length);
-        else
-            launch1D("fill_i32", dst.length, i32("fill", "dst", dst, dst.length), (int) value, dst.length);
+        switch (dst.type) {
+            case F32 -> launch1D("fill_f32", dst.length, f32("fill", "dst", dst, dst.length), value, dst.length);
+            case I32 -> launch1D("fill_i32", dst.length, i32("fill", "dst", dst, dst.length), (int) value, dst.length);
+            case BF16 -> launch1D("fill_u16", dst.length, bf16("fill", "dst", dst, dst.length),
+                    Bf16.fromFloat(value) & 0xFFFF, dst.length);
+        }
     }
 
     @Override
@@ -128,7 +150,7 @@ public final class CudaKernels implements Kernels {
         if (dst.length != src.length || dst.type != src.type)
             throw new IllegalArgumentException("copy " + src + " to " + dst);
         if (src.length == 0) return;
-        driver.copyDeviceToDevice(address(dst), address(src), 4 * src.length);
+        driver.copyDeviceToDevice(address(dst), address(src), src.type.bytes * src.length);
     }
 
     @Override
@@ -141,6 +163,24 @@ public final class CudaKernels implements Kernels {
         if (partials != null) memory.free(partials);
         partials = null;
         driver.close();
+    }
+
+    // ---- precision ----
+
+    @Override
+    public void castF32ToBf16(Buf dst, Buf src, long n) {
+        String op = "castF32ToBf16";
+        positive(op, n);
+        if (n == 0) return;
+        launch1D("cast_f32_to_bf16", n, bf16(op, "dst", dst, n), f32(op, "src", src, n), n);
+    }
+
+    @Override
+    public void castBf16ToF32(Buf dst, Buf src, long n) {
+        String op = "castBf16ToF32";
+        positive(op, n);
+        if (n == 0) return;
+        launch1D("cast_bf16_to_f32", n, f32(op, "dst", dst, n), bf16(op, "src", src, n), n);
     }
 
     // ---- embedding and modality rows ----
@@ -458,7 +498,7 @@ public final class CudaKernels implements Kernels {
     }
 
     private static long address(Buf b) {
-        return block(b).address() + 4 * b.offset;
+        return block(b).address() + b.type.bytes * b.offset;
     }
 
     /** The device address of an F32 buffer that must hold at least {@code need} elements. */
@@ -468,6 +508,10 @@ public final class CudaKernels implements Kernels {
 
     private static long i32(String op, String what, Buf b, long need) {
         return checked(op, what, b, Buf.Type.I32, need);
+    }
+
+    private static long bf16(String op, String what, Buf b, long need) {
+        return checked(op, what, b, Buf.Type.BF16, need);
     }
 
     private static long checked(String op, String what, Buf b, Buf.Type type, long need) {

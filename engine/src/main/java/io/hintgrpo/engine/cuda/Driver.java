@@ -23,9 +23,14 @@ public interface Driver extends AutoCloseable {
 
     void copyHostToDevice(long dst, int[] src, int srcOffset, int count);
 
+    /** 16-bit elements (bf16 bit patterns); offset and count in elements. */
+    void copyHostToDevice(long dst, short[] src, int srcOffset, int count);
+
     void copyDeviceToHost(float[] dst, int dstOffset, long src, int count);
 
     void copyDeviceToHost(int[] dst, int dstOffset, long src, int count);
+
+    void copyDeviceToHost(short[] dst, int dstOffset, long src, int count);
 
     void copyDeviceToDevice(long dst, long src, long bytes);
 

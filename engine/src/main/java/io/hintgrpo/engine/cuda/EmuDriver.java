@@ -150,6 +150,7 @@ public final class EmuDriver implements Driver {
     }
 
     /** bf16/fp16 data as raw 16-bit values. */
+    @Override
     public void copyHostToDevice(long dst, short[] src, int srcOffset, int count) {
         Objects.checkFromIndexSize(srcOffset, count, src.length);
         nCopyIn(dst, src, 2L * srcOffset, 2L * count);
@@ -167,6 +168,7 @@ public final class EmuDriver implements Driver {
         nCopyOut(dst, 4L * dstOffset, src, 4L * count);
     }
 
+    @Override
     public void copyDeviceToHost(short[] dst, int dstOffset, long src, int count) {
         Objects.checkFromIndexSize(dstOffset, count, dst.length);
         nCopyOut(dst, 2L * dstOffset, src, 2L * count);

@@ -396,6 +396,12 @@ public final class JCudaDriver implements Driver {
     }
 
     @Override
+    public void copyHostToDevice(long dst, short[] src, int srcOffset, int count) {
+        bind();
+        cuMemcpyHtoD(at(dst), Pointer.to(src).withByteOffset(2L * srcOffset), 2L * count);
+    }
+
+    @Override
     public void copyDeviceToHost(float[] dst, int dstOffset, long src, int count) {
         bind();
         cuMemcpyDtoH(Pointer.to(dst).withByteOffset(4L * dstOffset), at(src), 4L * count);
@@ -405,6 +411,12 @@ public final class JCudaDriver implements Driver {
     public void copyDeviceToHost(int[] dst, int dstOffset, long src, int count) {
         bind();
         cuMemcpyDtoH(Pointer.to(dst).withByteOffset(4L * dstOffset), at(src), 4L * count);
+    }
+
+    @Override
+    public void copyDeviceToHost(short[] dst, int dstOffset, long src, int count) {
+        bind();
+        cuMemcpyDtoH(Pointer.to(dst).withByteOffset(2L * dstOffset), at(src), 2L * count);
     }
 
     /** On the current stream, like launches, so it stays ordered with them. */

@@ -8,6 +8,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.hintgrpo.engine.BadInputException;
+import io.hintgrpo.engine.Bf16;
 
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -267,7 +268,7 @@ public final class Safetensors implements AutoCloseable {
                     b.asFloatBuffer().get(out, done, count);
                 } else {
                     ShortBuffer s = b.asShortBuffer();
-                    if (dtype == Dtype.BF16) for (int i = 0; i < count; i++) out[done + i] = bf16ToFloat(s.get(i));
+                    if (dtype == Dtype.BF16) for (int i = 0; i < count; i++) out[done + i] = Bf16.toFloat(s.get(i));
                     else for (int i = 0; i < count; i++) out[done + i] = f16ToFloat(s.get(i));
                 }
                 done += count;
@@ -340,7 +341,7 @@ public final class Safetensors implements AutoCloseable {
                 for (float x : v) {
                     if (buf.remaining() < 4) writeFully(ch, buf.flip());
                     if (dtype == Dtype.F32) buf.putFloat(x);
-                    else buf.putShort(floatToBf16(x));
+                    else buf.putShort(Bf16.fromFloat(x));
                 }
             }
             writeFully(ch, buf.flip());
@@ -348,21 +349,7 @@ public final class Safetensors implements AutoCloseable {
         }
     }
 
-    // ---- conversions ----
-
-    /** bf16 is the top half of an fp32: widening is exact. */
-    public static float bf16ToFloat(short h) {
-        return Float.intBitsToFloat((h & 0xFFFF) << 16);
-    }
-
-    /** fp32 → bf16, round to nearest, ties to even; NaN stays NaN (quiet bit set so a payload only in the low bits survives). */
-    public static short floatToBf16(float x) {
-        int bits = Float.floatToRawIntBits(x);
-        if (Float.isNaN(x)) return (short) ((bits >>> 16) | 0x0040);
-        // adding 0x7FFF + lsb carries into the upper half exactly when the dropped half is above a tie, or a tie with odd lsb
-        int lsb = (bits >>> 16) & 1;
-        return (short) ((bits + 0x7FFF + lsb) >>> 16);
-    }
+    // ---- conversions (bf16: io.hintgrpo.engine.Bf16, shared with the kernels) ----
 
     /** IEEE binary16 → fp32, exact for every value: subnormals, ±0, ±inf, NaN (payload kept). */
     public static float f16ToFloat(short h) {

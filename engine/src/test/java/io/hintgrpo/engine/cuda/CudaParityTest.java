@@ -1,5 +1,6 @@
 package io.hintgrpo.engine.cuda;
 
+import io.hintgrpo.engine.Bf16;
 import io.hintgrpo.engine.Buf;
 import io.hintgrpo.engine.Kernels;
 import io.hintgrpo.engine.Kernels.Gemm;
@@ -26,7 +27,8 @@ import static org.junit.jupiter.api.Assertions.*;
  * Every {@link Kernels} op of {@link CudaKernels} against {@link CpuKernels} on random inputs
  * (never zeros), odd sizes, outputs poisoned with NaN first, every device buffer a slice with
  * guard elements on both sides that must survive the op. Errors are ‖out − ref‖ / ‖ref‖: ≤ 1e-5
- * for elementwise and norm ops, ≤ 1e-4 where the summation order differs; integer outputs exact.
+ * for elementwise and norm ops, ≤ 1e-4 where the summation order differs; integer outputs and
+ * the fp32 ↔ bf16 casts bit-exact.
  *
  * <p>The driver comes from {@link #openDriver}: {@code -Dhintgrpo.test.driver=emu} (default, the
  * CUDA emulator, run in more than one thread order) or {@code cuda} (a real GPU: the GPU check
@@ -143,6 +145,17 @@ class CudaParityTest {
         return whole.slice(GUARD, values.length);
     }
 
+    /** A guarded device slice of bf16 patterns, like {@link #deviceF32}; the guards hold bf16(GUARD_VALUE). */
+    private Buf deviceBf16(short[] values) {
+        Buf whole = gpu.allocBf16(values.length + 2L * GUARD);
+        short[] init = new short[values.length + 2 * GUARD];
+        Arrays.fill(init, Bf16.fromFloat(GUARD_VALUE));
+        System.arraycopy(values, 0, init, GUARD, values.length);
+        gpu.upload(whole, init);
+        guarded.add(new Buf[]{whole});
+        return whole.slice(GUARD, values.length);
+    }
+
     /** Twin F32 buffers holding the same values: [0] cpu, [1] device. */
     private Buf[] twin(float[] values) {
         Buf c = cpu.allocF32(values.length);
@@ -154,6 +167,19 @@ class CudaParityTest {
         Buf c = cpu.allocI32(values.length);
         cpu.upload(c, values);
         return new Buf[]{c, deviceI32(values)};
+    }
+
+    private Buf[] twin(short[] values) {
+        Buf c = cpu.allocBf16(values.length);
+        cpu.upload(c, values);
+        return new Buf[]{c, deviceBf16(values)};
+    }
+
+    /** A BF16 output: zeros on cpu, NaN poison (0xffff) on the device. */
+    private Buf[] outputBf16(int n) {
+        short[] poison = new short[n];
+        Arrays.fill(poison, (short) 0xFFFF);
+        return new Buf[]{cpu.allocBf16(n), deviceBf16(poison)};
     }
 
     /** An output: zeros on cpu (written before read), NaN poison on the device. */
@@ -183,6 +209,44 @@ class CudaParityTest {
         int[] v = new int[Math.toIntExact(b.length)];
         (b.memory instanceof int[] ? cpu : gpu).download(b, v);
         return v;
+    }
+
+    private short[] readShorts(Buf b) {
+        short[] v = new short[Math.toIntExact(b.length)];
+        (b.memory instanceof short[] ? cpu : gpu).download(b, v);
+        return v;
+    }
+
+    /** Compares twin outputs bit for bit (raw bits, so NaN payloads and the sign of zero count), records 0 as the op's error. */
+    private void checkBits(String op, Buf[] out) {
+        int[] ref, got;
+        if (out[0].type == Buf.Type.BF16) {
+            ref = widen(readShorts(out[0]));
+            got = widen(readShorts(out[1]));
+        } else {
+            ref = rawBits(read(out[0]));
+            got = rawBits(read(out[1]));
+        }
+        for (int i = 0; i < ref.length; i++) {
+            int ii = i;
+            assertEquals(ref[i], got[i], () -> String.format("%s element %d of %d: got 0x%X, want 0x%X",
+                    op, ii, ref.length, got[ii], ref[ii]));
+        }
+        synchronized (WORST) {
+            WORST.merge(op, 0.0, Math::max);
+        }
+    }
+
+    private static int[] widen(short[] v) {
+        int[] r = new int[v.length];
+        for (int i = 0; i < v.length; i++) r[i] = v[i] & 0xFFFF;
+        return r;
+    }
+
+    private static int[] rawBits(float[] v) {
+        int[] r = new int[v.length];
+        for (int i = 0; i < v.length; i++) r[i] = Float.floatToRawIntBits(v[i]);
+        return r;
     }
 
     /** Compares twin outputs by relative L2 error, records the op's worst, checks every guard, frees the device side. */
@@ -221,6 +285,13 @@ class CudaParityTest {
                     assertEquals(GUARD_VALUE, v[i], "guard before an allocation of " + (n - 2 * GUARD) + " was overwritten");
                     assertEquals(GUARD_VALUE, v[n - 1 - i], "guard after an allocation of " + (n - 2 * GUARD) + " was overwritten");
                 }
+            } else if (whole.type == Buf.Type.BF16) {
+                short[] v = new short[n];
+                gpu.download(whole, v);
+                for (int i = 0; i < GUARD; i++) {
+                    assertEquals(Bf16.fromFloat(GUARD_VALUE), v[i], "guard before a bf16 allocation was overwritten");
+                    assertEquals(Bf16.fromFloat(GUARD_VALUE), v[n - 1 - i], "guard after a bf16 allocation was overwritten");
+                }
             } else {
                 int[] v = new int[n];
                 gpu.download(whole, v);
@@ -254,7 +325,76 @@ class CudaParityTest {
             cpu.fill(ints[0], 7f);
             gpu.fill(ints[1], 7f);
             assertArrayEquals(readInts(ints[0]), readInts(ints[1]), "fill_i32");
+            Buf[] h = twin(bf16Inputs(n)), hOut = outputBf16(n);
+            cpu.copy(hOut[0], h[0]);
+            gpu.copy(hOut[1], h[1]);
+            checkBits("copy bf16", hOut);
+            cpu.fill(hOut[0], -2.5f);
+            gpu.fill(hOut[1], -2.5f);
+            checkBits("fill_u16", hOut);
+            assertEquals((short) 0xC020, readShorts(hOut[1])[n - 1], "bf16(-2.5)");
         }
+        end();
+    }
+
+    // ---- precision ----
+
+    /** fp32 bits that stress rounding: ties (even and odd), next to ties, subnormals, ±0, ±inf, NaNs, the overflow edge. */
+    private static final int[] CAST_SPECIALS = {
+            0x3F808000, 0x3F818000, 0x3F807FFF, 0x3F808001, 0xBF818000, 0xBF808001, 0x3FFFFFFF,
+            0x00000000, 0x80000000, 0x00000001, 0x80000001, 0x00008000, 0x00018000, 0x00008001, 0x007FFFFF, 0x807F8000,
+            0x7F7F0000, 0x7F7F7FFF, 0x7F7F8000, 0x7F7FFFFF, 0xFF7FFFFF, 0x7F7E8000,
+            0x7F800000, 0xFF800000, 0x7FC00000, 0xFFC00000, 0x7F800001, 0xFF800001, 0x7FFFFFFF, 0xFFC12345,
+    };
+
+    /** n floats: the specials first, then Gaussians over many binades, a third of them moved onto or next to a bf16 tie. */
+    private float[] castInputs(int n) {
+        float[] x = new float[n];
+        for (int i = 0; i < n; i++) {
+            if (i < CAST_SPECIALS.length) {
+                x[i] = Float.intBitsToFloat(CAST_SPECIALS[i]);
+                continue;
+            }
+            float g = (float) (rng.nextGaussian() * Math.pow(2, rng.nextInt(-140, 128)));
+            int bits = Float.floatToRawIntBits(g == 0f ? 0.5f : g);
+            if (i % 3 == 1) bits = (bits & 0xFFFF0000) | (0x8000 + rng.nextInt(-1, 2));
+            x[i] = Float.intBitsToFloat(bits);
+        }
+        return x;
+    }
+
+    /** n bf16 patterns: all 65536 (a permutation, so short prefixes mix every class) while n allows, then random. */
+    private short[] bf16Inputs(int n) {
+        short[] h = new short[n];
+        for (int i = 0; i < n; i++) h[i] = (short) (i < (1 << 16) ? i * 0x9E37 + 1 : rng.nextInt());
+        return h;
+    }
+
+    @ParameterizedTest
+    @MethodSource("orders")
+    void castsBothWays(String order) {
+        begin(order, 15);
+        for (int n : new int[]{1, 7, 33, 1001, 70_001}) {
+            Buf[] x = twin(castInputs(n)), h = outputBf16(n);
+            cpu.castF32ToBf16(h[0], x[0], n);
+            gpu.castF32ToBf16(h[1], x[1], n);
+            checkBits("cast_f32_to_bf16", h);
+
+            Buf[] p = twin(bf16Inputs(n)), wide = output(n);
+            cpu.castBf16ToF32(wide[0], p[0], n);
+            gpu.castBf16ToF32(wide[1], p[1], n);
+            checkBits("cast_bf16_to_f32", wide);
+        }
+        // the first n elements of longer buffers: nothing past n is written
+        Buf[] x = twin(castInputs(50)), h = outputBf16(50);
+        cpu.castF32ToBf16(h[0], x[0], 41);
+        gpu.castF32ToBf16(h[1], x[1], 41);
+        short[] got = readShorts(h[1]);
+        for (int i = 41; i < 50; i++) assertEquals((short) 0xFFFF, got[i], "element " + i + " past n");
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> gpu.castF32ToBf16(x[1], h[1], 5));
+        assertTrue(e.getMessage().contains("castF32ToBf16: dst must be BF16"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class, () -> gpu.castBf16ToF32(x[1], h[1], 51));
+        assertTrue(e.getMessage().contains("castBf16ToF32: dst holds 50 elements, needs 51"), e.getMessage());
         end();
     }
 

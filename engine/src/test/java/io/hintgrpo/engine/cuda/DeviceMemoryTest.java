@@ -50,6 +50,8 @@ class DeviceMemoryTest {
         @Override public void copyHostToDevice(long dst, int[] src, int srcOffset, int count) {}
         @Override public void copyDeviceToHost(float[] dst, int dstOffset, long src, int count) {}
         @Override public void copyDeviceToHost(int[] dst, int dstOffset, long src, int count) {}
+        @Override public void copyHostToDevice(long dst, short[] src, int srcOffset, int count) {}
+        @Override public void copyDeviceToHost(short[] dst, int dstOffset, long src, int count) {}
         @Override public void copyDeviceToDevice(long dst, long src, long bytes) {}
         @Override public void launch(String name, int gx, int gy, int gz, int bx, int by, int bz, int shared, Object... args) {}
         @Override public void synchronize() {}

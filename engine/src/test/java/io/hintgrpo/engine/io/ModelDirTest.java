@@ -1,6 +1,7 @@
 package io.hintgrpo.engine.io;
 
 import io.hintgrpo.engine.BadInputException;
+import io.hintgrpo.engine.Bf16;
 import io.hintgrpo.engine.Kernels;
 import io.hintgrpo.engine.cpu.CpuKernels;
 import io.hintgrpo.engine.model.Model;
@@ -121,7 +122,7 @@ class ModelDirTest {
                 for (ParamLayout.Entry e : m.layout.entries()) {
                     float[] want = m.download(e.name());
                     for (int i = 0; i < want.length; i++)
-                        want[i] = Safetensors.bf16ToFloat(Safetensors.floatToBf16(want[i]));
+                        want[i] = Bf16.toFloat(Bf16.fromFloat(want[i]));
                     assertArrayEquals(want, got.download(e.name()), e.name());
                 }
             }
@@ -212,7 +213,7 @@ class ModelDirTest {
             // values that bf16 holds exactly, so the BF16 shard loads back bit for bit
             for (ParamLayout.Entry e : m.layout.entries()) {
                 float[] v = m.download(e.name());
-                for (int i = 0; i < v.length; i++) v[i] = Safetensors.bf16ToFloat(Safetensors.floatToBf16(v[i]));
+                for (int i = 0; i < v.length; i++) v[i] = Bf16.toFloat(Bf16.fromFloat(v[i]));
                 m.upload(e.name(), v);
             }
             ModelDir.save(m, dir, Safetensors.Dtype.F32);

@@ -1,6 +1,7 @@
 package io.hintgrpo.engine.io;
 
 import io.hintgrpo.engine.BadInputException;
+import io.hintgrpo.engine.Bf16;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -132,7 +133,7 @@ class SafetensorsTest {
     @Test
     void bf16RoundsToNearestEven() {
         for (int[] c : BF16_CASES) {
-            short got = Safetensors.floatToBf16(Float.intBitsToFloat(c[0]));
+            short got = Bf16.fromFloat(Float.intBitsToFloat(c[0]));
             assertEquals(c[1], got & 0xFFFF, () -> String.format("0x%08X -> 0x%04X, want 0x%04X", c[0], got & 0xFFFF, c[1]));
         }
     }

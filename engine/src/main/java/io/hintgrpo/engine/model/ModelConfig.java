@@ -6,8 +6,6 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.hintgrpo.engine.BadInputException;
 
 import java.io.IOException;
-import java.nio.file.Files;
-import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 
 /**
@@ -47,18 +45,7 @@ public record ModelConfig(
     }
 
     public static ModelConfig load(Path file) {
-        String where = file.toString();
-        JsonNode root;
-        try {
-            root = JSON.readTree(Files.readString(file));
-        } catch (NoSuchFileException e) {
-            throw new BadInputException(where, "file not found");
-        } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
-            throw new BadInputException(where, "not valid JSON: " + e.getOriginalMessage());
-        } catch (IOException e) {
-            throw new BadInputException(where, "cannot read: " + e.getMessage());
-        }
-        return fromJson(root, where);
+        return fromJson(io.hintgrpo.engine.io.JsonFiles.read(file), file.toString());
     }
 
     public static ModelConfig parse(String json, String where) {

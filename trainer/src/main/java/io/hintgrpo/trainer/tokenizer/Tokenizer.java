@@ -5,10 +5,10 @@ import ai.djl.huggingface.tokenizers.HuggingFaceTokenizer;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.hintgrpo.engine.BadInputException;
+import io.hintgrpo.engine.io.JsonFiles;
 
 import java.io.IOException;
 import java.nio.file.Files;
-import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -45,16 +45,7 @@ public final class Tokenizer implements AutoCloseable {
     public static Tokenizer load(Path fileOrModelDir) {
         Path file = Files.isDirectory(fileOrModelDir) ? fileOrModelDir.resolve("tokenizer.json") : fileOrModelDir;
         String where = file.toString();
-        JsonNode root;
-        try {
-            root = JSON.readTree(Files.readString(file));
-        } catch (NoSuchFileException e) {
-            throw new BadInputException(where, "file not found");
-        } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
-            throw new BadInputException(where, "not valid JSON: " + e.getOriginalMessage());
-        } catch (IOException e) {
-            throw new BadInputException(where, "cannot read: " + e.getMessage());
-        }
+        JsonNode root = JsonFiles.read(file);
         Map<String, Integer> ids = tokenIds(root, where);
         int size = 0;
         for (int id : ids.values()) size = Math.max(size, id + 1);

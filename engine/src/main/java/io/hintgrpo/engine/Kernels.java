@@ -210,4 +210,34 @@ public interface Kernels extends AutoCloseable {
      */
     void adamw(Buf params, Buf grads, Buf m, Buf v, long n, float lr, float beta1, float beta2,
                float eps, float weightDecay, float gradScale, int t);
+
+    // ---- GRPO ----
+
+    /**
+     * Group-relative advantages: rewards [groups·groupSize] holds groups of G = groupSize rollouts
+     * of one prompt each, side by side. Per group, mean = Σ r / G and std = sqrt(Σ (r − mean)² / G)
+     * (the population std), both in double; advantages[i] = (r_i − mean) / (std + eps), or with
+     * drGrpo r_i − mean (eps unused). stats [groups·2] gets (mean, std) per group: a group whose
+     * rewards are all equal has std exactly 0 and advantages exactly 0, which is how the trainer
+     * counts zero-advantage groups.
+     */
+    void grpoAdvantages(Buf advantages, Buf stats, Buf rewards, int groups, int groupSize, boolean drGrpo, float eps);
+
+    /**
+     * The fused GRPO policy loss over m completion tokens (every array [m]), computed per token
+     * in double and stored in fp32:
+     * ρ = exp(logp − logpOld); L = −min(ρ·A, clip(ρ, 1 − epsLow, 1 + epsHigh)·A) + beta·k3 with
+     * k3 = exp(ref − logp) − (ref − logp) − 1 and A = advantage[t] (the token's sequence advantage);
+     * loss[t] = scale[t]·L, where scale carries the aggregation (token-mean 1/Σ|o_i|, sequence-mean
+     * 1/(G'·|o_i|), Dr.GRPO 1/(G'·maxCompletionLength); 0 for prompt, hint and padding tokens), so
+     * Σ loss is the minibatch loss. weight[t] = −scale[t]·∂L/∂logp is the signed weight of
+     * {@link #crossEntropy}'s backward (whose loss −Σ weight·logprob has gradient −weight), with
+     * ∂(−min)/∂logp = −ρ·A where the unclipped term is the min (ties count as unclipped, so inside
+     * the clip range the gradient flows) and 0 where the clipped term is, and ∂(beta·k3)/∂logp =
+     * beta·(1 − exp(ref − logp)). clipped[t] = 1 where the clipped term was strictly smaller (the
+     * clip-fraction metric), else 0; kl[t] = k3. ref may be null only when beta = 0: then k3 = 0
+     * and no reference log-probs exist (β = 0 skips the reference forward).
+     */
+    void grpoPolicyLoss(Buf loss, Buf weight, Buf clipped, Buf kl, Buf logp, Buf logpOld, Buf ref, Buf advantage,
+                        Buf scale, int m, float epsLow, float epsHigh, float beta);
 }

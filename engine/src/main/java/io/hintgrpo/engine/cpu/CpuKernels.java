@@ -656,6 +656,67 @@ public final class CpuKernels implements Kernels {
         });
     }
 
+    // ---- GRPO ----
+
+    @Override
+    public void grpoAdvantages(Buf advantages, Buf stats, Buf rewards, int groups, int groupSize, boolean drGrpo, float eps) {
+        if (groups < 0 || groupSize < 1) throw new IllegalArgumentException("grpoAdvantages: " + groups + " groups of " + groupSize);
+        float[] a = f(advantages), st = f(stats), r = f(rewards);
+        int ao = advantages.off(), so = stats.off(), ro = rewards.off();
+        Parallel.forEach(Parallel.tasksFor((long) groups * groupSize, 1 << 14),
+                rowsTask(groups, (long) groups * groupSize, 1 << 14, g -> {
+                    int base = g * groupSize;
+                    double sum = 0;
+                    for (int i = 0; i < groupSize; i++) sum += r[ro + base + i];
+                    double mean = sum / groupSize;
+                    double sq = 0;
+                    for (int i = 0; i < groupSize; i++) {
+                        double d = r[ro + base + i] - mean;
+                        sq += d * d;
+                    }
+                    double std = Math.sqrt(sq / groupSize);
+                    double inv = drGrpo ? 1.0 : 1.0 / (std + eps);
+                    for (int i = 0; i < groupSize; i++) a[ao + base + i] = (float) ((r[ro + base + i] - mean) * inv);
+                    st[so + 2 * g] = (float) mean;
+                    st[so + 2 * g + 1] = (float) std;
+                }));
+    }
+
+    @Override
+    public void grpoPolicyLoss(Buf loss, Buf weight, Buf clipped, Buf kl, Buf logp, Buf logpOld, Buf ref, Buf advantage,
+                               Buf scale, int m, float epsLow, float epsHigh, float beta) {
+        if (m < 0) throw new IllegalArgumentException("grpoPolicyLoss: negative size " + m);
+        if (ref == null && beta != 0f)
+            throw new IllegalArgumentException("grpoPolicyLoss: ref is null but beta = " + beta + " (only beta = 0 runs without a reference)");
+        float[] lo = f(loss), w = f(weight), cl = f(clipped), k = f(kl), lp = f(logp), lpo = f(logpOld), adv = f(advantage), sc = f(scale);
+        float[] rf = ref == null ? null : f(ref);
+        int loO = loss.off(), wO = weight.off(), clO = clipped.off(), kO = kl.off(), lpO = logp.off(), lpoO = logpOld.off();
+        int rfO = ref == null ? 0 : ref.off(), advO = advantage.off(), scO = scale.off();
+        double lower = 1.0 - epsLow, upper = 1.0 + epsHigh;
+        int tasks = Parallel.tasksFor(m, 1 << 14);
+        Parallel.forEach(tasks, task -> {
+            int s = (int) ((long) m * task / tasks), e = (int) ((long) m * (task + 1) / tasks);
+            for (int t = s; t < e; t++) {
+                double l = lp[lpO + t], a = adv[advO + t];
+                double rho = Math.exp(l - lpo[lpoO + t]);
+                double unclipped = rho * a;
+                double clippedTerm = Math.min(Math.max(rho, lower), upper) * a;
+                boolean isClipped = clippedTerm < unclipped; // a tie counts as unclipped: the gradient flows
+                // k3 = e^x − x − 1 with x = ref − logp, as expm1(x) − x (no cancellation for small x)
+                double x = rf == null ? 0 : rf[rfO + t] - l;
+                double k3 = rf == null ? 0 : Math.expm1(x) - x;
+                double dk3 = rf == null ? 0 : -Math.expm1(x); // ∂k3/∂logp = 1 − e^x
+                double objective = isClipped ? clippedTerm : unclipped;
+                double dObjective = isClipped ? 0 : unclipped; // ∂(ρA)/∂logp = ρA
+                double sct = sc[scO + t];
+                lo[loO + t] = (float) (sct * (-objective + beta * k3));
+                w[wO + t] = (float) (-sct * (-dObjective + beta * dk3));
+                cl[clO + t] = isClipped ? 1f : 0f;
+                k[kO + t] = (float) k3;
+            }
+        });
+    }
+
     /** Σ a[i]·b[i] over n elements: SIMD where the vector module is present, a plain loop otherwise. */
     static float dot(float[] a, int ao, float[] b, int bo, int n) {
         if (CpuGemm.vectorized()) return VectorOps.dot(a, ao, b, bo, n);

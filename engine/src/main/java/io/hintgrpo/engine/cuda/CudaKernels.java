@@ -467,6 +467,34 @@ public final class CudaKernels implements Kernels {
                 f32(op, "v", v, n), n, lr, beta1, beta2, eps, weightDecay, gradScale, c1, c2);
     }
 
+    // ---- GRPO ----
+
+    @Override
+    public void grpoAdvantages(Buf advantages, Buf stats, Buf rewards, int groups, int groupSize, boolean drGrpo, float eps) {
+        String op = "grpoAdvantages";
+        positive(op, groups);
+        if (groupSize < 1) throw new IllegalArgumentException(op + ": groupSize must be ≥ 1, got " + groupSize);
+        if (groups == 0) return;
+        long n = (long) groups * groupSize;
+        driver.launch("grpo_advantages", groups, 1, 1, 32, 1, 1, 0,
+                f32(op, "advantages", advantages, n), f32(op, "stats", stats, 2L * groups), f32(op, "rewards", rewards, n),
+                groupSize, drGrpo ? 1 : 0, eps);
+    }
+
+    @Override
+    public void grpoPolicyLoss(Buf loss, Buf weight, Buf clipped, Buf kl, Buf logp, Buf logpOld, Buf ref, Buf advantage,
+                               Buf scale, int m, float epsLow, float epsHigh, float beta) {
+        String op = "grpoPolicyLoss";
+        positive(op, m);
+        if (ref == null && beta != 0f)
+            throw new IllegalArgumentException(op + ": ref is null but beta = " + beta + " (only beta = 0 runs without a reference)");
+        if (m == 0) return;
+        long refAddress = ref == null ? 0L : f32(op, "ref", ref, m);
+        launch1D("grpo_policy_loss", m, f32(op, "loss", loss, m), f32(op, "weight", weight, m), f32(op, "clipped", clipped, m),
+                f32(op, "kl", kl, m), f32(op, "logp", logp, m), f32(op, "logpOld", logpOld, m), refAddress,
+                f32(op, "advantage", advantage, m), f32(op, "scale", scale, m), m, epsLow, epsHigh, beta);
+    }
+
     // ---- launch helpers ----
 
     /** A grid-stride kernel over n elements: 256 threads a block, at most MAX_ELEMENTWISE_BLOCKS blocks. */

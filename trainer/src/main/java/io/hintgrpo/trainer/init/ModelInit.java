@@ -144,7 +144,7 @@ public final class ModelInit {
             writeJson(tmp.resolve(MANIFEST), manifest(from, opt, source.vocabSize(), vocab, tokensBefore, added, chatTemplate));
             AtomicFiles.moveIntoPlace(tmp, out);
             log.accept("wrote " + out);
-            return new Result(out, cfg, Map.copyOf(added), source.vocabSize(), chatTemplate);
+            return new Result(out, cfg, java.util.Collections.unmodifiableMap(added), source.vocabSize(), chatTemplate);
         } catch (IOException | RuntimeException e) {
             deleteTree(tmp);
             throw e;

@@ -31,7 +31,8 @@ import java.util.Set;
  * {@code {"id", "text", "label", "domain", "audio", "vision", "cot"}} (docs/data.md). Features are
  * either a path to a float32 {@code .npy} of shape T × D (relative paths resolve against the JSONL
  * file's folder) or an inline T × D array. A malformed line fails with {@code file:line: reason};
- * in skip-bad mode it is skipped and counted instead.
+ * in skip-bad mode it is skipped and counted instead. {@link #readPrompts} reads the same format
+ * with the label optional, for generation.
  */
 public final class Jsonl {
     private Jsonl() {}
@@ -73,6 +74,29 @@ public final class Jsonl {
     public static Loaded read(Path file, Expect expect, boolean skipBad) {
         List<Utterance> out = new ArrayList<>();
         List<String> problems = new ArrayList<>();
+        int skipped = scan(file, expect, true, skipBad, problems, (lineNo, rec, u) -> out.add(u));
+        return new Loaded(List.copyOf(out), skipped, List.copyOf(problems));
+    }
+
+    /** A line of a prompt file: its number, the JSON object as written, and the utterance it holds. */
+    public record Record(int line, ObjectNode json, Utterance utterance) {}
+
+    /**
+     * Reads prompts for generation: the corpus format with the label optional (NaN where absent,
+     * checked as in a corpus where present). The first malformed line fails with file:line.
+     */
+    public static List<Record> readPrompts(Path file, Expect expect) {
+        List<Record> out = new ArrayList<>();
+        scan(file, expect, false, false, new ArrayList<>(), (lineNo, rec, u) -> out.add(new Record(lineNo, rec, u)));
+        return List.copyOf(out);
+    }
+
+    private interface Sink {
+        void accept(int lineNo, ObjectNode rec, Utterance u);
+    }
+
+    /** Parses every non-blank line into {@code sink}; returns how many malformed lines were skipped (skip-bad only). */
+    private static int scan(Path file, Expect expect, boolean labelRequired, boolean skipBad, List<String> problems, Sink sink) {
         Map<String, Integer> lineOfId = new HashMap<>();
         int skipped = 0;
         Path folder = file.toAbsolutePath().getParent();
@@ -84,10 +108,11 @@ public final class Jsonl {
                 if (line.isBlank()) continue;
                 String where = file + ":" + lineNo;
                 try {
-                    Utterance u = parseLine(line, folder, expect, where);
+                    ObjectNode rec = parseJson(line, where);
+                    Utterance u = toUtterance(rec, folder, expect, labelRequired, where);
                     Integer first = lineOfId.putIfAbsent(u.id(), lineNo);
                     if (first != null) throw new BadInputException(where, "duplicate id \"" + u.id() + "\" (first at line " + first + ")");
-                    out.add(u);
+                    sink.accept(lineNo, rec, u);
                 } catch (BadInputException e) {
                     if (!skipBad) throw e;
                     skipped++;
@@ -101,11 +126,15 @@ public final class Jsonl {
         } catch (IOException e) {
             throw new BadInputException(file.toString(), "cannot read: " + e.getMessage());
         }
-        return new Loaded(List.copyOf(out), skipped, List.copyOf(problems));
+        return skipped;
     }
 
-    /** Parses one line; {@code folder} resolves relative .npy paths. */
+    /** Parses one corpus line (label required); {@code folder} resolves relative .npy paths. */
     public static Utterance parseLine(String line, Path folder, Expect expect, String where) {
+        return toUtterance(parseJson(line, where), folder, expect, true, where);
+    }
+
+    private static ObjectNode parseJson(String line, String where) {
         JsonNode node;
         try {
             node = JSON.readTree(line);
@@ -113,10 +142,15 @@ public final class Jsonl {
             throw new BadInputException(where, "not valid JSON: " + e.getOriginalMessage());
         }
         if (!(node instanceof ObjectNode rec)) throw new BadInputException(where, "expected a JSON object");
+        return rec;
+    }
+
+    private static Utterance toUtterance(ObjectNode rec, Path folder, Expect expect, boolean labelRequired, String where) {
         String id = requiredString(rec, "id", where);
         if (id.isEmpty()) throw new BadInputException(where, "\"id\" is empty");
         String text = requiredString(rec, "text", where);
-        float label = label(rec, where);
+        JsonNode y = rec.get("label");
+        float label = labelRequired || (y != null && !y.isNull()) ? label(rec, where) : Float.NaN;
         String domain = optionalString(rec, "domain", where);
         if (domain == null) domain = DEFAULT_DOMAIN;
         float[][] audio = features(rec, "audio", expect.audioDim(), folder, where);

@@ -138,6 +138,23 @@ class JsonlTest {
     }
 
     @Test
+    void promptsMayLackALabelButCorporaMayNot() throws Exception {
+        String unlabelled = "{\"id\": \"u\", \"text\": \"so so.\", \"audio\": [[1, 2]], \"extra\": 7}";
+        Path f = write(GOOD, "", unlabelled);
+        List<Jsonl.Record> prompts = Jsonl.readPrompts(f, DIMS);
+        assertEquals(2, prompts.size());
+        assertEquals(0.5f, prompts.get(0).utterance().label());
+        assertEquals(3, prompts.get(1).line());
+        assertTrue(Float.isNaN(prompts.get(1).utterance().label()), "no label reads as NaN");
+        assertEquals(7, prompts.get(1).json().get("extra").asInt(), "the record keeps every field as written");
+        BadInputException e = assertThrows(BadInputException.class, () -> Jsonl.read(f, DIMS));
+        assertEquals(f + ":3: missing \"label\"", e.getMessage(), "the corpus reader still requires it");
+        Path bad = write(unlabelled, "{\"id\": \"y\", \"text\": \"t\", \"label\": 9}");
+        e = assertThrows(BadInputException.class, () -> Jsonl.readPrompts(bad, DIMS));
+        assertTrue(e.getMessage().startsWith(bad + ":2: label 9 is outside"), "a label given is checked: " + e.getMessage());
+    }
+
+    @Test
     void missingOrNonUtf8FilesFailClearly() throws Exception {
         BadInputException e = assertThrows(BadInputException.class, () -> Jsonl.read(dir.resolve("none.jsonl"), DIMS));
         assertEquals(dir.resolve("none.jsonl") + ": file not found", e.getMessage());

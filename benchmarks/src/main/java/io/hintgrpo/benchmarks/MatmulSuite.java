@@ -1,5 +1,6 @@
 package io.hintgrpo.benchmarks;
 
+import ai.onnxruntime.OrtEnvironment;
 import org.openjdk.jmh.results.IterationResult;
 import org.openjdk.jmh.results.RunResult;
 import org.openjdk.jmh.runner.Runner;
@@ -9,6 +10,12 @@ import org.openjdk.jmh.runner.options.OptionsBuilder;
 import org.openjdk.jmh.runner.options.TimeValue;
 import org.openjdk.jmh.runner.options.VerboseMode;
 
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.ZoneOffset;
+import java.time.ZonedDateTime;
+import java.time.format.DateTimeFormatter;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -68,6 +75,7 @@ public final class MatmulSuite {
         }
         if (shapes.isEmpty()) shapes.addAll(SHAPES.values());
 
+        String loadBefore = loadAverage();
         StringBuilder table = new StringBuilder();
         table.append("| shape | layout m×n×k | ours GFLOP/s | ORT GFLOP/s | ours/ORT | ours/ORT (best iterations) |\n");
         table.append("|---|---|---:|---:|---:|---:|\n");
@@ -99,6 +107,28 @@ public final class MatmulSuite {
             table.append(row);
         }
         System.out.println();
+        System.out.printf("%s; %s; %d cores; JDK %s; ONNX Runtime %s; load average %s before, %s after%n%n",
+                ZonedDateTime.now(ZoneOffset.UTC).format(DateTimeFormatter.ofPattern("yyyy-MM-dd HH:mm 'UTC'")), cpuModel(),
+                Runtime.getRuntime().availableProcessors(), System.getProperty("java.vm.version"),
+                OrtEnvironment.getEnvironment().getVersion(), loadBefore, loadAverage());
         System.out.print(table);
+    }
+
+    /** The 1-minute load average (other processes share this machine: numbers under load are low). */
+    private static String loadAverage() {
+        try {
+            return Files.readString(Path.of("/proc/loadavg")).split(" ")[0];
+        } catch (IOException | RuntimeException e) {
+            return "?";
+        }
+    }
+
+    private static String cpuModel() {
+        try (var lines = Files.lines(Path.of("/proc/cpuinfo"))) {
+            return lines.filter(l -> l.startsWith("model name")).map(l -> l.substring(l.indexOf(':') + 1).strip())
+                    .findFirst().orElse(System.getProperty("os.arch"));
+        } catch (IOException | RuntimeException e) {
+            return System.getProperty("os.arch");
+        }
     }
 }

@@ -28,7 +28,7 @@ import java.util.Map;
  * <pre>
  * java -cp benchmarks/target/benchmarks.jar io.hintgrpo.benchmarks.MatmulSuite [--quick] [--fast] [LAYOUT:m:n:k ...]
  * </pre>
- * --quick: 2 warmup + 3 measured iterations of 0.5 s (about 3 minutes for all shapes); default 3 + 5 of 1 s.
+ * --quick: 2 warmup + 3 measured iterations of 0.5 s (about 4 minutes for all shapes); default 3 + 5 of 1 s.
  * --fast: run the shapes in this JVM without forks, warmups shortened (a smoke test, numbers rough).
  */
 public final class MatmulSuite {

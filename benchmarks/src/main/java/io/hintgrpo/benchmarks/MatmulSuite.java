@@ -61,6 +61,11 @@ public final class MatmulSuite {
         SHAPES.put("25M down dX", "NN:1024:1408:512");
         SHAPES.put("25M gate_up dW", "TN:2816:512:1024");
         SHAPES.put("25M down dW", "TN:512:1408:1024");
+        // decode: a few rows at a time through the same weights
+        SHAPES.put("tiny gate_up, decode 1", "NT:1:1408:256");
+        SHAPES.put("tiny lm head, decode 8", "NT:8:2048:256");
+        SHAPES.put("25M gate_up, decode 8", "NT:8:2816:512");
+        SHAPES.put("25M lm head, decode 1", "NT:1:8192:512");
     }
 
     public static void main(String[] args) throws RunnerException {

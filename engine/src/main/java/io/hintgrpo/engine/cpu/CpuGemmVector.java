@@ -213,23 +213,37 @@ final class CpuGemmVector {
      */
     private static void packA(Gemm layout, float[] a, int aOff, int m, int k, int kc, int i0, int i1, float[] pa, int base) {
         int rowsPad = padRows(i1 - i0);
+        // gather maps for NN/NT: lane r reads row min(r, h-1), for h = MR and h = MR_EDGE
+        int[] rowsMr = new int[L], rowsEdge = new int[L];
+        for (int r = 0; r < L; r++) {
+            rowsMr[r] = Math.min(r, MR - 1) * k;
+            rowsEdge[r] = Math.min(r, MR_EDGE - 1) * k;
+        }
         for (int k0 = 0; k0 < k; k0 += kc) {
             int kcb = Math.min(kc, k - k0), po = base + k0 * rowsPad;
             for (int i = i0; i < i1; ) {
                 int h = i1 - i >= MR ? MR : MR_EDGE, v = Math.min(h, i1 - i);
+                // whole panels move L lanes per k: lanes past h spill into the next k's slots (rewritten
+                // next), so only k's whose L lanes end inside the panel do it; the rest go one by one
+                int pv = v == h ? Math.max(0, kcb + 1 - (L + h - 1) / h) : 0;
                 if (layout == Gemm.TN) { // a is [k, m]: the panel's rows are contiguous at each k
                     for (int p = 0; p < kcb; p++) {
                         int src = aOff + (k0 + p) * m + i, dst = po + p * h;
-                        for (int r = 0; r < v; r++) pa[dst + r] = a[src + r];
-                        for (int r = v; r < h; r++) pa[dst + r] = 0f;
+                        if (p < pv && src + L <= a.length) {
+                            FloatVector.fromArray(S, a, src).intoArray(pa, dst);
+                        } else {
+                            for (int r = 0; r < v; r++) pa[dst + r] = a[src + r];
+                            for (int r = v; r < h; r++) pa[dst + r] = 0f;
+                        }
                     }
-                } else { // a is [m, k]: transpose
-                    for (int r = 0; r < v; r++) {
-                        int src = aOff + (i + r) * k + k0, dst = po + r;
-                        for (int p = 0; p < kcb; p++) pa[dst + p * h] = a[src + p];
-                    }
+                } else { // a is [m, k]: transpose, a gathered column per k
+                    int[] rows = h == MR ? rowsMr : rowsEdge;
+                    int src = aOff + i * k + k0;
+                    for (int p = 0; p < pv; p++) FloatVector.fromArray(S, a, src + p, rows, 0).intoArray(pa, po + p * h);
+                    for (int r = 0; r < v; r++)
+                        for (int p = pv; p < kcb; p++) pa[po + r + p * h] = a[src + r * k + p];
                     for (int r = v; r < h; r++)
-                        for (int p = 0; p < kcb; p++) pa[po + r + p * h] = 0f;
+                        for (int p = pv; p < kcb; p++) pa[po + r + p * h] = 0f;
                 }
                 po += h * kcb;
                 i += h;

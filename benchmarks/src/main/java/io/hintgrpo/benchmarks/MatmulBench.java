@@ -41,7 +41,7 @@ import java.util.concurrent.TimeUnit;
 @Fork(value = 1, jvmArgsAppend = {"--add-modules", "jdk.incubator.vector", "-Xmx4g"})
 public class MatmulBench {
 
-    /** Square sizes, then per-layer shapes of the two model configs (see {@link MatmulSuite#SHAPES}). */
+    /** Square sizes, per-layer shapes of the two model configs, decode shapes (labels: {@link MatmulSuite#SHAPES}). */
     @State(Scope.Benchmark)
     public static class Data {
         @Param({
@@ -50,6 +50,7 @@ public class MatmulBench {
                 "NN:1024:256:1408", "NN:1024:704:256", "TN:1408:256:1024", "TN:256:704:1024",
                 "NT:1024:1024:512", "NT:1024:512:512", "NT:1024:2816:512", "NT:1024:512:1408", "NT:1024:8192:512",
                 "NN:1024:512:2816", "NN:1024:1408:512", "TN:2816:512:1024", "TN:512:1408:1024",
+                "NT:1:1408:256", "NT:8:2048:256", "NT:8:2816:512", "NT:1:8192:512",
         })
         public String shape;
 
@@ -71,6 +72,20 @@ public class MatmulBench {
             for (int i = 0; i < a.length; i++) a[i] = (float) (rnd.nextDouble() - 0.5);
             for (int i = 0; i < b.length; i++) b[i] = (float) (rnd.nextDouble() - 0.5);
             if (!CpuGemm.vectorized()) throw new IllegalStateException("the SIMD path is off: run with --add-modules jdk.incubator.vector");
+        }
+    }
+
+    /**
+     * The first calls of our gemm run before C2 has compiled the vector kernels (seconds for big
+     * shapes): get that out of the way before JMH's warmup iterations.
+     */
+    @State(Scope.Benchmark)
+    public static class Ours {
+        @Setup(Level.Trial)
+        public void warm(Data d) {
+            long end = System.nanoTime() + 3_000_000_000L;
+            for (int i = 0; i < 3 || System.nanoTime() < end; i++)
+                CpuGemm.gemm(d.layout, d.out, 0, d.a, 0, d.b, 0, null, 0, d.m, d.n, d.k, false);
         }
     }
 
@@ -120,7 +135,7 @@ public class MatmulBench {
     }
 
     @Benchmark
-    public float[] ours(Data d) {
+    public float[] ours(Data d, Ours warm) {
         CpuGemm.gemm(d.layout, d.out, 0, d.a, 0, d.b, 0, null, 0, d.m, d.n, d.k, false);
         return d.out;
     }

@@ -64,11 +64,11 @@ final class CpuGemmVector {
         final int[] rows = new int[L];
         final float[] dot = new float[64], acc = new float[16];
         final int[] bRows = new int[16];
+        final float[] lanes = new float[16 * L];
         float[] pa = new float[0], pb = new float[0]; // packed operands, used by the thread that calls gemm
     }
 
     private static final ThreadLocal<Scratch> SCRATCH = ThreadLocal.withInitial(Scratch::new);
-    private static final ThreadLocal<float[]> SCRATCH_LANES = ThreadLocal.withInitial(() -> new float[16 * L]);
 
     static void gemm(Gemm layout, float[] out, int outOff, float[] a, int aOff, float[] b, int bOff,
                      float[] bias, int biasOff, int m, int n, int k, boolean accumulate) {
@@ -213,23 +213,37 @@ final class CpuGemmVector {
      */
     private static void packA(Gemm layout, float[] a, int aOff, int m, int k, int kc, int i0, int i1, float[] pa, int base) {
         int rowsPad = padRows(i1 - i0);
+        // gather maps for NN/NT: lane r reads row min(r, h-1), for h = MR and h = MR_EDGE
+        int[] rowsMr = new int[L], rowsEdge = new int[L];
+        for (int r = 0; r < L; r++) {
+            rowsMr[r] = Math.min(r, MR - 1) * k;
+            rowsEdge[r] = Math.min(r, MR_EDGE - 1) * k;
+        }
         for (int k0 = 0; k0 < k; k0 += kc) {
             int kcb = Math.min(kc, k - k0), po = base + k0 * rowsPad;
             for (int i = i0; i < i1; ) {
                 int h = i1 - i >= MR ? MR : MR_EDGE, v = Math.min(h, i1 - i);
+                // whole panels move L lanes per k: lanes past h spill into the next k's slots (rewritten
+                // next), so only k's whose L lanes end inside the panel do it; the rest go one by one
+                int pv = v == h ? Math.max(0, kcb + 1 - (L + h - 1) / h) : 0;
                 if (layout == Gemm.TN) { // a is [k, m]: the panel's rows are contiguous at each k
                     for (int p = 0; p < kcb; p++) {
                         int src = aOff + (k0 + p) * m + i, dst = po + p * h;
-                        for (int r = 0; r < v; r++) pa[dst + r] = a[src + r];
-                        for (int r = v; r < h; r++) pa[dst + r] = 0f;
+                        if (p < pv && src + L <= a.length) {
+                            FloatVector.fromArray(S, a, src).intoArray(pa, dst);
+                        } else {
+                            for (int r = 0; r < v; r++) pa[dst + r] = a[src + r];
+                            for (int r = v; r < h; r++) pa[dst + r] = 0f;
+                        }
                     }
-                } else { // a is [m, k]: transpose
-                    for (int r = 0; r < v; r++) {
-                        int src = aOff + (i + r) * k + k0, dst = po + r;
-                        for (int p = 0; p < kcb; p++) pa[dst + p * h] = a[src + p];
-                    }
+                } else { // a is [m, k]: transpose, a gathered column per k
+                    int[] rows = h == MR ? rowsMr : rowsEdge;
+                    int src = aOff + i * k + k0;
+                    for (int p = 0; p < pv; p++) FloatVector.fromArray(S, a, src + p, rows, 0).intoArray(pa, po + p * h);
+                    for (int r = 0; r < v; r++)
+                        for (int p = pv; p < kcb; p++) pa[po + r + p * h] = a[src + r * k + p];
                     for (int r = v; r < h; r++)
-                        for (int p = 0; p < kcb; p++) pa[po + r + p * h] = 0f;
+                        for (int p = pv; p < kcb; p++) pa[po + r + p * h] = 0f;
                 }
                 po += h * kcb;
                 i += h;
@@ -307,14 +321,14 @@ final class CpuGemmVector {
                 for (; i + 4 <= m; i += 4) {
                     int a0 = aOff + i * k;
                     for (int c = 0; c < 16; c += 4) {
-                        dot4x4(k, a, a0, a0 + k, a0 + 2 * k, a0 + 3 * k, b, bo[c], bo[c + 1], bo[c + 2], bo[c + 3], acc);
+                        dot4x4(k, a, a0, a0 + k, a0 + 2 * k, a0 + 3 * k, b, bo[c], bo[c + 1], bo[c + 2], bo[c + 3], acc, s.lanes);
                         for (int r = 0; r < 4; r++)
                             for (int cc = 0; cc < 4; cc++) res[r * 16 + c + cc] = acc[r * 4 + cc];
                     }
                     store(out, outOff, n, i, 4, j, cols, res, bias, biasOff, accumulate);
                 }
                 for (; i < m; i++) {
-                    dot1x16(k, a, aOff + i * k, b, bo, res);
+                    dot1x16(k, a, aOff + i * k, b, bo, res, s.lanes);
                     store(out, outOff, n, i, 1, j, cols, res, bias, biasOff, accumulate);
                 }
             }
@@ -333,9 +347,9 @@ final class CpuGemmVector {
             }
     }
 
-    /** res[r·4 + c] = Σ_p a[ar + p]·b[bc + p] for 4 rows of a and 4 rows of b: lanes, then the k tail. */
+    /** res[r·4 + c] = Σ_p a[ar + p]·b[bc + p] for 4 rows of a and 4 rows of b: lanes, then the k tail (t: 16·L scratch). */
     private static void dot4x4(int k, float[] a, int a0, int a1, int a2, int a3,
-                               float[] b, int b0, int b1, int b2, int b3, float[] res) {
+                               float[] b, int b0, int b1, int b2, int b3, float[] res, float[] t) {
         FloatVector zero = FloatVector.zero(S);
         FloatVector s00 = zero, s01 = zero, s02 = zero, s03 = zero, s10 = zero, s11 = zero, s12 = zero, s13 = zero,
                 s20 = zero, s21 = zero, s22 = zero, s23 = zero, s30 = zero, s31 = zero, s32 = zero, s33 = zero;
@@ -352,7 +366,7 @@ final class CpuGemmVector {
             x = FloatVector.fromArray(S, a, a3 + p);
             s30 = x.fma(y0, s30); s31 = x.fma(y1, s31); s32 = x.fma(y2, s32); s33 = x.fma(y3, s33);
         }
-        float[] t = SCRATCH_LANES.get(); // through memory: 16 vectors as arguments would be boxed
+        // through memory: 16 vectors as arguments would be boxed
         s00.intoArray(t, 0); s01.intoArray(t, 1 * L); s02.intoArray(t, 2 * L); s03.intoArray(t, 3 * L);
         s10.intoArray(t, 4 * L); s11.intoArray(t, 5 * L); s12.intoArray(t, 6 * L); s13.intoArray(t, 7 * L);
         s20.intoArray(t, 8 * L); s21.intoArray(t, 9 * L); s22.intoArray(t, 10 * L); s23.intoArray(t, 11 * L);
@@ -368,8 +382,8 @@ final class CpuGemmVector {
         }
     }
 
-    /** res[c] = Σ_p a[a0 + p]·b[bo[c] + p] for one row of a and 16 rows of b: lanes, then the k tail. */
-    private static void dot1x16(int k, float[] a, int a0, float[] b, int[] bo, float[] res) {
+    /** res[c] = Σ_p a[a0 + p]·b[bo[c] + p] for one row of a and 16 rows of b: lanes, then the k tail (t: 16·L scratch). */
+    private static void dot1x16(int k, float[] a, int a0, float[] b, int[] bo, float[] res, float[] t) {
         FloatVector zero = FloatVector.zero(S);
         FloatVector s0 = zero, s1 = zero, s2 = zero, s3 = zero, s4 = zero, s5 = zero, s6 = zero, s7 = zero,
                 s8 = zero, s9 = zero, s10 = zero, s11 = zero, s12 = zero, s13 = zero, s14 = zero, s15 = zero;
@@ -387,7 +401,7 @@ final class CpuGemmVector {
             s12 = x.fma(FloatVector.fromArray(S, b, b12 + p), s12); s13 = x.fma(FloatVector.fromArray(S, b, b13 + p), s13);
             s14 = x.fma(FloatVector.fromArray(S, b, b14 + p), s14); s15 = x.fma(FloatVector.fromArray(S, b, b15 + p), s15);
         }
-        float[] t = SCRATCH_LANES.get(); // through memory: 16 vectors as arguments would be boxed
+        // through memory: 16 vectors as arguments would be boxed
         s0.intoArray(t, 0); s1.intoArray(t, 1 * L); s2.intoArray(t, 2 * L); s3.intoArray(t, 3 * L);
         s4.intoArray(t, 4 * L); s5.intoArray(t, 5 * L); s6.intoArray(t, 6 * L); s7.intoArray(t, 7 * L);
         s8.intoArray(t, 8 * L); s9.intoArray(t, 9 * L); s10.intoArray(t, 10 * L); s11.intoArray(t, 11 * L);

@@ -10,6 +10,12 @@ package io.hintgrpo.engine;
  * of shared inputs (residual stream, tied embeddings, gradient accumulation) add up. Ops are
  * asynchronous on a GPU backend; host-visible results come back through {@link #download} or the
  * ops that return a value, which synchronise.
+ *
+ * <p>Indices out of range (a token id ≥ vocabulary, a target ≥ v, a cache position ≥ maxT, a row
+ * index outside its buffer, a banned id ≥ v): {@code cpu} throws; a device cannot, so {@code cuda}
+ * writes NaN rows for lookups (embedding, gather, cross-entropy log-prob with a zero gradient row)
+ * and skips the row for writes (scatter, KV cache) or ignores it (banned ids). Callers validate
+ * indices on the host (e.g. {@code Batch.validate}) before they reach a kernel.
  */
 public interface Kernels extends AutoCloseable {
 

@@ -69,6 +69,7 @@ public final class Checkpoints {
     public Path write(Model model, AdamW opt, Path tokenizerJson, State state, double metric, int keepLast) {
         try {
             Files.createDirectories(root);
+            sweepLeftovers();
             String name = String.format("step-%07d", state.step());
             Path tmp = Files.createTempDirectory(root, "." + name + ".tmp-");
             try {
@@ -103,7 +104,7 @@ public final class Checkpoints {
                 Files.writeString(tmp.resolve(CHECKSUMS), JSON.writerWithDefaultPrettyPrinter().writeValueAsString(sums));
                 fsync(tmp.resolve(CHECKSUMS));
                 Path dest = root.resolve(name);
-                if (Files.exists(dest)) deleteTree(dest); // a stale one from an abandoned run after an older resume point
+                if (Files.exists(dest)) discard(dest); // a stale one from an abandoned run after an older resume point
                 Files.move(tmp, dest, StandardCopyOption.ATOMIC_MOVE);
                 fsync(root);
                 updateIndex(name, metric, keepLast);
@@ -134,7 +135,24 @@ public final class Checkpoints {
         Files.move(tmp, root.resolve(INDEX), StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
         List<String> all = list();
         for (int i = 0; i < all.size() - Math.max(1, keepLast); i++)
-            if (!all.get(i).equals(best) && !all.get(i).equals(latest)) deleteTree(root.resolve(all.get(i)));
+            if (!all.get(i).equals(best) && !all.get(i).equals(latest)) discard(root.resolve(all.get(i)));
+    }
+
+    /**
+     * Removes a checkpoint folder so that a crash part-way never leaves a half-deleted
+     * {@code step-N} behind: it is first renamed to a hidden name (atomic), then deleted.
+     */
+    private void discard(Path dir) throws IOException {
+        Path hidden = root.resolve("." + dir.getFileName() + ".del-" + System.nanoTime());
+        Files.move(dir, hidden, StandardCopyOption.ATOMIC_MOVE);
+        deleteTree(hidden);
+    }
+
+    /** Hidden leftovers of a process killed while writing or deleting a checkpoint ({@code .step-N.tmp-…}, {@code .step-N.del-…}, {@code .index-….json}). */
+    private void sweepLeftovers() throws IOException {
+        try (Stream<Path> s = Files.list(root)) {
+            for (Path p : s.filter(p -> p.getFileName().toString().matches("\\.step-\\d+\\.(tmp|del)-.*|\\.index-.*\\.json")).toList()) deleteTree(p);
+        }
     }
 
     private ObjectNode readIndex() {

@@ -68,6 +68,25 @@ void nCopyOut(JNIEnv* env, jclass, jobject array, jlong byteOffset, jlong src, j
     });
 }
 
+// buffer is a direct ByteBuffer (a pinned staging buffer); the Java side checked the range.
+void nCopyInBuffer(JNIEnv* env, jclass, jlong dst, jobject buffer, jlong byteOffset, jlong bytes) {
+    guarded(env, 0, [&] {
+        char* p = (char*)env->GetDirectBufferAddress(buffer);
+        if (!p) throw hg_emu::EmuError("not a direct buffer");
+        hg_emu::copy_to_device((uintptr_t)dst, p + byteOffset, (size_t)bytes);
+        return 0;
+    });
+}
+
+void nCopyOutBuffer(JNIEnv* env, jclass, jobject buffer, jlong byteOffset, jlong src, jlong bytes) {
+    guarded(env, 0, [&] {
+        char* p = (char*)env->GetDirectBufferAddress(buffer);
+        if (!p) throw hg_emu::EmuError("not a direct buffer");
+        hg_emu::copy_from_device(p + byteOffset, (uintptr_t)src, (size_t)bytes);
+        return 0;
+    });
+}
+
 void nCopyDevice(JNIEnv* env, jclass, jlong dst, jlong src, jlong bytes) {
     guarded(env, 0, [&] { hg_emu::copy_device((uintptr_t)dst, (uintptr_t)src, (size_t)bytes); return 0; });
 }
@@ -146,6 +165,8 @@ JNINativeMethod g_methods[] = {
     NATIVE(nFree, "(J)V"),
     NATIVE(nCopyIn, "(JLjava/lang/Object;JJ)V"),
     NATIVE(nCopyOut, "(Ljava/lang/Object;JJJ)V"),
+    NATIVE(nCopyInBuffer, "(JLjava/nio/ByteBuffer;JJ)V"),
+    NATIVE(nCopyOutBuffer, "(Ljava/nio/ByteBuffer;JJJ)V"),
     NATIVE(nCopyDevice, "(JJJ)V"),
     NATIVE(nFindKernel, "(Ljava/lang/String;)I"),
     NATIVE(nKernelNames, "()[Ljava/lang/String;"),

@@ -1,10 +1,21 @@
 package io.hintgrpo.engine.cuda;
 
+import java.nio.ByteBuffer;
+
 /**
  * The seam between the CUDA backend's Java code and a device: the real GPU through JCuda's
  * driver API ({@code cuda}) or the CUDA emulator running the same kernels/ sources on the CPU
  * ({@code cuda-emu}). Everything above it (kernel launchers, the caching allocator, the arena) is
  * shared. Device addresses are plain longs; sizes are bytes.
+ *
+ * <p>Streams and events are opaque {@code long} handles that only the driver which made them
+ * accepts; {@link #DEFAULT_STREAM} (0) is the default stream, current until {@link #setStream}
+ * picks another. A destroyed handle, or one of the wrong kind, is refused with an
+ * {@link IllegalArgumentException}. Pinned host buffers are direct {@link ByteBuffer}s in native
+ * byte order, the buffer itself being the handle; asynchronous copies take only buffers from
+ * {@link #allocPinned}, and their offsets count from the buffer's start (position and limit are
+ * ignored). On {@code cuda} the work on a stream runs in issue order, concurrently with the host
+ * and with other streams; the emulator runs everything synchronously in issue order.
  */
 public interface Driver extends AutoCloseable {
 
@@ -46,6 +57,48 @@ public interface Driver extends AutoCloseable {
     /** Waits for all launched work; device-side errors surface here at the latest. */
     void synchronize();
 
+    // ---- streams, events, pinned host buffers, asynchronous copies ----
+
+    long DEFAULT_STREAM = 0;
+
+    /** A new stream (a non-default one, ordered with the default stream as CUDA's blocking streams are). */
+    long newStream();
+
+    /** Refuses the default stream; if the stream was current, the default stream becomes current. */
+    void destroyStream(long stream);
+
+    /** Launches and {@link #copyDeviceToDevice} go to this stream from now on. */
+    void setStream(long stream);
+
+    /** Waits until the work issued to the stream has completed. */
+    void synchronizeStream(long stream);
+
+    /** A new event recorded on the stream: it completes when the work issued there before it has. */
+    long recordEvent(long stream);
+
+    /** Work issued to the stream after this call waits for the event (on the device, not the host). */
+    void awaitEvent(long stream, long event);
+
+    /** Waits on the host until the event has completed. */
+    void synchronizeEvent(long event);
+
+    /** Milliseconds from {@code start} to {@code end}, waiting for {@code end} to complete first. */
+    float elapsedMillis(long start, long end);
+
+    void destroyEvent(long event);
+
+    /** Page-locked host memory of 1 .. 2^31-1 bytes for asynchronous copies; free it with {@link #freePinned}. */
+    ByteBuffer allocPinned(long bytes);
+
+    void freePinned(ByteBuffer pinned);
+
+    /** Bytes [srcOffset, srcOffset + bytes) of a pinned buffer to device address {@code dst}, on the stream. */
+    void copyHostToDeviceAsync(long dst, ByteBuffer src, long srcOffset, long bytes, long stream);
+
+    /** {@code bytes} from device address {@code src} into a pinned buffer at {@code dstOffset}, on the stream. */
+    void copyDeviceToHostAsync(ByteBuffer dst, long dstOffset, long src, long bytes, long stream);
+
+    /** Also destroys the streams and events and frees the pinned buffers this driver still holds. */
     @Override
     void close();
 }

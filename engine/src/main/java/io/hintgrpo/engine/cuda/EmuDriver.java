@@ -4,11 +4,15 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.net.URISyntaxException;
 import java.net.URL;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
+import java.util.Collections;
 import java.util.HashMap;
 import java.util.HashSet;
+import java.util.IdentityHashMap;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Objects;
@@ -20,6 +24,14 @@ import java.util.Set;
  * Device memory is host memory with guard zones; a launch runs its blocks one after another and a
  * block's threads as fibers, synchronously, so {@link #synchronize()} only checks the guard zones.
  * Every failure is an {@link EmuException} with the native message.
+ *
+ * <p>Streams, events and pinned buffers keep the seam's contract with synchronous semantics: a
+ * stream is a token (checked, never waited on), since every launch and copy has completed when
+ * its call returns, so work completes in issue order whatever the stream; an event records the
+ * host's monotonic clock ({@link System#nanoTime}) when it is recorded, which is when the work
+ * issued before it finished, so {@link #elapsedMillis} measures the emulated work between two
+ * events. Pinned buffers are plain direct ByteBuffers (the GC reclaims them once freed and dropped);
+ * asynchronous copies read and write them directly.
  *
  * <p>One emulator library per JVM: the first driver loads it (the production library, or the test
  * library, which adds planted kernels), later drivers share it and its global state (thread order,
@@ -37,6 +49,11 @@ public final class EmuDriver implements Driver {
     private final Map<String, Integer> kernels = new HashMap<>();
     private final Set<Long> allocations = new HashSet<>();
     private long[] args = new long[32];
+    // the seam's handles: streams and events share one counter, so neither passes for the other
+    private final Set<Long> streams = new HashSet<>();
+    private final Map<Long, Long> events = new HashMap<>(); // handle → System.nanoTime() at record
+    private long nextHandle = 1;
+    private final Set<ByteBuffer> pinned = Collections.newSetFromMap(new IdentityHashMap<>()); // equals compares contents
 
     /** A driver on the production library. */
     public EmuDriver() {
@@ -215,6 +232,110 @@ public final class EmuDriver implements Driver {
         nCheckAll();
     }
 
+    // ---- streams, events, pinned buffers: synchronous, see the class comment ----
+
+    @Override
+    public synchronized long newStream() {
+        streams.add(nextHandle);
+        return nextHandle++;
+    }
+
+    @Override
+    public synchronized void destroyStream(long stream) {
+        if (stream == DEFAULT_STREAM) throw new IllegalArgumentException("the default stream cannot be destroyed");
+        checkStream(stream);
+        streams.remove(stream);
+    }
+
+    /** Nothing to switch: launches and copies complete when issued. */
+    @Override
+    public synchronized void setStream(long stream) {
+        checkStream(stream);
+    }
+
+    /** The stream's work is done already; like {@link #synchronize()}, checks the guard zones. */
+    @Override
+    public synchronized void synchronizeStream(long stream) {
+        checkStream(stream);
+        nCheckAll();
+    }
+
+    @Override
+    public synchronized long recordEvent(long stream) {
+        checkStream(stream);
+        events.put(nextHandle, System.nanoTime());
+        return nextHandle++;
+    }
+
+    @Override
+    public synchronized void awaitEvent(long stream, long event) {
+        checkStream(stream);
+        eventTime(event);
+    }
+
+    @Override
+    public synchronized void synchronizeEvent(long event) {
+        eventTime(event);
+    }
+
+    @Override
+    public synchronized float elapsedMillis(long start, long end) {
+        return (eventTime(end) - eventTime(start)) / 1e6f;
+    }
+
+    @Override
+    public synchronized void destroyEvent(long event) {
+        eventTime(event);
+        events.remove(event);
+    }
+
+    /** A direct ByteBuffer in native byte order; host memory is all "pinned" to the emulator. */
+    @Override
+    public synchronized ByteBuffer allocPinned(long bytes) {
+        if (bytes <= 0 || bytes > Integer.MAX_VALUE) throw new IllegalArgumentException("pinned buffer of " + bytes + " bytes: need 1 .. 2^31-1");
+        ByteBuffer buffer = ByteBuffer.allocateDirect((int) bytes).order(ByteOrder.nativeOrder());
+        pinned.add(buffer);
+        return buffer;
+    }
+
+    @Override
+    public synchronized void freePinned(ByteBuffer buffer) {
+        checkPinned(buffer);
+        pinned.remove(buffer);
+    }
+
+    @Override
+    public synchronized void copyHostToDeviceAsync(long dst, ByteBuffer src, long srcOffset, long bytes, long stream) {
+        checkPinned(src);
+        Objects.checkFromIndexSize(srcOffset, bytes, src.capacity());
+        checkStream(stream);
+        nCopyInBuffer(dst, src, srcOffset, bytes);
+    }
+
+    @Override
+    public synchronized void copyDeviceToHostAsync(ByteBuffer dst, long dstOffset, long src, long bytes, long stream) {
+        checkPinned(dst);
+        Objects.checkFromIndexSize(dstOffset, bytes, dst.capacity());
+        checkStream(stream);
+        nCopyOutBuffer(dst, dstOffset, src, bytes);
+    }
+
+    private void checkStream(long stream) {
+        if (stream != DEFAULT_STREAM && !streams.contains(stream))
+            throw new IllegalArgumentException("stream " + stream + " is not a live stream of this driver");
+    }
+
+    private long eventTime(long event) {
+        Long t = events.get(event);
+        if (t == null) throw new IllegalArgumentException("event " + event + " is not a live event of this driver");
+        return t;
+    }
+
+    private void checkPinned(ByteBuffer buffer) {
+        if (!pinned.contains(buffer))
+            throw new IllegalArgumentException("not a live pinned buffer of this driver (allocPinned makes them)");
+    }
+
     /**
      * Sets the order in which a block's threads run between synchronisation points (all launches of
      * this JVM). A missing __syncthreads() usually shows in one order and hides in another.
@@ -252,9 +373,15 @@ public final class EmuDriver implements Driver {
         return k;
     }
 
-    /** Frees what this driver allocated and still holds; then checks the remaining guard zones. */
+    /**
+     * Frees what this driver allocated and still holds (device memory, streams, events, pinned
+     * buffers); then checks the remaining guard zones.
+     */
     @Override
     public synchronized void close() {
+        streams.clear();
+        events.clear();
+        pinned.clear();
         EmuException first = null;
         for (long address : allocations) {
             try {
@@ -271,6 +398,8 @@ public final class EmuDriver implements Driver {
     private static native void nFree(long address);
     private static native void nCopyIn(long dst, Object array, long byteOffset, long bytes);
     private static native void nCopyOut(Object array, long byteOffset, long src, long bytes);
+    private static native void nCopyInBuffer(long dst, ByteBuffer src, long byteOffset, long bytes);
+    private static native void nCopyOutBuffer(ByteBuffer dst, long byteOffset, long src, long bytes);
     private static native void nCopyDevice(long dst, long src, long bytes);
     private static native int nFindKernel(String name);
     private static native String[] nKernelNames();

@@ -21,7 +21,9 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.HashMap;
+import java.util.IdentityHashMap;
 import java.util.Map;
+import java.util.Objects;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
@@ -38,9 +40,9 @@ import static jcuda.driver.JCudaDriver.*;
  * other libraries share), made current on whichever thread calls. Not thread-safe: one caller at
  * a time, like the backends above it.
  *
- * <p>Beyond the {@link Driver} seam it offers what overlapping work needs: streams ({@link
- * #setStream} picks the one launches and device-to-device copies go to), events for timing and
- * ordering, and pinned host buffers for asynchronous copies.
+ * <p>Streams and events are CUstreams and CUevents behind the seam's long handles; pinned buffers
+ * are LWJGL native memory (outside the Java heap, so the GC never moves it) registered with the
+ * driver, which makes asynchronous copies truly asynchronous.
  */
 public final class JCudaDriver implements Driver {
 
@@ -79,47 +81,6 @@ public final class JCudaDriver implements Driver {
         }
     }
 
-    /** A CUDA stream; {@link #DEFAULT_STREAM} is the legacy default stream. */
-    public record Stream(CUstream handle) {}
-
-    public static final Stream DEFAULT_STREAM = new Stream(null);
-
-    public record Event(CUevent handle) {}
-
-    /**
-     * Page-locked host memory: LWJGL native memory (outside the Java heap, so the GC never moves
-     * it) registered with the driver, which makes asynchronous copies truly asynchronous. Fill or
-     * read it through {@link #buffer()} once the copies touching it have completed.
-     */
-    public final class Pinned implements AutoCloseable {
-        private final ByteBuffer buffer;
-        // the buffer's start whatever its position (Pointer.to ignores it): copy offsets count from here
-        private final Pointer base;
-        private boolean closed;
-
-        private Pinned(ByteBuffer buffer, Pointer base) {
-            this.buffer = buffer;
-            this.base = base;
-        }
-
-        public ByteBuffer buffer() {
-            return buffer;
-        }
-
-        public long bytes() {
-            return buffer.capacity();
-        }
-
-        @Override
-        public void close() {
-            if (closed) return;
-            closed = true;
-            bind();
-            cuMemHostUnregister(base);
-            MemoryUtil.memAlignedFree(buffer);
-        }
-    }
-
     // Set once: JCuda's driver class throws UnsatisfiedLinkError in its static initialiser where
     // libcuda.so.1 is missing, and every later touch of the class then fails differently.
     private static boolean libraryTried;
@@ -131,7 +92,13 @@ public final class JCudaDriver implements Driver {
     private final DeviceInfo info;
     private final Map<String, CUfunction> functions = new HashMap<>();
     private final Map<String, Integer> sharedLimits = new HashMap<>();
-    private CUstream current;
+    private CUstream current; // null: the default stream
+    // the seam's handles: streams and events share one counter, so neither passes for the other
+    private final Map<Long, CUstream> streams = new HashMap<>();
+    private final Map<Long, CUevent> events = new HashMap<>();
+    private long nextHandle = 1;
+    // each pinned buffer and the Pointer it was registered through (identity: ByteBuffer.equals compares contents)
+    private final Map<ByteBuffer, Pointer> pinned = new IdentityHashMap<>();
     private Thread boundThread;
     private boolean closed;
 
@@ -483,6 +450,17 @@ public final class JCudaDriver implements Driver {
     public void close() {
         if (closed) return;
         bind();
+        // a context broken by a kernel fault refuses these; the host memory is freed all the same
+        for (CUevent e : events.values()) quietly(() -> cuEventDestroy(e));
+        for (CUstream s : streams.values()) quietly(() -> cuStreamDestroy(s));
+        for (Map.Entry<ByteBuffer, Pointer> p : pinned.entrySet()) {
+            quietly(() -> cuMemHostUnregister(p.getValue()));
+            MemoryUtil.memAlignedFree(p.getKey());
+        }
+        events.clear();
+        streams.clear();
+        pinned.clear();
+        current = null;
         closed = true;
         try {
             cuModuleUnload(module);
@@ -494,65 +472,85 @@ public final class JCudaDriver implements Driver {
 
     // ---- streams, events, pinned memory, asynchronous copies ----
 
-    public Stream newStream() {
+    @Override
+    public long newStream() {
         bind();
         CUstream s = new CUstream();
         cuStreamCreate(s, 0);
-        return new Stream(s);
+        streams.put(nextHandle, s);
+        return nextHandle++;
     }
 
-    /** Launches and device-to-device copies go to this stream from now on. */
-    public void setStream(Stream stream) {
-        current = stream.handle();
-    }
-
-    public void synchronize(Stream stream) {
+    @Override
+    public void destroyStream(long stream) {
+        if (stream == DEFAULT_STREAM) throw new IllegalArgumentException("the default stream cannot be destroyed");
+        CUstream s = stream(stream);
         bind();
-        cuStreamSynchronize(stream.handle());
+        if (s == current) current = null;
+        streams.remove(stream);
+        cuStreamDestroy(s);
     }
 
-    public void destroy(Stream stream) {
+    @Override
+    public void setStream(long stream) {
+        current = stream(stream);
+    }
+
+    @Override
+    public void synchronizeStream(long stream) {
+        CUstream s = stream(stream);
         bind();
-        if (stream.handle() == current) current = null;
-        if (stream.handle() != null) cuStreamDestroy(stream.handle());
+        cuStreamSynchronize(s);
     }
 
-    /** Records an event on the stream: it completes when the work issued there before it has. */
-    public Event record(Stream stream) {
+    @Override
+    public long recordEvent(long stream) {
+        CUstream s = stream(stream);
         bind();
         CUevent e = new CUevent();
         cuEventCreate(e, 0);
-        cuEventRecord(e, stream.handle());
-        return new Event(e);
+        cuEventRecord(e, s);
+        events.put(nextHandle, e);
+        return nextHandle++;
     }
 
-    /** Work issued to the stream after this call waits for the event (on the device, not the host). */
-    public void await(Stream stream, Event event) {
+    @Override
+    public void awaitEvent(long stream, long event) {
+        CUstream s = stream(stream);
+        CUevent e = event(event);
         bind();
-        cuStreamWaitEvent(stream.handle(), event.handle(), 0);
+        cuStreamWaitEvent(s, e, 0);
     }
 
-    public void synchronize(Event event) {
+    @Override
+    public void synchronizeEvent(long event) {
+        CUevent e = event(event);
         bind();
-        cuEventSynchronize(event.handle());
+        cuEventSynchronize(e);
     }
 
-    /** Milliseconds between two completed events (about half a microsecond resolution). */
-    public float elapsedMillis(Event start, Event end) {
+    /** About half a microsecond resolution. */
+    @Override
+    public float elapsedMillis(long start, long end) {
+        CUevent a = event(start), b = event(end);
         bind();
-        cuEventSynchronize(end.handle());
+        cuEventSynchronize(b);
         float[] ms = {0};
-        cuEventElapsedTime(ms, start.handle(), end.handle());
+        cuEventElapsedTime(ms, a, b);
         return ms[0];
     }
 
-    public void destroy(Event event) {
+    @Override
+    public void destroyEvent(long event) {
+        CUevent e = event(event);
         bind();
-        cuEventDestroy(event.handle());
+        events.remove(event);
+        cuEventDestroy(e);
     }
 
-    /** Page-locked host memory of the given size; close it when done (the driver does not do it for you). */
-    public Pinned allocPinned(long bytes) {
+    /** LWJGL native memory, page-aligned, registered with cuMemHostRegister. */
+    @Override
+    public ByteBuffer allocPinned(long bytes) {
         if (bytes <= 0 || bytes > Integer.MAX_VALUE) throw new IllegalArgumentException("pinned buffer of " + bytes + " bytes: need 1 .. 2^31-1");
         bind();
         ByteBuffer buffer = MemoryUtil.memAlignedAlloc(4096, (int) bytes);
@@ -563,29 +561,62 @@ public final class JCudaDriver implements Driver {
             MemoryUtil.memAlignedFree(buffer);
             throw new IllegalStateException("pinning " + bytes + " bytes of host memory failed: " + e.getMessage(), e);
         }
-        return new Pinned(buffer, base);
+        pinned.put(buffer, base);
+        return buffer;
     }
 
-    public void copyHostToDeviceAsync(long dst, Pinned src, long srcOffset, long bytes, Stream stream) {
-        checkRange(src, srcOffset, bytes);
+    @Override
+    public void freePinned(ByteBuffer buffer) {
+        Pointer base = pinned(buffer);
         bind();
-        cuMemcpyHtoDAsync(at(dst), src.base.withByteOffset(srcOffset), bytes, stream.handle());
+        pinned.remove(buffer);
+        cuMemHostUnregister(base);
+        MemoryUtil.memAlignedFree(buffer);
     }
 
-    public void copyDeviceToHostAsync(Pinned dst, long dstOffset, long src, long bytes, Stream stream) {
-        checkRange(dst, dstOffset, bytes);
+    @Override
+    public void copyHostToDeviceAsync(long dst, ByteBuffer src, long srcOffset, long bytes, long stream) {
+        Pointer base = pinned(src);
+        Objects.checkFromIndexSize(srcOffset, bytes, src.capacity());
+        CUstream s = stream(stream);
         bind();
-        cuMemcpyDtoHAsync(dst.base.withByteOffset(dstOffset), at(src), bytes, stream.handle());
+        cuMemcpyHtoDAsync(at(dst), base.withByteOffset(srcOffset), bytes, s);
     }
 
-    public void copyDeviceToDeviceAsync(long dst, long src, long bytes, Stream stream) {
+    @Override
+    public void copyDeviceToHostAsync(ByteBuffer dst, long dstOffset, long src, long bytes, long stream) {
+        Pointer base = pinned(dst);
+        Objects.checkFromIndexSize(dstOffset, bytes, dst.capacity());
+        CUstream s = stream(stream);
         bind();
-        cuMemcpyDtoDAsync(at(dst), at(src), bytes, stream.handle());
+        cuMemcpyDtoHAsync(base.withByteOffset(dstOffset), at(src), bytes, s);
     }
 
-    private static void checkRange(Pinned p, long offset, long bytes) {
-        if (offset < 0 || bytes < 0 || offset + bytes > p.bytes())
-            throw new IndexOutOfBoundsException("bytes [" + offset + ", " + (offset + bytes) + ") of a pinned buffer of " + p.bytes());
+    private CUstream stream(long handle) {
+        if (handle == DEFAULT_STREAM) return null;
+        CUstream s = streams.get(handle);
+        if (s == null) throw new IllegalArgumentException("stream " + handle + " is not a live stream of this driver");
+        return s;
+    }
+
+    private CUevent event(long handle) {
+        CUevent e = events.get(handle);
+        if (e == null) throw new IllegalArgumentException("event " + handle + " is not a live event of this driver");
+        return e;
+    }
+
+    private Pointer pinned(ByteBuffer buffer) {
+        Pointer base = pinned.get(buffer);
+        if (base == null) throw new IllegalArgumentException("not a live pinned buffer of this driver (allocPinned makes them)");
+        return base;
+    }
+
+    private static void quietly(Runnable cudaCall) {
+        try {
+            cudaCall.run();
+        } catch (CudaException e) {
+            // see close()
+        }
     }
 
     // ---- plumbing ----

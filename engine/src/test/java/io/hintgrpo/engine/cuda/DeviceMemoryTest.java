@@ -55,6 +55,20 @@ class DeviceMemoryTest {
         @Override public void copyDeviceToDevice(long dst, long src, long bytes) {}
         @Override public void launch(String name, int gx, int gy, int gz, int bx, int by, int bz, int shared, Object... args) {}
         @Override public void synchronize() {}
+        // streams, events and pinned buffers: DeviceMemory uses none of them
+        @Override public long newStream() { throw new UnsupportedOperationException(); }
+        @Override public void destroyStream(long stream) { throw new UnsupportedOperationException(); }
+        @Override public void setStream(long stream) { throw new UnsupportedOperationException(); }
+        @Override public void synchronizeStream(long stream) { throw new UnsupportedOperationException(); }
+        @Override public long recordEvent(long stream) { throw new UnsupportedOperationException(); }
+        @Override public void awaitEvent(long stream, long event) { throw new UnsupportedOperationException(); }
+        @Override public void synchronizeEvent(long event) { throw new UnsupportedOperationException(); }
+        @Override public float elapsedMillis(long start, long end) { throw new UnsupportedOperationException(); }
+        @Override public void destroyEvent(long event) { throw new UnsupportedOperationException(); }
+        @Override public java.nio.ByteBuffer allocPinned(long bytes) { throw new UnsupportedOperationException(); }
+        @Override public void freePinned(java.nio.ByteBuffer pinned) { throw new UnsupportedOperationException(); }
+        @Override public void copyHostToDeviceAsync(long dst, java.nio.ByteBuffer src, long srcOffset, long bytes, long stream) { throw new UnsupportedOperationException(); }
+        @Override public void copyDeviceToHostAsync(java.nio.ByteBuffer dst, long dstOffset, long src, long bytes, long stream) { throw new UnsupportedOperationException(); }
         @Override public void close() {}
     }
 

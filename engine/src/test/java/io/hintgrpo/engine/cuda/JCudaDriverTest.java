@@ -2,7 +2,7 @@ package io.hintgrpo.engine.cuda;
 
 import org.junit.jupiter.api.Test;
 
-import java.nio.ByteOrder;
+import java.nio.ByteBuffer;
 import java.nio.FloatBuffer;
 import java.util.SplittableRandom;
 
@@ -94,25 +94,29 @@ class JCudaDriverTest {
             d.copyDeviceToHost(back, 0, a, 4);
             assertArrayEquals(ints, back);
 
-            // async through pinned buffers on a stream, timed with events
-            JCudaDriver.Stream s = d.newStream();
-            try (JCudaDriver.Pinned in = d.allocPinned(4L * n); JCudaDriver.Pinned out = d.allocPinned(4L * n)) {
-                FloatBuffer fin = in.buffer().order(ByteOrder.nativeOrder()).asFloatBuffer();
-                fin.put(x);
-                JCudaDriver.Event start = d.record(s);
-                d.copyHostToDeviceAsync(b, in, 0, 4L * n, s);
-                d.copyDeviceToHostAsync(out, 0, b, 4L * n, s);
-                JCudaDriver.Event end = d.record(s);
-                d.synchronize(s);
-                FloatBuffer fout = out.buffer().order(ByteOrder.nativeOrder()).asFloatBuffer();
-                for (int i = 0; i < n; i++) assertEquals(x[i], fout.get(i));
-                float ms = d.elapsedMillis(start, end);
-                assertTrue(ms >= 0, "elapsed " + ms);
-                System.out.printf("JCudaDriver: 2 x 4 MiB pinned copies in %.3f ms%n", ms);
-                d.destroy(start);
-                d.destroy(end);
-            }
-            d.destroy(s);
+            // async through pinned buffers on a stream, timed with events; then a stream refused once destroyed
+            long s = d.newStream();
+            ByteBuffer in = d.allocPinned(4L * n), out = d.allocPinned(4L * n);
+            in.asFloatBuffer().put(x);
+            long start = d.recordEvent(s);
+            d.copyHostToDeviceAsync(b, in, 0, 4L * n, s);
+            d.copyDeviceToHostAsync(out, 0, b, 4L * n, s);
+            long end = d.recordEvent(s);
+            d.synchronizeStream(s);
+            FloatBuffer fout = out.asFloatBuffer();
+            for (int i = 0; i < n; i++) assertEquals(x[i], fout.get(i));
+            float ms = d.elapsedMillis(start, end);
+            assertTrue(ms >= 0, "elapsed " + ms);
+            System.out.printf("JCudaDriver: 2 x 4 MiB pinned copies in %.3f ms%n", ms);
+            d.destroyEvent(start);
+            d.destroyEvent(end);
+            d.freePinned(in);
+            assertThrows(IllegalArgumentException.class, () -> d.copyHostToDeviceAsync(b, in, 0, 4, s));
+            d.destroyStream(s);
+            assertThrows(IllegalArgumentException.class, () -> d.synchronizeStream(s));
+            assertThrows(IllegalArgumentException.class, () -> d.setStream(s));
+            assertThrows(IllegalArgumentException.class, () -> d.destroyStream(Driver.DEFAULT_STREAM));
+            // out stays allocated: close() frees it
             d.free(a);
             d.free(b);
 

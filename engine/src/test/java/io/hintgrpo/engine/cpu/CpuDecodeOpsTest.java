@@ -10,13 +10,7 @@ import static io.hintgrpo.engine.Check.*;
 import static org.junit.jupiter.api.Assertions.*;
 
 /** KV cache, decode attention and sampling on the cpu backend, against the training attention and the stated semantics. */
-class CpuDecodeOpsTest {
-    private final Kernels k = new CpuKernels();
-
-    private Buf up(float[] v) { Buf b = k.allocF32(v.length); k.upload(b, v); return b; }
-    private Buf upInts(int[] v) { Buf b = k.allocI32(v.length); k.upload(b, v); return b; }
-    private float[] down(Buf b) { float[] v = new float[(int) b.length]; k.download(b, v); return v; }
-    private int[] downInts(Buf b) { int[] v = new int[(int) b.length]; k.download(b, v); return v; }
+class CpuDecodeOpsTest extends CpuOpsTest {
 
     /** Writing every row into the cache and attending from each position equals full causal attention. */
     @Test

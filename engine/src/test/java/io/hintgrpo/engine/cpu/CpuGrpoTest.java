@@ -18,27 +18,8 @@ import static org.junit.jupiter.api.Assertions.*;
  * weight against central finite differences of the reference's per-token loss w.r.t. logp.
  * Ratios are kept ≥ 0.01 away from the clip edges, so no difference straddles a kink.
  */
-public class CpuGrpoTest {
+public class CpuGrpoTest extends CpuOpsTest {
     private static final double TOL = 1e-5;
-    private final Kernels k = new CpuKernels();
-
-    private Buf up(float[] v) {
-        Buf b = k.allocF32(v.length);
-        k.upload(b, v);
-        return b;
-    }
-
-    private Buf poisoned(int n) {
-        Buf b = k.allocF32(n);
-        k.fill(b, Float.NaN);
-        return b;
-    }
-
-    private float[] down(Buf b) {
-        float[] v = new float[(int) b.length];
-        k.download(b, v);
-        return v;
-    }
 
     // ---------------- advantages ----------------
 

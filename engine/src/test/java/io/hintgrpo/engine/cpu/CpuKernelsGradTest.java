@@ -17,33 +17,8 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
  * forwards compared directly, backwards against central finite differences of that reference.
  * Shapes are odd on purpose; inputs random; outputs poisoned with NaN before each call.
  */
-class CpuKernelsGradTest {
+class CpuKernelsGradTest extends CpuOpsTest {
     private static final double FWD = 1e-5, BWD = 1e-4;
-    private final Kernels k = new CpuKernels();
-
-    private Buf up(float[] v) {
-        Buf b = k.allocF32(v.length);
-        k.upload(b, v);
-        return b;
-    }
-
-    private Buf upInts(int[] v) {
-        Buf b = k.allocI32(v.length);
-        k.upload(b, v);
-        return b;
-    }
-
-    private Buf poisoned(int n) {
-        Buf b = k.allocF32(n);
-        k.fill(b, Float.NaN);
-        return b;
-    }
-
-    private float[] down(Buf b) {
-        float[] v = new float[(int) b.length];
-        k.download(b, v);
-        return v;
-    }
 
     private static float[] f(double[] v) {
         float[] out = new float[v.length];

@@ -1,7 +1,6 @@
 package io.hintgrpo.engine.cpu;
 
 import io.hintgrpo.engine.Buf;
-import io.hintgrpo.engine.Kernels;
 import org.junit.jupiter.api.Test;
 
 import java.util.SplittableRandom;

@@ -1,7 +1,6 @@
 package io.hintgrpo.engine.cpu;
 
 import io.hintgrpo.engine.Buf;
-import io.hintgrpo.engine.Kernels;
 import io.hintgrpo.engine.Kernels.Gemm;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;

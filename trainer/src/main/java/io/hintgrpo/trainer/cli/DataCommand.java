@@ -5,6 +5,7 @@ import io.hintgrpo.trainer.data.Jsonl;
 import io.hintgrpo.trainer.data.SynthCorpus;
 import io.hintgrpo.trainer.data.Utterance;
 import io.hintgrpo.trainer.format.Polarity;
+import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
@@ -30,6 +31,9 @@ final class DataCommand {
                     + "features and filtered teacher DC chains, tokenizer.json and the corpus.json manifest.")
     static final class Synth implements Callable<Integer> {
         @Spec CommandSpec spec;
+
+        @CommandLine.Mixin(name = "configFile")
+        ConfigFile.Mixin configFile;
 
         @Option(names = "--out", required = true, description = "Output folder (must not exist or be empty).")
         Path out;
@@ -78,6 +82,9 @@ final class DataCommand {
             description = "Reads JSONL corpus files as training would and prints counts per domain and class.")
     static final class Check implements Callable<Integer> {
         @Spec CommandSpec spec;
+
+        @CommandLine.Mixin(name = "configFile")
+        ConfigFile.Mixin configFile;
 
         @Parameters(arity = "1..*", paramLabel = "FILE", description = "JSONL files.")
         List<Path> files;

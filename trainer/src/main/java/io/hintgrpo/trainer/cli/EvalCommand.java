@@ -9,6 +9,7 @@ import io.hintgrpo.trainer.data.Jsonl;
 import io.hintgrpo.trainer.data.Utterance;
 import io.hintgrpo.trainer.eval.Evaluation;
 import io.hintgrpo.trainer.tokenizer.Tokenizer;
+import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
@@ -25,6 +26,9 @@ import java.util.concurrent.Callable;
                 + "Acc-5, Acc-7, format validity, discrimination accuracy and DC consistency, overall and per domain.")
 final class EvalCommand implements Callable<Integer> {
     @Spec CommandSpec spec;
+
+    @CommandLine.Mixin(name = "configFile")
+    ConfigFile.Mixin configFile;
 
     @Option(names = "--model", required = true, description = "Model directory with tokenizer.json.")
     Path model;
@@ -69,6 +73,7 @@ final class EvalCommand implements Callable<Integer> {
             spec.commandLine().getOut().println(md);
             if (out != null) {
                 AtomicFiles.writeString(out, o.report().toJson());
+                ConfigFile.writeEffective(spec, out);
                 AtomicFiles.writeString(out.resolveSibling(out.getFileName().toString().replaceFirst("\\.json$", "") + ".md"), md);
             }
         }

@@ -13,7 +13,10 @@ import io.hintgrpo.trainer.data.Utterance;
 import io.hintgrpo.trainer.eval.Evaluation;
 import io.hintgrpo.trainer.format.ParsedResponse;
 import io.hintgrpo.trainer.tokenizer.Tokenizer;
+import picocli.CommandLine;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Spec;
+import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 
 import java.io.IOException;
@@ -34,6 +37,10 @@ import java.util.concurrent.Callable;
         description = "Generates a DC response per utterance (greedy, or sampled with --temperature > 0) and writes it "
                 + "with what the parser found, one JSON line per input line.")
 final class GenerateCommand implements Callable<Integer> {
+    @Spec CommandSpec spec;
+
+    @CommandLine.Mixin(name = "configFile")
+    ConfigFile.Mixin configFile;
     private static final ObjectMapper JSON = new ObjectMapper();
 
     @Option(names = "--model", required = true, description = "Model directory with tokenizer.json.")
@@ -92,6 +99,7 @@ final class GenerateCommand implements Callable<Integer> {
                 for (String line : lines) w.write(line + "\n");
                 w.flush();
             });
+            ConfigFile.writeEffective(spec, output);
             System.err.println("hintgrpo: wrote " + lines.size() + " responses to " + output);
         }
         return 0;

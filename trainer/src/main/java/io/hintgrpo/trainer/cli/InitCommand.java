@@ -2,7 +2,10 @@ package io.hintgrpo.trainer.cli;
 
 import io.hintgrpo.trainer.data.SynthCorpus;
 import io.hintgrpo.trainer.init.ModelInit;
+import picocli.CommandLine;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Spec;
+import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 
 import java.io.IOException;
@@ -15,6 +18,10 @@ import java.util.concurrent.Callable;
                 + "placeholders and end of turn the tokenizer lacks (new embedding rows = mean of the existing ones), "
                 + "adds the audio/vision projectors, keeps the chat template and the other files.")
 final class InitCommand implements Callable<Integer> {
+    @Spec CommandSpec spec;
+
+    @CommandLine.Mixin(name = "configFile")
+    ConfigFile.Mixin configFile;
     @Option(names = "--from", required = true, description = "Hugging Face model directory: config.json, model.safetensors (or shards), tokenizer.json.")
     Path from;
 

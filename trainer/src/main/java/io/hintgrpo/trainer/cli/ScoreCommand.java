@@ -12,7 +12,10 @@ import io.hintgrpo.engine.model.Batch;
 import io.hintgrpo.engine.model.Model;
 import io.hintgrpo.engine.model.ModelConfig;
 import io.hintgrpo.engine.model.Sequence;
+import picocli.CommandLine;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Spec;
+import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 
 import java.io.BufferedWriter;
@@ -32,6 +35,10 @@ import java.util.concurrent.Callable;
 @Command(name = "score", mixinStandardHelpOptions = true,
         description = "Log-probability of every token given its prefix (perplexity, model checks).")
 final class ScoreCommand implements Callable<Integer> {
+    @Spec CommandSpec spec;
+
+    @CommandLine.Mixin(name = "configFile")
+    ConfigFile.Mixin configFile;
     private static final ObjectMapper JSON = new ObjectMapper();
 
     @Option(names = "--model", required = true, description = "Model directory: config.json + model.safetensors (or sharded).")
@@ -98,6 +105,7 @@ final class ScoreCommand implements Callable<Integer> {
                 throw e;
             }
             Files.move(tmp, output, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+            ConfigFile.writeEffective(spec, output);
         }
         return 0;
     }

@@ -125,6 +125,29 @@ class ScoreCommandTest {
     }
 
     @Test
+    void configFileSetsOptionsFlagsOverrideItAndTheEffectiveSettingsAreWritten() throws Exception {
+        Path in = dir.resolve("in.jsonl"), out = dir.resolve("out.jsonl"), cfg = dir.resolve("run.yaml");
+        Files.writeString(in, "{\"ids\": [1, 2, 3]}\n{\"ids\": [4, 5]}\n");
+        // top level for every command, a section for this one; the file's batch size 0 is overridden by the flag
+        Files.writeString(cfg, "model: " + modelDir + "\nbatch_size: 0\nscore:\n  temperature: 2.0\n");
+        assertEquals(0, run("score", "--config", cfg.toString(), "--input", in.toString(), "--output", out.toString(),
+                "--batch-size", "3"), err);
+        JsonNode eff = JSON.readTree(dir.resolve("out.config.json").toFile()).get("settings");
+        assertEquals("3", eff.get("batch_size").asText());
+        assertEquals("2.0", eff.get("temperature").asText());
+        assertEquals(modelDir.toString(), eff.get("model").asText());
+        assertEquals(2, Files.readAllLines(out).size());
+
+        Files.writeString(cfg, "score:\n  temprature: 2.0\n");
+        assertEquals(Main.EXIT_BAD_INPUT, run("score", "--config", cfg.toString(), "--model", modelDir.toString(),
+                "--input", in.toString(), "--output", out.toString()));
+        assertTrue(err.contains(cfg + ": unknown setting \"temprature\" for command score"), err);
+        assertEquals(Main.EXIT_BAD_INPUT, run("score", "--config", dir.resolve("missing.yaml").toString(), "--model", modelDir.toString(),
+                "--input", in.toString(), "--output", out.toString()));
+        assertTrue(err.contains("missing.yaml: config file not found"), err);
+    }
+
+    @Test
     void helpListsTheCommands() {
         StringWriter o = new StringWriter();
         assertEquals(0, Main.run(new PrintWriter(o, true), new PrintWriter(new StringWriter(), true), "--help"));

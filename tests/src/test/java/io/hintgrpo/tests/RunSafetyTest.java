@@ -53,6 +53,8 @@ class RunSafetyTest {
         int stop = Integer.parseInt(m.group(1));
         assertTrue(stop >= 2, "stopped at step " + stop);
         assertEquals(stop, stepsDone(run), "metrics.jsonl ends at the stop step");
+        assertTrue(Files.readString(run.resolve("command.config.json")).contains("\"steps\""),
+                "the effective command settings are written beside the run");
         Path ck = new Checkpoints(run).root().resolve(String.format("step-%07d", stop));
         assertEquals(ck, new Checkpoints(run).latest());
         assertEquals(stop, verifyAndLoad(ck));

@@ -84,6 +84,13 @@ final class ConfigFile {
 
     /** Every option's effective value, as JSON beside an output: {@code out.jsonl} → {@code out.config.json}. */
     static void writeEffective(CommandSpec cmd, Path output) throws IOException {
+        String name = output.getFileName().toString();
+        int dot = name.lastIndexOf('.');
+        writeEffectiveTo(cmd, output.resolveSibling((dot > 0 ? name.substring(0, dot) : name) + ".config.json"));
+    }
+
+    /** Every option's effective value, as JSON in {@code file}. */
+    static void writeEffectiveTo(CommandSpec cmd, Path file) throws IOException {
         ObjectNode o = JSON.createObjectNode();
         o.put("command", cmd.qualifiedName());
         ObjectNode values = o.putObject("settings");
@@ -95,9 +102,6 @@ final class ConfigFile {
             else if (v instanceof Collection<?> c) c.forEach(x -> values.withArray(key).add(x.toString()));
             else values.put(key, v.toString());
         }
-        String name = output.getFileName().toString();
-        int dot = name.lastIndexOf('.');
-        Path file = output.resolveSibling((dot > 0 ? name.substring(0, dot) : name) + ".config.json");
         AtomicFiles.writeString(file, JSON.writerWithDefaultPrettyPrinter().writeValueAsString(o));
     }
 }

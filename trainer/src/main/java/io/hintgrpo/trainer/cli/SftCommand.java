@@ -92,6 +92,8 @@ final class SftCommand implements Callable<Integer> {
         try (Kernels kernels = Backends.open(backend);
              Model start = ModelDir.load(kernels, model, cfg.seed(), msg -> System.err.println("hintgrpo: " + msg))) {
             List<Utterance> trainData = read(train, start), validData = read(valid, start);
+            Files.createDirectories(out);
+            ConfigFile.writeEffectiveTo(spec, out.resolve("command.config.json")); // with sft_config.json: the run, repeatable
             Map<String, String> fingerprint = Map.of("train", train.toString(), "model", model.toAbsolutePath().toString());
             SftRun.Outcome o = SftRun.run(kernels, start, tokenizer, trainData, validData, cfg, evalSamples, out, resume,
                     fingerprint, msg -> System.err.println("hintgrpo: " + msg), StopSignal::requested);

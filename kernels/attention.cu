@@ -40,6 +40,17 @@ static __device__ inline float dot(const float* a, const float* b, int n) {
 }
 
 // 1/sqrt(headDim) rounded once, as the CPU twin computes it
+/** Keys and values of kv head g for sequence rows j0 .. j0+nk−1 into the block's shared tiles (all threads). */
+static __device__ inline void load_kv_tile(float (*Ks)[STRIDE], float (*Vs)[STRIDE], const float* seq, int j0, int nk,
+                                           int width, int heads, int kvHeads, int g, int headDim, int tid) {
+    for (int e = tid; e < nk * headDim; e += 32 * ROWS) {
+        int jj = e / headDim, d = e % headDim;
+        const float* r = seq + (size_t)(j0 + jj) * width;
+        Ks[jj][d] = r[(heads + g) * headDim + d];
+        Vs[jj][d] = r[(heads + kvHeads + g) * headDim + d];
+    }
+}
+
 static __device__ inline float attention_scale(int headDim) {
     return (float)(1.0 / sqrt((double)headDim));
 }
@@ -70,12 +81,7 @@ extern "C" __global__ void attention_forward(float* out, float* lse, const float
     for (int j0 = 0; j0 < keyEnd; j0 += KT) {
         int nk = min(KT, keyEnd - j0);
         __syncthreads(); // the previous tile (K, V and every warp's Ps) has been consumed
-        for (int e = tid; e < nk * headDim; e += 32 * ROWS) {
-            int jj = e / headDim, d = e % headDim;
-            const float* r = seq + (size_t)(j0 + jj) * width;
-            Ks[jj][d] = r[(heads + g) * headDim + d];
-            Vs[jj][d] = r[(heads + kvHeads + g) * headDim + d];
-        }
+        load_kv_tile(Ks, Vs, seq, j0, nk, width, heads, kvHeads, g, headDim, tid);
         __syncthreads();
         if (!active || j0 > i) continue;
         int j = j0 + lane;
@@ -142,12 +148,7 @@ extern "C" __global__ void attention_backward_dq(float* dqkv, const float* dout,
     for (int j0 = 0; j0 < keyEnd; j0 += KT) {
         int nk = min(KT, keyEnd - j0);
         __syncthreads(); // the previous tile (K, V and every warp's DSs) has been consumed
-        for (int e = tid; e < nk * headDim; e += 32 * ROWS) {
-            int jj = e / headDim, d = e % headDim;
-            const float* r = seq + (size_t)(j0 + jj) * width;
-            Ks[jj][d] = r[(heads + g) * headDim + d];
-            Vs[jj][d] = r[(heads + kvHeads + g) * headDim + d];
-        }
+        load_kv_tile(Ks, Vs, seq, j0, nk, width, heads, kvHeads, g, headDim, tid);
         __syncthreads();
         if (!active || j0 > i) continue;
         int j = j0 + lane;

@@ -12,6 +12,7 @@ import io.hintgrpo.engine.model.Batch;
 import io.hintgrpo.engine.model.Model;
 import io.hintgrpo.engine.model.ModelConfig;
 import io.hintgrpo.engine.model.Sequence;
+import io.hintgrpo.trainer.data.Jsonl;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Spec;
@@ -140,17 +141,6 @@ final class ScoreCommand implements Callable<Integer> {
         JsonNode n = rec.get(field);
         if (n == null || n.isNull()) return null;
         if (!n.isArray()) throw new BadInputException(where, "\"" + field + "\" must be an array of feature rows");
-        float[][] out = new float[n.size()][];
-        for (int r = 0; r < out.length; r++) {
-            JsonNode row = n.get(r);
-            if (!row.isArray()) throw new BadInputException(where, "\"" + field + "\"[" + r + "] is not an array of numbers");
-            out[r] = new float[row.size()];
-            for (int j = 0; j < out[r].length; j++) {
-                if (!row.get(j).isNumber())
-                    throw new BadInputException(where, "\"" + field + "\"[" + r + "][" + j + "] is not a number");
-                out[r][j] = row.get(j).floatValue();
-            }
-        }
-        return out;
+        return Jsonl.inlineRows((ArrayNode) n, field, where);
     }
 }

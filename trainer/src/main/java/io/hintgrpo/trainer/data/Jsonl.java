@@ -213,7 +213,8 @@ public final class Jsonl {
         return frames;
     }
 
-    private static float[][] inlineRows(ArrayNode rows, String field, String where) {
+    /** Inline T × D feature rows (numbers only, not ragged); the error names {@code where} and the field. */
+    public static float[][] inlineRows(ArrayNode rows, String field, String where) {
         float[][] out = new float[rows.size()][];
         for (int t = 0; t < out.length; t++) {
             JsonNode row = rows.get(t);

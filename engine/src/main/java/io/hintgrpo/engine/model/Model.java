@@ -139,6 +139,31 @@ public final class Model implements AutoCloseable {
         return result;
     }
 
+    /**
+     * Sets the loss weight of every row from the log-probs of the same forward, on the backend:
+     * logprob [b·t] (each row's target at the temperature) is read, weights [b·t] written. The
+     * GRPO loss is such a weight: its gradient with respect to logp depends on logp itself (ρ, k3).
+     */
+    public interface TokenWeights {
+        void compute(Buf logprob, Buf weights);
+    }
+
+    /**
+     * Like {@link #forwardBackward(Batch, float)}, but the weights of the backward come from
+     * {@code weights} after the forward's log-probs are known (batch.weights is ignored). The LM
+     * head runs twice per chunk (log-probs first, then the backward with the computed weights);
+     * the layers run once. The returned loss is −Σ weight·logprob with the computed weights.
+     */
+    public ForwardResult forwardBackward(Batch batch, float temperature, TokenWeights weights) {
+        Modalities mods = forwardLayers(batch);
+        lmHead(batch, temperature, false);
+        weights.compute(acts.logprob, acts.weights);
+        ForwardResult result = lmHead(batch, temperature, true);
+        backwardLayers(mods);
+        mods.free();
+        return result;
+    }
+
     /** Raw LM-head logits [b·t, vocab] (tests and oracle comparisons; materialises them all). */
     public float[] logits(Batch batch) {
         Modalities mods = forwardLayers(batch);
@@ -323,11 +348,12 @@ public final class Model implements AutoCloseable {
                 k.gemm(Gemm.TN, grad(lmHeadName()), logits, lnf, null, v, c, rows, true);
             }
         }
-        float[] logprobs = new float[m], entropy = new float[m];
+        float[] logprobs = new float[m], entropy = new float[m], weights = new float[m];
         k.download(a.logprob, logprobs);
         k.download(a.entropy, entropy);
+        k.download(a.weights, weights); // batch.weights, or what a TokenWeights computed
         double loss = 0;
-        for (int i = 0; i < m; i++) loss -= (double) batch.weights[i] * logprobs[i];
+        for (int i = 0; i < m; i++) loss -= (double) weights[i] * logprobs[i];
         return new ForwardResult(batch, loss, logprobs, entropy);
     }
 

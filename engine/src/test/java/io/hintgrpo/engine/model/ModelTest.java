@@ -80,6 +80,32 @@ class ModelTest {
         return m.forward(batch, 0.9f).loss();
     }
 
+    /** Weights computed from the forward's log-probs give exactly the gradient of the same weights passed up front. */
+    @Test
+    void computedWeightsMatchGivenWeights() {
+        ModelConfig cfg = config("mlp");
+        Model m = model(cfg, 5);
+        List<Sequence> seqs = TestModels.randomSequences(cfg, new SplittableRandom(4), 6, 9, 3);
+        Batch batch = Batch.pack(cfg, seqs);
+        m.zeroGrad();
+        Model.ForwardResult given = m.forwardBackward(batch, 0.8f);
+        float[] expected = m.downloadGrad("model.layers.0.mlp.down_proj.weight");
+        float[] expectedHead = m.downloadGrad(m.lmHeadName());
+        // the callback sees this forward's log-probs and writes the same weights as batch.weights
+        Batch zeroed = Batch.pack(cfg, seqs.stream().map(q -> new Sequence(q.ids(), null, q.audio(), q.vision())).toList());
+        float[][] seen = new float[1][];
+        m.zeroGrad();
+        Model.ForwardResult computed = m.forwardBackward(zeroed, 0.8f, (logprob, weights) -> {
+            seen[0] = new float[Math.toIntExact(logprob.length)];
+            m.kernels.download(logprob, seen[0]);
+            m.kernels.upload(weights, batch.weights);
+        });
+        assertArrayEquals(given.logprobs(), seen[0]);
+        assertEquals(given.loss(), computed.loss(), 0.0);
+        assertArrayEquals(expected, m.downloadGrad("model.layers.0.mlp.down_proj.weight"));
+        assertArrayEquals(expectedHead, m.downloadGrad(m.lmHeadName()));
+    }
+
     @Test
     void paddingDoesNotChangeASequencesResults() {
         ModelConfig cfg = config("mlp");

@@ -232,6 +232,30 @@ public final class Checkpoints {
         return new Loaded(dir, model, opt, state);
     }
 
+    /** Copies the best (else latest) checkpoint's model files (config, weights, tokenizer) into a plain model directory, atomically. */
+    public Path exportBest(Path dest) throws IOException {
+        Path best = best();
+        if (best == null) return null;
+        Path tmp = Files.createTempDirectory(dest.toAbsolutePath().getParent(), ".model-");
+        try {
+            for (String f : new String[]{"config.json", "model.safetensors", TOKENIZER})
+                if (Files.exists(best.resolve(f))) Files.copy(best.resolve(f), tmp.resolve(f));
+            if (Files.exists(dest)) {
+                try (Stream<Path> s = Files.walk(dest)) {
+                    for (Path p : s.sorted(java.util.Comparator.reverseOrder()).toList()) Files.delete(p);
+                }
+            }
+            Files.move(tmp, dest, StandardCopyOption.ATOMIC_MOVE);
+        } finally {
+            if (Files.exists(tmp)) {
+                try (Stream<Path> s = Files.walk(tmp)) {
+                    for (Path p : s.sorted(java.util.Comparator.reverseOrder()).toList()) Files.deleteIfExists(p);
+                }
+            }
+        }
+        return dest;
+    }
+
     /** Every file listed in checksums.json exists and hashes to its recorded SHA-256. */
     public static void verify(Path dir) {
         Path sums = dir.resolve(CHECKSUMS);

@@ -7,7 +7,7 @@ import java.util.List;
  * (java.util.Random's Gaussian and Math's transcendental functions are not pinned down as tightly),
  * so a corpus is bit-identical for the same seed. {@link #of} derives independent streams from keys.
  */
-final class Rng {
+public final class Rng {
     private long state;
 
     Rng(long seed) {
@@ -15,13 +15,13 @@ final class Rng {
     }
 
     /** A stream for a tuple of keys (seed, domain, index, purpose): changing one purpose's draws never shifts another's. */
-    static Rng of(long... keys) {
+    public static Rng of(long... keys) {
         long h = 0x9E3779B97F4A7C15L;
         for (long k : keys) h = mix(h ^ mix(k + 0x632BE59BD9B4E019L));
         return new Rng(h);
     }
 
-    long nextLong() {
+    public long nextLong() {
         state += 0x9E3779B97F4A7C15L;
         return mix(state);
     }
@@ -33,7 +33,7 @@ final class Rng {
     }
 
     /** Uniform in [0, 1). */
-    double uniform() {
+    public double uniform() {
         return (nextLong() >>> 11) * 0x1.0p-53;
     }
 
@@ -41,11 +41,11 @@ final class Rng {
         return lo + (hi - lo) * uniform();
     }
 
-    int below(int n) {
+    public int below(int n) {
         return (int) (uniform() * n);
     }
 
-    boolean chance(double p) {
+    public boolean chance(double p) {
         return uniform() < p;
     }
 

@@ -64,6 +64,17 @@ public final class Evaluation {
         return new Outcome(Metrics.evaluate(predictions), rows);
     }
 
+    /** Greedy-generation metrics on a validation set, as the trainers log them (valid_mae ranks checkpoints). */
+    public static java.util.Map<String, Double> validationMetrics(Model model, Tokenizer tok, List<Utterance> data) {
+        Metrics.Scores s = run(model, tok, data, Options.greedy(), null).report().overall();
+        java.util.Map<String, Double> out = new java.util.LinkedHashMap<>();
+        out.put("valid_mae", s.mae());
+        out.put("valid_acc7", s.acc7());
+        out.put("valid_format_valid", s.formatValidRate());
+        out.put("valid_disc_acc", s.discAccuracy());
+        return out;
+    }
+
     public static List<Row> generate(Model model, Tokenizer tok, List<Utterance> data, Options opt, Consumer<String> progress) {
         Tokenizer.Specials sp = tok.specials();
         Generator gen = new Generator(model);

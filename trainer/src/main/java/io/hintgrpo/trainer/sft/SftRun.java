@@ -9,7 +9,6 @@ import io.hintgrpo.trainer.checkpoint.Checkpoints;
 import io.hintgrpo.trainer.data.AtomicFiles;
 import io.hintgrpo.trainer.data.Utterance;
 import io.hintgrpo.trainer.eval.Evaluation;
-import io.hintgrpo.trainer.eval.Metrics;
 import io.hintgrpo.trainer.format.Examples;
 import io.hintgrpo.trainer.tokenizer.Tokenizer;
 
@@ -17,14 +16,12 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.function.BooleanSupplier;
 import java.util.function.Consumer;
-import java.util.stream.Stream;
 
 /**
  * Cold-start SFT on teacher chains, the Java API behind {@code hintgrpo sft}: utterances with a
@@ -83,16 +80,11 @@ public final class SftRun {
             SftTrainer.Evaluator evaluator = valid.isEmpty() ? null : current -> {
                 Map<String, Double> out = new LinkedHashMap<>();
                 if (!validSeqs.isEmpty()) out.put("valid_loss", tokenMeanLoss(current, validSeqs, cfg.batchSize()));
-                if (!evalSet.isEmpty()) {
-                    Metrics.Scores s = Evaluation.run(current, tok, evalSet, Evaluation.Options.greedy(), null).report().overall();
-                    out.put("valid_mae", s.mae());
-                    out.put("valid_acc7", s.acc7());
-                    out.put("valid_format_valid", s.formatValidRate());
-                }
+                if (!evalSet.isEmpty()) out.putAll(Evaluation.validationMetrics(current, tok, evalSet));
                 return out;
             };
             SftTrainer.Result result = trainer.train(finalModel, opt, start, trainSeqs, evaluator);
-            Path modelDir = exportBest(checkpoints, runDir.resolve("model"));
+            Path modelDir = checkpoints.exportBest(runDir.resolve("model"));
             return new Outcome(result, modelDir, trainSeqs.size(), withoutChain);
         } catch (IOException e) {
             throw new UncheckedIOException(e);
@@ -117,29 +109,5 @@ public final class SftRun {
             for (Sequence s : chunk) tokens += SftTrainer.responseTokens(s);
         }
         return tokens == 0 ? Double.NaN : loss / tokens;
-    }
-
-    /** Copies the best checkpoint's model files (config, weights, tokenizer) into a plain model directory, atomically. */
-    static Path exportBest(Checkpoints checkpoints, Path dest) throws IOException {
-        Path best = checkpoints.best();
-        if (best == null) return null;
-        Path tmp = Files.createTempDirectory(dest.toAbsolutePath().getParent(), ".model-");
-        try {
-            for (String f : new String[]{"config.json", "model.safetensors", Checkpoints.TOKENIZER})
-                if (Files.exists(best.resolve(f))) Files.copy(best.resolve(f), tmp.resolve(f));
-            if (Files.exists(dest)) {
-                try (Stream<Path> s = Files.walk(dest)) {
-                    for (Path p : s.sorted(java.util.Comparator.reverseOrder()).toList()) Files.delete(p);
-                }
-            }
-            Files.move(tmp, dest, StandardCopyOption.ATOMIC_MOVE);
-        } finally {
-            if (Files.exists(tmp)) {
-                try (Stream<Path> s = Files.walk(tmp)) {
-                    for (Path p : s.sorted(java.util.Comparator.reverseOrder()).toList()) Files.deleteIfExists(p);
-                }
-            }
-        }
-        return dest;
     }
 }

@@ -9,13 +9,12 @@ import io.hintgrpo.engine.model.Model;
 import io.hintgrpo.engine.model.Sequence;
 import io.hintgrpo.trainer.checkpoint.Checkpoints;
 import io.hintgrpo.trainer.report.LinePlot;
+import io.hintgrpo.trainer.report.RunLog;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -46,7 +45,7 @@ public final class SftTrainer {
 
     /** Raised when too many steps in a row had a non-finite loss or gradient. */
     public static final class DivergedException extends RuntimeException {
-        DivergedException(String message) {
+        public DivergedException(String message) {
             super(message);
         }
     }
@@ -91,8 +90,13 @@ public final class SftTrainer {
             throw new UncheckedIOException(e);
         }
         Checkpoints checkpoints = new Checkpoints(runDir);
-        Path metricsFile = runDir.resolve("metrics.jsonl");
-        List<StepMetrics> history = restoreHistory(metricsFile, start.step());
+        RunLog runLog = new RunLog(runDir.resolve("metrics.jsonl"), cfg.steps());
+        List<StepMetrics> history = new ArrayList<>();
+        for (JsonNode n : runLog.restore(start.step()))
+            if (n.has("loss"))
+                history.add(new StepMetrics(n.get("step").asInt(), n.get("loss").asDouble(), n.path("grad_norm").asDouble(),
+                        (float) n.path("lr").asDouble(), n.path("response_tokens").asInt(), n.path("tokens_per_s").asDouble(),
+                        n.path("skipped").asBoolean()));
         int[] lengths = train.stream().mapToInt(Sequence::length).toArray();
         BatchPlan plan = new BatchPlan(lengths, cfg.batchSize(), cfg.seed());
         LrSchedule schedule = cfg.schedule();
@@ -150,8 +154,9 @@ public final class SftTrainer {
             for (int[] mb : micro) for (int i : mb) realTokens += train.get(i).length();
             StepMetrics m = new StepMetrics(step + 1, loss, norm, lr, tokens, realTokens / secs, skip);
             history.add(m);
-            appendJson(metricsFile, stepJson(m));
-            progress(m, step + 1 - firstStep, (System.nanoTime() - runStart) / 1e9);
+            runLog.append(stepJson(m));
+            runLog.progress(m.step(), step + 1 - firstStep, (System.nanoTime() - runStart) / 1e9,
+                    String.format(Locale.ROOT, "loss %.4f  lr %.2e  %,.0f tok/s", m.loss(), m.lr(), m.tokensPerSecond()));
 
             boolean last = step + 1 == cfg.steps();
             double metric = Double.NaN;
@@ -162,8 +167,8 @@ public final class SftTrainer {
                 e.put("step", step + 1);
                 ObjectNode values = e.putObject("eval");
                 lastEval.forEach((k, v) -> values.put(k, v));
-                appendJson(metricsFile, e);
-                if (TERMINAL) System.err.println();
+                runLog.append(e);
+                runLog.breakLine();
                 log.accept("eval at step " + (step + 1) + ": " + format(lastEval));
             }
             if ((step + 1) % cfg.checkpointEvery() == 0 || last) {
@@ -172,7 +177,7 @@ public final class SftTrainer {
                 plot(history, runDir.resolve("loss.png"));
             }
         }
-        if (TERMINAL && !history.isEmpty()) System.err.println();
+        if (!history.isEmpty()) runLog.breakLine();
         return new Result(history.isEmpty() ? 0 : history.get(history.size() - 1).step(), skipped, history, lastEval, lastCheckpoint, stopped);
     }
 
@@ -186,23 +191,6 @@ public final class SftTrainer {
         float[] w = s.weights().clone();
         for (int i = 0; i < w.length; i++) w[i] *= scale;
         return new Sequence(s.ids(), w, s.audio(), s.vision());
-    }
-
-    /** On a terminal one line redrawn every step; into a log (CI, a file) a full line every 10 s and at the end. */
-    private static final boolean TERMINAL = System.console() != null;
-    private long lastProgressLine = System.nanoTime() - 20_000_000_000L;
-
-    private void progress(StepMetrics m, int done, double elapsed) {
-        int remaining = cfg.steps() - m.step();
-        double eta = done > 0 ? elapsed / done * remaining : 0;
-        String line = String.format(Locale.ROOT, "step %d/%d  loss %.4f  lr %.2e  %,.0f tok/s  ETA %dm%02ds",
-                m.step(), cfg.steps(), m.loss(), m.lr(), m.tokensPerSecond(), (int) eta / 60, (int) eta % 60);
-        if (TERMINAL) {
-            System.err.print("\r" + line + "   ");
-        } else if (System.nanoTime() - lastProgressLine > 10_000_000_000L || remaining == 0) {
-            lastProgressLine = System.nanoTime();
-            System.err.println(line);
-        }
     }
 
     private static String format(Map<String, Double> values) {
@@ -221,39 +209,6 @@ public final class SftTrainer {
         o.put("tokens_per_s", m.tokensPerSecond());
         o.put("skipped", m.skipped());
         return o;
-    }
-
-    private static void appendJson(Path file, JsonNode node) {
-        try {
-            Files.writeString(file, JSON.writeValueAsString(node) + "\n", StandardCharsets.UTF_8,
-                    StandardOpenOption.CREATE, StandardOpenOption.APPEND);
-        } catch (IOException e) {
-            throw new UncheckedIOException("writing " + file + ": " + e.getMessage(), e);
-        }
-    }
-
-    /** Steps already in metrics.jsonl up to the resume point; later lines (from an interrupted run) are dropped. */
-    private static List<StepMetrics> restoreHistory(Path file, int upTo) {
-        List<StepMetrics> history = new ArrayList<>();
-        if (!Files.exists(file)) return history;
-        try {
-            List<String> kept = new ArrayList<>();
-            for (String line : Files.readAllLines(file)) {
-                JsonNode n = JSON.readTree(line);
-                if (n.path("step").asInt() > upTo) continue;
-                kept.add(line);
-                if (n.has("loss"))
-                    history.add(new StepMetrics(n.get("step").asInt(), n.get("loss").asDouble(), n.path("grad_norm").asDouble(),
-                            (float) n.path("lr").asDouble(), n.path("response_tokens").asInt(), n.path("tokens_per_s").asDouble(),
-                            n.path("skipped").asBoolean()));
-            }
-            Path tmp = Files.createTempFile(file.toAbsolutePath().getParent(), ".metrics-", ".jsonl");
-            Files.write(tmp, kept);
-            Files.move(tmp, file, java.nio.file.StandardCopyOption.REPLACE_EXISTING, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
-        } catch (IOException e) {
-            throw new UncheckedIOException("reading " + file + ": " + e.getMessage(), e);
-        }
-        return history;
     }
 
     private static void plot(List<StepMetrics> history, Path file) {

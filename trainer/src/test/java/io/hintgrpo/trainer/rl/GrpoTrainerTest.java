@@ -1,0 +1,286 @@
+package io.hintgrpo.trainer.rl;
+
+import io.hintgrpo.engine.cpu.CpuKernels;
+import io.hintgrpo.engine.io.ModelDir;
+import io.hintgrpo.engine.io.Safetensors;
+import io.hintgrpo.engine.model.AdamW;
+import io.hintgrpo.engine.model.Batch;
+import io.hintgrpo.engine.model.Model;
+import io.hintgrpo.engine.model.ModelConfig;
+import io.hintgrpo.engine.model.Sequence;
+import io.hintgrpo.trainer.checkpoint.Checkpoints;
+import io.hintgrpo.trainer.data.SynthCorpus;
+import io.hintgrpo.trainer.data.Utterance;
+import io.hintgrpo.trainer.format.DcFormat;
+import io.hintgrpo.trainer.format.DcParser;
+import io.hintgrpo.trainer.format.ParsedResponse;
+import io.hintgrpo.trainer.format.Polarity;
+import io.hintgrpo.trainer.tokenizer.Tokenizer;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.atomic.AtomicInteger;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+/** GRPO on a small random model with the corpus tokenizer: the loss identities, direction, hints, resume. */
+class GrpoTrainerTest {
+    @TempDir
+    Path dir;
+    Path modelDir;
+    Tokenizer tok;
+    ModelConfig cfg;
+    List<Utterance> utterances;
+
+    @BeforeEach
+    void setUp() throws Exception {
+        modelDir = dir.resolve("model");
+        Files.createDirectories(modelDir);
+        Files.writeString(modelDir.resolve("tokenizer.json"), SynthCorpus.tokenizerJson());
+        tok = Tokenizer.load(modelDir);
+        ModelConfig base = SynthCorpus.modelConfig(tok);
+        cfg = new ModelConfig(32, 48, 4, 2, 2, base.vocabSize(), base.rmsNormEps(), base.ropeTheta(), true,
+                base.maxPositionEmbeddings(), base.audioFeatureSize(), base.visionFeatureSize(), base.audioTokenId(),
+                base.visionTokenId(), "mlp");
+        try (Model m = new Model(new CpuKernels(), cfg)) {
+            m.initialize(4);
+            ModelDir.save(m, modelDir, Safetensors.Dtype.F32);
+        }
+        utterances = new ArrayList<>();
+        for (SynthCorpus.Sample s : SynthCorpus.generate(SynthCorpus.Options.defaults(2, 40)).subList(0, 12)) utterances.add(s.utterance());
+    }
+
+    @AfterEach
+    void tearDown() {
+        tok.close();
+    }
+
+    private static GrpoConfig config(Map<String, Object> overrides) {
+        Map<String, Object> flags = new LinkedHashMap<>(Map.of("steps", 3, "prompts_per_step", 2, "group_size", 4,
+                "max_completion_tokens", 6, "eval_every", 100, "checkpoint_every", 100, "lr", 5e-3f));
+        flags.putAll(overrides);
+        return io.hintgrpo.trainer.config.Configs.merge(GrpoConfig.class, GrpoConfig.defaults(), null, flags, "test");
+    }
+
+    private Model load() {
+        return ModelDir.load(new CpuKernels(), modelDir, 0, m -> {});
+    }
+
+    /** A group of hand-made rollouts of an utterance: completions of the given lengths with the given rewards. */
+    private Rollouts.Group group(Utterance u, int[] lengths, double[] rewards, int[] hint) {
+        Rollouts.Group g = new Rollouts.Group(u, io.hintgrpo.trainer.format.Examples.prompt(u, tok, cfg));
+        for (int i = 0; i < lengths.length; i++) {
+            int[] tokens = new int[lengths[i]];
+            for (int t = 0; t < tokens.length; t++) tokens[t] = 40 + (7 * i + 3 * t) % 50;
+            ParsedResponse p = DcParser.parse("");
+            g.rollouts.add(new Rollouts.Rollout(hint, tokens, false, "", p, new Rewards.Scored(rewards[i], new double[]{rewards[i]})));
+        }
+        return g;
+    }
+
+    private PolicyUpdate.Stats update(Model m, List<Rollouts.Group> groups, GrpoConfig c) {
+        GrpoTrainer t = new GrpoTrainer(c, Rewards.of(c), dir.resolve("run"), null, Map.of(), s -> {}, () -> false);
+        float[] adv = t.advantages(m.kernels, groups);
+        try (AdamW opt = GrpoTrainer.optimizer(m, c)) {
+            return PolicyUpdate.apply(m, null, opt, PolicyUpdate.rows(groups, adv, c.maskTruncated()), c, c.lr());
+        }
+    }
+
+    /**
+     * β = 0, one pass, sequence-mean: Σ_i A_i = 0 in a group and every ρ = 1, so the loss is 0
+     * while the gradient is not (users trip on this); token-mean over unequal lengths is not 0.
+     */
+    @Test
+    void sequenceMeanLossIsZeroButTheGradientIsNot() {
+        int[] lengths = {3, 7, 5, 9};
+        double[] rewards = {1, 0, 0.5, 0.25};
+        try (Model m = load()) {
+            PolicyUpdate.Stats s = update(m, List.of(group(utterances.get(0), lengths, rewards, new int[0])),
+                    config(Map.of("beta", 0f, "aggregation", "sequence-mean")));
+            assertEquals(0, s.loss(), 1e-6, "sequence-mean loss");
+            assertTrue(s.gradNorm() > 1e-4, "gradient norm " + s.gradNorm());
+        }
+        try (Model m = load()) {
+            PolicyUpdate.Stats s = update(m, List.of(group(utterances.get(0), lengths, rewards, new int[0])),
+                    config(Map.of("beta", 0f, "aggregation", "token-mean")));
+            assertTrue(Math.abs(s.loss()) > 1e-3, "token-mean loss " + s.loss());
+            assertTrue(s.gradNorm() > 1e-4);
+        }
+    }
+
+    /**
+     * Hint tokens carry no loss: a row with hint H is trained exactly like the same row with H
+     * folded into the prompt (bit-identical parameters after the update), and differently from one
+     * where H counts as completion.
+     */
+    @Test
+    void hintTokensGetZeroGradient() {
+        Utterance u = utterances.get(1);
+        int[] hint = tok.encode(DcFormat.hintPrefix(Polarity.of(u.label())));
+        int[] lengths = {4, 6, 5, 3};
+        double[] rewards = {0.9, 0.1, 0.4, 0.7};
+        GrpoConfig c = config(Map.of("beta", 0f));
+        float[] asHint, asPrompt, asCompletion;
+        try (Model m = load()) {
+            update(m, List.of(group(u, lengths, rewards, hint)), c);
+            asHint = m.download("model.layers.0.mlp.down_proj.weight");
+        }
+        try (Model m = load()) {
+            Rollouts.Group g = group(u, lengths, rewards, new int[0]);
+            Sequence p = g.prompt.sequence();
+            int[] ids = Arrays.copyOf(p.ids(), p.ids().length + hint.length);
+            System.arraycopy(hint, 0, ids, p.ids().length, hint.length);
+            Rollouts.Group folded = new Rollouts.Group(u, new io.hintgrpo.trainer.format.Examples.Prompt(ids,
+                    new Sequence(ids, null, p.audio(), p.vision())));
+            folded.rollouts.addAll(g.rollouts);
+            update(m, List.of(folded), c);
+            asPrompt = m.download("model.layers.0.mlp.down_proj.weight");
+        }
+        try (Model m = load()) {
+            Rollouts.Group g = group(u, lengths, rewards, new int[0]);
+            List<Rollouts.Rollout> withHintAsCompletion = new ArrayList<>();
+            for (Rollouts.Rollout r : g.rollouts) {
+                int[] t = Arrays.copyOf(hint, hint.length + r.tokens().length);
+                System.arraycopy(r.tokens(), 0, t, hint.length, r.tokens().length);
+                withHintAsCompletion.add(new Rollouts.Rollout(new int[0], t, false, "", r.parsed(), r.reward()));
+            }
+            g.rollouts.clear();
+            g.rollouts.addAll(withHintAsCompletion);
+            update(m, List.of(g), c);
+            asCompletion = m.download("model.layers.0.mlp.down_proj.weight");
+        }
+        assertArrayEquals(asPrompt, asHint);
+        assertFalse(Arrays.equals(asPrompt, asCompletion), "training on the hint tokens must change the update");
+    }
+
+    /** A random model never names the right polarity: every group is hard and its re-rolls start with the ground-truth prefix. */
+    @Test
+    void hardGroupsAreReRolledFromTheGroundTruthPrefix() {
+        GrpoConfig c = config(Map.of("hint", "replace", "beta", 0f));
+        List<Rollouts.Group> seen = new ArrayList<>();
+        try (Model m = load(); AdamW opt = GrpoTrainer.optimizer(m, c)) {
+            GrpoTrainer t = new GrpoTrainer(c, Rewards.of(c), dir.resolve("run"), null, Map.of(), s -> {}, () -> false);
+            Rollouts ro = new Rollouts(m, tok, Rewards.of(c), c.maxCompletionTokens(), 1f, 0, 1f);
+            // the step's groups, after hints, are what the update trains on: capture them through a planted hard group
+            Rollouts.Group planted = ro.group(utterances.get(2));
+            ro.sample(List.of(new Rollouts.Request(planted, new int[0], 4)), 7).forEach(planted.rollouts::add);
+            assertTrue(t.isHard(planted), "a random model's group has no correct polarity");
+            int[] hint = ro.hintIds(planted.utterance);
+            List<Rollouts.Rollout> again = ro.sample(List.of(new Rollouts.Request(planted, hint, 4)), 8);
+            String prefix = DcFormat.hintPrefix(Polarity.of(planted.utterance.label()));
+            for (Rollouts.Rollout r : again) {
+                assertArrayEquals(hint, r.hint());
+                assertTrue(r.response().startsWith(prefix), r.response());
+                assertEquals(Polarity.of(planted.utterance.label()), r.parsed().polarity());
+                assertEquals(1.0, r.reward().components()[1], "the hinted polarity is right by construction");
+            }
+            GrpoTrainer.StepMetrics s = t.step(0, m, opt, null, ro, t.promptSource(utterances, 0, 0), 0);
+            assertEquals(1.0, s.hardGroupRate());
+            assertEquals(2, s.hintedGroups());
+            assertEquals(16, s.completionsGenerated(), "8 free + 8 hinted re-rolls count against the budget");
+            assertTrue(s.rewardAfterHint() > s.rewardBeforeHint(), "the hint pays the polarity term");
+        }
+    }
+
+    /**
+     * One-token completions and a reward paying one specific token (the first non-empty one the
+     * first step draws): after a few GRPO steps that token is more likely, identically for the seed.
+     */
+    @Test
+    void rewardedTokenGetsMoreLikely() {
+        double[] first = null;
+        Utterance u = utterances.get(3);
+        for (int run = 0; run < 2; run++) {
+            String[] paid = new String[1];
+            Rewards rewards = new Rewards(List.of(new Rewards.Term(new Reward() {
+                public String name() { return "one-token"; }
+                public double score(Utterance x, String response, ParsedResponse parsed) {
+                    if (paid[0] == null && !response.isEmpty()) paid[0] = response;
+                    return response.equals(paid[0]) ? 1 : 0;
+                }
+            }, 1.0)));
+            GrpoConfig c = config(Map.of("beta", 0f, "hint", "none", "steps", 4, "prompts_per_step", 1, "group_size", 8,
+                    "max_completion_tokens", 1, "lr", 1e-2f));
+            try (Model m = load(); AdamW opt = GrpoTrainer.optimizer(m, c); Model fresh = load()) {
+                GrpoTrainer t = new GrpoTrainer(c, rewards, dir.resolve("run" + run), null, Map.of(), s -> {}, () -> false);
+                Rollouts ro = new Rollouts(m, tok, rewards, c.maxCompletionTokens(), 1f, 0, 1f);
+                GrpoTrainer.PromptSource src = t.promptSource(List.of(u), 0, 0);
+                for (int step = 0; step < c.steps(); step++) t.step(step, m, opt, null, ro, src, 0);
+                assertNotNull(paid[0], "some rollout drew a visible token");
+                double before = probabilityOfText(fresh, u, paid[0]), after = probabilityOfText(m, u, paid[0]);
+                assertTrue(after > 1.5 * before, "p(\"" + paid[0] + "\") " + before + " → " + after);
+                if (first == null) first = new double[]{before, after};
+                else assertArrayEquals(first, new double[]{before, after}, 0.0, "same seed, same run");
+            }
+        }
+    }
+
+    /** Probability that the first response token decodes to text (summed over the ids that do). */
+    private double probabilityOfText(Model m, Utterance u, String text) {
+        Sequence p = io.hintgrpo.trainer.format.Examples.prompt(u, tok, cfg).sequence();
+        List<Sequence> seqs = new ArrayList<>();
+        for (int id = 0; id < cfg.vocabSize(); id++) {
+            if (!tok.decode(new int[]{id}).equals(text)) continue;
+            int[] ids = Arrays.copyOf(p.ids(), p.ids().length + 1);
+            ids[ids.length - 1] = id;
+            seqs.add(new Sequence(ids, null, p.audio(), p.vision()));
+        }
+        assertFalse(seqs.isEmpty());
+        Model.ForwardResult fr = m.forward(Batch.pack(cfg, seqs), 1f);
+        double sum = 0;
+        for (int s = 0; s < seqs.size(); s++) {
+            float[] lp = fr.logprobs(s);
+            sum += Math.exp(lp[lp.length - 1]);
+        }
+        return sum;
+    }
+
+    /** Stopped after 2 steps and resumed, a run ends with exactly the weights and step metrics of an uninterrupted one. */
+    @Test
+    void resumeRepeatsAnUninterruptedRun() throws Exception {
+        GrpoConfig c = config(Map.of("steps", 4, "checkpoint_every", 2, "hint", "replace", "beta", 0.04f));
+        Path straight = dir.resolve("straight"), resumed = dir.resolve("resumed");
+        GrpoRun.Outcome a = GrpoRun.run(new CpuKernels(), modelDir, utterances, List.of(), c, null, straight, false, Map.of(),
+                s -> {}, () -> false, null);
+        AtomicInteger calls = new AtomicInteger();
+        GrpoRun.Outcome b1 = GrpoRun.run(new CpuKernels(), modelDir, utterances, List.of(), c, null, resumed, false, Map.of(),
+                s -> {}, () -> calls.incrementAndGet() > 2, null);
+        assertTrue(b1.training().stoppedBySignal());
+        assertEquals(2, b1.training().steps());
+        GrpoRun.Outcome b = GrpoRun.run(new CpuKernels(), modelDir, utterances, List.of(), c, null, resumed, true, Map.of(),
+                s -> {}, () -> false, null);
+        assertEquals(4, b.training().steps());
+        assertEquals(a.training().completionsTotal(), b.training().completionsTotal());
+        assertArrayEquals(Files.readAllBytes(a.modelDir().resolve("model.safetensors")),
+                Files.readAllBytes(b.modelDir().resolve("model.safetensors")));
+        List<GrpoTrainer.StepMetrics> ha = a.training().history(), hb = b.training().history();
+        assertEquals(ha.size(), hb.size());
+        for (int i = 0; i < ha.size(); i++) {
+            assertEquals(ha.get(i).loss(), hb.get(i).loss(), 0.0, "step " + (i + 1));
+            assertEquals(ha.get(i).reward(), hb.get(i).reward(), 0.0);
+            assertEquals(ha.get(i).kl(), hb.get(i).kl(), 0.0);
+        }
+        assertTrue(Files.isRegularFile(straight.resolve("grpo.png")));
+        assertTrue(Files.isDirectory(new Checkpoints(resumed).root().resolve("step-0000002")), "the stop wrote a checkpoint");
+    }
+
+    /** Bad settings are refused naming the setting. */
+    @Test
+    void badConfigIsRefusedNamingTheSetting() {
+        var e = assertThrows(io.hintgrpo.engine.BadInputException.class, () -> config(Map.of("aggregation", "token_mean")));
+        assertTrue(e.getMessage().contains("aggregation"), e.getMessage());
+        e = assertThrows(io.hintgrpo.engine.BadInputException.class, () -> config(Map.of("group_size", 1)));
+        assertTrue(e.getMessage().contains("group_size"), e.getMessage());
+        e = assertThrows(io.hintgrpo.engine.BadInputException.class, () -> config(Map.of("hint_rate_end", 1.5)));
+        assertTrue(e.getMessage().contains("hint rates"), e.getMessage());
+    }
+}

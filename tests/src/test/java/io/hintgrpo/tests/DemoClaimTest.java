@@ -34,7 +34,7 @@ class DemoClaimTest {
         int steps = 150;
         SftConfig sft = new SftConfig(steps, s.batchSize(), s.gradAccum(), s.lr(), s.minLrRatio(), s.warmupSteps(), s.weightDecay(),
                 s.beta1(), s.beta2(), s.eps(), s.maxGradNorm(), steps, s.checkpointEvery(), s.keepLast(), s.seed(), s.maxBadStepsInARow());
-        Demo.Settings settings = new Demo.Settings(d.seed(), d.corpusSize(), d.trainDomain(), sft, 16, 40);
+        Demo.Settings settings = new Demo.Settings(d.seed(), d.corpusSize(), d.trainDomain(), sft, null, 16, 40);
         Demo.Result r = Demo.run(new CpuKernels(), dir, settings, msg -> {}, () -> false);
 
         Metrics.Scores both = r.byCondition().get("SFT, text + audio + vision").overall();

@@ -10,7 +10,7 @@ import java.io.PrintWriter;
 /** The {@code hintgrpo} command line: one subcommand per job. */
 @Command(name = "hintgrpo", mixinStandardHelpOptions = true, version = "hintgrpo 0.1.0",
         description = "Trains multimodal sentiment models that reason before they score (SFT, Hint-GRPO).",
-        subcommands = {DemoCommand.class, DataCommand.class, InitCommand.class, SftCommand.class, GrpoCommand.class, EvalCommand.class,
+        subcommands = {DemoCommand.class, DataCommand.class, InitCommand.class, SftCommand.class, GrpoCommand.class, ExperimentCommand.class, EvalCommand.class,
                 GenerateCommand.class, ScoreCommand.class, BenchCommand.class, CommandLine.HelpCommand.class})
 public final class Main {
     /** Exit code for bad input (file, config, flag): one line on stderr, nothing half-written. */

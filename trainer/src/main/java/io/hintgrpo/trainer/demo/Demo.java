@@ -14,6 +14,9 @@ import io.hintgrpo.trainer.eval.EvalReport;
 import io.hintgrpo.trainer.eval.Evaluation;
 import io.hintgrpo.trainer.eval.Metrics;
 import io.hintgrpo.trainer.eval.Prediction;
+import io.hintgrpo.trainer.rl.GrpoConfig;
+import io.hintgrpo.trainer.rl.GrpoRun;
+import io.hintgrpo.trainer.rl.GrpoTrainer;
 import io.hintgrpo.trainer.sft.SftConfig;
 import io.hintgrpo.trainer.sft.SftRun;
 import io.hintgrpo.trainer.tokenizer.Tokenizer;
@@ -31,7 +34,7 @@ import java.util.function.Consumer;
 
 /**
  * The main job on the embedded default: make the synthetic corpus, train the embedded default
- * model by cold-start SFT on one domain, evaluate it on the test split of every domain (in-domain
+ * model by cold-start SFT on one domain, then Hint-GRPO from it, evaluate both on the test split of every domain (in-domain
  * and cross-domain) with both modalities and with both dropped, beside the training-mean
  * predictor, and write report.json + report.md.
  */
@@ -39,23 +42,40 @@ public final class Demo {
     private static final ObjectMapper JSON = new ObjectMapper();
 
     /** Everything the demo does is decided here; the defaults fit the 10-minute CPU budget on 2 cores. */
-    public record Settings(long seed, int corpusSize, String trainDomain, SftConfig sft, int evalSamples, int testLimit) {
+    public record Settings(long seed, int corpusSize, String trainDomain, SftConfig sft, GrpoConfig grpo, int evalSamples, int testLimit) {
         public static Settings defaults() {
-            SftConfig d = SftConfig.defaults();
-            return new Settings(1234, 2000, "reviews", d, 64, 100);
+            return new Settings(1234, 2000, "reviews", SftConfig.defaults(), demoGrpo(), 64, 100);
         }
+    }
+
+    /** Hint-GRPO as the demo runs it: 15 steps of 8 prompts × 8 rollouts (about 2 minutes on 2 cores), evaluated and saved at the end. */
+    public static GrpoConfig demoGrpo() {
+        com.fasterxml.jackson.databind.node.ObjectNode t = io.hintgrpo.trainer.config.Configs.toTree(GrpoConfig.defaults());
+        t.put("steps", 15);
+        t.put("eval_every", 15);
+        t.put("checkpoint_every", 15);
+        return io.hintgrpo.trainer.config.Configs.merge(GrpoConfig.class, GrpoConfig.defaults(), t, Map.of(), "demo");
     }
 
     public record Result(Path outDir, EvalReport inDomain, Map<String, EvalReport> byCondition, Path reportMarkdown) {}
 
     private Demo() {}
 
-    public static Result run(Kernels kernels, Path out, Settings s, Consumer<String> log, BooleanSupplier stop) throws IOException {
+    /** The corpus folder and the SFT run of a demo or experiment folder. */
+    public record Prepared(Path corpus, Path tokenizerJson, ModelConfig config, List<Utterance> train, List<Utterance> valid,
+                           SftRun.Outcome sft) {}
+
+    /**
+     * Makes (or reuses) the embedded corpus in out/corpus and runs (or resumes) the cold-start SFT
+     * of the embedded default model on the training domain in out/sft.
+     */
+    public static Prepared prepare(Kernels kernels, Path out, long seed, int corpusSize, String trainDomain, SftConfig sftConfig,
+                                   int evalSamples, Consumer<String> log, BooleanSupplier stop) throws IOException {
         Files.createDirectories(out);
         Path corpus = out.resolve("corpus");
         if (!Files.exists(corpus.resolve(SynthCorpus.MANIFEST_FILE))) {
             log.accept("making the embedded corpus in " + corpus);
-            SynthCorpus.write(corpus, SynthCorpus.Options.defaults(s.seed(), s.corpusSize()));
+            SynthCorpus.write(corpus, SynthCorpus.Options.defaults(seed, corpusSize));
         } else {
             log.accept("reusing the corpus in " + corpus);
         }
@@ -65,18 +85,25 @@ public final class Demo {
             cfg = SynthCorpus.modelConfig(tok);
         }
         Jsonl.Expect expect = Jsonl.Expect.of(cfg);
-        List<Utterance> train = Jsonl.read(SynthCorpus.splitFile(corpus, s.trainDomain(), "train"), expect);
-        List<Utterance> valid = Jsonl.read(SynthCorpus.splitFile(corpus, s.trainDomain(), "valid"), expect);
-
-        Path runDir = out.resolve("sft");
+        List<Utterance> train = Jsonl.read(SynthCorpus.splitFile(corpus, trainDomain, "train"), expect);
+        List<Utterance> valid = Jsonl.read(SynthCorpus.splitFile(corpus, trainDomain, "valid"), expect);
         Model init = new Model(kernels, cfg);
-        init.initialize(s.seed());
+        init.initialize(seed);
         log.accept(String.format(Locale.ROOT, "SFT of the embedded default model (%,d parameters) on %s: %d steps",
-                init.layout.count(), s.trainDomain(), s.sft().steps()));
-        Map<String, String> fingerprint = Map.of("corpus_seed", Long.toString(s.seed()), "train_domain", s.trainDomain());
-        SftRun.Outcome sft = SftRun.run(kernels, init, tokenizerJson, train, valid, s.sft(), s.evalSamples(), runDir, true,
+                init.layout.count(), trainDomain, sftConfig.steps()));
+        Map<String, String> fingerprint = Map.of("corpus_seed", Long.toString(seed), "train_domain", trainDomain);
+        SftRun.Outcome sft = SftRun.run(kernels, init, tokenizerJson, train, valid, sftConfig, evalSamples, out.resolve("sft"), true,
                 fingerprint, log, stop);
+        return new Prepared(corpus, tokenizerJson, cfg, train, valid, sft);
+    }
+
+    public static Result run(Kernels kernels, Path out, Settings s, Consumer<String> log, BooleanSupplier stop) throws IOException {
+        Prepared p = prepare(kernels, out, s.seed(), s.corpusSize(), s.trainDomain(), s.sft(), s.evalSamples(), log, stop);
+        SftRun.Outcome sft = p.sft();
         if (sft.training().stoppedBySignal()) return new Result(out, null, Map.of(), null);
+        Path corpus = p.corpus(), tokenizerJson = p.tokenizerJson();
+        List<Utterance> train = p.train();
+        Jsonl.Expect expect = Jsonl.Expect.of(p.config());
 
         Map<String, EvalReport> reports = new LinkedHashMap<>();
         List<Utterance> test = new ArrayList<>();
@@ -89,27 +116,54 @@ public final class Demo {
         List<Prediction> baseline = new ArrayList<>();
         for (Utterance u : test) baseline.add(Prediction.ofScore(u.domain(), u.label(), trainMean));
         reports.put("training-mean predictor", Metrics.evaluate(baseline));
-        try (Model model = ModelDir.load(kernels, sft.modelDir(), s.seed(), msg -> {});
+        evaluate(kernels, sft.modelDir(), tokenizerJson, test, "SFT", s, reports, log);
+
+        // Hint-GRPO from the SFT model, prompts from the same training domain
+        GrpoRun.Outcome grpo = null;
+        if (s.grpo() != null) {
+            grpo = GrpoRun.run(kernels, sft.modelDir(), train, p.valid(), s.grpo(), null, out.resolve("grpo"), true,
+                    Map.of("corpus_seed", Long.toString(s.seed())), log, stop, null);
+            if (grpo.training().stoppedBySignal()) return new Result(out, null, Map.of(), null);
+            evaluate(kernels, grpo.modelDir(), tokenizerJson, test, "SFT + " + s.grpo().methodName(), s, reports, log);
+        }
+        EvalReport main = reports.get((grpo == null ? "SFT" : "SFT + " + s.grpo().methodName()) + ", text + audio + vision");
+        Path md = writeReport(out, s, sft, grpo, reports);
+        return new Result(out, main, reports, md);
+    }
+
+    /** Greedy evaluation of a model with all modalities and with audio and vision dropped. */
+    private static void evaluate(Kernels kernels, Path modelDir, Path tokenizerJson, List<Utterance> test, String stage, Settings s,
+                                 Map<String, EvalReport> reports, Consumer<String> log) {
+        try (Model model = ModelDir.load(kernels, modelDir, s.seed(), msg -> {});
              Tokenizer tok = Tokenizer.load(tokenizerJson)) {
             for (Evaluation.Drop drop : new Evaluation.Drop[]{Evaluation.Drop.NONE, Evaluation.Drop.BOTH}) {
-                String name = drop == Evaluation.Drop.NONE ? "SFT, text + audio + vision" : "SFT, audio and vision dropped";
+                String name = stage + (drop == Evaluation.Drop.NONE ? ", text + audio + vision" : ", audio and vision dropped");
                 log.accept("evaluating: " + name);
                 Evaluation.Outcome o = Evaluation.run(model, tok, test, Evaluation.Options.greedy().withDrop(drop), log);
                 reports.put(name, o.report());
             }
         }
-        EvalReport main = reports.get("SFT, text + audio + vision");
-        Path md = writeReport(out, s, sft, reports);
-        return new Result(out, main, reports, md);
     }
 
-    private static Path writeReport(Path out, Settings s, SftRun.Outcome sft, Map<String, EvalReport> reports) throws IOException {
+    private static Path writeReport(Path out, Settings s, SftRun.Outcome sft, GrpoRun.Outcome grpo, Map<String, EvalReport> reports)
+            throws IOException {
         ObjectNode json = JSON.createObjectNode();
         json.put("train_domain", s.trainDomain());
         json.put("seed", s.seed());
         json.put("sft_steps", sft.training().steps());
         json.put("sft_examples", sft.examples());
         json.put("final_train_loss", sft.training().history().get(sft.training().history().size() - 1).loss());
+        if (grpo != null) {
+            json.put("grpo_method", s.grpo().methodName());
+            json.put("grpo_steps", grpo.training().steps());
+            json.put("grpo_completions", grpo.training().completionsTotal());
+            List<GrpoTrainer.StepMetrics> h = grpo.training().history();
+            if (!h.isEmpty()) {
+                json.put("grpo_first_reward", h.get(0).rewardBeforeHint());
+                json.put("grpo_last_reward", h.get(h.size() - 1).rewardBeforeHint());
+                json.put("grpo_hinted_groups", h.stream().mapToInt(GrpoTrainer.StepMetrics::hintedGroups).sum());
+            }
+        }
         ObjectNode conditions = json.putObject("conditions");
         for (Map.Entry<String, EvalReport> e : reports.entrySet()) conditions.set(e.getKey(), JSON.readTree(e.getValue().toJson()));
         AtomicFiles.writeString(out.resolve("report.json"), JSON.writerWithDefaultPrettyPrinter().writeValueAsString(json));
@@ -119,6 +173,14 @@ public final class Demo {
         md.append(String.format(Locale.ROOT, "Cold-start SFT on the `%s` domain of the embedded corpus (seed %d), %d steps on %d teacher chains; "
                         + "evaluated on the test split of every domain (`%s` is in-domain, the rest cross-domain). Loss curve: `sft/loss.png`.%n%n",
                 s.trainDomain(), s.seed(), sft.training().steps(), sft.examples(), s.trainDomain()));
+        if (grpo != null && !grpo.training().history().isEmpty()) {
+            List<GrpoTrainer.StepMetrics> h = grpo.training().history();
+            md.append(String.format(Locale.ROOT, "Then %s from the SFT model: %d steps, %d completions generated, %d hard groups hinted; "
+                            + "mean reward of the free rollouts %.3f at the first step, %.3f at the last. Curves: `grpo/grpo.png`.%n%n",
+                    s.grpo().methodName(), grpo.training().steps(), grpo.training().completionsTotal(),
+                    h.stream().mapToInt(GrpoTrainer.StepMetrics::hintedGroups).sum(), h.get(0).rewardBeforeHint(),
+                    h.get(h.size() - 1).rewardBeforeHint()));
+        }
         md.append("| condition | domain | n | MAE | Corr | Acc-2 (has-0) | F1 (has-0) | Acc-2 (non-0) | Acc-7 | format valid | disc acc | DC consistency |\n");
         md.append("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
         for (Map.Entry<String, EvalReport> e : reports.entrySet()) {

@@ -17,7 +17,7 @@ import java.util.Locale;
 
 /** A small PNG line chart (Java2D, headless): a few named series of (x, y) points on shared axes. */
 public final class LinePlot {
-    private static final Color[] COLORS = {new Color(31, 119, 180), new Color(214, 39, 40), new Color(44, 160, 44), new Color(148, 103, 189)};
+    private static final Color[] COLORS = {new Color(31, 119, 180), new Color(214, 39, 40), new Color(44, 160, 44), new Color(148, 103, 189), new Color(255, 127, 14)};
 
     public record Series(String name, double[] x, double[] y) {}
 

@@ -36,7 +36,7 @@ constexpr int BM = 128, BN = 128, BK = 32, THREADS = 256;
 constexpr int WM = 64, WN = 32;         // one warp's tile of out
 constexpr int PAD = 8;                  // elements added to each shared row (16 bytes)
 constexpr int STAGE = BM * (BK + PAD);  // elements of one operand's stage, [x][k] (128×40) or [k][x] (32×136)
-static_assert(BK * (BM + PAD) <= STAGE && BK * (BN + PAD) <= STAGE && BN == BM, "one stage size fits both orientations");
+static_assert(BN == BM && BK * (BM + PAD) <= STAGE, "one stage size fits both orientations");
 static_assert(BM / WM * (BN / WN) * 32 == THREADS, "8 warps cover the block tile");
 
 // dst (ROWS × COLS, row stride COLS + PAD) = the tile at (r0, c0) of a row-major rows × cols
@@ -95,22 +95,27 @@ static __device__ inline void gemm_block(uint16_t* As, uint16_t* Bs, float* out,
         const uint16_t* bs = Bs + stage * STAGE;
         #pragma unroll
         for (int kk = 0; kk < BK; kk += 16) {
-            // Lane l passes the address of row l % 8 of 8×8 matrix l / 8 (ptx.cuh). Matrix order
-            // for a: rows 0-7/8-15 × k 0-7, then × k 8-15 (a[0..3] of the mma); for b: k 0-7, k 8-15
-            // of n 0-7, then of n 8-15 (the b[0..1] of two n8 tiles).
+            // Lane l passes the address of row l % 8 of 8×8 matrix l / 8 (ptx.cuh). In op(a)'s m × k
+            // and op(b)'s k × n terms, however the tile is stored, the matrices are: for a, m 0-7 and
+            // m 8-15 of k 0-7, then of k 8-15 (the mma's a[0..3]); for b, k 0-7 and k 8-15 of n 0-7,
+            // then of n 8-15 (b[0..1] of two n8 tiles).
             uint32_t af[WM / 16][4], bf[WN / 8][2];
             #pragma unroll
             for (int i = 0; i < WM / 16; i++) {
                 int r = wm + 16 * i;
-                if (A_KM) hg::ldmatrix_x4_trans(af[i], as + (kk + lane / 16 * 8 + lane % 8) * (BM + PAD) + r + lane / 8 % 2 * 8);
-                else hg::ldmatrix_x4(af[i], as + (r + lane % 16) * (BK + PAD) + kk + lane / 16 * 8);
+                if (A_KM)
+                    hg::ldmatrix_x4_trans(af[i], as + (kk + lane / 16 * 8 + lane % 8) * (BM + PAD) + r + lane / 8 % 2 * 8);
+                else
+                    hg::ldmatrix_x4(af[i], as + (r + lane % 16) * (BK + PAD) + kk + lane / 16 * 8);
             }
             #pragma unroll
             for (int j = 0; j < WN / 16; j++) {
                 int c = wn + 16 * j;
                 uint32_t r4[4];
-                if (B_KN) hg::ldmatrix_x4_trans(r4, bs + (kk + lane % 16) * (BN + PAD) + c + lane / 16 * 8);
-                else hg::ldmatrix_x4(r4, bs + (c + lane / 16 * 8 + lane % 8) * (BK + PAD) + kk + lane / 8 % 2 * 8);
+                if (B_KN)
+                    hg::ldmatrix_x4_trans(r4, bs + (kk + lane % 16) * (BN + PAD) + c + lane / 16 * 8);
+                else
+                    hg::ldmatrix_x4(r4, bs + (c + lane / 16 * 8 + lane % 8) * (BK + PAD) + kk + lane / 8 % 2 * 8);
                 bf[2 * j][0] = r4[0];
                 bf[2 * j][1] = r4[1];
                 bf[2 * j + 1][0] = r4[2];

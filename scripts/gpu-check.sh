@@ -187,7 +187,13 @@ elif [ $USABLE -eq 0 ]; then
 elif ! grep -q '^bench yes' "$B/BUNDLE"; then
   record bench skip 0 "no GPU benchmark harness in the bundle yet"
 else
-  if step bench 300 "$JAVA" "${JOPTS[@]}" -Dhintgrpo.bench.out="$OUTDIR/bench.json" -cp "$CP" io.hintgrpo.tests.GpuBench; then
+  # torch.matmul (cuBLAS) on the bf16 GEMM shapes, in the same run: gemmBf16's reference
+  TORCH=()
+  if [ -f "$B/scripts/torch_gemm_bench.py" ] && timeout 60 "$PY" -c 'import torch; assert torch.cuda.is_available()' > /dev/null 2>&1; then
+    TORCH=(-Dhintgrpo.bench.python="$PY" -Dhintgrpo.bench.torchScript="$B/scripts/torch_gemm_bench.py")
+  fi
+  if step bench 300 "$JAVA" "${JOPTS[@]}" -Dhintgrpo.bench.out="$OUTDIR/bench.json" -Dhintgrpo.bench.jmh="$OUTDIR/bench-jmh.json" \
+      ${TORCH[@]+"${TORCH[@]}"} -cp "$CP" io.hintgrpo.tests.GpuBench; then
     record bench pass "$STEP_SECONDS" "$(tail -1 "$LOGS/bench.log")"
   else
     record bench fail "$STEP_SECONDS" "$(tail -1 "$LOGS/bench.log")"

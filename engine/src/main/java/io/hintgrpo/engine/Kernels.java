@@ -102,6 +102,17 @@ public interface Kernels extends AutoCloseable {
      */
     void gemm(Gemm layout, Buf out, Buf a, Buf b, Buf bias, int m, int n, int k, boolean accumulate);
 
+    /**
+     * {@link #gemm} on bf16 operands with fp32 accumulation: out[m,n] (F32) = op(a)·op(b)
+     * (+ bias[n] (F32) broadcast over rows, when bias is non-null), written or, with accumulate,
+     * added to out. a and b are BF16 buffers shaped per {@link Gemm} (a: m·k elements, b: n·k).
+     * Every product of two bf16 values is exact in fp32; only the summation order differs between
+     * backends ({@code cpu} widens the operands exactly and runs {@link #gemm}; {@code cuda} sums
+     * on tensor cores), so results agree to fp32 rounding of the sum (≤ 1e-4 relative). Any
+     * m, n, k ≥ 0; k = 0 leaves bias (or zeros), added to out with accumulate.
+     */
+    void gemmBf16(Gemm layout, Buf out, Buf a, Buf b, Buf bias, int m, int n, int k, boolean accumulate);
+
     /** dbias[j] += Σ_i dout[i,j]. */
     void biasBackward(Buf dbias, Buf dout, int m, int n);
 

@@ -18,19 +18,39 @@ import java.util.SplittableRandom;
  * backend, at the shapes of one Qwen2.5-0.5B layer on a batch of 4 × 512 tokens ("full") or at
  * toy shapes that run anywhere in a second ("small", to check the harness itself).
  *
- * <p>Each op runs once to warm up, then enough times to fill about 0.2 s between two
- * synchronisations; the time per call includes launch overhead, as the training step pays it.
- * GFLOP/s and GB/s come from the op's nominal work (2·m·n·k for a GEMM, bytes read + written
- * once each for the rest), to compare against the device's ceilings.
+ * <p>Each op runs once to warm up, then in {@value #ROUNDS} rounds of enough calls to fill about
+ * 0.04 s between two synchronisations; the time per call (the mean of the rounds) includes launch
+ * overhead, as the training step pays it. GFLOP/s and GB/s come from the op's nominal work
+ * (2·m·n·k for a GEMM, bytes read + written once each for the rest), to compare against the
+ * device's ceilings.
+ *
+ * <p>The bf16 tensor-core GEMM ({@code Kernels.gemmBf16}) runs on every projection of the model at
+ * m = 4096 tokens ("full"): the forward (NT), the input gradient (NN) and the weight gradient (TN)
+ * of q|k|v, o, gate|up, down and the LM head. With {@code -Dhintgrpo.bench.python} (a python with
+ * torch and CUDA) the same shapes are timed in the same run with torch.matmul on bf16 tensors
+ * (cuBLAS; bf16 output) by {@code scripts/torch_gemm_bench.py}, the same way: the in-run
+ * reference.
+ *
+ * <p>{@code -Dhintgrpo.bench.jmh=FILE} also writes every timing as a JMH result array, which
+ * {@code hintgrpo bench compare} reads: benchmark {@code io.hintgrpo.tests.GpuBench.hintgrpo} (ours)
+ * or {@code ….torch} (the reference, {@code BenchCompare.REFERENCES}), params {@code op} and
+ * {@code shape}, mode avgt in ms/op, scoreError the 99.9 % confidence half-width over the rounds
+ * (Student's t, as JMH computes it).
  *
  * <pre>
  *   java -cp … io.hintgrpo.tests.GpuBench   [-Dhintgrpo.bench.backend=cuda] [-Dhintgrpo.bench.size=full]
- *                                           [-Dhintgrpo.bench.out=bench.json]
+ *                                           [-Dhintgrpo.bench.out=bench.json] [-Dhintgrpo.bench.jmh=bench-jmh.json]
+ *                                           [-Dhintgrpo.bench.python=python3 -Dhintgrpo.bench.torchScript=scripts/torch_gemm_bench.py]
  * </pre>
  * Not a test (no JUnit annotations): scripts/gpu-check.sh --bench runs it.
  */
 public final class GpuBench {
-    record Result(String op, String shape, double ms, double gflops, double gbps) {}
+    /** One timing; source "hintgrpo" (our kernels) or "torch" (the in-run reference). */
+    record Result(String source, String op, String shape, double ms, double error, double gflops, double gbps) {}
+
+    static final int ROUNDS = 5;
+    /** Student's t at 99.9 % two-sided for ROUNDS − 1 degrees of freedom (JMH's scoreError). */
+    static final double T_999 = 8.610;
 
     private final Kernels k;
     private final SplittableRandom rng = new SplittableRandom(42);
@@ -44,15 +64,21 @@ public final class GpuBench {
     public static void main(String[] args) throws IOException {
         String backend = System.getProperty("hintgrpo.bench.backend", "cuda");
         boolean full = !System.getProperty("hintgrpo.bench.size", "full").equals("small");
-        String out = System.getProperty("hintgrpo.bench.out");
+        String out = System.getProperty("hintgrpo.bench.out"), jmh = System.getProperty("hintgrpo.bench.jmh");
+        String python = System.getProperty("hintgrpo.bench.python");
+        String torchScript = System.getProperty("hintgrpo.bench.torchScript", "scripts/torch_gemm_bench.py");
         try (Kernels k = Backends.open(backend)) {
             GpuBench bench = new GpuBench(k);
             bench.run(full);
-            StringBuilder table = new StringBuilder(String.format(Locale.ROOT, "%-22s %-28s %10s %9s %9s%n", "op", "shape", "ms", "GFLOP/s", "GB/s"));
+            List<GemmShape> shapes = bench.runGemmBf16(full);
+            if (python != null) bench.torchReference(python, torchScript, shapes);
+            StringBuilder table = new StringBuilder(String.format(Locale.ROOT, "%-8s %-26s %-28s %10s %9s %9s%n",
+                    "source", "op", "shape", "ms", "GFLOP/s", "GB/s"));
             for (Result r : bench.results)
-                table.append(String.format(Locale.ROOT, "%-22s %-28s %10.4f %9.1f %9.1f%n", r.op, r.shape, r.ms, r.gflops, r.gbps));
+                table.append(String.format(Locale.ROOT, "%-8s %-26s %-28s %10.4f %9.1f %9.1f%n", r.source, r.op, r.shape, r.ms, r.gflops, r.gbps));
             System.out.print(table);
             if (out != null) Files.writeString(Path.of(out), bench.json(k.name(), full));
+            if (jmh != null) Files.writeString(Path.of(jmh), bench.jmhJson());
             Result slowest = bench.results.stream().max((a, b) -> Double.compare(a.ms, b.ms)).orElseThrow();
             System.out.printf(Locale.ROOT, "GpuBench: %d ops timed on %s (%s shapes); slowest %s %.3f ms%n",
                     bench.results.size(), k.name(), full ? "full" : "small", slowest.op, slowest.ms);
@@ -127,12 +153,132 @@ public final class GpuBench {
         call.run();
         k.synchronize();
         double once = Math.max(System.nanoTime() - t0, 1);
-        int iters = (int) Math.max(3, Math.min(1000, 0.2e9 / once));
-        t0 = System.nanoTime();
-        for (int i = 0; i < iters; i++) call.run();
-        k.synchronize();
-        double ms = (System.nanoTime() - t0) / 1e6 / iters;
-        results.add(new Result(op, shape, ms, flops / ms / 1e6, bytes / ms / 1e6));
+        int iters = (int) Math.max(3, Math.min(200, 0.04e9 / once));
+        double[] rounds = new double[ROUNDS];
+        for (int r = 0; r < ROUNDS; r++) {
+            t0 = System.nanoTime();
+            for (int i = 0; i < iters; i++) call.run();
+            k.synchronize();
+            rounds[r] = (System.nanoTime() - t0) / 1e6 / iters;
+        }
+        double ms = mean(rounds);
+        results.add(new Result("hintgrpo", op, shape, ms, error(rounds), flops / ms / 1e6, bytes / ms / 1e6));
+    }
+
+    static double mean(double[] v) {
+        double s = 0;
+        for (double x : v) s += x;
+        return s / v.length;
+    }
+
+    /** The 99.9 % confidence half-width of the mean of the rounds. */
+    static double error(double[] v) {
+        double m = mean(v), ss = 0;
+        for (double x : v) ss += (x - m) * (x - m);
+        return T_999 * Math.sqrt(ss / (v.length - 1)) / Math.sqrt(v.length);
+    }
+
+    // ---- the bf16 tensor-core GEMM and its torch reference ----
+
+    /** One gemmBf16 call: layout and out[m,n], inner dimension k. */
+    record GemmShape(String name, Gemm layout, int m, int n, int k) {
+        String op() { return "gemmBf16 " + layout + " " + name; }
+
+        String shape() { return m + "x" + n + "x" + k; }
+
+        double flops() { return 2.0 * m * n * k; }
+
+        /** bf16 operands read once, fp32 out written once. */
+        double bytes() { return 2.0 * ((long) m * k + (long) n * k) + 4.0 * m * n; }
+    }
+
+    /**
+     * Per projection (in → out features, weights stored [out, in]) on m tokens: forward NT
+     * (out[m, out] = x · Wᵀ), input gradient NN (dx[m, in] = dy · W), weight gradient TN
+     * (dW[out, in] = dyᵀ · x, k = m).
+     */
+    static List<GemmShape> gemmShapes(boolean full) {
+        int m = full ? 4096 : 64, c = full ? 896 : 64, kv = full ? 128 : 16, inter = full ? 4864 : 96, vocab = full ? 151936 : 500;
+        int[][] proj = {{c, c + 2 * kv}, {c, c}, {c, 2 * inter}, {inter, c}, {c, vocab}};
+        String[] names = {"q|k|v", "o", "gate|up", "down", "lm_head"};
+        List<GemmShape> shapes = new ArrayList<>();
+        for (int i = 0; i < proj.length; i++) {
+            int in = proj[i][0], out = proj[i][1];
+            shapes.add(new GemmShape(names[i], Gemm.NT, m, out, in));
+            shapes.add(new GemmShape(names[i], Gemm.NN, m, in, out));
+            shapes.add(new GemmShape(names[i], Gemm.TN, out, in, m));
+        }
+        return shapes;
+    }
+
+    List<GemmShape> runGemmBf16(boolean full) {
+        List<GemmShape> shapes = gemmShapes(full);
+        long maxA = 0, maxB = 0, maxOut = 0;
+        for (GemmShape g : shapes) {
+            maxA = Math.max(maxA, (long) g.m * g.k);
+            maxB = Math.max(maxB, (long) g.n * g.k);
+            maxOut = Math.max(maxOut, (long) g.m * g.n);
+        }
+        Buf a = randBf16(maxA), b = randBf16(maxB), out = k.allocF32(maxOut);
+        held.add(out);
+        for (GemmShape g : shapes)
+            time(g.op(), g.shape(), g.flops(), g.bytes(),
+                    () -> k.gemmBf16(g.layout, out, a, b, null, g.m, g.n, g.k, false));
+        for (Buf buf : held) k.free(buf);
+        held.clear();
+        return shapes;
+    }
+
+    /**
+     * n bf16 values uniform in [-1, 1): one random tile of at most 2^20, cast on the backend and
+     * repeated (the LM head's operands hold over 600 M elements; timings do not care).
+     */
+    Buf randBf16(long n) {
+        long tileN = Math.min(n, 1 << 20);
+        Buf f = rand(tileN), tile = k.allocBf16(tileN), h = k.allocBf16(n);
+        k.castF32ToBf16(tile, f, tileN);
+        for (long off = 0; off < n; off += tileN) {
+            long len = Math.min(tileN, n - off);
+            k.copy(h.slice(off, len), tile.slice(0, len));
+        }
+        held.remove(f);
+        k.free(f);
+        k.free(tile);
+        held.add(h);
+        return h;
+    }
+
+    /**
+     * Times the same shapes with torch.matmul (scripts/torch_gemm_bench.py: "LAYOUT M N K" lines
+     * in, "LAYOUT M N K MS ERROR" lines out). A failing script costs the reference rows only.
+     */
+    void torchReference(String python, String script, List<GemmShape> shapes) {
+        try {
+            Process p = new ProcessBuilder(python, script).redirectError(ProcessBuilder.Redirect.INHERIT).start();
+            try (var w = new java.io.PrintWriter(p.getOutputStream(), true, java.nio.charset.StandardCharsets.UTF_8)) {
+                for (GemmShape g : shapes) w.println(g.layout + " " + g.m + " " + g.n + " " + g.k);
+            }
+            List<String> lines = new String(p.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8).lines().toList();
+            int rc = p.waitFor();
+            if (rc != 0) {
+                System.err.println("GpuBench: " + script + " exited with " + rc + ": no torch reference");
+                return;
+            }
+            for (String line : lines) {
+                String[] f = line.trim().split("\\s+");
+                if (f.length != 6) continue; // torch's own chatter
+                for (GemmShape g : shapes)
+                    if (g.layout.name().equals(f[0]) && g.m == Integer.parseInt(f[1]) && g.n == Integer.parseInt(f[2])
+                            && g.k == Integer.parseInt(f[3])) {
+                        double ms = Double.parseDouble(f[4]);
+                        results.add(new Result("torch", g.op(), g.shape(), ms, Double.parseDouble(f[5]),
+                                g.flops() / ms / 1e6, (g.bytes() - 2.0 * g.m * g.n) / ms / 1e6));
+                        break;
+                    }
+            }
+        } catch (IOException | InterruptedException | RuntimeException e) {
+            System.err.println("GpuBench: torch reference failed (" + e + ")");
+        }
     }
 
     Buf rand(long n) {
@@ -161,9 +307,21 @@ public final class GpuBench {
         StringBuilder s = new StringBuilder("{\"backend\": \"" + backend + "\", \"shapes\": \"" + (full ? "full" : "small") + "\", \"results\": [\n");
         for (int i = 0; i < results.size(); i++) {
             Result r = results.get(i);
-            s.append(String.format(Locale.ROOT, "  {\"op\": \"%s\", \"shape\": \"%s\", \"ms\": %.6f, \"gflops\": %.2f, \"gbps\": %.2f}%s%n",
-                    r.op, r.shape, r.ms, r.gflops, r.gbps, i + 1 < results.size() ? "," : ""));
+            s.append(String.format(Locale.ROOT, "  {\"source\": \"%s\", \"op\": \"%s\", \"shape\": \"%s\", \"ms\": %.6f, \"gflops\": %.2f, \"gbps\": %.2f}%s%n",
+                    r.source, r.op, r.shape, r.ms, r.gflops, r.gbps, i + 1 < results.size() ? "," : ""));
         }
         return s.append("]}\n").toString();
+    }
+
+    /** Every timing as a JMH result array (what BenchCompare reads; see the class comment). */
+    String jmhJson() {
+        StringBuilder s = new StringBuilder("[\n");
+        for (int i = 0; i < results.size(); i++) {
+            Result r = results.get(i);
+            s.append(String.format(Locale.ROOT, "  {\"benchmark\": \"%s.%s\", \"mode\": \"avgt\", \"params\": {\"op\": \"%s\", \"shape\": \"%s\"}, "
+                            + "\"primaryMetric\": {\"score\": %.6f, \"scoreError\": %.6f, \"scoreUnit\": \"ms/op\"}}%s%n",
+                    GpuBench.class.getName(), r.source, r.op, r.shape, r.ms, r.error, i + 1 < results.size() ? "," : ""));
+        }
+        return s.append("]\n").toString();
     }
 }

@@ -218,6 +218,32 @@ public final class CpuKernels implements Kernels {
     }
 
     @Override
+    public void gemmBf16(Gemm layout, Buf out, Buf a, Buf b, Buf bias, int m, int n, int k, boolean accumulate) {
+        String op = "gemmBf16 " + layout;
+        if (m < 0 || n < 0 || k < 0)
+            throw new IllegalArgumentException(op + ": negative shape m=" + m + " n=" + n + " k=" + k);
+        checkCount(op, (long) m * k, a);
+        checkCount(op, (long) n * k, b);
+        // bf16 → fp32 is exact, so this is the fp32 product of the very values the device multiplies
+        float[] wa = widen(a, Math.toIntExact((long) m * k)), wb = widen(b, Math.toIntExact((long) n * k));
+        CpuGemm.gemm(layout, f(out), out.off(), wa, 0, wb, 0,
+                bias == null ? null : f(bias), bias == null ? 0 : bias.off(), m, n, k, accumulate);
+    }
+
+    /** The first n elements of a BF16 buffer as floats. */
+    private static float[] widen(Buf src, int n) {
+        short[] x = s(src);
+        int xo = src.off();
+        float[] o = new float[n];
+        int tasks = Parallel.tasksFor(n, 1 << 15);
+        Parallel.forEach(tasks, task -> {
+            int s = (int) ((long) n * task / tasks), e = (int) ((long) n * (task + 1) / tasks);
+            for (int j = s; j < e; j++) o[j] = Bf16.toFloat(x[xo + j]);
+        });
+        return o;
+    }
+
+    @Override
     public void biasBackward(Buf dbias, Buf dout, int m, int n) {
         float[] db = f(dbias), d = f(dout);
         int dbo = dbias.off(), dof = dout.off();

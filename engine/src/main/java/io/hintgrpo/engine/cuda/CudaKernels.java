@@ -23,6 +23,8 @@ public final class CudaKernels implements Kernels {
 
     private static final int ROWS_PER_ATTENTION_BLOCK = 4;      // attention.cu: warps per block
     private static final int GEMM_TILE = 64;                     // gemm.cu: BM = BN
+    private static final int GEMM_BF16_TILE = 128;               // gemm_bf16.cu: BM = BN
+    private static final int GEMM_BF16_THREADS = 256;            // gemm_bf16.cu: 8 warps
     private static final long SUM_CHUNK = 1 << 16;               // optim.cu: elements per partial
     private static final int MAX_ELEMENTWISE_BLOCKS = 4096;      // grid-stride kernels
 
@@ -240,6 +242,23 @@ public final class CudaKernels implements Kernels {
             case TN -> "gemm_tn";
         };
         driver.launch(kernel, ceilDiv(n, GEMM_TILE), ceilDiv(m, GEMM_TILE), 1, 16, 16, 1, 0,
+                outAddress, aAddress, bAddress, biasAddress, m, n, k, accumulate ? 1 : 0);
+    }
+
+    @Override
+    public void gemmBf16(Gemm layout, Buf out, Buf a, Buf b, Buf bias, int m, int n, int k, boolean accumulate) {
+        String op = "gemmBf16 " + layout;
+        positive(op, m, n, k);
+        if (m == 0 || n == 0) return;
+        long outAddress = f32(op, "out", out, (long) m * n);
+        long aAddress = bf16(op, "a", a, (long) m * k), bAddress = bf16(op, "b", b, (long) n * k);
+        long biasAddress = bias == null ? 0L : f32(op, "bias", bias, n);
+        String kernel = switch (layout) {
+            case NT -> "gemm_bf16_nt";
+            case NN -> "gemm_bf16_nn";
+            case TN -> "gemm_bf16_tn";
+        };
+        driver.launch(kernel, ceilDiv(n, GEMM_BF16_TILE), ceilDiv(m, GEMM_BF16_TILE), 1, GEMM_BF16_THREADS, 1, 1, 0,
                 outAddress, aAddress, bAddress, biasAddress, m, n, k, accumulate ? 1 : 0);
     }
 

@@ -21,7 +21,7 @@ import java.util.TreeMap;
  *
  * <p>An entry is a benchmark method plus its params. Where both files carry the entry's in-run
  * reference (by default the method {@code ort} of the same class, same params; see
- * {@link #REFERENCES}), the compared quantity is the speed relative to that reference, so a machine
+ * {@link #REFERENCES}: ONNX Runtime for MatmulBench, torch for the GPU harness's bf16 GEMMs), the compared quantity is the speed relative to that reference, so a machine
  * that is uniformly slower or busier in one run does not read as a regression. Otherwise the raw
  * scores are compared, in the direction the mode implies (throughput: higher is better; average,
  * sample, single-shot time: lower is better).
@@ -34,7 +34,8 @@ public final class BenchCompare {
     private BenchCompare() {}
 
     /** Benchmark class → the method that is the in-run reference of its other methods. */
-    public static final Map<String, String> REFERENCES = Map.of("io.hintgrpo.benchmarks.MatmulBench", "ort");
+    public static final Map<String, String> REFERENCES = Map.of("io.hintgrpo.benchmarks.MatmulBench", "ort",
+            "io.hintgrpo.tests.GpuBench", "torch");
     /** Reference method of a class not listed in {@link #REFERENCES}. */
     public static final String DEFAULT_REFERENCE = "ort";
 

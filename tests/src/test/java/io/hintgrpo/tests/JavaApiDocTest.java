@@ -45,5 +45,7 @@ class JavaApiDocTest {
         assertTrue(Double.isFinite(s.acc7()) && Double.isFinite(s.acc2Has0()), "accuracies finite");
         assertEquals(s.n(), report.byDomain().values().stream().mapToInt(Metrics.Scores::n).sum());
         assertTrue(Files.isDirectory(dir.resolve("sft/model")));
+        assertTrue(Files.isDirectory(dir.resolve("grpo/model")), "the GRPO stage exported its policy");
+        assertEquals(4, Files.readAllLines(dir.resolve("grpo/metrics.jsonl")).size(), "3 steps and the evaluation at the last");
     }
 }

@@ -12,6 +12,10 @@ import io.hintgrpo.trainer.data.Utterance;
 import io.hintgrpo.trainer.eval.EvalReport;
 import io.hintgrpo.trainer.eval.Evaluation;
 import io.hintgrpo.trainer.eval.Metrics;
+import io.hintgrpo.trainer.rl.GrpoConfig;
+import io.hintgrpo.trainer.rl.GrpoRun;
+import io.hintgrpo.trainer.rl.Reward;
+import io.hintgrpo.trainer.rl.Rewards;
 import io.hintgrpo.trainer.sft.SftConfig;
 import io.hintgrpo.trainer.sft.SftRun;
 import io.hintgrpo.trainer.tokenizer.Tokenizer;
@@ -21,7 +25,7 @@ import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
 
-/** Synthetic corpus → model → cold-start SFT → generation and MMSA metrics, all through the Java API. */
+/** Synthetic corpus → model → cold-start SFT → Hint-GRPO → generation and MMSA metrics, all through the Java API. */
 public final class JavaApiExample {
     public static EvalReport run(Path workDir) throws IOException {
         // 1. The corpus: two domains of multimodal utterances with teacher DC chains, and its tokenizer.
@@ -55,14 +59,31 @@ public final class JavaApiExample {
             System.out.printf("SFT: %d steps on %d chains, final loss %.3f%n", trained.training().steps(),
                     trained.examples(), trained.training().history().get(trained.training().steps() - 1).loss());
 
-            // 5. Load the best checkpoint (a plain model directory), generate greedily and score.
-            try (Model best = ModelDir.load(kernels, trained.modelDir(), 0, msg -> { });
-                 Tokenizer tok = Tokenizer.load(trained.modelDir())) {
+            // 5. Hint-GRPO from the SFT model (also the KL reference). Settings are named as in config files;
+            //    rewards are pluggable: the built-ins plus our own term that prefers short calibrations.
+            GrpoConfig grpo = GrpoConfig.defaults().with(Map.of("steps", 3, "prompts_per_step", 4, "group_size", 4,
+                    "hint", "replace", "eval_every", 3, "eval_samples", 8));
+            Reward brief = new Reward() {
+                public String name() { return "brief"; }
+                public double score(Utterance u, String response, io.hintgrpo.trainer.format.ParsedResponse parsed) {
+                    return parsed.calib() == null ? 0 : Math.max(0, 1 - parsed.calib().length() / 200.0);
+                }
+            };
+            Rewards rewards = new Rewards(List.of(new Rewards.Term(Rewards.format(), 0.2), new Rewards.Term(Rewards.polarity(), 0.4),
+                    new Rewards.Term(Rewards.score(2.0), 1.0), new Rewards.Term(brief, 0.1)));
+            GrpoRun.Outcome rl = GrpoRun.run(kernels, trained.modelDir(), train, valid, grpo, rewards, workDir.resolve("grpo"),
+                    false, Map.of(), System.out::println, () -> false,
+                    step -> System.out.printf("step %d: reward %.3f %s, hard groups %.2f, hinted %d, KL %.4f%n", step.step(),
+                            step.reward(), step.rewardComponents(), step.hardGroupRate(), step.hintedGroups(), step.kl()));
+
+            // 6. Load the trained policy (a plain model directory), generate greedily and score.
+            try (Model best = ModelDir.load(kernels, rl.modelDir(), 0, msg -> { });
+                 Tokenizer tok = Tokenizer.load(rl.modelDir())) {
                 Evaluation.Outcome outcome = Evaluation.run(best, tok, test, Evaluation.Options.greedy(), null);
                 Evaluation.Row first = outcome.rows().get(0);
                 System.out.println(first.utterance().text() + "\n  → " + first.response());
 
-                // 6. Metrics are objects: overall and per domain.
+                // 7. Metrics are objects: overall and per domain.
                 EvalReport report = outcome.report();
                 Metrics.Scores s = report.overall();
                 System.out.printf("MAE %.3f  Corr %.3f  Acc-7 %.3f  format valid %.2f  DC consistency %.2f%n",

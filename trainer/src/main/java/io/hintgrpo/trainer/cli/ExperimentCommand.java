@@ -98,12 +98,20 @@ final class ExperimentCommand implements Callable<Integer> {
             for (String d : SynthCorpus.domains()) tests.put(d, SynthCorpus.splitFile(corpusDir, d, "test"));
             Experiment.Settings s = new Experiment.Settings(sftModel, SynthCorpus.splitFile(corpusDir, domain, "train"),
                     SynthCorpus.splitFile(corpusDir, domain, "valid"), tests, domain, base, budget, seeds, testLimit);
-            String command = "hintgrpo experiment " + String.join(" ", spec.commandLine().getParseResult().originalArgs());
+            // the parse result of this subcommand still lists the whole command line, "experiment" included
+            List<String> args = spec.commandLine().getParseResult().originalArgs();
+            String command = "hintgrpo " + String.join(" ", args.isEmpty() || !args.get(0).equals("experiment") ? prepend(args) : args);
             Experiment.run(kernels, s, work, out, command.strip(), msg -> System.err.println("hintgrpo: " + msg), StopSignal::requested);
             if (StopSignal.requested()) return 0;
             spec.commandLine().getOut().println(Files.readString(out.resolve("results.md")));
             spec.commandLine().getOut().printf("experiment finished in %.1f min; results in %s%n", (System.nanoTime() - start) / 6e10, out);
         }
         return 0;
+    }
+
+    private static List<String> prepend(List<String> args) {
+        List<String> all = new java.util.ArrayList<>(List.of("experiment"));
+        all.addAll(args);
+        return all;
     }
 }

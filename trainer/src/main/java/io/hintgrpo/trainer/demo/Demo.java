@@ -50,11 +50,7 @@ public final class Demo {
 
     /** Hint-GRPO as the demo runs it: 15 steps of 8 prompts × 8 rollouts (about 2 minutes on 2 cores), evaluated and saved at the end. */
     public static GrpoConfig demoGrpo() {
-        com.fasterxml.jackson.databind.node.ObjectNode t = io.hintgrpo.trainer.config.Configs.toTree(GrpoConfig.defaults());
-        t.put("steps", 15);
-        t.put("eval_every", 15);
-        t.put("checkpoint_every", 15);
-        return io.hintgrpo.trainer.config.Configs.merge(GrpoConfig.class, GrpoConfig.defaults(), t, Map.of(), "demo");
+        return GrpoConfig.defaults().with(Map.of("steps", 15, "eval_every", 15, "checkpoint_every", 15));
     }
 
     public record Result(Path outDir, EvalReport inDomain, Map<String, EvalReport> byCondition, Path reportMarkdown) {}

@@ -66,18 +66,7 @@ public final class Experiment {
     }
 
     private static GrpoConfig with(GrpoConfig b, int steps, long budget, String hint, boolean dynamic) {
-        ObjectNode t = Configs.toTree(b);
-        t.put("steps", steps);
-        t.put("max_completions", budget);
-        t.put("hint", hint);
-        t.put("dynamic_sampling", dynamic);
-        return Configs.merge(GrpoConfig.class, b, t, Map.of(), "experiment");
-    }
-
-    private static GrpoConfig withSeed(GrpoConfig c, long seed) {
-        ObjectNode t = Configs.toTree(c);
-        t.put("seed", seed);
-        return Configs.merge(GrpoConfig.class, c, t, Map.of(), "experiment");
+        return b.with(Map.of("steps", steps, "max_completions", budget, "hint", hint, "dynamic_sampling", dynamic));
     }
 
     public static List<RunResult> run(Kernels kernels, Settings s, Path workDir, Path outDir, String command, Consumer<String> log,
@@ -106,7 +95,7 @@ public final class Experiment {
                 int steps = 0;
                 long completions = 0;
                 if (method.config() != null) {
-                    GrpoConfig c = withSeed(method.config(), seed);
+                    GrpoConfig c = method.config().with(Map.of("seed", seed));
                     log.accept(String.format(Locale.ROOT, "%s, seed %d: up to %d steps, budget %d completions", method.name(), seed,
                             c.steps(), c.maxCompletions()));
                     GrpoRun.Outcome o = GrpoRun.run(kernels, s.sftModel(), train, valid, c, null, runDir, true,

@@ -32,7 +32,7 @@ public record GrpoConfig(int steps, int promptsPerStep, int groupSize, int maxCo
                          double scoreDelta, String hint, String hardRule, double hardTau, double hintRateStart,
                          double hintRateEnd, int mixHinted, boolean dynamicSampling, int maxRefillRounds,
                          long maxCompletions, int evalEvery, int evalSamples, int checkpointEvery, int keepLast, long seed,
-                         int maxBadStepsInARow) {
+                         @com.fasterxml.jackson.annotation.JsonProperty("max_bad_steps_in_a_row") int maxBadStepsInARow) {
 
     public static GrpoConfig defaults() {
         return new GrpoConfig(40, 8, 8, 112, 1f, 0, 1f, 1e-4f, 0, 1f, 0f, 0.9f, 0.99f, 1e-8f, 1f,
@@ -78,6 +78,14 @@ public record GrpoConfig(int steps, int promptsPerStep, int groupSize, int maxCo
         if (maxRefillRounds < 0) bad("max_refill_rounds must be ≥ 0, got " + maxRefillRounds);
         if (maxCompletions < 0) bad("max_completions must be ≥ 0 (0 = no budget), got " + maxCompletions);
         if (evalSamples < 0) bad("eval_samples must be ≥ 0, got " + evalSamples);
+    }
+
+    /**
+     * This config with some settings changed, named as in config files (snake_case keys, e.g.
+     * {@code Map.of("steps", 20, "hint", "mix")}); validated like a config file.
+     */
+    public GrpoConfig with(java.util.Map<String, Object> settings) {
+        return io.hintgrpo.trainer.config.Configs.merge(GrpoConfig.class, this, null, settings, "grpo settings");
     }
 
     public GrpoObjective.Aggregation aggregationMode() {

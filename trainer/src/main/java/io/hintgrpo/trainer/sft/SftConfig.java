@@ -9,7 +9,8 @@ import io.hintgrpo.engine.BadInputException;
  */
 public record SftConfig(int steps, int batchSize, int gradAccum, float lr, float minLrRatio, int warmupSteps,
                         float weightDecay, float beta1, float beta2, float eps, float maxGradNorm,
-                        int evalEvery, int checkpointEvery, int keepLast, long seed, int maxBadStepsInARow) {
+                        int evalEvery, int checkpointEvery, int keepLast, long seed,
+                        @com.fasterxml.jackson.annotation.JsonProperty("max_bad_steps_in_a_row") int maxBadStepsInARow) {
 
     public static SftConfig defaults() {
         return new SftConfig(300, 16, 1, 2e-3f, 0.1f, 20, 0.01f, 0.9f, 0.95f, 1e-8f, 1f, 100, 100, 2, 1, 5);

@@ -282,5 +282,9 @@ class GrpoTrainerTest {
         assertTrue(e.getMessage().contains("group_size"), e.getMessage());
         e = assertThrows(io.hintgrpo.engine.BadInputException.class, () -> config(Map.of("hint_rate_end", 1.5)));
         assertTrue(e.getMessage().contains("hint rates"), e.getMessage());
+        // every key the messages name is a key a config file can set
+        assertEquals(7, config(Map.of("max_bad_steps_in_a_row", 7)).maxBadStepsInARow());
+        e = assertThrows(io.hintgrpo.engine.BadInputException.class, () -> config(Map.of("max_bad_steps_in_a_row", 0)));
+        assertTrue(e.getMessage().contains("max_bad_steps_in_a_row"), e.getMessage());
     }
 }

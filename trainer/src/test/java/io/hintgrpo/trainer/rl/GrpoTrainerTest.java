@@ -118,6 +118,43 @@ class GrpoTrainerTest {
     }
 
     /**
+     * The whole policy update (reference forward, β > 0, two passes so the second has ρ ≠ 1 and
+     * reads the stored logp_old, a hint row) on the CUDA kernels under the emulator matches cpu.
+     */
+    @Test
+    void policyUpdateOnTheCudaEmulatorMatchesCpu() {
+        Utterance u = utterances.get(4);
+        int[] hint = tok.encode(DcFormat.hintPrefix(Polarity.of(u.label())));
+        GrpoConfig c = config(Map.of("beta", 0.04f, "mu", 2, "minibatches", 2, "lr", 1e-2f, "eps_low", 0.01f, "eps_high", 0.01f));
+        float[][] params = new float[2][];
+        PolicyUpdate.Stats[] stats = new PolicyUpdate.Stats[2];
+        String[] backends = {"cpu", "cuda-emu"};
+        for (int b = 0; b < 2; b++) {
+            try (io.hintgrpo.engine.Kernels k = io.hintgrpo.engine.Backends.open(backends[b]);
+                 Model m = ModelDir.load(k, modelDir, 0, x -> {}); Model ref = ModelDir.load(k, modelDir, 0, x -> {});
+                 AdamW opt = GrpoTrainer.optimizer(m, c)) {
+                List<Rollouts.Group> groups = List.of(group(u, new int[]{3, 5, 2, 4}, new double[]{1, 0.2, 0.6, 0}, new int[0]),
+                        group(utterances.get(5), new int[]{4, 2, 6, 3}, new double[]{0.1, 0.9, 0.5, 0.3}, hint));
+                GrpoTrainer t = new GrpoTrainer(c, Rewards.of(c), dir.resolve("run"), null, Map.of(), s -> {}, () -> false);
+                stats[b] = PolicyUpdate.apply(m, ref, opt, PolicyUpdate.rows(groups, t.advantages(k, groups), false), c, c.lr());
+                params[b] = new float[Math.toIntExact(m.params.length)];
+                k.download(m.params, params[b]);
+            }
+        }
+        assertEquals(4, stats[0].optimizerSteps());
+        assertTrue(stats[0].kl() > 0 && stats[0].clipFraction() > 0, "the second pass moved ρ past the clip: " + stats[0]);
+        assertEquals(stats[0].loss(), stats[1].loss(), 1e-4 * Math.abs(stats[0].loss()) + 1e-7);
+        assertEquals(stats[0].kl(), stats[1].kl(), 1e-3 * stats[0].kl());
+        assertEquals(stats[0].clipFraction(), stats[1].clipFraction(), 0.0);
+        double diff = 0, norm = 0;
+        for (int i = 0; i < params[0].length; i++) {
+            diff += Math.pow(params[0][i] - params[1][i], 2);
+            norm += Math.pow(params[0][i], 2);
+        }
+        assertTrue(Math.sqrt(diff / norm) < 1e-5, "parameters after the update differ by " + Math.sqrt(diff / norm));
+    }
+
+    /**
      * Hint tokens carry no loss: a row with hint H is trained exactly like the same row with H
      * folded into the prompt (bit-identical parameters after the update), and differently from one
      * where H counts as completion.

@@ -47,7 +47,7 @@ public final class BenchRun {
     public enum Mode {
         /** The iterations and forks each class's annotations ask for (tens of minutes for the suite). */
         FULL,
-        /** 1 fork, 1 warmup iteration and 3 measurement iterations of 1 s each (about 11 minutes). */
+        /** 1 fork, 1 warmup iteration and 3 measurement iterations of 1 s each (the suite: about 9 minutes on 2 cores). */
         QUICK,
         /** Each benchmark once at its smallest params, one 100 ms iteration, no warmup: does it still run? Numbers mean nothing. */
         SMOKE
@@ -200,7 +200,8 @@ public final class BenchRun {
      */
     public static String markdown(Map<String, BenchCompare.Result> results) {
         StringBuilder sb = new StringBuilder("| benchmark | params | score ± error | unit | vs in-run reference |\n|---|---|---:|---|---:|\n");
-        for (BenchCompare.Result r : results.values()) {
+        // grouped by benchmark (JMH runs throughput modes first); params keep the run's order
+        for (BenchCompare.Result r : results.values().stream().sorted(java.util.Comparator.comparing(BenchCompare.Result::benchmark)).toList()) {
             String name = r.benchmark().substring(r.benchmark().lastIndexOf('.', r.benchmark().lastIndexOf('.') - 1) + 1);
             BenchCompare.Result ref = results.get(r.referenceKey());
             String vs = r.isReference() ? "(reference)"

@@ -30,7 +30,7 @@ final class BenchCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
 
-    @Option(names = "--quick", description = "1 fork, 1 warmup and 3 measurement iterations of 1 s (the suite: ~11 min on 2 cores).")
+    @Option(names = "--quick", description = "1 fork, 1 warmup and 3 measurement iterations of 1 s (the suite: ~9 min on 2 cores).")
     boolean quick;
 
     @Option(names = "--smoke", description = "Each benchmark once at its smallest params, one 100 ms iteration: checks the suite runs (CI); numbers mean nothing.")

@@ -16,11 +16,13 @@ import java.time.ZoneOffset;
 import java.time.ZonedDateTime;
 import java.time.format.DateTimeFormatter;
 import java.util.ArrayList;
+import java.util.Comparator;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
+import java.util.function.Consumer;
 import java.util.regex.Pattern;
 import java.util.regex.PatternSyntaxException;
 
@@ -98,13 +100,13 @@ public final class BenchRun {
             if (!Files.isRegularFile(option)) throw new BadInputException("--jar", "no such file: " + option);
             return option;
         }
-        List<Path> candidates = new ArrayList<>();
         String prop = System.getProperty(JAR_PROPERTY);
         if (prop != null && !prop.isBlank()) {
             Path p = Path.of(prop);
             if (!Files.isRegularFile(p)) throw new BadInputException("-D" + JAR_PROPERTY, "no such file: " + p);
             return p;
         }
+        List<Path> candidates = new ArrayList<>();
         Path self = ownJar();
         if (self != null && self.getParent() != null) {
             candidates.add(self.resolveSibling("benchmarks.jar"));
@@ -201,7 +203,7 @@ public final class BenchRun {
     public static String markdown(Map<String, BenchCompare.Result> results) {
         StringBuilder sb = new StringBuilder("| benchmark | params | score ± error | unit | vs in-run reference |\n|---|---|---:|---|---:|\n");
         // grouped by benchmark (JMH runs throughput modes first); params keep the run's order
-        for (BenchCompare.Result r : results.values().stream().sorted(java.util.Comparator.comparing(BenchCompare.Result::benchmark)).toList()) {
+        for (BenchCompare.Result r : results.values().stream().sorted(Comparator.comparing(BenchCompare.Result::benchmark)).toList()) {
             String name = r.benchmark().substring(r.benchmark().lastIndexOf('.', r.benchmark().lastIndexOf('.') - 1) + 1);
             BenchCompare.Result ref = results.get(r.referenceKey());
             String vs = r.isReference() ? "(reference)"
@@ -244,7 +246,7 @@ public final class BenchRun {
     }
 
     /** Runs cmd, handing each line of its stdout+stderr to sink; returns the exit code. */
-    private static int exec(List<String> cmd, java.util.function.Consumer<String> sink) {
+    private static int exec(List<String> cmd, Consumer<String> sink) {
         try {
             Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
             p.getOutputStream().close();

@@ -1,5 +1,6 @@
 package io.hintgrpo.trainer.cli;
 
+import io.hintgrpo.engine.BadInputException;
 import io.hintgrpo.trainer.bench.BenchCompare;
 import io.hintgrpo.trainer.bench.BenchRun;
 import picocli.CommandLine.Command;
@@ -24,8 +25,10 @@ import java.util.concurrent.Callable;
                 "Exit 0: done; 1: a benchmark failed or left no result; 2: bad input (filter, jar, params).",
                 "'bench compare' compares two result files."})
 final class BenchCommand implements Callable<Integer> {
-    /** Exit code when at least one benchmark regressed (compare) or failed (run). */
+    /** Exit code when at least one benchmark regressed (compare). */
     static final int EXIT_REGRESSION = 1;
+    /** Exit code when the run failed: a benchmark threw or left no result. */
+    static final int EXIT_RUN_FAILED = 1;
 
     @Spec
     CommandSpec spec;
@@ -53,7 +56,7 @@ final class BenchCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         PrintWriter o = spec.commandLine().getOut(), err = spec.commandLine().getErr();
-        if (quick && smoke) throw new io.hintgrpo.engine.BadInputException("--quick/--smoke", "choose one");
+        if (quick && smoke) throw new BadInputException("--quick/--smoke", "choose one");
         BenchRun.Mode mode = smoke ? BenchRun.Mode.SMOKE : quick ? BenchRun.Mode.QUICK : BenchRun.Mode.FULL;
         String regex = BenchRun.checkFilter(filter);
         params.forEach(BenchRun::checkParam);
@@ -67,7 +70,7 @@ final class BenchCommand implements Callable<Integer> {
             return 0;
         } catch (BenchRun.RunFailed e) {
             err.println("hintgrpo: error: bench: " + e.getMessage());
-            return EXIT_REGRESSION;
+            return EXIT_RUN_FAILED;
         }
     }
 

@@ -19,3 +19,16 @@ if [ ${#packages[@]} -gt 0 ]; then
 fi
 
 mvn -B -ntp verify "$@"
+
+# Benchmark smoke: every JMH benchmark runs once (one 100 ms iteration at its smallest params, each
+# in its own fork with the forks' real JVM flags) so the suite cannot rot; numbers are not gated.
+# About a minute. `bench` fails on a benchmark error (e.g. ONNX Runtime disagreeing with our
+# forward in setup) or a missing result; the files are checked here too.
+smoke=target/bench-smoke
+java --add-modules jdk.incubator.vector -jar trainer/target/hintgrpo.jar bench --smoke \
+  --jar benchmarks/target/benchmarks.jar --out "$smoke" > target/bench-smoke.log 2>&1 \
+  || { tail -n 40 target/bench-smoke.log >&2; echo "test.sh: benchmark smoke failed (log: target/bench-smoke.log)" >&2; exit 1; }
+for f in jmh-result.json results.md; do
+  [ -s "$smoke/$f" ] || { echo "test.sh: benchmark smoke wrote no $smoke/$f" >&2; exit 1; }
+done
+echo "test.sh: benchmark smoke passed ($(grep -c '^| [A-Za-z]*Bench\.' "$smoke/results.md") results in $smoke/results.md)"

@@ -1,12 +1,8 @@
 package io.hintgrpo.benchmarks;
 
-import io.hintgrpo.engine.cpu.CpuKernels;
 import io.hintgrpo.engine.model.AdamW;
 import io.hintgrpo.engine.model.Batch;
 import io.hintgrpo.engine.model.Model;
-import io.hintgrpo.engine.model.ModelConfig;
-import io.hintgrpo.engine.model.Presets;
-import io.hintgrpo.engine.model.Sequence;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
 import org.openjdk.jmh.annotations.Fork;
@@ -21,9 +17,6 @@ import org.openjdk.jmh.annotations.Setup;
 import org.openjdk.jmh.annotations.State;
 import org.openjdk.jmh.annotations.Warmup;
 
-import java.util.ArrayList;
-import java.util.List;
-import java.util.SplittableRandom;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -37,11 +30,11 @@ import java.util.concurrent.TimeUnit;
 @Measurement(iterations = 3, time = 6)
 @Fork(value = 1, jvmArgsAppend = {"--add-modules", "jdk.incubator.vector", "-Xmx6g"})
 public class TrainStepBench {
-    static final int BATCH = 8, LENGTH = 128;
+    static final int BATCH = BenchModels.BATCH, LENGTH = BenchModels.LENGTH;
 
     @State(Scope.Benchmark)
     public static class Step {
-        /** "embedded": Presets.embeddedDefault (~3.5M); "25m": Presets.small25m. */
+        /** "embedded": Presets.embeddedDefault (~3.6M); "25m": Presets.small25m (see {@link BenchModels#config}). */
         @Param({"embedded", "25m"})
         public String config;
 
@@ -51,23 +44,9 @@ public class TrainStepBench {
 
         @Setup(Level.Trial)
         public void setUp() {
-            ModelConfig cfg = config.equals("25m") ? Presets.small25m() : Presets.embeddedDefault();
-            model = new Model(new CpuKernels(), cfg);
-            model.initialize(1);
+            model = BenchModels.cpuModel(config);
             opt = new AdamW(model, 1e-4f, 0.9f, 0.95f, 1e-8f, 0.01f);
-            SplittableRandom rng = new SplittableRandom(2);
-            List<Sequence> seqs = new ArrayList<>();
-            int textVocab = cfg.hasAudio() ? Math.min(cfg.audioTokenId(), cfg.visionTokenId()) : cfg.vocabSize();
-            for (int s = 0; s < BATCH; s++) {
-                int[] ids = new int[LENGTH];
-                float[] w = new float[LENGTH];
-                for (int i = 0; i < LENGTH; i++) {
-                    ids[i] = rng.nextInt(textVocab);
-                    w[i] = 1f / (BATCH * (LENGTH - 1));
-                }
-                seqs.add(new Sequence(ids, w, null, null));
-            }
-            batch = Batch.pack(cfg, seqs);
+            batch = BenchModels.textBatch(model.config, BATCH, LENGTH, 2);
         }
     }
 

@@ -188,7 +188,8 @@ public final class BenchCompare {
         return new Report(rows, onlyBase, onlyCur);
     }
 
-    private static double speedRatio(Result r, Result ref) {
+    /** Our speed over the reference's: ours/ref for throughput, ref/ours for time. */
+    static double speedRatio(Result r, Result ref) {
         return r.higherIsBetter() ? r.score / ref.score : ref.score / r.score;
     }
 

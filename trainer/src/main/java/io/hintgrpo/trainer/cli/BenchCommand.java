@@ -1,21 +1,78 @@
 package io.hintgrpo.trainer.cli;
 
+import io.hintgrpo.engine.BadInputException;
 import io.hintgrpo.trainer.bench.BenchCompare;
+import io.hintgrpo.trainer.bench.BenchRun;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
 
+import java.io.PrintWriter;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.Callable;
 
-/** {@code hintgrpo bench}: benchmark results (JMH JSON) — compare two runs for the CI regression gate. */
+/**
+ * {@code hintgrpo bench}: runs the JMH suite (benchmarks.jar in a child JVM) and writes its JSON
+ * and a markdown table; {@code bench compare} compares two runs for the CI regression gate.
+ */
 @Command(name = "bench", mixinStandardHelpOptions = true, subcommands = BenchCommand.Compare.class,
-        description = "Benchmark results: compare a run against a baseline.")
-final class BenchCommand {
-    /** Exit code when at least one benchmark regressed. */
+        description = {"Runs the JMH benchmarks (benchmarks.jar) and writes " + BenchRun.JSON + " (JMH JSON) and "
+                + BenchRun.MARKDOWN + " (score ± error, ratio to the in-run reference) into --out.",
+                "Exit 0: done; 1: a benchmark failed or left no result; 2: bad input (filter, jar, params).",
+                "'bench compare' compares two result files."})
+final class BenchCommand implements Callable<Integer> {
+    /** Exit code when at least one benchmark regressed (compare). */
     static final int EXIT_REGRESSION = 1;
+    /** Exit code when the run failed: a benchmark threw or left no result. */
+    static final int EXIT_RUN_FAILED = 1;
+
+    @Spec
+    CommandSpec spec;
+
+    @Option(names = "--quick", description = "1 fork, 1 warmup and 3 measurement iterations of 1 s (the suite: ~9 min on 2 cores).")
+    boolean quick;
+
+    @Option(names = "--smoke", description = "Each benchmark once at its smallest params, one 100 ms iteration: checks the suite runs (CI); numbers mean nothing.")
+    boolean smoke;
+
+    @Option(names = "--filter", paramLabel = "REGEX", defaultValue = BenchRun.ALL,
+            description = "Benchmarks whose full name contains a match (JMH include), e.g. 'ForwardBench|DecodeBench' (default: all).")
+    String filter;
+
+    @Option(names = "--param", paramLabel = "NAME=V[,V…]", description = "JMH -p, repeatable: e.g. --param config=25m.")
+    List<String> params = new ArrayList<>();
+
+    @Option(names = "--out", paramLabel = "DIR", defaultValue = "bench-results", description = "Output folder (default: ${DEFAULT-VALUE}).")
+    Path out;
+
+    @Option(names = "--jar", paramLabel = "FILE",
+            description = "benchmarks.jar (default: -D" + BenchRun.JAR_PROPERTY + ", else next to the hintgrpo jar or benchmarks/target/).")
+    Path jar;
+
+    @Override
+    public Integer call() {
+        PrintWriter o = spec.commandLine().getOut(), err = spec.commandLine().getErr();
+        if (quick && smoke) throw new BadInputException("--quick/--smoke", "choose one");
+        BenchRun.Mode mode = smoke ? BenchRun.Mode.SMOKE : quick ? BenchRun.Mode.QUICK : BenchRun.Mode.FULL;
+        String regex = BenchRun.checkFilter(filter);
+        params.forEach(BenchRun::checkParam);
+        Path jarFile = BenchRun.findJar(jar);
+        try {
+            BenchRun.Outcome r = BenchRun.run(jarFile, mode, regex, params, out, o);
+            o.println();
+            o.print(BenchRun.markdown(r.results()));
+            o.println("wrote " + r.json() + " and " + r.markdown());
+            o.flush();
+            return 0;
+        } catch (BenchRun.RunFailed e) {
+            err.println("hintgrpo: error: bench: " + e.getMessage());
+            return EXIT_RUN_FAILED;
+        }
+    }
 
     @Command(name = "compare", mixinStandardHelpOptions = true,
             description = {"Compares two JMH JSON result files (-rf json). Where both carry the in-run reference "

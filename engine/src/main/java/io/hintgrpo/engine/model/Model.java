@@ -135,7 +135,7 @@ public final class Model implements AutoCloseable {
 
     /** The first n elements of x as bf16: the weight copy when x is a parameter matrix, else a cast into scratch. */
     private Buf bf16(Buf x, long n, int slot) {
-        if (x.memory == params.memory) {
+        if (x.memory == params.memory) { // a slice of the parameter allocation: a weight (grads and activations live elsewhere)
             long at = x.offset - params.offset;
             if (at < 0 || at + n > layout.decayEnd())
                 throw new IllegalStateException("a GEMM operand outside the parameter matrices: " + x);

@@ -7,6 +7,8 @@ import io.hintgrpo.engine.Kernels;
  * AdamW over the model's whole parameter buffer: global gradient-norm clipping folded into the
  * update as a gradient scale, decoupled weight decay on the matrices only (the layout puts them
  * first, so that is two optimizer passes), bias correction. Moments mirror the parameter layout.
+ * The update is on the fp32 master weights in every {@link Precision}; a bf16 model's weight copy
+ * is refreshed from them lazily ({@link Model#paramsChanged}).
  */
 public final class AdamW implements AutoCloseable {
     private final Model model;
@@ -86,6 +88,7 @@ public final class AdamW implements AutoCloseable {
         long rest = size - decayEnd;
         k.adamw(p.slice(decayEnd, rest), grads.slice(decayEnd, rest), m.slice(decayEnd, rest), v.slice(decayEnd, rest),
                 rest, lr, beta1, beta2, eps, 0f, scale, step);
+        model.paramsChanged(); // a bf16 model recasts its weight copy before the next GEMM
         return norm;
     }
 

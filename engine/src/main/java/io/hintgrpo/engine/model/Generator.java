@@ -199,7 +199,7 @@ public final class Generator {
         int[] draw(Options opt, int n) {
             ModelConfig cfg = model.config;
             Kernels k = model.kernels;
-            k.gemm(Gemm.NT, logits, hidden, model.param(model.lmHeadName()), null, b, cfg.vocabSize(), cfg.hiddenSize(), false);
+            model.gemm(Gemm.NT, logits, hidden, model.param(model.lmHeadName()), null, b, cfg.vocabSize(), cfg.hiddenSize(), false);
             k.sample(tokens, logits, b, cfg.vocabSize(), opt.temperature(), opt.topK(), opt.topP(), opt.seed(), n, banned, nBanned);
             int[] drawn = new int[b];
             k.download(tokens, drawn);

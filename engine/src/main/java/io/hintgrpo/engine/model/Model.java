@@ -10,6 +10,9 @@ import java.util.SplittableRandom;
  * The Qwen2-style multimodal decoder: its config, the one contiguous parameter buffer on a
  * backend, the gradients that mirror it, and the explicit forward and backward (no autograd:
  * the forward saves in the activation arena what the backward reads).
+ *
+ * <p>Precision ({@link #setPrecision}): every GEMM goes through {@link #gemm}, the one place that
+ * runs it on fp32 or bf16 operands; the rest of the forward and backward is the same code in both.
  */
 public final class Model implements AutoCloseable {
     /** Standard deviation of the normal initialisation of matrices (HF initializer_range). */
@@ -21,6 +24,12 @@ public final class Model implements AutoCloseable {
     public final Buf params;
     private Buf grads;
     private Activations acts;
+    private Precision precision = Precision.FP32;
+    // BF16 only: the matrices [0, decayEnd) of params as bf16, recast lazily after params change
+    private Buf paramsBf16;
+    private boolean paramsBf16Stale;
+    // BF16 only: bf16 copies of a GEMM's activation operands (a, and b of TN), grown on demand
+    private final Buf[] castScratch = new Buf[2];
 
     /** Allocates zeroed parameters; call {@link #initialize} or load a checkpoint into them. */
     public Model(Kernels kernels, ModelConfig config) {
@@ -72,6 +81,87 @@ public final class Model implements AutoCloseable {
         if (values.length != b.length)
             throw new IllegalArgumentException(name + ": expected " + b.length + " values, got " + values.length);
         kernels.upload(b, values);
+        paramsChanged();
+    }
+
+    // ---- precision ----
+
+    public Precision precision() {
+        return precision;
+    }
+
+    /**
+     * FP32 (the default): every GEMM on fp32 operands, results bit-identical to a model without
+     * this setting. BF16: GEMMs on bf16 operands with fp32 accumulation ({@link Kernels#gemmBf16});
+     * master weights, gradients, AdamW state, norms, softmax and loss stay fp32, and checkpoints
+     * save the fp32 master weights. May be switched at any time between steps.
+     */
+    public void setPrecision(Precision p) {
+        if (p == precision) return;
+        precision = p;
+        if (p == Precision.BF16) {
+            paramsBf16 = kernels.allocBf16(Math.max(1, layout.decayEnd()));
+            paramsBf16Stale = true;
+        } else {
+            freeBf16();
+        }
+    }
+
+    /**
+     * Marks the bf16 weight copy stale after the fp32 master weights changed; the next bf16 GEMM
+     * recasts it (one cast pass over the matrices). {@link #upload} and {@link AdamW#step} call it;
+     * code that writes {@link #params} through the kernels directly must too.
+     */
+    public void paramsChanged() {
+        paramsBf16Stale = true;
+    }
+
+    /**
+     * out = op(a)·op(b) (+ bias), written or accumulated, as {@link Kernels#gemm}: every GEMM of
+     * the model (and of {@link Generator}) goes through here, and this is the one place that
+     * decides its precision. BF16: a weight matrix (a slice of the parameter matrices) is read from
+     * the bf16 copy at the same offset; any other operand (activations, activation gradients) is
+     * cast to bf16 just before the GEMM — one cast per operand per GEMM, so an operand shared by
+     * two GEMMs (dOut of the input and weight gradients) is cast twice: a first form, simple and
+     * correct.
+     */
+    void gemm(Gemm layout, Buf out, Buf a, Buf b, Buf bias, int m, int n, int k, boolean accumulate) {
+        if (precision == Precision.FP32) {
+            kernels.gemm(layout, out, a, b, bias, m, n, k, accumulate);
+            return;
+        }
+        kernels.gemmBf16(layout, out, bf16(a, (long) m * k, 0), bf16(b, (long) n * k, 1), bias, m, n, k, accumulate);
+    }
+
+    /** The first n elements of x as bf16: the weight copy when x is a parameter matrix, else a cast into scratch. */
+    private Buf bf16(Buf x, long n, int slot) {
+        if (x.memory == params.memory) { // a slice of the parameter allocation: a weight (grads and activations live elsewhere)
+            long at = x.offset - params.offset;
+            if (at < 0 || at + n > layout.decayEnd())
+                throw new IllegalStateException("a GEMM operand outside the parameter matrices: " + x);
+            if (paramsBf16Stale) {
+                kernels.castF32ToBf16(paramsBf16, params, layout.decayEnd());
+                paramsBf16Stale = false;
+            }
+            return paramsBf16.slice(at, n);
+        }
+        Buf s = castScratch[slot];
+        if (s == null || s.length < n) {
+            if (s != null) kernels.free(s);
+            s = castScratch[slot] = kernels.allocBf16(Math.max(1, n));
+        }
+        Buf dst = s.slice(0, n);
+        kernels.castF32ToBf16(dst, x, n);
+        return dst;
+    }
+
+    private void freeBf16() {
+        if (paramsBf16 != null) kernels.free(paramsBf16);
+        paramsBf16 = null;
+        for (int i = 0; i < castScratch.length; i++) {
+            if (castScratch[i] != null) kernels.free(castScratch[i]);
+            castScratch[i] = null;
+        }
     }
 
     /** The LM head matrix: lm_head.weight, or the embedding when tied. */
@@ -170,7 +260,7 @@ public final class Model implements AutoCloseable {
         mods.free();
         int m = batch.rows(), v = config.vocabSize();
         Buf out = kernels.allocF32((long) m * v);
-        kernels.gemm(Gemm.NT, out, acts.lnf, param(lmHeadName()), null, m, v, config.hiddenSize(), false);
+        gemm(Gemm.NT, out, acts.lnf, param(lmHeadName()), null, m, v, config.hiddenSize(), false);
         float[] host = new float[Math.toIntExact((long) m * v)];
         kernels.download(out, host);
         kernels.free(out);
@@ -227,10 +317,10 @@ public final class Model implements AutoCloseable {
 
         void forward(Buf x0) {
             int c = config.hiddenSize();
-            kernels.gemm(Gemm.NT, hidden, features, param(prefix + "linear_1.weight"), param(prefix + "linear_1.bias"), n, c, dim, false);
+            gemm(Gemm.NT, hidden, features, param(prefix + "linear_1.weight"), param(prefix + "linear_1.bias"), n, c, dim, false);
             if (config.mlpProjector()) {
                 kernels.gelu(activated, hidden, (long) n * c);
-                kernels.gemm(Gemm.NT, out, activated, param(prefix + "linear_2.weight"), param(prefix + "linear_2.bias"), n, c, c, false);
+                gemm(Gemm.NT, out, activated, param(prefix + "linear_2.weight"), param(prefix + "linear_2.bias"), n, c, c, false);
             }
             kernels.scatterRows(x0, out, rows, n, c);
         }
@@ -241,15 +331,15 @@ public final class Model implements AutoCloseable {
             kernels.gatherRows(dout, dx0, rows, n, c);
             Buf dhidden = dout;
             if (config.mlpProjector()) {
-                kernels.gemm(Gemm.TN, grad(prefix + "linear_2.weight"), dout, activated, null, c, c, n, true);
+                gemm(Gemm.TN, grad(prefix + "linear_2.weight"), dout, activated, null, c, c, n, true);
                 kernels.biasBackward(grad(prefix + "linear_2.bias"), dout, n, c);
                 Buf dact = kernels.allocF32((long) n * c);
-                kernels.gemm(Gemm.NN, dact, dout, param(prefix + "linear_2.weight"), null, n, c, c, false);
+                gemm(Gemm.NN, dact, dout, param(prefix + "linear_2.weight"), null, n, c, c, false);
                 dhidden = kernels.allocF32((long) n * c);
                 kernels.geluBackward(dhidden, dact, hidden, (long) n * c);
                 kernels.free(dact);
             }
-            kernels.gemm(Gemm.TN, grad(prefix + "linear_1.weight"), dhidden, features, null, c, dim, n, true);
+            gemm(Gemm.TN, grad(prefix + "linear_1.weight"), dhidden, features, null, c, dim, n, true);
             kernels.biasBackward(grad(prefix + "linear_1.bias"), dhidden, n, c);
             if (dhidden != dout) kernels.free(dhidden);
             kernels.free(dout);
@@ -279,17 +369,17 @@ public final class Model implements AutoCloseable {
         int c = cfg.hiddenSize(), inter = cfg.intermediateSize();
         String p = "model.layers." + l + ".";
         k.rmsnorm(b.ln1(), b.rstd1(), b.x(), param(p + "input_layernorm.weight"), m, c, cfg.rmsNormEps());
-        k.gemm(Gemm.NT, b.qkv(), b.ln1(), qkvWeight(l), qkvBias(l), m, cfg.qkvDim(), c, false);
+        gemm(Gemm.NT, b.qkv(), b.ln1(), qkvWeight(l), qkvBias(l), m, cfg.qkvDim(), c, false);
         k.rope(b.qkv(), positions, m, cfg.numHeads(), cfg.numKvHeads(), cfg.headDim(), cfg.ropeTheta(), false);
         attend.run(l, b.qkv(), b.att());
         // residual: xmid = x + o(att), as a copy then an accumulating GEMM
         k.copy(b.xmid(), b.x());
-        k.gemm(Gemm.NT, b.xmid(), b.att(), param(p + "self_attn.o_proj.weight"), null, m, c, cfg.qDim(), true);
+        gemm(Gemm.NT, b.xmid(), b.att(), param(p + "self_attn.o_proj.weight"), null, m, c, cfg.qDim(), true);
         k.rmsnorm(b.ln2(), b.rstd2(), b.xmid(), param(p + "post_attention_layernorm.weight"), m, c, cfg.rmsNormEps());
-        k.gemm(Gemm.NT, b.gateUp(), b.ln2(), gateUpWeight(l), null, m, 2 * inter, c, false);
+        gemm(Gemm.NT, b.gateUp(), b.ln2(), gateUpWeight(l), null, m, 2 * inter, c, false);
         k.swiglu(b.act(), b.gateUp(), m, inter);
         k.copy(b.xOut(), b.xmid());
-        k.gemm(Gemm.NT, b.xOut(), b.act(), param(p + "mlp.down_proj.weight"), null, m, c, inter, true);
+        gemm(Gemm.NT, b.xOut(), b.act(), param(p + "mlp.down_proj.weight"), null, m, c, inter, true);
     }
 
     private Modalities forwardLayers(Batch batch) {
@@ -340,12 +430,12 @@ public final class Model implements AutoCloseable {
             int rows = Math.min(a.chunkRows, m - r0);
             Buf logits = a.logits.slice(0, (long) rows * v);
             Buf lnf = a.lnf.slice((long) r0 * c, (long) rows * c);
-            k.gemm(Gemm.NT, logits, lnf, head, null, rows, v, c, false);
+            gemm(Gemm.NT, logits, lnf, head, null, rows, v, c, false);
             k.crossEntropy(logits, a.logprob.slice(r0, rows), a.entropy.slice(r0, rows), a.targets.slice(r0, rows),
                     a.weights.slice(r0, rows), rows, v, 1f / temperature, backward);
             if (backward) {
-                k.gemm(Gemm.NN, a.dln.slice((long) r0 * c, (long) rows * c), logits, head, null, rows, c, v, false);
-                k.gemm(Gemm.TN, grad(lmHeadName()), logits, lnf, null, v, c, rows, true);
+                gemm(Gemm.NN, a.dln.slice((long) r0 * c, (long) rows * c), logits, head, null, rows, c, v, false);
+                gemm(Gemm.TN, grad(lmHeadName()), logits, lnf, null, v, c, rows, true);
             }
         }
         float[] logprobs = new float[m], entropy = new float[m], weights = new float[m];
@@ -370,20 +460,20 @@ public final class Model implements AutoCloseable {
         for (int l = layers - 1; l >= 0; l--) {
             String p = "model.layers." + l + ".";
             // x[l+1] = xmid + down(swiglu(gateUp(ln2)))
-            k.gemm(Gemm.NN, a.dact, a.dx, param(p + "mlp.down_proj.weight"), null, m, inter, c, false);
-            k.gemm(Gemm.TN, grad(p + "mlp.down_proj.weight"), a.dx, a.act[l], null, c, inter, m, true);
+            gemm(Gemm.NN, a.dact, a.dx, param(p + "mlp.down_proj.weight"), null, m, inter, c, false);
+            gemm(Gemm.TN, grad(p + "mlp.down_proj.weight"), a.dx, a.act[l], null, c, inter, m, true);
             k.swigluBackward(a.dgateUp, a.dact, a.gateUp[l], m, inter);
-            k.gemm(Gemm.NN, a.dln, a.dgateUp, gateUpWeight(l), null, m, c, 2 * inter, false);
-            k.gemm(Gemm.TN, gateUpGrad(l), a.dgateUp, a.ln2[l], null, 2 * inter, c, m, true);
+            gemm(Gemm.NN, a.dln, a.dgateUp, gateUpWeight(l), null, m, c, 2 * inter, false);
+            gemm(Gemm.TN, gateUpGrad(l), a.dgateUp, a.ln2[l], null, 2 * inter, c, m, true);
             k.rmsnormBackward(a.dx, grad(p + "post_attention_layernorm.weight"), a.dln, a.xmid[l],
                     param(p + "post_attention_layernorm.weight"), a.rstd2[l], m, c);
             // xmid = x + o(attention(rope(qkv(ln1))))
-            k.gemm(Gemm.NN, a.datt, a.dx, param(p + "self_attn.o_proj.weight"), null, m, cfg.qDim(), c, false);
-            k.gemm(Gemm.TN, grad(p + "self_attn.o_proj.weight"), a.dx, a.att[l], null, c, cfg.qDim(), m, true);
+            gemm(Gemm.NN, a.datt, a.dx, param(p + "self_attn.o_proj.weight"), null, m, cfg.qDim(), c, false);
+            gemm(Gemm.TN, grad(p + "self_attn.o_proj.weight"), a.dx, a.att[l], null, c, cfg.qDim(), m, true);
             k.attentionBackward(a.dqkv, a.datt, a.qkv[l], a.att[l], a.lse[l], a.lengths, a.b, a.t, heads, kvHeads, d);
             k.rope(a.dqkv, a.positions, m, heads, kvHeads, d, cfg.ropeTheta(), true);
-            k.gemm(Gemm.NN, a.dln, a.dqkv, qkvWeight(l), null, m, c, cfg.qkvDim(), false);
-            k.gemm(Gemm.TN, qkvGrad(l, false), a.dqkv, a.ln1[l], null, cfg.qkvDim(), c, m, true);
+            gemm(Gemm.NN, a.dln, a.dqkv, qkvWeight(l), null, m, c, cfg.qkvDim(), false);
+            gemm(Gemm.TN, qkvGrad(l, false), a.dqkv, a.ln1[l], null, cfg.qkvDim(), c, m, true);
             k.biasBackward(qkvGrad(l, true), a.dqkv, m, cfg.qkvDim());
             k.rmsnormBackward(a.dx, grad(p + "input_layernorm.weight"), a.dln, a.x[l],
                     param(p + "input_layernorm.weight"), a.rstd1[l], m, c);
@@ -417,6 +507,7 @@ public final class Model implements AutoCloseable {
 
     @Override
     public void close() {
+        freeBf16();
         if (acts != null) acts.free();
         if (grads != null) kernels.free(grads);
         kernels.free(params);

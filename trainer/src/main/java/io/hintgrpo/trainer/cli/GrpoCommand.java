@@ -3,6 +3,7 @@ package io.hintgrpo.trainer.cli;
 import io.hintgrpo.engine.Backends;
 import io.hintgrpo.engine.Kernels;
 import io.hintgrpo.engine.model.ModelConfig;
+import io.hintgrpo.engine.model.Precision;
 import io.hintgrpo.trainer.config.Configs;
 import io.hintgrpo.trainer.data.Jsonl;
 import io.hintgrpo.trainer.data.Utterance;
@@ -53,6 +54,11 @@ final class GrpoCommand implements Callable<Integer> {
 
     @Option(names = "--backend", defaultValue = "auto", description = "auto | cpu | cuda | cuda-emu (default: ${DEFAULT-VALUE}).")
     String backend;
+
+    @Option(names = "--precision", defaultValue = "fp32", description = "fp32 | bf16: what the GEMMs of the policy and the "
+            + "reference multiply; bf16 keeps fp32 master weights, gradients, optimizer state, norms and loss, and checkpoints "
+            + "hold fp32 (default: ${DEFAULT-VALUE}).")
+    String precision;
 
     @Option(names = "--skip-bad", description = "Skip malformed records (counted and reported) instead of failing.")
     boolean skipBad;
@@ -121,6 +127,7 @@ final class GrpoCommand implements Callable<Integer> {
         flags.put("seed", seed);
         GrpoConfig cfg = Configs.merge(GrpoConfig.class, GrpoConfig.defaults(), config == null ? null : section(config), flags,
                 config == null ? "flags" : config.toString());
+        Precision gemmPrecision = Precision.parse(precision);
         Path configJson = model.resolve("config.json");
         if (!Files.isRegularFile(configJson)) throw new BadInputException(model.toString(), "no config.json in the model directory");
         ModelConfig modelConfig = ModelConfig.parse(Files.readString(configJson), configJson.toString());
@@ -131,7 +138,7 @@ final class GrpoCommand implements Callable<Integer> {
             ConfigFile.writeEffectiveTo(spec, out.resolve("command.config.json")); // with grpo_config.json: the run, repeatable
             Map<String, String> fingerprint = Map.of("train", train.toString());
             GrpoRun.Outcome o = GrpoRun.run(kernels, model, trainData, validData, cfg, null, out, resume, fingerprint,
-                    msg -> System.err.println("hintgrpo: " + msg), StopSignal::requested, null);
+                    msg -> System.err.println("hintgrpo: " + msg), StopSignal::requested, null, gemmPrecision);
             spec.commandLine().getOut().printf("%s: %d steps (%d skipped), %d completions generated; best model: %s%n",
                     cfg.methodName(), o.training().steps(), o.training().skippedSteps(), o.training().completionsTotal(), o.modelDir());
         }

@@ -5,6 +5,7 @@ import io.hintgrpo.engine.Backends;
 import io.hintgrpo.engine.Kernels;
 import io.hintgrpo.engine.io.ModelDir;
 import io.hintgrpo.engine.model.Model;
+import io.hintgrpo.engine.model.Precision;
 import io.hintgrpo.trainer.config.Configs;
 import io.hintgrpo.trainer.data.Jsonl;
 import io.hintgrpo.trainer.data.Utterance;
@@ -52,6 +53,10 @@ final class SftCommand implements Callable<Integer> {
     @Option(names = "--backend", defaultValue = "auto", description = "auto | cpu | cuda | cuda-emu (default: ${DEFAULT-VALUE}).")
     String backend;
 
+    @Option(names = "--precision", defaultValue = "fp32", description = "fp32 | bf16: what the GEMMs multiply; bf16 keeps fp32 "
+            + "master weights, gradients, optimizer state, norms and loss, and checkpoints hold fp32 (default: ${DEFAULT-VALUE}).")
+    String precision;
+
     @Option(names = "--skip-bad", description = "Skip malformed records (counted and reported) instead of failing.")
     boolean skipBad;
 
@@ -86,11 +91,13 @@ final class SftCommand implements Callable<Integer> {
         flags.put("seed", seed);
         SftConfig cfg = Configs.merge(SftConfig.class, SftConfig.defaults(), config == null ? null : section(config), flags,
                 config == null ? "flags" : config.toString());
+        Precision gemmPrecision = Precision.parse(precision);
         Path tokenizer = model.resolve("tokenizer.json");
         if (!Files.isRegularFile(tokenizer)) throw new BadInputException(model.toString(), "no tokenizer.json in the model directory");
         StopSignal.install();
         try (Kernels kernels = Backends.open(backend);
              Model start = ModelDir.load(kernels, model, cfg.seed(), msg -> System.err.println("hintgrpo: " + msg))) {
+            start.setPrecision(gemmPrecision);
             List<Utterance> trainData = read(train, start), validData = read(valid, start);
             Files.createDirectories(out);
             ConfigFile.writeEffectiveTo(spec, out.resolve("command.config.json")); // with sft_config.json: the run, repeatable

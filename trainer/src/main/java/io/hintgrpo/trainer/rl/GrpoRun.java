@@ -5,6 +5,7 @@ import io.hintgrpo.engine.Kernels;
 import io.hintgrpo.engine.io.ModelDir;
 import io.hintgrpo.engine.model.AdamW;
 import io.hintgrpo.engine.model.Model;
+import io.hintgrpo.engine.model.Precision;
 import io.hintgrpo.trainer.checkpoint.Checkpoints;
 import io.hintgrpo.trainer.config.Configs;
 import io.hintgrpo.trainer.data.AtomicFiles;
@@ -43,6 +44,17 @@ public final class GrpoRun {
     public static Outcome run(Kernels kernels, Path modelDir, List<Utterance> train, List<Utterance> valid, GrpoConfig cfg,
                               Rewards rewards, Path runDir, boolean resume, Map<String, String> fingerprint, Consumer<String> log,
                               BooleanSupplier stopRequested, Consumer<GrpoTrainer.StepMetrics> onStep) {
+        return run(kernels, modelDir, train, valid, cfg, rewards, runDir, resume, fingerprint, log, stopRequested, onStep,
+                Precision.FP32);
+    }
+
+    /**
+     * As above, with the GEMM precision of the policy and of the reference (the same for both, so
+     * the KL term is exactly 0 while the weights are equal); checkpoints hold fp32 master weights.
+     */
+    public static Outcome run(Kernels kernels, Path modelDir, List<Utterance> train, List<Utterance> valid, GrpoConfig cfg,
+                              Rewards rewards, Path runDir, boolean resume, Map<String, String> fingerprint, Consumer<String> log,
+                              BooleanSupplier stopRequested, Consumer<GrpoTrainer.StepMetrics> onStep, Precision precision) {
         Path tokenizerJson = modelDir.resolve(Checkpoints.TOKENIZER);
         if (!Files.isRegularFile(tokenizerJson)) throw new BadInputException(modelDir.toString(), "no tokenizer.json in the model directory");
         if (train.isEmpty()) throw new BadInputException("training data", "no utterances to draw prompts from");
@@ -73,6 +85,8 @@ public final class GrpoRun {
             }
             // β = 0 has no KL term: the reference is never loaded or run
             if (cfg.beta() > 0) reference = ModelDir.load(kernels, modelDir, cfg.seed(), msg -> {});
+            policy.setPrecision(precision);
+            if (reference != null) reference.setPrecision(precision);
             Files.createDirectories(runDir);
             AtomicFiles.writeString(runDir.resolve("grpo_config.json"), Configs.toJson(cfg));
             List<Utterance> evalSet = valid.subList(0, Math.min(valid.size(), cfg.evalSamples()));

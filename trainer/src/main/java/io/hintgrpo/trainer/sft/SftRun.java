@@ -36,7 +36,8 @@ public final class SftRun {
     public record Outcome(SftTrainer.Result training, Path modelDir, int examples, int withoutChain) {}
 
     /**
-     * @param model      the starting model (ignored when resuming from a checkpoint in runDir)
+     * @param model      the starting model (ignored when resuming from a checkpoint in runDir, except for its
+     *                   {@link Model#precision()}, which the resumed model takes too)
      * @param resume     continue from runDir's latest checkpoint when there is one
      */
     public static Outcome run(Kernels kernels, Model model, Path tokenizerJson, List<Utterance> train, List<Utterance> valid,
@@ -56,6 +57,7 @@ public final class SftRun {
                         cfg.eps(), cfg.weightDecay(), log);
                 log.accept("resuming from " + latest + " at step " + ck.state().step());
                 m = ck.model();
+                m.setPrecision(model.precision()); // checkpoints hold fp32 master weights only
                 opt = ck.optimizer();
                 start = ck.state();
             } else {

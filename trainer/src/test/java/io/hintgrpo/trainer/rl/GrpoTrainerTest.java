@@ -7,6 +7,7 @@ import io.hintgrpo.engine.model.AdamW;
 import io.hintgrpo.engine.model.Batch;
 import io.hintgrpo.engine.model.Model;
 import io.hintgrpo.engine.model.ModelConfig;
+import io.hintgrpo.engine.model.Precision;
 import io.hintgrpo.engine.model.Sequence;
 import io.hintgrpo.trainer.checkpoint.Checkpoints;
 import io.hintgrpo.trainer.data.SynthCorpus;
@@ -308,6 +309,37 @@ class GrpoTrainerTest {
         }
         assertTrue(Files.isRegularFile(straight.resolve("grpo.png")));
         assertTrue(Files.isDirectory(new Checkpoints(resumed).root().resolve("step-0000002")), "the stop wrote a checkpoint");
+    }
+
+    /**
+     * bf16: policy and reference share the precision (the first step, whose weights are the
+     * reference's, has KL exactly 0), a resumed run is bf16 again (the weights of an uninterrupted
+     * one), and the result differs from fp32 (the precision reached the GEMMs).
+     */
+    @Test
+    void bf16PolicyAndReferenceAndResumeStayBf16() throws Exception {
+        GrpoConfig c = config(Map.of("steps", 3, "checkpoint_every", 1, "beta", 0.04f, "mu", 1, "minibatches", 1));
+        // rollouts of a random model rarely differ in the built-in rewards; response length always does
+        Rewards rewards = new Rewards(List.of(new Rewards.Term(new Reward() {
+            public String name() { return "length"; }
+            public double score(Utterance x, String response, ParsedResponse parsed) { return response.length() % 5; }
+        }, 1.0)));
+        GrpoRun.Outcome fp32 = GrpoRun.run(new CpuKernels(), modelDir, utterances, List.of(), c, rewards, dir.resolve("fp32"), false,
+                Map.of(), s -> {}, () -> false, null, Precision.FP32);
+        GrpoRun.Outcome a = GrpoRun.run(new CpuKernels(), modelDir, utterances, List.of(), c, rewards, dir.resolve("bf16"), false,
+                Map.of(), s -> {}, () -> false, null, Precision.BF16);
+        assertEquals(0.0, a.training().history().get(0).kl(), "KL on the first step");
+        Path resumed = dir.resolve("bf16-resumed");
+        AtomicInteger calls = new AtomicInteger();
+        GrpoRun.run(new CpuKernels(), modelDir, utterances, List.of(), c, rewards, resumed, false, Map.of(), s -> {},
+                () -> calls.incrementAndGet() > 1, null, Precision.BF16);
+        GrpoRun.Outcome b = GrpoRun.run(new CpuKernels(), modelDir, utterances, List.of(), c, rewards, resumed, true, Map.of(),
+                s -> {}, () -> false, null, Precision.BF16);
+        assertEquals(3, b.training().steps());
+        byte[] bf16Weights = Files.readAllBytes(a.modelDir().resolve("model.safetensors"));
+        assertArrayEquals(bf16Weights, Files.readAllBytes(b.modelDir().resolve("model.safetensors")), "resumed in bf16");
+        assertFalse(Arrays.equals(bf16Weights, Files.readAllBytes(fp32.modelDir().resolve("model.safetensors"))),
+                "bf16 and fp32 runs saved the same weights");
     }
 
     /** Bad settings are refused naming the setting. */

@@ -25,6 +25,7 @@ mvn -B -ntp verify "$@"
 # About a minute. `bench` fails on a benchmark error (e.g. ONNX Runtime disagreeing with our
 # forward in setup) or a missing result; the files are checked here too.
 smoke=target/bench-smoke
+mkdir -p target
 java --add-modules jdk.incubator.vector -jar trainer/target/hintgrpo.jar bench --smoke \
   --jar benchmarks/target/benchmarks.jar --out "$smoke" > target/bench-smoke.log 2>&1 \
   || { tail -n 40 target/bench-smoke.log >&2; echo "test.sh: benchmark smoke failed (log: target/bench-smoke.log)" >&2; exit 1; }

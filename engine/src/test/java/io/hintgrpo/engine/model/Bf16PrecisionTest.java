@@ -26,19 +26,8 @@ class Bf16PrecisionTest {
         return name.equals("text") ? TestModels.textConfig() : TestModels.multimodalConfig(name);
     }
 
-    /** Seeded weights with perturbed norms and biases (so their gradients matter). */
     private static Model model(ModelConfig cfg, long seed) {
-        Model m = new Model(new CpuKernels(), cfg);
-        m.initialize(seed);
-        SplittableRandom rng = new SplittableRandom(seed + 1);
-        for (ParamLayout.Entry e : m.layout.entries()) {
-            if (e.shape().length == 1) {
-                float[] v = m.download(e.name());
-                for (int i = 0; i < v.length; i++) v[i] += (float) (0.1 * rng.nextGaussian());
-                m.upload(e.name(), v);
-            }
-        }
-        return m;
+        return TestModels.perturbed(cfg, seed);
     }
 
     static double relativeError(float[] got, float[] ref) {

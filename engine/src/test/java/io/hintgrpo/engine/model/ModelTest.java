@@ -1,7 +1,6 @@
 package io.hintgrpo.engine.model;
 
 import io.hintgrpo.engine.BadInputException;
-import io.hintgrpo.engine.cpu.CpuKernels;
 import io.hintgrpo.engine.cpu.Parallel;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -20,18 +19,7 @@ class ModelTest {
     }
 
     private static Model model(ModelConfig cfg, long seed) {
-        Model m = new Model(new CpuKernels(), cfg);
-        m.initialize(seed);
-        // non-trivial norms and biases so their gradients are exercised
-        SplittableRandom rng = new SplittableRandom(seed + 1);
-        for (ParamLayout.Entry e : m.layout.entries()) {
-            if (e.shape().length == 1) {
-                float[] v = m.download(e.name());
-                for (int i = 0; i < v.length; i++) v[i] += (float) (0.1 * rng.nextGaussian());
-                m.upload(e.name(), v);
-            }
-        }
-        return m;
+        return TestModels.perturbed(cfg, seed);
     }
 
     /**

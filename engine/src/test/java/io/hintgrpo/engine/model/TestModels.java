@@ -52,4 +52,19 @@ public final class TestModels {
         for (float[] row : r) for (int j = 0; j < dim; j++) row[j] = (float) rng.nextGaussian();
         return r;
     }
+
+    /** A cpu model with seeded weights and perturbed norms and biases (so their gradients are exercised). */
+    public static Model perturbed(ModelConfig cfg, long seed) {
+        Model m = new Model(new io.hintgrpo.engine.cpu.CpuKernels(), cfg);
+        m.initialize(seed);
+        SplittableRandom rng = new SplittableRandom(seed + 1);
+        for (ParamLayout.Entry e : m.layout.entries()) {
+            if (e.shape().length == 1) {
+                float[] v = m.download(e.name());
+                for (int i = 0; i < v.length; i++) v[i] += (float) (0.1 * rng.nextGaussian());
+                m.upload(e.name(), v);
+            }
+        }
+        return m;
+    }
 }

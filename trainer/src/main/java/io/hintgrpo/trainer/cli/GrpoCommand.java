@@ -5,20 +5,19 @@ import io.hintgrpo.engine.Kernels;
 import io.hintgrpo.engine.model.ModelConfig;
 import io.hintgrpo.engine.model.Precision;
 import io.hintgrpo.trainer.config.Configs;
-import io.hintgrpo.trainer.data.Jsonl;
 import io.hintgrpo.trainer.data.Utterance;
 import io.hintgrpo.trainer.rl.GrpoConfig;
 import io.hintgrpo.trainer.rl.GrpoRun;
 import io.hintgrpo.trainer.sft.StopSignal;
 import io.hintgrpo.engine.BadInputException;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -34,34 +33,7 @@ import java.util.concurrent.Callable;
 final class GrpoCommand implements Callable<Integer> {
     @Spec CommandSpec spec;
 
-    @Option(names = "--model", required = true, description = "Starting model directory (config.json, model.safetensors, tokenizer.json).")
-    Path model;
-
-    @Option(names = "--train", required = true, split = ",", description = "JSONL file(s) the prompts are drawn from (label needed; cot unused).")
-    List<Path> train;
-
-    @Option(names = "--valid", split = ",", description = "Validation JSONL file(s) (greedy MAE ranks checkpoints).")
-    List<Path> valid = new ArrayList<>();
-
-    @Option(names = "--out", required = true, description = "Run folder.")
-    Path out;
-
-    @Option(names = "--resume", description = "Continue the run in --out from its latest checkpoint.")
-    boolean resume;
-
-    @Option(names = "--config", description = "JSON or YAML settings (top level or a \"grpo\" section); flags override it.")
-    Path config;
-
-    @Option(names = "--backend", defaultValue = "auto", description = "auto | cpu | cuda | cuda-emu (default: ${DEFAULT-VALUE}).")
-    String backend;
-
-    @Option(names = "--precision", defaultValue = "fp32", description = "fp32 | bf16: what the GEMMs of the policy and the "
-            + "reference multiply; bf16 keeps fp32 master weights, gradients, optimizer state, norms and loss, and checkpoints "
-            + "hold fp32 (default: ${DEFAULT-VALUE}).")
-    String precision;
-
-    @Option(names = "--skip-bad", description = "Skip malformed records (counted and reported) instead of failing.")
-    boolean skipBad;
+    @Mixin RunOptions run;
 
     @Option(names = "--hint", description = "none (plain GRPO) | replace (default) | mix: what happens to hard groups.")
     String hint;
@@ -125,19 +97,19 @@ final class GrpoCommand implements Callable<Integer> {
         flags.put("checkpoint_every", checkpointEvery);
         flags.put("keep_last", keepLast);
         flags.put("seed", seed);
-        GrpoConfig cfg = Configs.merge(GrpoConfig.class, GrpoConfig.defaults(), config == null ? null : section(config), flags,
-                config == null ? "flags" : config.toString());
-        Precision gemmPrecision = Precision.parse(precision);
-        Path configJson = model.resolve("config.json");
-        if (!Files.isRegularFile(configJson)) throw new BadInputException(model.toString(), "no config.json in the model directory");
+        GrpoConfig cfg = Configs.merge(GrpoConfig.class, GrpoConfig.defaults(), run.configSection("grpo"), flags,
+                run.configPlace());
+        Precision gemmPrecision = run.gemmPrecision();
+        Path configJson = run.model.resolve("config.json");
+        if (!Files.isRegularFile(configJson)) throw new BadInputException(run.model.toString(), "no config.json in the model directory");
         ModelConfig modelConfig = ModelConfig.parse(Files.readString(configJson), configJson.toString());
         StopSignal.install();
-        try (Kernels kernels = Backends.open(backend)) {
-            List<Utterance> trainData = read(train, modelConfig), validData = read(valid, modelConfig);
-            Files.createDirectories(out);
-            ConfigFile.writeEffectiveTo(spec, out.resolve("command.config.json")); // with grpo_config.json: the run, repeatable
-            Map<String, String> fingerprint = Map.of("train", train.toString());
-            GrpoRun.Outcome o = GrpoRun.run(kernels, model, trainData, validData, cfg, null, out, resume, fingerprint,
+        try (Kernels kernels = Backends.open(run.backend)) {
+            List<Utterance> trainData = run.read(run.train, modelConfig), validData = run.read(run.valid, modelConfig);
+            Files.createDirectories(run.out);
+            ConfigFile.writeEffectiveTo(spec, run.out.resolve("command.config.json")); // with grpo_config.json: the run, repeatable
+            Map<String, String> fingerprint = Map.of("train", run.train.toString());
+            GrpoRun.Outcome o = GrpoRun.run(kernels, run.model, trainData, validData, cfg, null, run.out, run.resume, fingerprint,
                     msg -> System.err.println("hintgrpo: " + msg), StopSignal::requested, null, gemmPrecision);
             spec.commandLine().getOut().printf("%s: %d steps (%d skipped), %d completions generated; best model: %s%n",
                     cfg.methodName(), o.training().steps(), o.training().skippedSteps(), o.training().completionsTotal(), o.modelDir());
@@ -145,18 +117,5 @@ final class GrpoCommand implements Callable<Integer> {
         return 0;
     }
 
-    private static com.fasterxml.jackson.databind.node.ObjectNode section(Path file) {
-        com.fasterxml.jackson.databind.node.ObjectNode all = Configs.read(file, null);
-        return all.has("grpo") ? Configs.read(file, "grpo") : all;
-    }
 
-    private List<Utterance> read(List<Path> files, ModelConfig cfg) {
-        List<Utterance> all = new ArrayList<>();
-        for (Path f : files) {
-            Jsonl.Loaded l = Jsonl.read(f, Jsonl.Expect.of(cfg), skipBad);
-            if (l.skipped() > 0) System.err.println("hintgrpo: " + f + ": skipped " + l.skipped() + " malformed records (--skip-bad)");
-            all.addAll(l.utterances());
-        }
-        return all;
-    }
 }

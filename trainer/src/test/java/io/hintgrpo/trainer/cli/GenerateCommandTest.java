@@ -5,9 +5,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.hintgrpo.engine.cpu.CpuKernels;
 import io.hintgrpo.engine.io.ModelDir;
-import io.hintgrpo.engine.io.Safetensors;
 import io.hintgrpo.engine.model.Model;
-import io.hintgrpo.engine.model.ModelConfig;
 import io.hintgrpo.trainer.data.Jsonl;
 import io.hintgrpo.trainer.data.SynthCorpus;
 import io.hintgrpo.trainer.data.Utterance;
@@ -39,19 +37,7 @@ class GenerateCommandTest {
     @BeforeEach
     void writeModelAndInput() throws Exception {
         modelDir = dir.resolve("model");
-        Files.createDirectories(modelDir);
-        Files.writeString(modelDir.resolve("tokenizer.json"), SynthCorpus.tokenizerJson());
-        ModelConfig base;
-        try (Tokenizer tok = Tokenizer.load(modelDir)) {
-            base = SynthCorpus.modelConfig(tok);
-        }
-        ModelConfig cfg = new ModelConfig(32, 48, 4, 2, 2, base.vocabSize(), base.rmsNormEps(), base.ropeTheta(), true,
-                base.maxPositionEmbeddings(), base.audioFeatureSize(), base.visionFeatureSize(), base.audioTokenId(),
-                base.visionTokenId(), "mlp");
-        try (Model m = new Model(new CpuKernels(), cfg)) {
-            m.initialize(4);
-            ModelDir.save(m, modelDir, Safetensors.Dtype.F32);
-        }
+        io.hintgrpo.trainer.TinyModels.write(modelDir, 4);
         utterances = new ArrayList<>();
         for (SynthCorpus.Sample s : SynthCorpus.generate(SynthCorpus.Options.defaults(2, 20)).subList(0, 5)) utterances.add(s.utterance());
         input = dir.resolve("in.jsonl");

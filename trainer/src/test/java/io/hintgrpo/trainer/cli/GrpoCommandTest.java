@@ -1,12 +1,6 @@
 package io.hintgrpo.trainer.cli;
 
-import io.hintgrpo.engine.cpu.CpuKernels;
-import io.hintgrpo.engine.io.ModelDir;
-import io.hintgrpo.engine.io.Safetensors;
-import io.hintgrpo.engine.model.Model;
-import io.hintgrpo.engine.model.ModelConfig;
 import io.hintgrpo.trainer.data.SynthCorpus;
-import io.hintgrpo.trainer.tokenizer.Tokenizer;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -30,19 +24,7 @@ class GrpoCommandTest {
         corpus = dir.resolve("corpus");
         SynthCorpus.write(corpus, SynthCorpus.Options.defaults(3, 60));
         modelDir = dir.resolve("model");
-        Files.createDirectories(modelDir);
-        Files.copy(corpus.resolve(SynthCorpus.TOKENIZER_FILE), modelDir.resolve("tokenizer.json"));
-        ModelConfig base;
-        try (Tokenizer tok = Tokenizer.load(modelDir)) {
-            base = SynthCorpus.modelConfig(tok);
-        }
-        ModelConfig cfg = new ModelConfig(32, 48, 4, 2, 2, base.vocabSize(), base.rmsNormEps(), base.ropeTheta(), true,
-                base.maxPositionEmbeddings(), base.audioFeatureSize(), base.visionFeatureSize(), base.audioTokenId(),
-                base.visionTokenId(), "mlp");
-        try (Model m = new Model(new CpuKernels(), cfg)) {
-            m.initialize(4);
-            ModelDir.save(m, modelDir, Safetensors.Dtype.F32);
-        }
+        io.hintgrpo.trainer.TinyModels.write(modelDir, 4);
     }
 
     private int run(String... args) {

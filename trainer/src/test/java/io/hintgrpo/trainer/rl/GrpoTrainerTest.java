@@ -2,7 +2,6 @@ package io.hintgrpo.trainer.rl;
 
 import io.hintgrpo.engine.cpu.CpuKernels;
 import io.hintgrpo.engine.io.ModelDir;
-import io.hintgrpo.engine.io.Safetensors;
 import io.hintgrpo.engine.model.AdamW;
 import io.hintgrpo.engine.model.Batch;
 import io.hintgrpo.engine.model.Model;
@@ -45,17 +44,8 @@ class GrpoTrainerTest {
     @BeforeEach
     void setUp() throws Exception {
         modelDir = dir.resolve("model");
-        Files.createDirectories(modelDir);
-        Files.writeString(modelDir.resolve("tokenizer.json"), SynthCorpus.tokenizerJson());
+        cfg = io.hintgrpo.trainer.TinyModels.write(modelDir, 4);
         tok = Tokenizer.load(modelDir);
-        ModelConfig base = SynthCorpus.modelConfig(tok);
-        cfg = new ModelConfig(32, 48, 4, 2, 2, base.vocabSize(), base.rmsNormEps(), base.ropeTheta(), true,
-                base.maxPositionEmbeddings(), base.audioFeatureSize(), base.visionFeatureSize(), base.audioTokenId(),
-                base.visionTokenId(), "mlp");
-        try (Model m = new Model(new CpuKernels(), cfg)) {
-            m.initialize(4);
-            ModelDir.save(m, modelDir, Safetensors.Dtype.F32);
-        }
         utterances = new ArrayList<>();
         for (SynthCorpus.Sample s : SynthCorpus.generate(SynthCorpus.Options.defaults(2, 40)).subList(0, 12)) utterances.add(s.utterance());
     }

@@ -5,6 +5,10 @@
 // Launch shape: grid (b), block (256) (exactly: the shared scratch is sized for it): one block
 // per row of logits [b, v].
 //
+// The step of the uniform is stepAt[0] when stepAt is non-null (Kernels.sample with a device step:
+// a captured CUDA graph bakes its scalar arguments in, so a per-token step must come from memory),
+// else the scalar step.
+//
 // Semantics, as CpuKernels.sampleRow (banned tokens count as z = −inf throughout):
 //   greedy: argmax of the logits, lowest index on ties.
 //   otherwise z = logits · invT;
@@ -77,7 +81,8 @@ static __device__ inline int block_max(int v, int* scratch) {
 } // namespace hg_sample
 
 extern "C" __global__ void sample_tokens(int* tokens, const float* logits, int v, int greedy, float invT, int topK,
-                                         float topP, long long seed, long long step, const int* banned, int nBanned) {
+                                         float topP, long long seed, long long step, const int* stepAt,
+                                         const int* banned, int nBanned) {
     using namespace hg_sample;
     __shared__ float fscratch[THREADS];
     __shared__ int iscratch[THREADS];
@@ -174,6 +179,7 @@ extern "C" __global__ void sample_tokens(int* tokens, const float* logits, int v
         total_mass = run;
     }
     __syncthreads();
+    if (stepAt != nullptr) step = stepAt[0];
     double target = (double)uniform((unsigned long long)seed, (unsigned long long)row, (unsigned long long)step) * total_mass;
     int found = NONE, last = -1;
     double cum = dscratch[tid];

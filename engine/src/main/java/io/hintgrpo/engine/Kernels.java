@@ -64,6 +64,34 @@ public interface Kernels extends AutoCloseable {
     /** Waits until every op issued so far has finished. */
     void synchronize();
 
+    // ---- graphs ----
+
+    /** Whether {@link #captureGraph} works: {@code cuda} and {@code cuda-emu} replay CUDA graphs, {@code cpu} has none. */
+    default boolean supportsGraphs() {
+        return false;
+    }
+
+    /**
+     * Records the ops that {@code work} issues into a graph, without running them; {@link Graph#launch}
+     * replays them in order, ordered with the ops issued around it. Every argument is baked in at
+     * capture (buffer addresses and scalars alike) while buffer contents are read at replay, so
+     * whatever changes between replays must live in a buffer, updated outside the graph. Only ops
+     * that run on the device may be issued inside: allocation, free, upload, download,
+     * synchronisation and ops that return a host value fail, naming the op. The buffers a graph
+     * uses must stay allocated while it lives.
+     */
+    default Graph captureGraph(Runnable work) {
+        throw new UnsupportedOperationException("the " + name() + " backend has no graphs (see supportsGraphs)");
+    }
+
+    /** A captured graph ({@link #captureGraph}); close it before freeing the buffers it uses. */
+    interface Graph extends AutoCloseable {
+        void launch();
+
+        @Override
+        void close();
+    }
+
     @Override
     void close();
 
@@ -192,6 +220,18 @@ public interface Kernels extends AutoCloseable {
      */
     void sample(Buf tokens, Buf logits, int b, int v, float temperature, int topK, float topP, long seed, long step,
                 Buf banned, int nBanned);
+
+    /**
+     * {@link #sample} with the step index read from {@code step[0]} (I32) on the device rather than
+     * passed in, so one captured graph draws with a new step on each replay. The default reads it
+     * back to the host, which suits {@code cpu}; the CUDA backends read it in the kernel.
+     */
+    default void sample(Buf tokens, Buf logits, int b, int v, float temperature, int topK, float topP, long seed, Buf step,
+                        Buf banned, int nBanned) {
+        int[] at = new int[1];
+        download(step.slice(0, 1), at);
+        sample(tokens, logits, b, v, temperature, topK, topP, seed, at[0], banned, nBanned);
+    }
 
     /** The counter-based uniform in [0, 1) of {@link #sample}: splitmix64 of (seed, row, step), 24 bits. */
     static float uniform(long seed, long row, long step) {

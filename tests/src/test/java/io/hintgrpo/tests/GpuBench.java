@@ -4,6 +4,12 @@ import io.hintgrpo.engine.Backends;
 import io.hintgrpo.engine.Buf;
 import io.hintgrpo.engine.Kernels;
 import io.hintgrpo.engine.Kernels.Gemm;
+import io.hintgrpo.engine.model.Generator;
+import io.hintgrpo.engine.model.Model;
+import io.hintgrpo.engine.model.ModelConfig;
+import io.hintgrpo.engine.model.ParamLayout;
+import io.hintgrpo.engine.model.Presets;
+import io.hintgrpo.engine.model.Sequence;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -31,6 +37,15 @@ import java.util.SplittableRandom;
  * (cuBLAS; bf16 output) by {@code scripts/torch_gemm_bench.py}, the same way: the in-run
  * reference.
  *
+ * <p>Batched decode ({@link Generator}) on the Qwen2.5-0.5B shape with random fp32 weights, at 8, 16
+ * and 64 sequences, with CUDA graphs on and off: milliseconds per decode step (rows "decode graphs"
+ * and "decode eager"), from the difference of two generate calls of different lengths so that
+ * prefill, capture and set-up cancel out, and the step's bandwidth bound: the bytes a step must
+ * read (every weight once, the embedding table only where it is the tied LM head, plus the KV
+ * cache at the mean length) over the device-to-device copy bandwidth measured in the same run
+ * (row "copy d2d", counting bytes read + written). Tokens/s and the bound are printed as a table
+ * and written under "decode" in the JSON output.
+ *
  * <p>{@code -Dhintgrpo.bench.jmh=FILE} also writes every timing as a JMH result array, which
  * {@code hintgrpo bench compare} reads: benchmark {@code io.hintgrpo.tests.GpuBench.hintgrpo} (ours)
  * or {@code ….torch} (the reference, {@code BenchCompare.REFERENCES}), params {@code op} and
@@ -48,6 +63,11 @@ public final class GpuBench {
     /** One timing; source "hintgrpo" (our kernels) or "torch" (the in-run reference). */
     record Result(String source, String op, String shape, double ms, double error, double gflops, double gbps) {}
 
+    /** One decode timing: batch, graphs on or off, time per step, and the bandwidth bound of a step. */
+    record Decode(int batch, boolean graphs, double msPerStep, double boundMs, double bytesPerStep) {
+        double tokensPerSecond() { return batch / msPerStep * 1e3; }
+    }
+
     static final int ROUNDS = 5;
     /** Student's t at 99.9 % two-sided for ROUNDS − 1 degrees of freedom (JMH's scoreError). */
     static final double T_999 = 8.610;
@@ -56,6 +76,7 @@ public final class GpuBench {
     private final SplittableRandom rng = new SplittableRandom(42);
     private final List<Buf> held = new ArrayList<>();
     final List<Result> results = new ArrayList<>();
+    final List<Decode> decode = new ArrayList<>();
 
     GpuBench(Kernels k) {
         this.k = k;
@@ -71,12 +92,19 @@ public final class GpuBench {
             GpuBench bench = new GpuBench(k);
             bench.run(full);
             List<GemmShape> shapes = bench.runGemmBf16(full);
+            bench.runDecode(full);
             if (python != null) bench.torchReference(python, torchScript, shapes);
             StringBuilder table = new StringBuilder(String.format(Locale.ROOT, "%-8s %-26s %-28s %10s %9s %9s%n",
                     "source", "op", "shape", "ms", "GFLOP/s", "GB/s"));
             for (Result r : bench.results)
                 table.append(String.format(Locale.ROOT, "%-8s %-26s %-28s %10.4f %9.1f %9.1f%n", r.source, r.op, r.shape, r.ms, r.gflops, r.gbps));
             System.out.print(table);
+            if (!bench.decode.isEmpty()) {
+                System.out.printf(Locale.ROOT, "%n%-8s %-7s %10s %10s %10s %12s%n", "decode", "graphs", "ms/step", "tokens/s", "bound ms", "bound tok/s");
+                for (Decode d : bench.decode)
+                    System.out.printf(Locale.ROOT, "b=%-6d %-7s %10.3f %10.0f %10.3f %12.0f%n", d.batch, d.graphs ? "on" : "off",
+                            d.msPerStep, d.tokensPerSecond(), d.boundMs, d.batch / d.boundMs * 1e3);
+            }
             if (out != null) Files.writeString(Path.of(out), bench.json(k.name(), full));
             if (jmh != null) Files.writeString(Path.of(jmh), bench.jmhJson());
             Result slowest = bench.results.stream().max((a, b) -> Double.compare(a.ms, b.ms)).orElseThrow();
@@ -229,6 +257,84 @@ public final class GpuBench {
         return shapes;
     }
 
+    // ---- batched decode, graphs on and off ----
+
+    void runDecode(boolean full) {
+        ModelConfig cfg = full ? Presets.qwen25_05b()
+                : new ModelConfig(64, 96, 4, 2, 2, 500, 1e-6f, 10000f, true, 512, 0, 0, -1, -1, "linear");
+        int prompt = full ? 32 : 8, shortRun = full ? 8 : 2, longRun = full ? 40 : 6;
+        int[] batches = full ? new int[]{8, 16, 64} : new int[]{2, 4};
+
+        long n = full ? 64L << 20 : 1L << 16; // 256 MiB: far past L2
+        Buf src = k.allocF32(n), dst = k.allocF32(n);
+        k.fill(src, 1f);
+        time("copy d2d", Long.toString(n), 0, 8.0 * n, () -> k.copy(dst, src));
+        double copyBytesPerMs = results.get(results.size() - 1).gbps() * 1e6;
+        k.free(src);
+        k.free(dst);
+
+        try (Model m = new Model(k, cfg)) {
+            randomize(m);
+            long weightBytes = 4L * m.layout.size();
+            double kvBytesPerToken = 2.0 * cfg.numLayers() * cfg.numKvHeads() * cfg.headDim() * 4;
+            double meanLength = prompt + (shortRun + longRun) / 2.0;
+            for (int b : batches) {
+                List<Sequence> prompts = new ArrayList<>();
+                for (int s = 0; s < b; s++) {
+                    int[] ids = new int[prompt];
+                    for (int i = 0; i < prompt; i++) ids[i] = rng.nextInt(cfg.vocabSize());
+                    prompts.add(Sequence.text(ids));
+                }
+                // the embedding table is read whole only as the tied LM head; else just b rows of it
+                long embed = (long) cfg.vocabSize() * cfg.hiddenSize();
+                double bytes = weightBytes - (cfg.tieWordEmbeddings() ? 0 : 4.0 * (embed - (long) b * cfg.hiddenSize()))
+                        + b * meanLength * kvBytesPerToken;
+                for (boolean graphs : k.supportsGraphs() ? new boolean[]{false, true} : new boolean[]{false}) {
+                    Generator g = new Generator(m, graphs);
+                    // sampling at T = 1 without stop tokens: every sequence runs to the end
+                    Generator.Options shortOpt = new Generator.Options(shortRun, 1f, 0, 1f, 3, null);
+                    Generator.Options longOpt = new Generator.Options(longRun, 1f, 0, 1f, 3, null);
+                    g.generate(prompts, shortOpt); // warm-up
+                    double[] rounds = new double[ROUNDS];
+                    for (int r = 0; r < ROUNDS; r++) {
+                        long t0 = System.nanoTime();
+                        g.generate(prompts, longOpt);
+                        long t1 = System.nanoTime();
+                        g.generate(prompts, shortOpt);
+                        long t2 = System.nanoTime();
+                        rounds[r] = ((t1 - t0) - (t2 - t1)) / 1e6 / (longRun - shortRun);
+                    }
+                    double ms = mean(rounds);
+                    String shape = "b" + b + " ctx" + prompt + "+" + shortRun + ".." + longRun;
+                    results.add(new Result("hintgrpo", graphs ? "decode graphs" : "decode eager", shape, ms, error(rounds),
+                            2.0 * (weightBytes / 4.0) * b / ms / 1e6, bytes / ms / 1e6));
+                    decode.add(new Decode(b, graphs, ms, bytes / copyBytesPerMs, bytes));
+                }
+            }
+        }
+    }
+
+    /** Weights for timing only: a random tile repeated over each matrix, norms at 1 (decode time does not depend on the values). */
+    void randomize(Model m) {
+        int tileN = 1 << 20;
+        float[] v = new float[tileN];
+        for (int i = 0; i < tileN; i++) v[i] = (float) (0.02 * (rng.nextDouble() * 2 - 1)); // small, so 24 layers stay finite
+        Buf tile = k.allocF32(tileN);
+        k.upload(tile, v);
+        for (ParamLayout.Entry e : m.layout.entries()) {
+            Buf p = m.param(e.name());
+            if (e.shape().length == 1) {
+                k.fill(p, e.name().endsWith("norm.weight") ? 1f : 0f);
+                continue;
+            }
+            for (long off = 0; off < p.length; off += tileN) {
+                long len = Math.min(tileN, p.length - off);
+                k.copy(p.slice(off, len), tile.slice(0, len));
+            }
+        }
+        k.free(tile);
+    }
+
     /**
      * n bf16 values uniform in [-1, 1): one random tile of at most 2^20, cast on the backend and
      * repeated (the LM head's operands hold over 600 M elements; timings do not care).
@@ -309,6 +415,14 @@ public final class GpuBench {
             Result r = results.get(i);
             s.append(String.format(Locale.ROOT, "  {\"source\": \"%s\", \"op\": \"%s\", \"shape\": \"%s\", \"ms\": %.6f, \"gflops\": %.2f, \"gbps\": %.2f}%s%n",
                     r.source, r.op, r.shape, r.ms, r.gflops, r.gbps, i + 1 < results.size() ? "," : ""));
+        }
+        s.append("], \"decode\": [\n");
+        for (int i = 0; i < decode.size(); i++) {
+            Decode d = decode.get(i);
+            s.append(String.format(Locale.ROOT, "  {\"batch\": %d, \"graphs\": %b, \"ms_per_step\": %.6f, \"tokens_per_s\": %.1f, "
+                            + "\"bytes_per_step\": %.0f, \"bound_ms\": %.6f, \"bound_tokens_per_s\": %.1f}%s%n",
+                    d.batch, d.graphs, d.msPerStep, d.tokensPerSecond(), d.bytesPerStep, d.boundMs, d.batch / d.boundMs * 1e3,
+                    i + 1 < decode.size() ? "," : ""));
         }
         return s.append("]}\n").toString();
     }

@@ -13,6 +13,10 @@ import io.hintgrpo.engine.Kernels;
  * device buffers (token ids, row indices, cache positions) cannot be checked without a copy:
  * the kernels guard their writes and turn an out-of-range id into NaN output instead.
  *
+ * <p>Ops launch on the driver's default stream, except inside {@link #captureGraph}, which
+ * captures on a stream of its own (the default stream cannot be captured) and replays the graph
+ * on the default stream, ordered with everything else.
+ *
  * <p>The backend owns its driver: {@link #close()} closes it.
  */
 public final class CudaKernels implements Kernels {
@@ -32,6 +36,8 @@ public final class CudaKernels implements Kernels {
     private final DeviceMemory memory;
     private final String name;
     private DeviceMemory.Block partials; // sumSquares scratch, grown on demand
+    private long captureStream = Driver.DEFAULT_STREAM; // made by the first capture
+    private boolean capturing;
 
     /** The {@code cuda} backend on a driver. */
     public CudaKernels(Driver driver) {
@@ -64,17 +70,29 @@ public final class CudaKernels implements Kernels {
 
     @Override
     public Buf allocF32(long n) {
-        return new Buf(memory.alloc(4 * checkCount(n)), Buf.Type.F32, 0, n);
+        return new Buf(alloc("allocF32", 4 * checkCount(n)), Buf.Type.F32, 0, n);
     }
 
     @Override
     public Buf allocI32(long n) {
-        return new Buf(memory.alloc(4 * checkCount(n)), Buf.Type.I32, 0, n);
+        return new Buf(alloc("allocI32", 4 * checkCount(n)), Buf.Type.I32, 0, n);
     }
 
     @Override
     public Buf allocBf16(long n) {
-        return new Buf(memory.alloc(2 * checkCount(n)), Buf.Type.BF16, 0, n);
+        return new Buf(alloc("allocBf16", 2 * checkCount(n)), Buf.Type.BF16, 0, n);
+    }
+
+    /** The caching allocator would often serve a capture without the driver, so refuse here, always. */
+    private DeviceMemory.Block alloc(String op, long bytes) {
+        notCapturing(op);
+        return memory.alloc(bytes);
+    }
+
+    private void notCapturing(String op) {
+        if (capturing)
+            throw new IllegalStateException(op + " during a graph capture: a graph bakes buffer addresses in, "
+                    + "so its buffers must be allocated before the capture and freed after the graph");
     }
 
     private static long checkCount(long n) {
@@ -84,6 +102,7 @@ public final class CudaKernels implements Kernels {
 
     @Override
     public void free(Buf buf) {
+        notCapturing("free");
         DeviceMemory.Block b = block(buf);
         if (buf.offset != 0 || buf.type.bytes * buf.length != b.bytes())
             throw new IllegalArgumentException("free takes a whole allocation, not the slice " + buf);
@@ -158,6 +177,43 @@ public final class CudaKernels implements Kernels {
     @Override
     public void synchronize() {
         driver.synchronize();
+    }
+
+    // ---- graphs ----
+
+    @Override
+    public boolean supportsGraphs() {
+        return true;
+    }
+
+    @Override
+    public Graph captureGraph(Runnable work) {
+        if (capturing) throw new IllegalStateException("captureGraph inside a graph capture");
+        if (captureStream == Driver.DEFAULT_STREAM) captureStream = driver.newStream();
+        long handle;
+        capturing = true;
+        driver.setStream(captureStream);
+        try {
+            handle = driver.captureGraph(captureStream, work);
+        } finally {
+            driver.setStream(Driver.DEFAULT_STREAM);
+            capturing = false;
+        }
+        return new Graph() {
+            private boolean closed;
+
+            @Override
+            public void launch() {
+                if (closed) throw new IllegalStateException("the graph is closed");
+                driver.launchGraph(handle, Driver.DEFAULT_STREAM);
+            }
+
+            @Override
+            public void close() {
+                if (!closed) driver.destroyGraph(handle);
+                closed = true;
+            }
+        };
     }
 
     @Override
@@ -424,6 +480,18 @@ public final class CudaKernels implements Kernels {
     @Override
     public void sample(Buf tokens, Buf logits, int b, int v, float temperature, int topK, float topP, long seed, long step,
                        Buf banned, int nBanned) {
+        sample(tokens, logits, b, v, temperature, topK, topP, seed, step, null, banned, nBanned);
+    }
+
+    /** The kernel reads the step from the device (stepAt), so a captured graph draws anew on each replay. */
+    @Override
+    public void sample(Buf tokens, Buf logits, int b, int v, float temperature, int topK, float topP, long seed, Buf step,
+                       Buf banned, int nBanned) {
+        sample(tokens, logits, b, v, temperature, topK, topP, seed, 0, step, banned, nBanned);
+    }
+
+    private void sample(Buf tokens, Buf logits, int b, int v, float temperature, int topK, float topP, long seed, long step,
+                        Buf stepAt, Buf banned, int nBanned) {
         String op = "sample";
         positive(op, b, v, nBanned);
         if (!(temperature >= 0) || !Float.isFinite(temperature))
@@ -431,9 +499,10 @@ public final class CudaKernels implements Kernels {
         if (b == 0) return;
         boolean greedy = temperature == 0f;
         long bannedA = nBanned == 0 && banned == null ? 0L : i32(op, "banned", banned, nBanned);
+        long stepA = stepAt == null ? 0L : i32(op, "step", stepAt, 1);
         driver.launch("sample_tokens", b, 1, 1, 256, 1, 1, 0,
                 i32(op, "tokens", tokens, b), f32(op, "logits", logits, (long) b * v), v, greedy ? 1 : 0,
-                greedy ? 1f : 1f / temperature, topK, topP, seed, step, bannedA, nBanned);
+                greedy ? 1f : 1f / temperature, topK, topP, seed, step, stepA, bannedA, nBanned);
     }
 
     // ---- LM head loss ----

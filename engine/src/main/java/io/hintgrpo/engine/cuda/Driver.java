@@ -98,7 +98,30 @@ public interface Driver extends AutoCloseable {
     /** {@code bytes} from device address {@code src} into a pinned buffer at {@code dstOffset}, on the stream. */
     void copyDeviceToHostAsync(ByteBuffer dst, long dstOffset, long src, long bytes, long stream);
 
-    /** Also destroys the streams and events and frees the pinned buffers this driver still holds. */
+    // ---- CUDA graphs: stream capture and replay ----
+
+    /**
+     * Captures into an executable graph the work that {@code work} issues to {@code stream} (which
+     * must be current for launches and {@link #copyDeviceToDevice} to go there), without running
+     * it, and returns the graph's handle. Launches and device-side and asynchronous copies are
+     * recorded with their arguments as given: a replay re-runs the same kernels on the same
+     * addresses, reading whatever memory holds then, so anything that changes between replays must
+     * live in device memory.
+     *
+     * <p>During the capture the driver API's rules hold (a blocking stream, thread-local mode):
+     * malloc, free, the synchronous copies, {@link #synchronize}, synchronising the capturing
+     * stream and any use of the default stream fail with an {@link IllegalStateException} naming
+     * the op, and invalidate the capture. The capture ends when {@code work} returns or throws; an
+     * invalidated capture fails then. The default stream cannot be captured.
+     */
+    long captureGraph(long stream, Runnable work);
+
+    /** Runs a captured graph on the stream, ordered after the work issued there before. */
+    void launchGraph(long graph, long stream);
+
+    void destroyGraph(long graph);
+
+    /** Also destroys the streams, events and graphs and frees the pinned buffers this driver still holds. */
     @Override
     void close();
 }

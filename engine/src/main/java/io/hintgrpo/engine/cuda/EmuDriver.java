@@ -9,10 +9,13 @@ import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
+import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Collections;
 import java.util.HashMap;
 import java.util.HashSet;
 import java.util.IdentityHashMap;
+import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Objects;
@@ -32,6 +35,13 @@ import java.util.Set;
  * issued before it finished, so {@link #elapsedMillis} measures the emulated work between two
  * events. Pinned buffers are plain direct ByteBuffers (the GC reclaims them once freed and dropped);
  * asynchronous copies read and write them directly.
+ *
+ * <p>Graphs: a capture records each launch (kernel, grid and block, shared bytes, the argument
+ * slots) and each copy issued to the capturing stream instead of running it, and a replay runs
+ * the records in order, so a replay reads the buffers' current contents and its pointers are
+ * checked against the allocations live then. The capture rules of {@link Driver#captureGraph}
+ * hold for every caller (the emulator does not tell threads apart); events on a capturing stream
+ * and a second capture at once are not emulated and fail.
  *
  * <p>One emulator library per JVM: the first driver loads it (the production library, or the test
  * library, which adds planted kernels), later drivers share it and its global state (thread order,
@@ -54,6 +64,11 @@ public final class EmuDriver implements Driver {
     private final Map<Long, Long> events = new HashMap<>(); // handle → System.nanoTime() at record
     private long nextHandle = 1;
     private final Set<ByteBuffer> pinned = Collections.newSetFromMap(new IdentityHashMap<>()); // equals compares contents
+    private long current = DEFAULT_STREAM;
+    // graphs: each a list of recorded launches and copies; while capturing, what goes to the capturing stream lands in `recording`
+    private final Map<Long, List<Runnable>> graphs = new HashMap<>();
+    private volatile StreamCapture capture;
+    private List<Runnable> recording;
 
     /** A driver on the production library. */
     public EmuDriver() {
@@ -143,6 +158,7 @@ public final class EmuDriver implements Driver {
 
     @Override
     public synchronized long malloc(long bytes) {
+        refuseDuringCapture("malloc");
         long address = nMalloc(bytes);
         allocations.add(address);
         return address;
@@ -150,18 +166,21 @@ public final class EmuDriver implements Driver {
 
     @Override
     public synchronized void free(long address) {
+        refuseDuringCapture("free");
         allocations.remove(address);
         nFree(address);
     }
 
     @Override
     public void copyHostToDevice(long dst, float[] src, int srcOffset, int count) {
+        refuseDuringCapture("copyHostToDevice");
         Objects.checkFromIndexSize(srcOffset, count, src.length);
         nCopyIn(dst, src, 4L * srcOffset, 4L * count);
     }
 
     @Override
     public void copyHostToDevice(long dst, int[] src, int srcOffset, int count) {
+        refuseDuringCapture("copyHostToDevice");
         Objects.checkFromIndexSize(srcOffset, count, src.length);
         nCopyIn(dst, src, 4L * srcOffset, 4L * count);
     }
@@ -169,31 +188,36 @@ public final class EmuDriver implements Driver {
     /** bf16/fp16 data as raw 16-bit values. */
     @Override
     public void copyHostToDevice(long dst, short[] src, int srcOffset, int count) {
+        refuseDuringCapture("copyHostToDevice");
         Objects.checkFromIndexSize(srcOffset, count, src.length);
         nCopyIn(dst, src, 2L * srcOffset, 2L * count);
     }
 
     @Override
     public void copyDeviceToHost(float[] dst, int dstOffset, long src, int count) {
+        refuseDuringCapture("copyDeviceToHost");
         Objects.checkFromIndexSize(dstOffset, count, dst.length);
         nCopyOut(dst, 4L * dstOffset, src, 4L * count);
     }
 
     @Override
     public void copyDeviceToHost(int[] dst, int dstOffset, long src, int count) {
+        refuseDuringCapture("copyDeviceToHost");
         Objects.checkFromIndexSize(dstOffset, count, dst.length);
         nCopyOut(dst, 4L * dstOffset, src, 4L * count);
     }
 
     @Override
     public void copyDeviceToHost(short[] dst, int dstOffset, long src, int count) {
+        refuseDuringCapture("copyDeviceToHost");
         Objects.checkFromIndexSize(dstOffset, count, dst.length);
         nCopyOut(dst, 2L * dstOffset, src, 2L * count);
     }
 
+    /** On the current stream: recorded there while it captures. */
     @Override
-    public void copyDeviceToDevice(long dst, long src, long bytes) {
-        nCopyDevice(dst, src, bytes);
+    public synchronized void copyDeviceToDevice(long dst, long src, long bytes) {
+        if (!recorded("copyDeviceToDevice", current, () -> nCopyDevice(dst, src, bytes))) nCopyDevice(dst, src, bytes);
     }
 
     /**
@@ -223,12 +247,18 @@ public final class EmuDriver implements Driver {
                         + (a == null ? "null" : "a " + a.getClass().getSimpleName()) + "; launches take Long, Integer or Float");
             }
         }
+        if (capture != null) {
+            long[] slots = Arrays.copyOf(args, 2 * n); // args is reused by the next launch
+            if (recorded("launch of " + name, current,
+                    () -> nLaunch(kernel, gridX, gridY, gridZ, blockX, blockY, blockZ, sharedBytes, slots, n))) return;
+        }
         nLaunch(kernel, gridX, gridY, gridZ, blockX, blockY, blockZ, sharedBytes, args, n);
     }
 
     /** Launches run synchronously; this checks every allocation's guard zones for stray writes. */
     @Override
     public void synchronize() {
+        refuseDuringCapture("synchronize");
         nCheckAll();
     }
 
@@ -244,25 +274,31 @@ public final class EmuDriver implements Driver {
     public synchronized void destroyStream(long stream) {
         if (stream == DEFAULT_STREAM) throw new IllegalArgumentException("the default stream cannot be destroyed");
         checkStream(stream);
+        if (capture != null && capture.captures(stream)) throw capture.unsafe("destroyStream of the capturing stream");
         streams.remove(stream);
+        if (current == stream) current = DEFAULT_STREAM;
     }
 
-    /** Nothing to switch: launches and copies complete when issued. */
+    /** Launches and copies complete when issued; the current stream only matters to a capture. */
     @Override
     public synchronized void setStream(long stream) {
         checkStream(stream);
+        current = stream;
     }
 
     /** The stream's work is done already; like {@link #synchronize()}, checks the guard zones. */
     @Override
     public synchronized void synchronizeStream(long stream) {
         checkStream(stream);
+        StreamCapture c = capture;
+        if (c != null && (c.captures(stream) || stream == DEFAULT_STREAM)) throw c.unsafe("synchronizeStream");
         nCheckAll();
     }
 
     @Override
     public synchronized long recordEvent(long stream) {
         checkStream(stream);
+        eventsOutsideCapture("recordEvent", stream);
         events.put(nextHandle, System.nanoTime());
         return nextHandle++;
     }
@@ -270,6 +306,7 @@ public final class EmuDriver implements Driver {
     @Override
     public synchronized void awaitEvent(long stream, long event) {
         checkStream(stream);
+        eventsOutsideCapture("awaitEvent", stream);
         eventTime(event);
     }
 
@@ -309,7 +346,8 @@ public final class EmuDriver implements Driver {
         checkPinned(src);
         Objects.checkFromIndexSize(srcOffset, bytes, src.capacity());
         checkStream(stream);
-        nCopyInBuffer(dst, src, srcOffset, bytes);
+        if (!recorded("copyHostToDeviceAsync", stream, () -> nCopyInBuffer(dst, src, srcOffset, bytes)))
+            nCopyInBuffer(dst, src, srcOffset, bytes);
     }
 
     @Override
@@ -317,7 +355,90 @@ public final class EmuDriver implements Driver {
         checkPinned(dst);
         Objects.checkFromIndexSize(dstOffset, bytes, dst.capacity());
         checkStream(stream);
-        nCopyOutBuffer(dst, dstOffset, src, bytes);
+        if (!recorded("copyDeviceToHostAsync", stream, () -> nCopyOutBuffer(dst, dstOffset, src, bytes)))
+            nCopyOutBuffer(dst, dstOffset, src, bytes);
+    }
+
+    // ---- graphs ----
+
+    @Override
+    public long captureGraph(long stream, Runnable work) {
+        List<Runnable> nodes = new ArrayList<>();
+        StreamCapture c = new StreamCapture(stream);
+        synchronized (this) {
+            if (stream == DEFAULT_STREAM) throw new IllegalArgumentException("the default stream cannot be captured");
+            checkStream(stream);
+            if (capture != null)
+                throw new EmuException("a graph capture is already on (stream " + capture.stream + "); the emulator captures one stream at a time");
+            recording = nodes;
+            capture = c;
+        }
+        // not under the lock: work may wait on other threads that use this driver
+        try {
+            work.run();
+        } finally {
+            synchronized (this) {
+                capture = null;
+                recording = null;
+            }
+        }
+        c.checkValid();
+        synchronized (this) {
+            graphs.put(nextHandle, List.copyOf(nodes));
+            return nextHandle++;
+        }
+    }
+
+    /** Runs the graph's launches and copies in capture order (or records them, on a capturing stream). */
+    @Override
+    public synchronized void launchGraph(long graph, long stream) {
+        List<Runnable> nodes = graph(graph);
+        checkStream(stream);
+        if (!recorded("launchGraph", stream, () -> nodes.forEach(Runnable::run))) nodes.forEach(Runnable::run);
+    }
+
+    @Override
+    public synchronized void destroyGraph(long graph) {
+        graph(graph);
+        graphs.remove(graph);
+    }
+
+    /** The number of launches and copies a graph replays. */
+    public synchronized int graphNodes(long graph) {
+        return graph(graph).size();
+    }
+
+    private List<Runnable> graph(long handle) {
+        List<Runnable> g = graphs.get(handle);
+        if (g == null) throw new IllegalArgumentException("graph " + handle + " is not a live graph of this driver");
+        return g;
+    }
+
+    /**
+     * During a capture: true when the op goes to the capturing stream and is now recorded, a
+     * failure when it goes to the default stream; false (run it now) otherwise.
+     */
+    private boolean recorded(String op, long stream, Runnable node) {
+        StreamCapture c = capture;
+        if (c == null) return false;
+        if (c.captures(stream)) {
+            recording.add(node);
+            return true;
+        }
+        c.checkStream(op, stream);
+        return false;
+    }
+
+    private void refuseDuringCapture(String op) {
+        StreamCapture c = capture;
+        if (c != null) throw c.unsafe(op);
+    }
+
+    private void eventsOutsideCapture(String op, long stream) {
+        StreamCapture c = capture;
+        if (c == null) return;
+        if (c.captures(stream)) throw new EmuException(op + " on a capturing stream: events inside graphs are not emulated");
+        c.checkStream(op, stream);
     }
 
     private void checkStream(long stream) {
@@ -379,6 +500,9 @@ public final class EmuDriver implements Driver {
      */
     @Override
     public synchronized void close() {
+        capture = null;
+        graphs.clear();
+        current = DEFAULT_STREAM;
         streams.clear();
         events.clear();
         pinned.clear();

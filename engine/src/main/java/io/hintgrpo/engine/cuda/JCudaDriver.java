@@ -9,8 +9,11 @@ import jcuda.driver.CUdeviceptr;
 import jcuda.driver.CUevent;
 import jcuda.driver.CUfunction;
 import jcuda.driver.CUfunction_attribute;
+import jcuda.driver.CUgraph;
+import jcuda.driver.CUgraphExec;
 import jcuda.driver.CUmodule;
 import jcuda.driver.CUstream;
+import jcuda.driver.CUstreamCaptureMode;
 import jcuda.driver.CUresult;
 import org.lwjgl.system.MemoryUtil;
 
@@ -43,6 +46,12 @@ import static jcuda.driver.JCudaDriver.*;
  * <p>Streams and events are CUstreams and CUevents behind the seam's long handles; pinned buffers
  * are LWJGL native memory (outside the Java heap, so the GC never moves it) registered with the
  * driver, which makes asynchronous copies truly asynchronous.
+ *
+ * <p>Graphs are captured with cuStreamBeginCapture in thread-local mode: the capture-unsafe calls
+ * (cuMemAlloc, synchronous copies, synchronisation) are refused on the capturing thread, which is
+ * where all of this driver's calls come from, while other threads of the process (another library
+ * on the same primary context) are left alone, as global mode would not. Captured graphs are
+ * instantiated at once and kept as CUgraphExecs; the CUgraph is destroyed after instantiation.
  */
 public final class JCudaDriver implements Driver {
 
@@ -93,6 +102,9 @@ public final class JCudaDriver implements Driver {
     private final Map<String, CUfunction> functions = new HashMap<>();
     private final Map<String, Integer> sharedLimits = new HashMap<>();
     private CUstream current; // null: the default stream
+    private long currentHandle = DEFAULT_STREAM;
+    private final Map<Long, CUgraphExec> graphs = new HashMap<>();
+    private StreamCapture capture; // the capture in progress, if any
     // the seam's handles: streams and events share one counter, so neither passes for the other
     private final Map<Long, CUstream> streams = new HashMap<>();
     private final Map<Long, CUevent> events = new HashMap<>();
@@ -335,6 +347,7 @@ public final class JCudaDriver implements Driver {
     @Override
     public long malloc(long bytes) {
         bind();
+        refuseDuringCapture("malloc");
         Address p = new Address();
         try {
             cuMemAlloc(p, bytes);
@@ -347,42 +360,49 @@ public final class JCudaDriver implements Driver {
     @Override
     public void free(long address) {
         bind();
+        refuseDuringCapture("free");
         cuMemFree(at(address));
     }
 
     @Override
     public void copyHostToDevice(long dst, float[] src, int srcOffset, int count) {
         bind();
+        refuseDuringCapture("copyHostToDevice");
         cuMemcpyHtoD(at(dst), Pointer.to(src).withByteOffset(4L * srcOffset), 4L * count);
     }
 
     @Override
     public void copyHostToDevice(long dst, int[] src, int srcOffset, int count) {
         bind();
+        refuseDuringCapture("copyHostToDevice");
         cuMemcpyHtoD(at(dst), Pointer.to(src).withByteOffset(4L * srcOffset), 4L * count);
     }
 
     @Override
     public void copyHostToDevice(long dst, short[] src, int srcOffset, int count) {
         bind();
+        refuseDuringCapture("copyHostToDevice");
         cuMemcpyHtoD(at(dst), Pointer.to(src).withByteOffset(2L * srcOffset), 2L * count);
     }
 
     @Override
     public void copyDeviceToHost(float[] dst, int dstOffset, long src, int count) {
         bind();
+        refuseDuringCapture("copyDeviceToHost");
         cuMemcpyDtoH(Pointer.to(dst).withByteOffset(4L * dstOffset), at(src), 4L * count);
     }
 
     @Override
     public void copyDeviceToHost(int[] dst, int dstOffset, long src, int count) {
         bind();
+        refuseDuringCapture("copyDeviceToHost");
         cuMemcpyDtoH(Pointer.to(dst).withByteOffset(4L * dstOffset), at(src), 4L * count);
     }
 
     @Override
     public void copyDeviceToHost(short[] dst, int dstOffset, long src, int count) {
         bind();
+        refuseDuringCapture("copyDeviceToHost");
         cuMemcpyDtoH(Pointer.to(dst).withByteOffset(2L * dstOffset), at(src), 2L * count);
     }
 
@@ -390,6 +410,7 @@ public final class JCudaDriver implements Driver {
     @Override
     public void copyDeviceToDevice(long dst, long src, long bytes) {
         bind();
+        if (capture != null) capture.checkStream("copyDeviceToDevice", currentHandle);
         cuMemcpyDtoDAsync(at(dst), at(src), bytes, current);
     }
 
@@ -397,6 +418,7 @@ public final class JCudaDriver implements Driver {
     public void launch(String name, int gridX, int gridY, int gridZ, int blockX, int blockY, int blockZ,
                        int sharedBytes, Object... args) {
         bind();
+        if (capture != null) capture.checkStream("launch of " + name, currentHandle);
         CUfunction f = function(name);
         if (sharedBytes > DEFAULT_SHARED_LIMIT && sharedLimits.getOrDefault(name, DEFAULT_SHARED_LIMIT) < sharedBytes) {
             cuFuncSetAttribute(f, CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, sharedBytes);
@@ -437,6 +459,7 @@ public final class JCudaDriver implements Driver {
     @Override
     public void synchronize() {
         bind();
+        refuseDuringCapture("synchronize");
         try {
             cuCtxSynchronize();
         } catch (CudaException e) {
@@ -451,16 +474,19 @@ public final class JCudaDriver implements Driver {
         if (closed) return;
         bind();
         // a context broken by a kernel fault refuses these; the host memory is freed all the same
+        for (CUgraphExec g : graphs.values()) quietly(() -> cuGraphExecDestroy(g));
         for (CUevent e : events.values()) quietly(() -> cuEventDestroy(e));
         for (CUstream s : streams.values()) quietly(() -> cuStreamDestroy(s));
         for (Map.Entry<ByteBuffer, Pointer> p : pinned.entrySet()) {
             quietly(() -> cuMemHostUnregister(p.getValue()));
             MemoryUtil.memAlignedFree(p.getKey());
         }
+        graphs.clear();
         events.clear();
         streams.clear();
         pinned.clear();
         current = null;
+        currentHandle = DEFAULT_STREAM;
         closed = true;
         try {
             cuModuleUnload(module);
@@ -486,7 +512,11 @@ public final class JCudaDriver implements Driver {
         if (stream == DEFAULT_STREAM) throw new IllegalArgumentException("the default stream cannot be destroyed");
         CUstream s = stream(stream);
         bind();
-        if (s == current) current = null;
+        if (capture != null && capture.captures(stream)) throw capture.unsafe("destroyStream of the capturing stream");
+        if (s == current) {
+            current = null;
+            currentHandle = DEFAULT_STREAM;
+        }
         streams.remove(stream);
         cuStreamDestroy(s);
     }
@@ -494,12 +524,14 @@ public final class JCudaDriver implements Driver {
     @Override
     public void setStream(long stream) {
         current = stream(stream);
+        currentHandle = stream;
     }
 
     @Override
     public void synchronizeStream(long stream) {
         CUstream s = stream(stream);
         bind();
+        if (capture != null && (capture.captures(stream) || stream == DEFAULT_STREAM)) throw capture.unsafe("synchronizeStream");
         cuStreamSynchronize(s);
     }
 
@@ -507,6 +539,7 @@ public final class JCudaDriver implements Driver {
     public long recordEvent(long stream) {
         CUstream s = stream(stream);
         bind();
+        if (capture != null) capture.checkStream("recordEvent", stream);
         CUevent e = new CUevent();
         cuEventCreate(e, 0);
         cuEventRecord(e, s);
@@ -519,6 +552,7 @@ public final class JCudaDriver implements Driver {
         CUstream s = stream(stream);
         CUevent e = event(event);
         bind();
+        if (capture != null) capture.checkStream("awaitEvent", stream);
         cuStreamWaitEvent(s, e, 0);
     }
 
@@ -580,6 +614,7 @@ public final class JCudaDriver implements Driver {
         Objects.checkFromIndexSize(srcOffset, bytes, src.capacity());
         CUstream s = stream(stream);
         bind();
+        if (capture != null) capture.checkStream("copyHostToDeviceAsync", stream);
         cuMemcpyHtoDAsync(at(dst), base.withByteOffset(srcOffset), bytes, s);
     }
 
@@ -589,7 +624,79 @@ public final class JCudaDriver implements Driver {
         Objects.checkFromIndexSize(dstOffset, bytes, dst.capacity());
         CUstream s = stream(stream);
         bind();
+        if (capture != null) capture.checkStream("copyDeviceToHostAsync", stream);
         cuMemcpyDtoHAsync(base.withByteOffset(dstOffset), at(src), bytes, s);
+    }
+
+    // ---- graphs ----
+
+    @Override
+    public long captureGraph(long stream, Runnable work) {
+        if (stream == DEFAULT_STREAM) throw new IllegalArgumentException("the default stream cannot be captured");
+        CUstream s = stream(stream);
+        bind();
+        if (capture != null) throw new IllegalStateException("a graph capture is already on (stream " + capture.stream + ")");
+        cuStreamBeginCapture(s, CUstreamCaptureMode.CU_STREAM_CAPTURE_MODE_THREAD_LOCAL);
+        StreamCapture c = capture = new StreamCapture(stream);
+        CUgraph graph = new CUgraph();
+        try {
+            work.run();
+        } catch (RuntimeException | Error e) {
+            // end the capture so the stream is usable again; what it recorded is dropped
+            capture = null;
+            quietly(() -> cuStreamEndCapture(s, graph));
+            quietly(() -> cuGraphDestroy(graph));
+            throw e;
+        }
+        capture = null;
+        try {
+            cuStreamEndCapture(s, graph);
+        } catch (CudaException e) {
+            c.checkValid(); // our own refusal names the op that invalidated it
+            throw new IllegalStateException("ending the graph capture on stream " + stream + " failed: " + e.getMessage(), e);
+        }
+        CUgraphExec exec = new CUgraphExec();
+        try {
+            c.checkValid();
+            cuGraphInstantiate(exec, graph, 0);
+        } catch (CudaException e) {
+            throw new IllegalStateException("instantiating the captured graph failed: " + e.getMessage(), e);
+        } finally {
+            cuGraphDestroy(graph); // the executable graph does not need it
+        }
+        graphs.put(nextHandle, exec);
+        return nextHandle++;
+    }
+
+    @Override
+    public void launchGraph(long graph, long stream) {
+        CUgraphExec g = graph(graph);
+        CUstream s = stream(stream);
+        bind();
+        if (capture != null) capture.checkStream("launchGraph", stream);
+        try {
+            cuGraphLaunch(g, s);
+        } catch (CudaException e) {
+            throw new IllegalStateException("launching graph " + graph + " failed: " + e.getMessage(), e);
+        }
+    }
+
+    @Override
+    public void destroyGraph(long graph) {
+        CUgraphExec g = graph(graph);
+        bind();
+        graphs.remove(graph);
+        cuGraphExecDestroy(g);
+    }
+
+    private CUgraphExec graph(long handle) {
+        CUgraphExec g = graphs.get(handle);
+        if (g == null) throw new IllegalArgumentException("graph " + handle + " is not a live graph of this driver");
+        return g;
+    }
+
+    private void refuseDuringCapture(String op) {
+        if (capture != null) throw capture.unsafe(op);
     }
 
     private CUstream stream(long handle) {

@@ -14,6 +14,16 @@ import java.util.List;
  * attention over the cache, so a step costs the weights plus the cache read, not the prefix.
  * Sampling happens on the backend ({@link Kernels#sample}); the log-prob of each drawn token at
  * the sampling temperature comes back with it.
+ *
+ * <p>A decode step is the same ops every token, a few per layer, so where the backend has graphs
+ * ({@link Kernels#supportsGraphs}) the first step is captured once per generate call (fixed batch
+ * size and cache length) and replayed for every later token: one launch instead of hundreds. The
+ * step reads everything that changes per token from one device buffer (positions, lengths, the
+ * sampler's step index), uploaded before each step, and the tokens it feeds back are the ones
+ * the previous step's sampler left on the device. Graph and eager decode run the same ops on the
+ * same buffers, so they give identical tokens and log-probs. System property
+ * {@code hintgrpo.cudaGraphs=false} (or {@link #Generator(Model, boolean)}) turns graphs off, e.g.
+ * to see a failing kernel at its own launch.
  */
 public final class Generator {
     /**
@@ -32,10 +42,21 @@ public final class Generator {
     /** Generated tokens, the log-prob of each under the sampling distribution's temperature, and whether a stop token ended it. */
     public record Completion(int[] tokens, float[] logprobs, boolean stopped) {}
 
-    private final Model model;
+    /** System property that turns graph replay off when "false". */
+    public static final String GRAPHS_PROPERTY = "hintgrpo.cudaGraphs";
 
+    private final Model model;
+    private final boolean graphs;
+
+    /** Replays decode steps as graphs where the backend can, unless {@value #GRAPHS_PROPERTY} is "false". */
     public Generator(Model model) {
+        this(model, !"false".equalsIgnoreCase(System.getProperty(GRAPHS_PROPERTY, "true").trim()));
+    }
+
+    /** With graphs false every decode step launches its kernels one by one, whatever the backend. */
+    public Generator(Model model, boolean graphs) {
         this.model = model;
+        this.graphs = graphs;
     }
 
     /** K and V caches of every layer for b sequences of up to maxT positions: [b, kvHeads, maxT, headDim]. */
@@ -69,10 +90,14 @@ public final class Generator {
             kk.upload(rowPos, pos);
         }
 
+        /** The prefill's rows, as {@link #target} set them. */
         void write(int layer, Buf qkv) {
+            write(layer, qkv, rowSeq, rowPos, rows);
+        }
+
+        void write(int layer, Buf qkv, Buf seq, Buf pos, int m) {
             ModelConfig cfg = model.config;
-            model.kernels.kvCacheWrite(k[layer], v[layer], qkv, rowSeq, rowPos, rows, maxT,
-                    cfg.numHeads(), cfg.numKvHeads(), cfg.headDim());
+            model.kernels.kvCacheWrite(k[layer], v[layer], qkv, seq, pos, m, maxT, cfg.numHeads(), cfg.numKvHeads(), cfg.headDim());
         }
 
         void free() {
@@ -92,7 +117,8 @@ public final class Generator {
             throw new IllegalArgumentException("prompt length " + batch.t + " + " + opt.maxNewTokens()
                     + " new tokens exceed max_position_embeddings " + cfg.maxPositionEmbeddings());
         Cache cache = new Cache(b, maxT);
-        Step step = new Step(b);
+        Step step = new Step(b, cache, opt);
+        Kernels.Graph graph = null;
         try {
             // prefill: the training forward over the prompts, storing k and v of every real row
             int[] seq = new int[batch.rows()], pos = new int[batch.rows()];
@@ -109,14 +135,30 @@ public final class Generator {
             k.gatherRows(step.hidden, model.finalHidden(), lastRows, b, c);
             k.free(lastRows);
 
+            boolean replay = graphs && k.supportsGraphs();
             int[] lengths = batch.lengths.clone();
             List<int[]> tokens = new ArrayList<>();
             List<float[]> logprobs = new ArrayList<>();
             boolean[] stopped = new boolean[b];
             int[] generated = new int[b];
             for (int n = 0; n < opt.maxNewTokens(); n++) {
-                int[] drawn = step.draw(opt, n);
-                float[] lp = step.logprobs(drawn, opt);
+                step.setInputs(lengths, n);
+                if (n == 0) {
+                    step.head(); // the prefill's last hidden rows
+                } else {
+                    // feed the tokens drawn at n - 1 at each sequence's next position, then draw
+                    if (!replay) {
+                        step.run();
+                    } else {
+                        if (graph == null) graph = k.captureGraph(step::run);
+                        graph.launch();
+                    }
+                    for (int s = 0; s < b; s++) lengths[s]++;
+                }
+                int[] drawn = new int[b];
+                float[] lp = new float[b];
+                k.download(step.tokens, drawn);
+                k.download(step.logprob, lp);
                 tokens.add(drawn);
                 logprobs.add(lp);
                 boolean all = true;
@@ -126,13 +168,7 @@ public final class Generator {
                     for (int t : opt.stopTokens()) if (drawn[s] == t) stopped[s] = true;
                     all &= stopped[s];
                 }
-                if (all || n + 1 == opt.maxNewTokens()) break;
-                // feed the drawn tokens at each sequence's next position
-                int[] rowSeq = new int[b];
-                for (int s = 0; s < b; s++) rowSeq[s] = s;
-                cache.target(rowSeq, lengths);
-                step.forward(drawn, lengths, cache);
-                for (int s = 0; s < b; s++) lengths[s]++;
+                if (all) break;
             }
             List<Completion> out = new ArrayList<>();
             for (int s = 0; s < b; s++) {
@@ -146,22 +182,33 @@ public final class Generator {
             }
             return out;
         } finally {
+            if (graph != null) graph.close(); // before the buffers it uses go
             step.free();
             cache.free();
         }
     }
 
-    /** Scratch of one decode step over b rows. */
+    /**
+     * Buffers and ops of one decode step over b rows. Nothing here allocates, uploads or downloads
+     * between {@link #setInputs} and the caller's downloads, so {@link #run} can be captured.
+     */
     private final class Step {
         final int b;
-        final Buf hidden, logits, tokens, positions, lengths, logprob, entropy, weights, banned;
+        final Cache cache;
+        final Options opt;
+        final Buf hidden, logits, tokens, logprob, entropy, weights, banned, seqIds;
+        // per-step inputs in one buffer, one upload: positions [b] | lengths [b] | the sampler's step [1]
+        final Buf inputs, positions, lengths, stepIndex;
+        final int[] hostInputs;
         final int nBanned;
         final Model.LayerBufs[] bufs = new Model.LayerBufs[2];
         final Buf rstd, ln, qkv, att, xmid, ln2, rstd2, gateUp, act;
         final Buf[] x = new Buf[2];
 
-        Step(int b) {
+        Step(int b, Cache cache, Options opt) {
             this.b = b;
+            this.cache = cache;
+            this.opt = opt;
             ModelConfig cfg = model.config;
             Kernels k = model.kernels;
             int c = cfg.hiddenSize(), inter = cfg.intermediateSize();
@@ -171,11 +218,16 @@ public final class Generator {
             nBanned = placeholders.length;
             banned = k.allocI32(Math.max(1, nBanned));
             if (nBanned > 0) k.upload(banned.slice(0, nBanned), placeholders);
+            seqIds = k.allocI32(b); // a decode step writes row s to sequence s's cache
+            k.upload(seqIds, java.util.stream.IntStream.range(0, b).toArray());
+            inputs = k.allocI32(2L * b + 1);
+            positions = inputs.slice(0, b);
+            lengths = inputs.slice(b, b);
+            stepIndex = inputs.slice(2L * b, 1);
+            hostInputs = new int[2 * b + 1];
             hidden = k.allocF32((long) b * c);
             logits = k.allocF32((long) b * cfg.vocabSize());
             tokens = k.allocI32(b);
-            positions = k.allocI32(b);
-            lengths = k.allocI32(b);
             logprob = k.allocF32(b);
             entropy = k.allocF32(b);
             weights = k.allocF32(b);
@@ -195,42 +247,31 @@ public final class Generator {
             bufs[1] = new Model.LayerBufs(x[1], ln, rstd, qkv, att, xmid, ln2, rstd2, gateUp, act, x[0]);
         }
 
-        /** Samples from the logits of the current hidden rows (final-normed). */
-        int[] draw(Options opt, int n) {
-            ModelConfig cfg = model.config;
-            Kernels k = model.kernels;
-            model.gemm(Gemm.NT, logits, hidden, model.param(model.lmHeadName()), null, b, cfg.vocabSize(), cfg.hiddenSize(), false);
-            k.sample(tokens, logits, b, cfg.vocabSize(), opt.temperature(), opt.topK(), opt.topP(), opt.seed(), n, banned, nBanned);
-            int[] drawn = new int[b];
-            k.download(tokens, drawn);
-            return drawn;
+        /** Step n feeds each sequence's token at position lengths[s] (its cache then holds lengths[s] + 1). */
+        void setInputs(int[] len, int n) {
+            for (int s = 0; s < b; s++) {
+                hostInputs[s] = len[s];
+                hostInputs[b + s] = len[s] + 1;
+            }
+            hostInputs[2 * b] = n;
+            model.kernels.upload(inputs, hostInputs);
         }
 
-        /** Log-prob of each drawn token at the sampling temperature (1 when greedy). */
-        float[] logprobs(int[] drawn, Options opt) {
-            Kernels k = model.kernels;
-            float t = opt.temperature() == 0f ? 1f : opt.temperature();
-            k.fill(weights, 0f);
-            k.crossEntropy(logits, logprob, entropy, tokens, weights, b, model.config.vocabSize(), 1f / t, false);
-            float[] lp = new float[b];
-            k.download(logprob, lp);
-            return lp;
+        /** The step after the first: the last drawn tokens through the layers, then the head. */
+        void run() {
+            body();
+            head();
         }
 
         /** One token per sequence through every layer with cache attention, ending in the final norm. */
-        void forward(int[] drawn, int[] pos, Cache cache) {
+        void body() {
             ModelConfig cfg = model.config;
             Kernels k = model.kernels;
             int c = cfg.hiddenSize();
-            k.upload(tokens, drawn);
-            k.upload(positions, pos);
-            int[] len = new int[b];
-            for (int s = 0; s < b; s++) len[s] = pos[s] + 1;
-            k.upload(lengths, len);
             k.embedding(x[0], tokens, model.param("model.embed_tokens.weight"), b, c);
             for (int l = 0; l < cfg.numLayers(); l++) {
                 model.layerForward(l, bufs[l % 2], b, positions, (layer, q, out) -> {
-                    cache.write(layer, q);
+                    cache.write(layer, q, seqIds, positions, b);
                     k.decodeAttention(out, q, cache.k[layer], cache.v[layer], lengths, b, cache.maxT,
                             cfg.numHeads(), cfg.numKvHeads(), cfg.headDim());
                 });
@@ -238,9 +279,24 @@ public final class Generator {
             k.rmsnorm(hidden, rstd, x[cfg.numLayers() % 2], model.param("model.norm.weight"), b, c, cfg.rmsNormEps());
         }
 
+        /**
+         * LM head on the final-normed hidden rows, a draw into tokens, and the log-prob of each drawn
+         * token at the sampling temperature (1 when greedy) into logprob.
+         */
+        void head() {
+            ModelConfig cfg = model.config;
+            Kernels k = model.kernels;
+            model.gemm(Gemm.NT, logits, hidden, model.param(model.lmHeadName()), null, b, cfg.vocabSize(), cfg.hiddenSize(), false);
+            k.sample(tokens, logits, b, cfg.vocabSize(), opt.temperature(), opt.topK(), opt.topP(), opt.seed(), stepIndex,
+                    banned, nBanned);
+            float t = opt.temperature() == 0f ? 1f : opt.temperature();
+            k.fill(weights, 0f);
+            k.crossEntropy(logits, logprob, entropy, tokens, weights, b, cfg.vocabSize(), 1f / t, false);
+        }
+
         void free() {
             Kernels k = model.kernels;
-            for (Buf buf : Arrays.asList(banned, hidden, logits, tokens, positions, lengths, logprob, entropy, weights, rstd, ln,
+            for (Buf buf : Arrays.asList(banned, seqIds, inputs, hidden, logits, tokens, logprob, entropy, weights, rstd, ln,
                     qkv, att, xmid, ln2, rstd2, gateUp, act, x[0], x[1])) k.free(buf);
         }
     }

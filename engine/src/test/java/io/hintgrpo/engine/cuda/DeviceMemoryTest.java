@@ -55,7 +55,7 @@ class DeviceMemoryTest {
         @Override public void copyDeviceToDevice(long dst, long src, long bytes) {}
         @Override public void launch(String name, int gx, int gy, int gz, int bx, int by, int bz, int shared, Object... args) {}
         @Override public void synchronize() {}
-        // streams, events and pinned buffers: DeviceMemory uses none of them
+        // streams, events, pinned buffers and graphs: DeviceMemory uses none of them
         @Override public long newStream() { throw new UnsupportedOperationException(); }
         @Override public void destroyStream(long stream) { throw new UnsupportedOperationException(); }
         @Override public void setStream(long stream) { throw new UnsupportedOperationException(); }
@@ -69,6 +69,9 @@ class DeviceMemoryTest {
         @Override public void freePinned(java.nio.ByteBuffer pinned) { throw new UnsupportedOperationException(); }
         @Override public void copyHostToDeviceAsync(long dst, java.nio.ByteBuffer src, long srcOffset, long bytes, long stream) { throw new UnsupportedOperationException(); }
         @Override public void copyDeviceToHostAsync(java.nio.ByteBuffer dst, long dstOffset, long src, long bytes, long stream) { throw new UnsupportedOperationException(); }
+        @Override public long captureGraph(long stream, Runnable work) { throw new UnsupportedOperationException(); }
+        @Override public void launchGraph(long graph, long stream) { throw new UnsupportedOperationException(); }
+        @Override public void destroyGraph(long graph) { throw new UnsupportedOperationException(); }
         @Override public void close() {}
     }
 

@@ -125,4 +125,42 @@ class JCudaDriverTest {
             assertTrue(oom.getMessage().contains("cuMemAlloc"), oom.getMessage());
         }
     }
+
+    /** Capture and replay on the device: a captured fill runs only when launched, and a refused op ends the capture cleanly. */
+    @Test
+    void graphsCaptureAndReplayOnARealGpu() {
+        JCudaDriver.Probe probe = JCudaDriver.probe();
+        assumeTrue(probe.usable(), probe.reason());
+        try (JCudaDriver d = probe.driver()) {
+            int n = 1 << 16;
+            long a = d.malloc(4L * n);
+            d.copyHostToDevice(a, new float[n], 0, n);
+            long s = d.newStream();
+            d.setStream(s);
+            long g = d.captureGraph(s, () -> d.launch("fill_f32", 64, 1, 1, 256, 1, 1, 0, a, 2.5f, (long) n));
+            d.setStream(Driver.DEFAULT_STREAM);
+            float[] back = new float[n];
+            d.copyDeviceToHost(back, 0, a, n);
+            assertEquals(0f, back[n - 1], "captured, not run");
+            d.launchGraph(g, Driver.DEFAULT_STREAM);
+            d.copyDeviceToHost(back, 0, a, n);
+            for (float f : back) assertEquals(2.5f, f);
+
+            d.setStream(s);
+            IllegalStateException e = assertThrows(IllegalStateException.class, () -> d.captureGraph(s, () -> d.malloc(64)));
+            assertTrue(e.getMessage().startsWith("malloc during the graph capture"), e.getMessage());
+            d.setStream(Driver.DEFAULT_STREAM);
+            // the stream left capture mode: it takes ordinary work again
+            d.setStream(s);
+            d.launch("fill_f32", 64, 1, 1, 256, 1, 1, 0, a, 1f, (long) n);
+            d.synchronizeStream(s);
+            d.setStream(Driver.DEFAULT_STREAM);
+            d.copyDeviceToHost(back, 0, a, n);
+            assertEquals(1f, back[0]);
+            assertThrows(IllegalArgumentException.class, () -> d.captureGraph(Driver.DEFAULT_STREAM, () -> {}));
+            d.destroyGraph(g);
+            assertThrows(IllegalArgumentException.class, () -> d.launchGraph(g, Driver.DEFAULT_STREAM));
+            d.free(a);
+        }
+    }
 }

@@ -1,5 +1,6 @@
 package io.hintgrpo.trainer.checkpoint;
 
+import io.hintgrpo.trainer.data.AtomicFiles;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
@@ -72,6 +73,7 @@ public final class Checkpoints {
             sweepLeftovers();
             String name = String.format("step-%07d", state.step());
             Path tmp = Files.createTempDirectory(root, "." + name + ".tmp-");
+            AtomicFiles.readableByAll(tmp);
             try {
                 ModelDir.save(model, tmp, Safetensors.Dtype.F32);
                 if (tokenizerJson != null) Files.copy(tokenizerJson, tmp.resolve(TOKENIZER));
@@ -130,6 +132,7 @@ public final class Checkpoints {
         if (best != null) out.put("best", best);
         if (Double.isFinite(bestMetric)) out.put("best_metric", bestMetric);
         Path tmp = Files.createTempFile(root, ".index-", ".json");
+        AtomicFiles.readableByAll(tmp);
         Files.writeString(tmp, JSON.writerWithDefaultPrettyPrinter().writeValueAsString(out));
         fsync(tmp);
         Files.move(tmp, root.resolve(INDEX), StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
@@ -237,6 +240,7 @@ public final class Checkpoints {
         Path best = best();
         if (best == null) return null;
         Path tmp = Files.createTempDirectory(dest.toAbsolutePath().getParent(), ".model-");
+        AtomicFiles.readableByAll(tmp);
         try {
             for (String f : new String[]{"config.json", "model.safetensors", TOKENIZER})
                 if (Files.exists(best.resolve(f))) Files.copy(best.resolve(f), tmp.resolve(f));

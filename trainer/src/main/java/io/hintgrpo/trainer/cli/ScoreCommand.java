@@ -1,5 +1,6 @@
 package io.hintgrpo.trainer.cli;
 
+import io.hintgrpo.trainer.data.AtomicFiles;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
@@ -84,6 +85,7 @@ final class ScoreCommand implements Callable<Integer> {
                 seqs.add(seq);
             }
             Path tmp = Files.createTempFile(output.toAbsolutePath().getParent(), ".score-", ".tmp");
+            AtomicFiles.readableByAll(tmp);
             try (BufferedWriter out = Files.newBufferedWriter(tmp, StandardCharsets.UTF_8)) {
                 long start = System.nanoTime();
                 for (int s0 = 0; s0 < seqs.size(); s0 += batchSize) {

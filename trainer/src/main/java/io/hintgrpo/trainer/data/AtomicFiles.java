@@ -32,6 +32,7 @@ public final class AtomicFiles {
             try (OutputStream out = new BufferedOutputStream(Files.newOutputStream(tmp, StandardOpenOption.TRUNCATE_EXISTING))) {
                 content.writeTo(out);
             }
+            readableByAll(tmp);
             moveIntoPlace(tmp, target);
         } catch (IOException | RuntimeException e) {
             Files.deleteIfExists(tmp);
@@ -45,6 +46,19 @@ public final class AtomicFiles {
 
     public static void writeString(Path target, String text) throws IOException {
         write(target, text.getBytes(StandardCharsets.UTF_8));
+    }
+
+    /**
+     * Temporary files and folders are created owner-only (0600 / 0700); before one becomes an
+     * output it gets the usual rw-r--r-- (rwxr-xr-x for a folder).
+     */
+    public static void readableByAll(Path file) throws IOException {
+        try {
+            Files.setPosixFilePermissions(file, java.nio.file.attribute.PosixFilePermissions.fromString(
+                    Files.isDirectory(file) ? "rwxr-xr-x" : "rw-r--r--"));
+        } catch (UnsupportedOperationException e) {
+            // not a POSIX file system: its default permissions stand
+        }
     }
 
     /** Renames a finished temporary file or folder onto its final name, atomically where the file system can. */

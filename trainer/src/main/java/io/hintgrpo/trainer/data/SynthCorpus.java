@@ -367,6 +367,7 @@ public final class SynthCorpus {
         Files.createDirectories(target.getParent());
         List<Sample> samples = generate(o);
         Path tmp = Files.createTempDirectory(target.getParent(), "." + target.getFileName() + "-");
+        AtomicFiles.readableByAll(tmp);
         try {
             ObjectNode manifest = manifest(o, samples);
             ObjectNode splitFilter = ((ObjectNode) manifest.get("teacher")).putObject("by_split");

@@ -91,6 +91,7 @@ public final class LinePlot {
         }
         g.dispose();
         Path tmp = Files.createTempFile(file.toAbsolutePath().getParent(), ".plot-", ".png");
+        io.hintgrpo.trainer.data.AtomicFiles.readableByAll(tmp);
         try {
             ImageIO.write(img, "png", tmp.toFile());
             Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);

@@ -49,6 +49,7 @@ public final class RunLog {
                 kept.add(n);
             }
             Path tmp = Files.createTempFile(file.toAbsolutePath().getParent(), ".metrics-", ".jsonl");
+            io.hintgrpo.trainer.data.AtomicFiles.readableByAll(tmp);
             Files.write(tmp, lines);
             Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
         } catch (IOException e) {

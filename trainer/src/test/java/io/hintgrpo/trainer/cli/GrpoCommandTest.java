@@ -76,6 +76,11 @@ class GrpoCommandTest {
                 dir.resolve("work").toString(), "--out", results.toString(), "--seeds", "1,2", "--budget", "16", "--test-limit", "3",
                 "--backend", "cpu", "--config", cfg.toString()), err);
         String md = Files.readString(results.resolve("results.md"));
+        // outputs are readable by others, as files a user writes normally are
+        assertEquals("rw-r--r--", java.nio.file.attribute.PosixFilePermissions.toString(
+                Files.getPosixFilePermissions(results.resolve("results.md"))));
+        assertEquals("rwxr-xr-x", java.nio.file.attribute.PosixFilePermissions.toString(
+                Files.getPosixFilePermissions(dir.resolve("work/grpo-seed1/model"))));
         for (String method : new String[]{"| SFT only | 1 |", "| GRPO | 2 |", "| GRPO + dynamic sampling | 2 |", "| Hint-GRPO | 2 |"})
             assertTrue(md.contains(method), method + " in\n" + md);
         assertTrue(md.contains("Produced by `hintgrpo experiment --sft"), md);

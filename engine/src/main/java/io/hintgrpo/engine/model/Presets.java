@@ -20,6 +20,12 @@ public final class Presets {
                 0, 0, -1, -1, "linear");
     }
 
+    /** About 125M parameters: hidden 768, 12 layers, GQA 12/4, MLP 2048, vocab 32000, untied head, text only. */
+    public static ModelConfig small125m() {
+        return new ModelConfig(768, 2048, 12, 4, 12, 32000, 1e-6f, 10000f, false, 4096,
+                0, 0, -1, -1, "linear");
+    }
+
     /** The Qwen2.5-0.5B shape (hidden 896, 14 heads, 2 KV heads, 24 layers, vocab 151936, tied). */
     public static ModelConfig qwen25_05b() {
         return new ModelConfig(896, 4864, 14, 2, 24, 151936, 1e-6f, 1000000f, true, 32768,

@@ -442,7 +442,8 @@ public final class GpuBench {
 
     /** Weights for timing only: a random tile repeated over each matrix, norms at 1 (decode time does not depend on the values). */
     void randomize(Model m) {
-        int tileN = 1 << 20;
+        long largest = m.layout.entries().stream().mapToLong(ParamLayout.Entry::size).max().orElse(1);
+        int tileN = (int) Math.min(1 << 20, largest);
         float[] v = new float[tileN];
         for (int i = 0; i < tileN; i++) v[i] = (float) (0.02 * (rng.nextDouble() * 2 - 1)); // small, so 24 layers stay finite
         Buf tile = k.allocF32(tileN);

@@ -182,17 +182,17 @@ final class TrainBench {
                 rows.add(new Memory("AdamW moments fp32", 8.0 * params, mem.delta(at), "exp_avg + exp_avg_sq"));
                 Batch batch = textBatch(cfg, b, t, 11);
                 at = mem.inUse();
-                long peakBefore = mem.peak();
+                mem.resetPeak();
                 m.zeroGrad();
                 m.forwardBackward(batch, 1f);
                 opt.step(1f);
                 k.synchronize();
                 rows.add(new Memory("activations b" + b + "xt" + t, Double.NaN, mem.delta(at), "arena + bf16 activation casts, kept between steps"));
                 long peak = mem.peak();
-                rows.add(new Memory("transient within the step", Double.NaN,
-                        peak > peakBefore ? peak - mem.inUse() : Double.NaN, "peak in use during the step minus in use after it"));
-                rows.add(new Memory("peak of the training step", Double.NaN, peak > peakBefore ? peak - mem.base : Double.NaN,
-                        "allocator peak over the section's start"));
+                rows.add(new Memory("transient within the step", Double.NaN, mem.memory == null ? Double.NaN : peak - mem.inUse(),
+                        "peak in use during the step minus in use after it"));
+                rows.add(new Memory("peak of the training step", Double.NaN, mem.memory == null ? Double.NaN : peak - mem.base,
+                        "allocator peak during the step over the section's start"));
                 rows.add(new Memory("driver: used after the step", Double.NaN,
                         mem.driver == null ? Double.NaN : mem.driverUsed() - driverBefore,
                         "cuMemGetInfo, over the section's start (allocator cache included)"));
@@ -241,6 +241,10 @@ final class TrainBench {
 
         long peak() {
             return memory == null ? 0 : memory.peakBytes();
+        }
+
+        void resetPeak() {
+            if (memory != null) memory.resetPeak();
         }
 
         double delta(long at) {

@@ -138,9 +138,14 @@ public final class DeviceMemory implements AutoCloseable {
         return inUse;
     }
 
-    /** Highest {@link #bytesInUse()} so far. */
+    /** Highest {@link #bytesInUse()} since the allocator opened or the last {@link #resetPeak}. */
     public synchronized long peakBytes() {
         return peak;
+    }
+
+    /** Starts a new peak from what is in use now (to measure one phase's peak). */
+    public synchronized void resetPeak() {
+        peak = inUse;
     }
 
     /** Bytes held in free lists, ready for reuse. */

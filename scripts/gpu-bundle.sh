@@ -6,7 +6,8 @@
 # Contents: a jlinked Java runtime (from a Temurin JDK when one is installed: its builds need an
 # older glibc than Debian's, so they travel to other images more safely), the engine jar (with the
 # fatbin and the emulator library when they were built), the dependency jars, the test classes,
-# JUnit's console launcher, scripts/hf_fixture.py and gpu-check.sh itself.
+# JUnit's console launcher, scripts/hf_fixture.py, the torch references of the GPU benchmarks
+# (scripts/torch_{gemm,attention,train}_bench.py) and gpu-check.sh itself.
 #
 # Usage: scripts/gpu-bundle.sh [extra mvn flags, e.g. -o]
 set -euo pipefail
@@ -82,7 +83,7 @@ COMPRESS="--compress=zip-9"
 command -v strip >/dev/null && strip --strip-unneeded "$B/jre/lib/server/libjvm.so"
 
 cp scripts/gpu-check.sh "$B/gpu-check.sh"
-cp scripts/hf_fixture.py scripts/torch_gemm_bench.py "$B/scripts/"
+cp scripts/hf_fixture.py scripts/torch_gemm_bench.py scripts/torch_attention_bench.py scripts/torch_train_bench.py "$B/scripts/"
 
 # the fragment-layout probe: prebuilt here (static CUDA runtime: it needs only libcuda.so.1
 # there), with its source and the headers so the GPU machine's nvcc can rebuild it if need be

@@ -7,7 +7,8 @@
 # Tier 1 (default, under 3 minutes): the GPU, driver and compute capability (nvidia-smi and the
 # JCuda probe); the fragment-layout probe of the tensor-core wrappers; the whole parity suite on
 # the cuda backend; the Hugging Face golden fixture (scripts/hf_fixture.py with the machine's
-# transformers) and our cpu model checked against it. Tier 2 (--bench): per-kernel timings.
+# transformers) and our cpu model checked against it. Tier 2 (--bench): per-kernel and model-level
+# timings against torch in the same run (GpuBench; bench.json, bench-jmh.json, bench-targets.txt).
 # Writes OUTDIR/results.json, OUTDIR/logs/*.log, JUnit reports and the fixture into OUTDIR, and
 # prints a compact table last. Exit status: 0 when nothing failed, 1 otherwise. --emu adds the
 # same parity suite on cuda-emu (the CUDA emulator inside the bundle): a check of the bundle
@@ -178,7 +179,10 @@ if [ $EMU -eq 1 ]; then
   fi
 fi
 
-# ---- 5. tier 2: per-kernel timings -------------------------------------------------------------
+# ---- 5. tier 2: per-kernel and model-level timings against torch in the same run -------------------
+# GpuBench (about 3-4 minutes on an H100): kernels, bf16 GEMMs vs torch.matmul, attention vs SDPA,
+# decode with CUDA graphs, memory per component, training steps vs a PyTorch eager step, a GRPO
+# step; it rewrites bench.json and bench-jmh.json after each section, so a timeout keeps the rest
 DEADLINE=$(( $(date +%s) + 400 ))
 if [ $BENCH -eq 0 ]; then
   record bench skip 0 "tier 2 not requested (--bench)"
@@ -187,17 +191,20 @@ elif [ $USABLE -eq 0 ]; then
 elif ! grep -q '^bench yes' "$B/BUNDLE"; then
   record bench skip 0 "no GPU benchmark harness in the bundle yet"
 else
-  # torch.matmul (cuBLAS) on the bf16 GEMM shapes, in the same run: gemmBf16's reference
+  # the torch references (scripts/torch_*_bench.py: cuBLAS, SDPA, a transformers training step)
   TORCH=()
-  if [ -f "$B/scripts/torch_gemm_bench.py" ] && timeout 60 "$PY" -c 'import torch; assert torch.cuda.is_available()' > /dev/null 2>&1; then
-    TORCH=(-Dhintgrpo.bench.python="$PY" -Dhintgrpo.bench.torchScript="$B/scripts/torch_gemm_bench.py")
+  if timeout 60 "$PY" -c 'import torch; assert torch.cuda.is_available()' > /dev/null 2>&1; then
+    TORCH=(-Dhintgrpo.bench.python="$PY" -Dhintgrpo.bench.scripts="$B/scripts")
   fi
-  if step bench 300 "$JAVA" "${JOPTS[@]}" -Dhintgrpo.bench.out="$OUTDIR/bench.json" -Dhintgrpo.bench.jmh="$OUTDIR/bench-jmh.json" \
+  if step bench 330 "$JAVA" "${JOPTS[@]}" -Dhintgrpo.bench.out="$OUTDIR/bench.json" -Dhintgrpo.bench.jmh="$OUTDIR/bench-jmh.json" \
       ${TORCH[@]+"${TORCH[@]}"} -cp "$CP" io.hintgrpo.tests.GpuBench; then
     record bench pass "$STEP_SECONDS" "$(tail -1 "$LOGS/bench.log")"
   else
-    record bench fail "$STEP_SECONDS" "$(tail -1 "$LOGS/bench.log")"
+    record bench fail "$STEP_SECONDS" "$(grep '^GpuBench: section' "$LOGS/bench.log" | tail -1); $(tail -1 "$LOGS/bench.log")"
   fi
+  [ ${#TORCH[@]} -eq 0 ] && record bench-torch skip 0 "$PY has no torch with CUDA: no in-run references"
+  # the targets table (printed last by GpuBench) into the check's output
+  sed -n '/^target  /,/^GpuBench: /p' "$LOGS/bench.log" > "$OUTDIR/bench-targets.txt"
 fi
 
 # ---- results.json and the table -------------------------------------------------------------------
@@ -225,4 +232,8 @@ printf '%-16s %-6s %6s  %s\n' check status time detail
 while IFS=$'\t' read -r name status secs detail; do
   printf '%-16s %-6s %5ss  %s\n' "$name" "$status" "$secs" "$detail"
 done < "$RESULTS"
+if [ -s "$OUTDIR/bench-targets.txt" ]; then
+  echo
+  grep -v '^GpuBench: ' "$OUTDIR/bench-targets.txt"
+fi
 [ "$FAILED" -eq 0 ]

@@ -25,7 +25,14 @@ import java.util.SplittableRandom;
 /**
  * Tier 2 of the GPU check: per-kernel timings of the training step's and decode's ops on one
  * backend, at the shapes of one Qwen2.5-0.5B layer on a batch of 4 × 512 tokens ("full") or at
- * toy shapes that run anywhere in a second ("small", to check the harness itself).
+ * toy shapes that run anywhere in a second ("small", to check the harness itself); and the
+ * model-level sections, each against torch in the same run where there is a reference (sections,
+ * in order, {@link Options#ALL}; docs/gpu-check.md has the table): attention forward and
+ * forward+backward vs SDPA in fp32 and bf16 ({@code scripts/torch_attention_bench.py}), memory per
+ * component and training steps vs a PyTorch eager step with MFU ({@link TrainBench},
+ * {@code scripts/torch_train_bench.py}), a GRPO step in phases
+ * ({@link io.hintgrpo.trainer.rl.GrpoStepBench}). It ends with the issue's targets as ratios of
+ * this run ({@link #computeTargets}).
  *
  * <p>Each op runs once to warm up, then in {@value #ROUNDS} rounds of enough calls to fill about
  * 0.04 s between two synchronisations; the time per call (the mean of the rounds) includes launch
@@ -58,7 +65,9 @@ import java.util.SplittableRandom;
  * <pre>
  *   java -cp … io.hintgrpo.tests.GpuBench   [-Dhintgrpo.bench.backend=cuda] [-Dhintgrpo.bench.size=full]
  *                                           [-Dhintgrpo.bench.out=bench.json] [-Dhintgrpo.bench.jmh=bench-jmh.json]
- *                                           [-Dhintgrpo.bench.python=python3 -Dhintgrpo.bench.torchScript=scripts/torch_gemm_bench.py]
+ *                                           [-Dhintgrpo.bench.sections=kernels,gemm,attention,decode,memory,train,grpo]
+ *                                           [-Dhintgrpo.bench.python=python3 -Dhintgrpo.bench.scripts=scripts]
+ *                                           [-Dhintgrpo.bench.torchScript=scripts/torch_gemm_bench.py] [-Dhintgrpo.bench.peakTflops=989]
  * </pre>
  * Not a test (no JUnit annotations): scripts/gpu-check.sh --bench runs it.
  */

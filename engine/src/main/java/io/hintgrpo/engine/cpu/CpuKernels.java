@@ -407,40 +407,62 @@ public final class CpuKernels implements Kernels {
         float[] o = f(out), l = f(lse), x = f(qkv);
         int[] len = i(lengths);
         int oo = out.off(), lo = lse.off(), xo = qkv.off(), leno = lengths.off();
-        int width = (heads + 2 * kvHeads) * headDim, group = heads / kvHeads;
+        int width = (heads + 2 * kvHeads) * headDim, group = heads / kvHeads, oWidth = heads * headDim;
         float scale = (float) (1.0 / Math.sqrt(headDim));
         Parallel.forEach(b * heads, task -> {
             int s = task / heads, h = task % heads, g = h / group;
             int n = len[leno + s];
-            float[] scores = new float[t];
-            for (int row = 0; row < t; row++) {
-                int orow = oo + (s * t + row) * heads * headDim + h * headDim;
-                if (row >= n) {
-                    Arrays.fill(o, orow, orow + headDim, 0f);
-                    l[lo + (s * heads + h) * t + row] = 0f;
+            int q0 = xo + s * t * width + h * headDim, o0 = oo + s * t * oWidth + h * headDim, l0 = lo + (s * heads + h) * t;
+            int k0 = xo + s * t * width + (heads + g) * headDim, v0 = xo + s * t * width + (heads + kvHeads + g) * headDim;
+            float[] w = new float[ROW_BLOCK * t]; // row r of a block: its scores, then its softmax weights
+            boolean blocked = CpuGemm.vectorized();
+            for (int row0 = 0; row0 < t; row0 += ROW_BLOCK) {
+                if (!blocked || row0 + ROW_BLOCK > Math.min(n, t)) { // past the blocks: a row at a time
+                    for (int row = row0; row < Math.min(row0 + ROW_BLOCK, t); row++) {
+                        int orow = o0 + row * oWidth;
+                        if (row >= n) {
+                            Arrays.fill(o, orow, orow + headDim, 0f);
+                            l[l0 + row] = 0f;
+                            continue;
+                        }
+                        for (int j = 0; j <= row; j++) w[j] = dot(x, q0 + row * width, x, k0 + j * width, headDim) * scale;
+                        l[l0 + row] = softmaxWeights(w, 0, row + 1);
+                        Arrays.fill(o, orow, orow + headDim, 0f);
+                        for (int j = 0; j <= row; j++) axpy(w[j], x, v0 + j * width, o, orow, headDim);
+                    }
                     continue;
                 }
-                int q = xo + (s * t + row) * width + h * headDim;
-                float max = Float.NEGATIVE_INFINITY;
-                for (int j = 0; j <= row; j++) {
-                    int k = xo + (s * t + j) * width + (heads + g) * headDim;
-                    scores[j] = dot(x, q, x, k, headDim) * scale;
-                    max = Math.max(max, scores[j]);
+                // ROW_BLOCK rows share each key and value row: keys ≤ row0 for all of them, then
+                // each row's last few alone; per element the same sums as a row at a time
+                for (int j = 0; j <= row0; j++) VectorOps.dot4(x, q0 + row0 * width, width, x, k0 + j * width, headDim, w, j, t);
+                for (int r = 0; r < ROW_BLOCK; r++) {
+                    for (int j = 0; j <= row0; j++) w[r * t + j] *= scale;
+                    for (int j = row0 + 1; j <= row0 + r; j++)
+                        w[r * t + j] = dot(x, q0 + (row0 + r) * width, x, k0 + j * width, headDim) * scale;
+                    l[l0 + row0 + r] = softmaxWeights(w, r * t, row0 + r + 1);
                 }
-                float sum = 0f;
-                for (int j = 0; j <= row; j++) {
-                    scores[j] = (float) Math.exp(scores[j] - max);
-                    sum += scores[j];
-                }
-                float inv = 1f / sum;
-                Arrays.fill(o, orow, orow + headDim, 0f);
-                for (int j = 0; j <= row; j++) {
-                    int v = xo + (s * t + j) * width + (heads + kvHeads + g) * headDim;
-                    axpy(scores[j] * inv, x, v, o, orow, headDim);
-                }
-                l[lo + (s * heads + h) * t + row] = max + (float) Math.log(sum);
+                VectorOps.weightedSum4(w, 0, t, x, v0, width, row0 + 1, o, o0 + row0 * oWidth, oWidth, headDim);
+                for (int r = 1; r < ROW_BLOCK; r++)
+                    for (int j = row0 + 1; j <= row0 + r; j++) axpy(w[r * t + j], x, v0 + j * width, o, o0 + (row0 + r) * oWidth, headDim);
             }
         });
+    }
+
+    /** Rows of the forward that share key and value loads (VectorOps.dot4, weightedSum4). */
+    private static final int ROW_BLOCK = 4;
+
+    /** Scaled scores w[wo .. wo+n) → softmax weights exp(w_j − max) / Σ; returns the log-sum-exp. */
+    private static float softmaxWeights(float[] w, int wo, int n) {
+        float max = Float.NEGATIVE_INFINITY;
+        for (int j = 0; j < n; j++) max = Math.max(max, w[wo + j]);
+        float sum = 0f;
+        for (int j = 0; j < n; j++) {
+            w[wo + j] = (float) Math.exp(w[wo + j] - max);
+            sum += w[wo + j];
+        }
+        float inv = 1f / sum;
+        for (int j = 0; j < n; j++) w[wo + j] *= inv;
+        return max + (float) Math.log(sum);
     }
 
     @Override

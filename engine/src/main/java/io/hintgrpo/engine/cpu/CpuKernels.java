@@ -473,6 +473,7 @@ public final class CpuKernels implements Kernels {
         int dxo = dqkv.off(), dyo = dout.off(), xo = qkv.off(), oo = out.off(), lo = lse.off(), leno = lengths.off();
         int width = (heads + 2 * kvHeads) * headDim, group = heads / kvHeads;
         float scale = (float) (1.0 / Math.sqrt(headDim));
+        int oWidth = heads * headDim;
         // one task per (sequence, kv head): it owns dk/dv of that head and dq of its query heads
         Parallel.forEach(b * kvHeads, task -> {
             int s = task / kvHeads, g = task % kvHeads;
@@ -485,25 +486,48 @@ public final class CpuKernels implements Kernels {
                 for (int h = g * group; h < (g + 1) * group; h++)
                     Arrays.fill(dx, base + h * headDim, base + (h + 1) * headDim, 0f);
             }
-            float[] p = new float[t];
+            int seqX = xo + s * t * width, seqDx = dxo + s * t * width;
+            int k0 = seqX + kCol, v0 = seqX + vCol, dk0 = seqDx + kCol, dv0 = seqDx + vCol;
+            boolean blocked = CpuGemm.vectorized();
+            float[] delta = new float[ROW_BLOCK], rowLse = new float[ROW_BLOCK];
+            float[] sc = new float[ROW_BLOCK], dp = new float[ROW_BLOCK], p = new float[ROW_BLOCK], ds = new float[ROW_BLOCK];
             for (int h = g * group; h < (g + 1) * group; h++) {
-                for (int row = 0; row < n; row++) {
-                    int q = xo + (s * t + row) * width + h * headDim;
-                    int dyRow = dyo + (s * t + row) * heads * headDim + h * headDim;
-                    int oRow = oo + (s * t + row) * heads * headDim + h * headDim;
-                    float rowLse = l[lo + (s * heads + h) * t + row];
-                    float delta = dot(dy, dyRow, o, oRow, headDim); // Σ_d dout·out = Σ_j p_j dP_j
-                    int dq = dxo + (s * t + row) * width + h * headDim;
-                    for (int j = 0; j <= row; j++) {
-                        int k = xo + (s * t + j) * width + kCol;
-                        int v = xo + (s * t + j) * width + vCol;
-                        float dp = dot(dy, dyRow, x, v, headDim);
-                        p[j] = (float) Math.exp(dot(x, q, x, k, headDim) * scale - rowLse);
-                        float ds = p[j] * (dp - delta) * scale;
-                        int dk = dxo + (s * t + j) * width + kCol, dv = dxo + (s * t + j) * width + vCol;
-                        axpy(ds, x, k, dx, dq, headDim);
-                        axpy(ds, x, q, dx, dk, headDim);
-                        axpy(p[j], dy, dyRow, dx, dv, headDim);
+                int q0 = seqX + h * headDim, dq0 = seqDx + h * headDim;
+                int dy0 = dyo + s * t * oWidth + h * headDim, o0 = oo + s * t * oWidth + h * headDim, l0 = lo + (s * heads + h) * t;
+                for (int row0 = 0; row0 < n; row0 += ROW_BLOCK) {
+                    int rows = Math.min(ROW_BLOCK, n - row0);
+                    for (int r = 0; r < rows; r++) {
+                        int row = row0 + r;
+                        delta[r] = dot(dy, dy0 + row * oWidth, o, o0 + row * oWidth, headDim); // Σ_d dout·out = Σ_j p_j dP_j
+                        rowLse[r] = l[l0 + row];
+                    }
+                    int shared = 0; // keys every row of the block sees, done for the 4 rows at once
+                    if (blocked && rows == ROW_BLOCK) {
+                        shared = row0 + 1;
+                        for (int j = 0; j < shared; j++) {
+                            VectorOps.dot4(dy, dy0 + row0 * oWidth, oWidth, x, v0 + j * width, headDim, dp, 0, 1);
+                            VectorOps.dot4(x, q0 + row0 * width, width, x, k0 + j * width, headDim, sc, 0, 1);
+                            for (int r = 0; r < ROW_BLOCK; r++) {
+                                p[r] = (float) Math.exp(sc[r] * scale - rowLse[r]);
+                                ds[r] = p[r] * (dp[r] - delta[r]) * scale;
+                            }
+                            VectorOps.axpy4(ds, x, k0 + j * width, dx, dq0 + row0 * width, width, headDim);
+                            VectorOps.axpyChain4(ds, x, q0 + row0 * width, width, dx, dk0 + j * width, headDim);
+                            VectorOps.axpyChain4(p, dy, dy0 + row0 * oWidth, oWidth, dx, dv0 + j * width, headDim);
+                        }
+                    }
+                    // the rest a (key, row) pair at a time: per key ascending rows, per row ascending keys
+                    for (int j = shared; j < row0 + rows; j++) {
+                        for (int r = Math.max(0, j - row0); r < rows; r++) {
+                            int row = row0 + r, q = q0 + row * width, dyRow = dy0 + row * oWidth;
+                            int k = k0 + j * width, v = v0 + j * width;
+                            float dpj = dot(dy, dyRow, x, v, headDim);
+                            float pj = (float) Math.exp(dot(x, q, x, k, headDim) * scale - rowLse[r]);
+                            float dsj = pj * (dpj - delta[r]) * scale;
+                            axpy(dsj, x, k, dx, dq0 + row * width, headDim);
+                            axpy(dsj, x, q, dx, dk0 + j * width, headDim);
+                            axpy(pj, dy, dyRow, dx, dv0 + j * width, headDim);
+                        }
                     }
                 }
             }

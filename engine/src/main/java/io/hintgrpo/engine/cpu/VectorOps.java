@@ -97,4 +97,51 @@ final class VectorOps {
             y[yo + 3 * ys + i] = s3;
         }
     }
+
+    /** y_r (at yo + r·ys) += a[r] · x for the 4 rows r, each exactly as {@link #axpy}; the rows share the loads of x. */
+    static void axpy4(float[] a, float[] x, int xo, float[] y, int yo, int ys, int n) {
+        FloatVector a0 = FloatVector.broadcast(S, a[0]), a1 = FloatVector.broadcast(S, a[1]);
+        FloatVector a2 = FloatVector.broadcast(S, a[2]), a3 = FloatVector.broadcast(S, a[3]);
+        int i = 0;
+        for (int bound = S.loopBound(n); i < bound; i += S.length()) {
+            FloatVector vx = FloatVector.fromArray(S, x, xo + i);
+            vx.fma(a0, FloatVector.fromArray(S, y, yo + i)).intoArray(y, yo + i);
+            vx.fma(a1, FloatVector.fromArray(S, y, yo + ys + i)).intoArray(y, yo + ys + i);
+            vx.fma(a2, FloatVector.fromArray(S, y, yo + 2 * ys + i)).intoArray(y, yo + 2 * ys + i);
+            vx.fma(a3, FloatVector.fromArray(S, y, yo + 3 * ys + i)).intoArray(y, yo + 3 * ys + i);
+        }
+        for (; i < n; i++) {
+            float xi = x[xo + i];
+            y[yo + i] += a[0] * xi;
+            y[yo + ys + i] += a[1] * xi;
+            y[yo + 2 * ys + i] += a[2] * xi;
+            y[yo + 3 * ys + i] += a[3] * xi;
+        }
+    }
+
+    /**
+     * y += a[0] · x_0, then a[1] · x_1, a[2] · x_2, a[3] · x_3 (x_r at xo + r·xs): exactly four
+     * {@link #axpy} calls in that order, with y loaded and stored once.
+     */
+    static void axpyChain4(float[] a, float[] x, int xo, int xs, float[] y, int yo, int n) {
+        FloatVector a0 = FloatVector.broadcast(S, a[0]), a1 = FloatVector.broadcast(S, a[1]);
+        FloatVector a2 = FloatVector.broadcast(S, a[2]), a3 = FloatVector.broadcast(S, a[3]);
+        int i = 0;
+        for (int bound = S.loopBound(n); i < bound; i += S.length()) {
+            FloatVector vy = FloatVector.fromArray(S, y, yo + i);
+            vy = FloatVector.fromArray(S, x, xo + i).fma(a0, vy);
+            vy = FloatVector.fromArray(S, x, xo + xs + i).fma(a1, vy);
+            vy = FloatVector.fromArray(S, x, xo + 2 * xs + i).fma(a2, vy);
+            vy = FloatVector.fromArray(S, x, xo + 3 * xs + i).fma(a3, vy);
+            vy.intoArray(y, yo + i);
+        }
+        for (; i < n; i++) {
+            float v = y[yo + i];
+            v += a[0] * x[xo + i];
+            v += a[1] * x[xo + xs + i];
+            v += a[2] * x[xo + 2 * xs + i];
+            v += a[3] * x[xo + 3 * xs + i];
+            y[yo + i] = v;
+        }
+    }
 }

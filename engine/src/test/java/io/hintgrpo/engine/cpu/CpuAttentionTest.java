@@ -8,7 +8,7 @@ import java.util.SplittableRandom;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 
-/** The forward's blocks of rows sharing key and value loads change nothing: bit for bit the per-row form. */
+/** The blocks of query rows that share key and value loads change nothing: bit for bit the per-row form. */
 class CpuAttentionTest extends CpuOpsTest {
 
     @Test
@@ -28,7 +28,41 @@ class CpuAttentionTest extends CpuOpsTest {
             String what = Arrays.toString(cs);
             assertArrayEquals(want[0], down(out), 0f, what + " out");
             assertArrayEquals(want[1], down(lse), 0f, what + " lse");
+            float[] dy = new float[b * t * heads * d];
+            for (int i = 0; i < dy.length; i++) dy[i] = (float) rng.nextDouble(-2, 2);
+            Buf dqkv = poisoned(x.length);
+            k.attentionBackward(dqkv, up(dy), up(x), out, lse, upInts(lengths), b, t, heads, kvHeads, d);
+            assertArrayEquals(backwardRowAtATime(x, dy, want[0], want[1], lengths, b, t, heads, kvHeads, d), down(dqkv), 0f, what + " dqkv");
         }
+    }
+
+    /** The backward as it was written before the row blocks: per query head, row, then key. */
+    private static float[] backwardRowAtATime(float[] x, float[] dy, float[] o, float[] l, int[] len,
+                                              int b, int t, int heads, int kvHeads, int headDim) {
+        float[] dx = new float[x.length];
+        int width = (heads + 2 * kvHeads) * headDim, group = heads / kvHeads;
+        float scale = (float) (1.0 / Math.sqrt(headDim));
+        for (int s = 0; s < b; s++)
+            for (int g = 0; g < kvHeads; g++) {
+                int kCol = (heads + g) * headDim, vCol = (heads + kvHeads + g) * headDim;
+                for (int h = g * group; h < (g + 1) * group; h++)
+                    for (int row = 0; row < len[s]; row++) {
+                        int q = (s * t + row) * width + h * headDim;
+                        int dyRow = (s * t + row) * heads * headDim + h * headDim;
+                        float rowLse = l[(s * heads + h) * t + row];
+                        float delta = CpuKernels.dot(dy, dyRow, o, dyRow, headDim);
+                        for (int j = 0; j <= row; j++) {
+                            int k = (s * t + j) * width + kCol, v = (s * t + j) * width + vCol;
+                            float dp = CpuKernels.dot(dy, dyRow, x, v, headDim);
+                            float p = (float) Math.exp(CpuKernels.dot(x, q, x, k, headDim) * scale - rowLse);
+                            float ds = p * (dp - delta) * scale;
+                            CpuKernels.axpy(ds, x, k, dx, q, headDim);
+                            CpuKernels.axpy(ds, x, q, dx, k, headDim);
+                            CpuKernels.axpy(p, dy, dyRow, dx, v, headDim);
+                        }
+                    }
+            }
+        return dx;
     }
 
     /** The forward as it was written before the row blocks, through the same dot and axpy. */

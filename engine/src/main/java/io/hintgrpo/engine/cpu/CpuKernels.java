@@ -448,7 +448,7 @@ public final class CpuKernels implements Kernels {
         });
     }
 
-    /** Rows of the forward that share key and value loads (VectorOps.dot4, weightedSum4). */
+    /** Query rows of one head that share each key and value load (VectorOps' 4-row forms), forward and backward. */
     private static final int ROW_BLOCK = 4;
 
     /** Scaled scores w[wo .. wo+n) → softmax weights exp(w_j − max) / Σ; returns the log-sum-exp. */

@@ -5,8 +5,10 @@ import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
- * SIMD dot product and axpy for the row-wise kernels (attention). Only touched when
- * {@link CpuGemm#vectorized()} says the module is present, so a JVM without it never loads this.
+ * SIMD dot product and axpy for the row-wise kernels (attention), and their 4-row forms that
+ * share loads between query rows while keeping each element's sum exactly as the 1-row forms
+ * compute it. Only touched when {@link CpuGemm#vectorized()} says the module is present, so a
+ * JVM without it never loads this.
  */
 final class VectorOps {
     private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;

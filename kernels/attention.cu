@@ -1,25 +1,34 @@
 // Causal grouped-query attention over right-padded batches (Kernels.attention,
 // attentionBackward) and decode over per-sequence KV caches (Kernels.kvCacheWrite,
-// decodeAttention). fp32, first correct form.
+// decodeAttention). fp32, flash-style: online softmax, nothing of size t × t in device memory,
+// the backward recomputes p from the saved log-sum-exp.
 //
 // Layout: qkv rows are [q heads | k heads | v heads] × headDim, row (s, i) at s·t + i; query head
 // h reads kv head h / (heads / kvHeads); row i of sequence s sees keys j ≤ i with j < lengths[s];
 // scale 1/sqrt(headDim). headDim ≤ 128 (MAX_D): a lane owns dims lane + 32·u of a row.
 //
-// Launch shapes:
-//   attention_forward, attention_backward_dq: grid (ceil(t / 4), heads, b), block (32, 4): one
-//     warp per query row, the block's 4 rows share tiles of 32 keys/values staged in shared
-//     memory. Lane l scores key j0 + l of a tile; the tile's scores go through an online
-//     softmax (running max and sum), so no score row is ever materialised; forward saves the
-//     log-sum-exp of each row, the backward's dq recomputes p = exp(s − lse).
+// Launch shapes. group = heads / kvHeads query heads share a kv head; a block stages each tile of
+// 32 keys/values of its kv head in shared memory once and every warp of the block uses it, so
+// K and V are read once per kv head, not once per query head. The group is cut into the fewest
+// slices of at most MAX_WARPS heads, evenly: slices = ceil(group / 8), hpb = ceil(group / slices)
+// heads per block; rows = max(1, 8 / hpb) query rows per block (CudaKernels.attentionShape):
+//   group 1 → 8 rows × 1 head, 2 → 4 × 2, 3 → 2 × 3, 4 → 2 × 4, 5…8 → 1 × group (Qwen2.5-0.5B's
+//   14/2: 7 warps), 14 → 2 slices of 1 × 7. So 5 to 8 warps (160–256 threads) per block.
+//   attention_forward, attention_backward_dq: grid (ceil(t / rows), kvHeads · slices, b), block
+//     (32, rows, hpb): warp (y, z) takes query row blockIdx.x · rows + y of head z of the block's
+//     slice; blockIdx.y = g · slices + slice. Lane l scores key j0 + l of a tile; the tile's
+//     scores go through an online softmax (running max and sum), so no score row is ever
+//     materialised; forward saves the log-sum-exp of each row, the backward's dq recomputes
+//     p = exp(s − lse). Static shared memory: 41.25 KiB (dq), 37.25 KiB (forward, decode).
 //   attention_backward_dkv: grid (ceil(t / 4), kvHeads, b), block (32, 4): one warp per key row
 //     j of a kv head; it walks the query heads of the group and tiles of 32 query rows i ≥ j,
 //     so dk and dv of a row are summed by one warp in a fixed order (no atomics, deterministic).
 //     dq and dk/dv are two kernels because they have different owners.
 //   kv_cache_write: grid (m), block (32…256 threads, a power of two sized to kvHeads·headDim): one
 //     block per packed qkv row.
-//   decode_attention: grid (heads, b), block (32): one warp per (sequence, query head), tiles of
-//     32 cached keys with the same online softmax as the forward.
+//   decode_attention: grid (kvHeads · slices, b), block (32, 1, hpb): one warp per (sequence,
+//     query head), the block's warps share tiles of 32 cached keys (loaded coalesced, once per kv
+//     head) with the same online softmax as the forward.
 // Padding rows (i ≥ lengths[s]) get zeros in out, lse, dq, dk and dv.
 
 #include "common/cuda_compat.cuh"
@@ -28,7 +37,8 @@
 namespace hg_attn {
 
 constexpr int KT = 32;            // keys (or query rows) per shared-memory tile: one per lane
-constexpr int ROWS = 4;           // warps per block
+constexpr int ROWS = 4;           // attention_backward_dkv: warps per block
+constexpr int MAX_WARPS = 8;      // forward, dq, decode: at most rows × hpb warps per block
 constexpr int MAX_D = 128;
 constexpr int DPL = MAX_D / 32;   // dims per lane
 constexpr int STRIDE = MAX_D + 1; // tiles read row-per-lane are padded: conflict-free banks
@@ -39,11 +49,10 @@ static __device__ inline float dot(const float* a, const float* b, int n) {
     return s;
 }
 
-// 1/sqrt(headDim) rounded once, as the CPU twin computes it
 /** Keys and values of kv head g for sequence rows j0 .. j0+nk−1 into the block's shared tiles (all threads). */
 static __device__ inline void load_kv_tile(float (*Ks)[STRIDE], float (*Vs)[STRIDE], const float* seq, int j0, int nk,
-                                           int width, int heads, int kvHeads, int g, int headDim, int tid) {
-    for (int e = tid; e < nk * headDim; e += 32 * ROWS) {
+                                           int width, int heads, int kvHeads, int g, int headDim, int tid, int threads) {
+    for (int e = tid; e < nk * headDim; e += threads) {
         int jj = e / headDim, d = e % headDim;
         const float* r = seq + (size_t)(j0 + jj) * width;
         Ks[jj][d] = r[(heads + g) * headDim + d];
@@ -51,8 +60,31 @@ static __device__ inline void load_kv_tile(float (*Ks)[STRIDE], float (*Vs)[STRI
     }
 }
 
+// 1/sqrt(headDim) rounded once, as the CPU twin computes it
 static __device__ inline float attention_scale(int headDim) {
     return (float)(1.0 / sqrt((double)headDim));
+}
+
+/** Who a warp of a grouped block (forward, dq, decode) is: see the launch shapes above. */
+struct GroupWarp {
+    int lane, warp, tid, threads; // warp: index into the block's per-warp shared rows
+    int g, h;                     // kv head of the block, query head of the warp
+    bool head;                    // h exists (the last slice of a group may be short)
+};
+
+// headBlock: the block's index along the grid dimension of kvHeads · slices blocks
+static __device__ inline GroupWarp group_warp(int headBlock, int headBlocks, int heads, int kvHeads) {
+    GroupWarp w;
+    int group = heads / kvHeads, slices = headBlocks / kvHeads;
+    int inGroup = headBlock % slices * (int)blockDim.z + (int)threadIdx.z;
+    w.lane = threadIdx.x;
+    w.warp = threadIdx.z * blockDim.y + threadIdx.y;
+    w.tid = w.warp * 32 + w.lane;
+    w.threads = 32 * blockDim.y * blockDim.z;
+    w.g = headBlock / slices;
+    w.head = inGroup < group;
+    w.h = w.g * group + inGroup;
+    return w;
 }
 
 } // namespace hg_attn
@@ -62,14 +94,14 @@ extern "C" __global__ void attention_forward(float* out, float* lse, const float
     using namespace hg_attn;
     __shared__ float Ks[KT][STRIDE];
     __shared__ float Vs[KT][STRIDE];
-    __shared__ float Qs[ROWS][MAX_D];
-    __shared__ float Ps[ROWS][KT];
-    int lane = threadIdx.x, warp = threadIdx.y, tid = warp * 32 + lane;
-    int s = blockIdx.z, h = blockIdx.y, g = h / (heads / kvHeads);
+    __shared__ float Qs[MAX_WARPS][MAX_D];
+    __shared__ float Ps[MAX_WARPS][KT];
+    GroupWarp w = group_warp(blockIdx.y, gridDim.y, heads, kvHeads);
+    int lane = w.lane, warp = w.warp, h = w.h, s = blockIdx.z;
     int width = (heads + 2 * kvHeads) * headDim;
     int len = min(lengths[s], t);
-    int row0 = blockIdx.x * ROWS, i = row0 + warp;
-    bool active = i < len; // uniform within the warp
+    int row0 = blockIdx.x * blockDim.y, i = row0 + threadIdx.y;
+    bool active = w.head && i < len; // uniform within the warp
     const float* seq = qkv + (size_t)s * t * width;
     float scale = attention_scale(headDim);
 
@@ -77,11 +109,11 @@ extern "C" __global__ void attention_forward(float* out, float* lse, const float
         for (int d = lane; d < headDim; d += 32) Qs[warp][d] = seq[(size_t)i * width + h * headDim + d];
     float m_run = -INFINITY, l_run = 0.0f, acc[DPL] = {};
 
-    int keyEnd = min(len, row0 + ROWS); // the block's rows see keys [0, keyEnd)
+    int keyEnd = min(len, row0 + (int)blockDim.y); // the block's rows see keys [0, keyEnd)
     for (int j0 = 0; j0 < keyEnd; j0 += KT) {
         int nk = min(KT, keyEnd - j0);
         __syncthreads(); // the previous tile (K, V and every warp's Ps) has been consumed
-        load_kv_tile(Ks, Vs, seq, j0, nk, width, heads, kvHeads, g, headDim, tid);
+        load_kv_tile(Ks, Vs, seq, j0, nk, width, heads, kvHeads, w.g, headDim, w.tid, w.threads);
         __syncthreads();
         if (!active || j0 > i) continue;
         int j = j0 + lane;
@@ -103,7 +135,7 @@ extern "C" __global__ void attention_forward(float* out, float* lse, const float
         m_run = m_new;
     }
 
-    if (i >= t) return;
+    if (!w.head || i >= t) return;
     float* o = out + ((size_t)s * t + i) * heads * headDim + h * headDim;
     float inv = active ? 1.0f / l_run : 0.0f;
     for (int u = 0; u < DPL; u++) {
@@ -120,15 +152,15 @@ extern "C" __global__ void attention_backward_dq(float* dqkv, const float* dout,
     using namespace hg_attn;
     __shared__ float Ks[KT][STRIDE];
     __shared__ float Vs[KT][STRIDE];
-    __shared__ float Qs[ROWS][MAX_D];
-    __shared__ float dOs[ROWS][MAX_D];
-    __shared__ float DSs[ROWS][KT];
-    int lane = threadIdx.x, warp = threadIdx.y, tid = warp * 32 + lane;
-    int s = blockIdx.z, h = blockIdx.y, g = h / (heads / kvHeads);
+    __shared__ float Qs[MAX_WARPS][MAX_D];
+    __shared__ float dOs[MAX_WARPS][MAX_D];
+    __shared__ float DSs[MAX_WARPS][KT];
+    GroupWarp w = group_warp(blockIdx.y, gridDim.y, heads, kvHeads);
+    int lane = w.lane, warp = w.warp, h = w.h, s = blockIdx.z;
     int width = (heads + 2 * kvHeads) * headDim, qWidth = heads * headDim;
     int len = min(lengths[s], t);
-    int row0 = blockIdx.x * ROWS, i = row0 + warp;
-    bool active = i < len;
+    int row0 = blockIdx.x * blockDim.y, i = row0 + threadIdx.y;
+    bool active = w.head && i < len;
     const float* seq = qkv + (size_t)s * t * width;
     size_t orow = ((size_t)s * t + i) * qWidth + h * headDim; // this row's head in dout and out
     float scale = attention_scale(headDim);
@@ -144,11 +176,11 @@ extern "C" __global__ void attention_backward_dq(float* dqkv, const float* dout,
     }
     float acc[DPL] = {};
 
-    int keyEnd = min(len, row0 + ROWS);
+    int keyEnd = min(len, row0 + (int)blockDim.y);
     for (int j0 = 0; j0 < keyEnd; j0 += KT) {
         int nk = min(KT, keyEnd - j0);
         __syncthreads(); // the previous tile (K, V and every warp's DSs) has been consumed
-        load_kv_tile(Ks, Vs, seq, j0, nk, width, heads, kvHeads, g, headDim, tid);
+        load_kv_tile(Ks, Vs, seq, j0, nk, width, heads, kvHeads, w.g, headDim, w.tid, w.threads);
         __syncthreads();
         if (!active || j0 > i) continue;
         int j = j0 + lane;
@@ -170,7 +202,7 @@ extern "C" __global__ void attention_backward_dq(float* dqkv, const float* dout,
         }
     }
 
-    if (i >= t) return;
+    if (!w.head || i >= t) return;
     float* dq = dqkv + ((size_t)s * t + i) * width + h * headDim;
     for (int u = 0; u < DPL; u++) {
         int d = lane + 32 * u;
@@ -275,39 +307,48 @@ extern "C" __global__ void kv_cache_write(float* kCache, float* vCache, const fl
 extern "C" __global__ void decode_attention(float* out, const float* qkv, const float* kCache, const float* vCache,
                                             const int* lengths, int maxT, int heads, int kvHeads, int headDim) {
     using namespace hg_attn;
-    __shared__ float Qs[MAX_D];
-    __shared__ float Ps[KT];
-    int lane = threadIdx.x;
-    int h = blockIdx.x, s = blockIdx.y, g = h / (heads / kvHeads);
+    __shared__ float Ks[KT][STRIDE];
+    __shared__ float Vs[KT][STRIDE];
+    __shared__ float Qs[MAX_WARPS][MAX_D];
+    __shared__ float Ps[MAX_WARPS][KT];
+    GroupWarp w = group_warp(blockIdx.x, gridDim.x, heads, kvHeads);
+    int lane = w.lane, warp = w.warp, h = w.h, s = blockIdx.y;
     int width = (heads + 2 * kvHeads) * headDim;
     int n = min(lengths[s], maxT);
     float scale = attention_scale(headDim);
-    for (int d = lane; d < headDim; d += 32) Qs[d] = qkv[(size_t)s * width + h * headDim + d];
-    __syncwarp();
-    const float* K = kCache + ((size_t)s * kvHeads + g) * maxT * headDim;
-    const float* V = vCache + ((size_t)s * kvHeads + g) * maxT * headDim;
+    if (w.head)
+        for (int d = lane; d < headDim; d += 32) Qs[warp][d] = qkv[(size_t)s * width + h * headDim + d];
+    const float* K = kCache + ((size_t)s * kvHeads + w.g) * maxT * headDim;
+    const float* V = vCache + ((size_t)s * kvHeads + w.g) * maxT * headDim;
 
     float m_run = -INFINITY, l_run = 0.0f, acc[DPL] = {};
     for (int j0 = 0; j0 < n; j0 += KT) {
+        int nk = min(KT, n - j0);
+        __syncthreads(); // the previous tile (K, V and every warp's Ps) has been consumed
+        for (int e = w.tid; e < nk * headDim; e += w.threads) { // cache rows are contiguous
+            Ks[e / headDim][e % headDim] = K[(size_t)j0 * headDim + e];
+            Vs[e / headDim][e % headDim] = V[(size_t)j0 * headDim + e];
+        }
+        __syncthreads();
+        if (!w.head) continue;
         int j = j0 + lane;
-        float score = j < n ? dot(Qs, K + (size_t)j * headDim, headDim) * scale : -INFINITY;
+        float score = j < n ? dot(Qs[warp], Ks[lane], headDim) * scale : -INFINITY;
         float m_new = fmaxf(m_run, hg::warp_max(score));
         float p = j < n ? expf(score - m_new) : 0.0f;
         float corr = expf(m_run - m_new);
         l_run = l_run * corr + hg::warp_sum(p);
-        Ps[lane] = p;
+        Ps[warp][lane] = p;
         __syncwarp();
-        int nv = min(KT, n - j0);
         for (int u = 0; u < DPL; u++) {
             int d = lane + 32 * u;
             if (d >= headDim) break;
             float a = acc[u] * corr;
-            for (int jj = 0; jj < nv; jj++) a += Ps[jj] * V[(size_t)(j0 + jj) * headDim + d];
+            for (int jj = 0; jj < nk; jj++) a += Ps[warp][jj] * Vs[jj][d];
             acc[u] = a;
         }
-        __syncwarp();
         m_run = m_new;
     }
+    if (!w.head) return;
     float* o = out + (size_t)s * heads * headDim + h * headDim;
     for (int u = 0; u < DPL; u++) {
         int d = lane + 32 * u;

@@ -407,40 +407,62 @@ public final class CpuKernels implements Kernels {
         float[] o = f(out), l = f(lse), x = f(qkv);
         int[] len = i(lengths);
         int oo = out.off(), lo = lse.off(), xo = qkv.off(), leno = lengths.off();
-        int width = (heads + 2 * kvHeads) * headDim, group = heads / kvHeads;
+        int width = (heads + 2 * kvHeads) * headDim, group = heads / kvHeads, oWidth = heads * headDim;
         float scale = (float) (1.0 / Math.sqrt(headDim));
         Parallel.forEach(b * heads, task -> {
             int s = task / heads, h = task % heads, g = h / group;
             int n = len[leno + s];
-            float[] scores = new float[t];
-            for (int row = 0; row < t; row++) {
-                int orow = oo + (s * t + row) * heads * headDim + h * headDim;
-                if (row >= n) {
-                    Arrays.fill(o, orow, orow + headDim, 0f);
-                    l[lo + (s * heads + h) * t + row] = 0f;
+            int q0 = xo + s * t * width + h * headDim, o0 = oo + s * t * oWidth + h * headDim, l0 = lo + (s * heads + h) * t;
+            int k0 = xo + s * t * width + (heads + g) * headDim, v0 = xo + s * t * width + (heads + kvHeads + g) * headDim;
+            float[] w = new float[ROW_BLOCK * t]; // row r of a block: its scores, then its softmax weights
+            boolean blocked = CpuGemm.vectorized();
+            for (int row0 = 0; row0 < t; row0 += ROW_BLOCK) {
+                if (!blocked || row0 + ROW_BLOCK > Math.min(n, t)) { // past the blocks: a row at a time
+                    for (int row = row0; row < Math.min(row0 + ROW_BLOCK, t); row++) {
+                        int orow = o0 + row * oWidth;
+                        if (row >= n) {
+                            Arrays.fill(o, orow, orow + headDim, 0f);
+                            l[l0 + row] = 0f;
+                            continue;
+                        }
+                        for (int j = 0; j <= row; j++) w[j] = dot(x, q0 + row * width, x, k0 + j * width, headDim) * scale;
+                        l[l0 + row] = softmaxWeights(w, 0, row + 1);
+                        Arrays.fill(o, orow, orow + headDim, 0f);
+                        for (int j = 0; j <= row; j++) axpy(w[j], x, v0 + j * width, o, orow, headDim);
+                    }
                     continue;
                 }
-                int q = xo + (s * t + row) * width + h * headDim;
-                float max = Float.NEGATIVE_INFINITY;
-                for (int j = 0; j <= row; j++) {
-                    int k = xo + (s * t + j) * width + (heads + g) * headDim;
-                    scores[j] = dot(x, q, x, k, headDim) * scale;
-                    max = Math.max(max, scores[j]);
+                // ROW_BLOCK rows share each key and value row: keys ≤ row0 for all of them, then
+                // each row's last few alone; per element the same sums as a row at a time
+                for (int j = 0; j <= row0; j++) VectorOps.dot4(x, q0 + row0 * width, width, x, k0 + j * width, headDim, w, j, t);
+                for (int r = 0; r < ROW_BLOCK; r++) {
+                    for (int j = 0; j <= row0; j++) w[r * t + j] *= scale;
+                    for (int j = row0 + 1; j <= row0 + r; j++)
+                        w[r * t + j] = dot(x, q0 + (row0 + r) * width, x, k0 + j * width, headDim) * scale;
+                    l[l0 + row0 + r] = softmaxWeights(w, r * t, row0 + r + 1);
                 }
-                float sum = 0f;
-                for (int j = 0; j <= row; j++) {
-                    scores[j] = (float) Math.exp(scores[j] - max);
-                    sum += scores[j];
-                }
-                float inv = 1f / sum;
-                Arrays.fill(o, orow, orow + headDim, 0f);
-                for (int j = 0; j <= row; j++) {
-                    int v = xo + (s * t + j) * width + (heads + kvHeads + g) * headDim;
-                    axpy(scores[j] * inv, x, v, o, orow, headDim);
-                }
-                l[lo + (s * heads + h) * t + row] = max + (float) Math.log(sum);
+                VectorOps.weightedSum4(w, 0, t, x, v0, width, row0 + 1, o, o0 + row0 * oWidth, oWidth, headDim);
+                for (int r = 1; r < ROW_BLOCK; r++)
+                    for (int j = row0 + 1; j <= row0 + r; j++) axpy(w[r * t + j], x, v0 + j * width, o, o0 + (row0 + r) * oWidth, headDim);
             }
         });
+    }
+
+    /** Query rows of one head that share each key and value load (VectorOps' 4-row forms), forward and backward. */
+    private static final int ROW_BLOCK = 4;
+
+    /** Scaled scores w[wo .. wo+n) → softmax weights exp(w_j − max) / Σ; returns the log-sum-exp. */
+    private static float softmaxWeights(float[] w, int wo, int n) {
+        float max = Float.NEGATIVE_INFINITY;
+        for (int j = 0; j < n; j++) max = Math.max(max, w[wo + j]);
+        float sum = 0f;
+        for (int j = 0; j < n; j++) {
+            w[wo + j] = (float) Math.exp(w[wo + j] - max);
+            sum += w[wo + j];
+        }
+        float inv = 1f / sum;
+        for (int j = 0; j < n; j++) w[wo + j] *= inv;
+        return max + (float) Math.log(sum);
     }
 
     @Override
@@ -451,6 +473,7 @@ public final class CpuKernels implements Kernels {
         int dxo = dqkv.off(), dyo = dout.off(), xo = qkv.off(), oo = out.off(), lo = lse.off(), leno = lengths.off();
         int width = (heads + 2 * kvHeads) * headDim, group = heads / kvHeads;
         float scale = (float) (1.0 / Math.sqrt(headDim));
+        int oWidth = heads * headDim;
         // one task per (sequence, kv head): it owns dk/dv of that head and dq of its query heads
         Parallel.forEach(b * kvHeads, task -> {
             int s = task / kvHeads, g = task % kvHeads;
@@ -463,25 +486,48 @@ public final class CpuKernels implements Kernels {
                 for (int h = g * group; h < (g + 1) * group; h++)
                     Arrays.fill(dx, base + h * headDim, base + (h + 1) * headDim, 0f);
             }
-            float[] p = new float[t];
+            int seqX = xo + s * t * width, seqDx = dxo + s * t * width;
+            int k0 = seqX + kCol, v0 = seqX + vCol, dk0 = seqDx + kCol, dv0 = seqDx + vCol;
+            boolean blocked = CpuGemm.vectorized();
+            float[] delta = new float[ROW_BLOCK], rowLse = new float[ROW_BLOCK];
+            float[] sc = new float[ROW_BLOCK], dp = new float[ROW_BLOCK], p = new float[ROW_BLOCK], ds = new float[ROW_BLOCK];
             for (int h = g * group; h < (g + 1) * group; h++) {
-                for (int row = 0; row < n; row++) {
-                    int q = xo + (s * t + row) * width + h * headDim;
-                    int dyRow = dyo + (s * t + row) * heads * headDim + h * headDim;
-                    int oRow = oo + (s * t + row) * heads * headDim + h * headDim;
-                    float rowLse = l[lo + (s * heads + h) * t + row];
-                    float delta = dot(dy, dyRow, o, oRow, headDim); // Σ_d dout·out = Σ_j p_j dP_j
-                    int dq = dxo + (s * t + row) * width + h * headDim;
-                    for (int j = 0; j <= row; j++) {
-                        int k = xo + (s * t + j) * width + kCol;
-                        int v = xo + (s * t + j) * width + vCol;
-                        float dp = dot(dy, dyRow, x, v, headDim);
-                        p[j] = (float) Math.exp(dot(x, q, x, k, headDim) * scale - rowLse);
-                        float ds = p[j] * (dp - delta) * scale;
-                        int dk = dxo + (s * t + j) * width + kCol, dv = dxo + (s * t + j) * width + vCol;
-                        axpy(ds, x, k, dx, dq, headDim);
-                        axpy(ds, x, q, dx, dk, headDim);
-                        axpy(p[j], dy, dyRow, dx, dv, headDim);
+                int q0 = seqX + h * headDim, dq0 = seqDx + h * headDim;
+                int dy0 = dyo + s * t * oWidth + h * headDim, o0 = oo + s * t * oWidth + h * headDim, l0 = lo + (s * heads + h) * t;
+                for (int row0 = 0; row0 < n; row0 += ROW_BLOCK) {
+                    int rows = Math.min(ROW_BLOCK, n - row0);
+                    for (int r = 0; r < rows; r++) {
+                        int row = row0 + r;
+                        delta[r] = dot(dy, dy0 + row * oWidth, o, o0 + row * oWidth, headDim); // Σ_d dout·out = Σ_j p_j dP_j
+                        rowLse[r] = l[l0 + row];
+                    }
+                    int shared = 0; // keys every row of the block sees, done for the 4 rows at once
+                    if (blocked && rows == ROW_BLOCK) {
+                        shared = row0 + 1;
+                        for (int j = 0; j < shared; j++) {
+                            VectorOps.dot4(dy, dy0 + row0 * oWidth, oWidth, x, v0 + j * width, headDim, dp, 0, 1);
+                            VectorOps.dot4(x, q0 + row0 * width, width, x, k0 + j * width, headDim, sc, 0, 1);
+                            for (int r = 0; r < ROW_BLOCK; r++) {
+                                p[r] = (float) Math.exp(sc[r] * scale - rowLse[r]);
+                                ds[r] = p[r] * (dp[r] - delta[r]) * scale;
+                            }
+                            VectorOps.axpy4(ds, x, k0 + j * width, dx, dq0 + row0 * width, width, headDim);
+                            VectorOps.axpyChain4(ds, x, q0 + row0 * width, width, dx, dk0 + j * width, headDim);
+                            VectorOps.axpyChain4(p, dy, dy0 + row0 * oWidth, oWidth, dx, dv0 + j * width, headDim);
+                        }
+                    }
+                    // the rest a (key, row) pair at a time: per key ascending rows, per row ascending keys
+                    for (int j = shared; j < row0 + rows; j++) {
+                        for (int r = Math.max(0, j - row0); r < rows; r++) {
+                            int row = row0 + r, q = q0 + row * width, dyRow = dy0 + row * oWidth;
+                            int k = k0 + j * width, v = v0 + j * width;
+                            float dpj = dot(dy, dyRow, x, v, headDim);
+                            float pj = (float) Math.exp(dot(x, q, x, k, headDim) * scale - rowLse[r]);
+                            float dsj = pj * (dpj - delta[r]) * scale;
+                            axpy(dsj, x, k, dx, dq0 + row * width, headDim);
+                            axpy(dsj, x, q, dx, dk0 + j * width, headDim);
+                            axpy(pj, dy, dyRow, dx, dv0 + j * width, headDim);
+                        }
                     }
                 }
             }

@@ -25,7 +25,8 @@ public final class CudaKernels implements Kernels {
     /** Largest head dimension of rope (2·hg_rope::MAX_HALF in rope.cu). */
     public static final int MAX_ROPE_HEAD_DIM = 256;
 
-    private static final int ROWS_PER_ATTENTION_BLOCK = 4;      // attention.cu: warps per block
+    private static final int ROWS_PER_DKV_BLOCK = 4;            // attention.cu: ROWS, warps of attention_backward_dkv
+    private static final int ATTENTION_MAX_WARPS = 8;           // attention.cu: MAX_WARPS
     private static final int GEMM_TILE = 64;                     // gemm.cu: BM = BN
     private static final int GEMM_BF16_TILE = 128;               // gemm_bf16.cu: BM = BN
     private static final int GEMM_BF16_THREADS = 256;            // gemm_bf16.cu: 8 warps
@@ -416,6 +417,17 @@ public final class CudaKernels implements Kernels {
             throw new IllegalArgumentException(op + ": headDim must be in [1, " + MAX_HEAD_DIM + "], got " + headDim);
     }
 
+    /**
+     * attention.cu's block shape for group query heads per kv head, {rows, heads per block,
+     * slices}: the group cut into the fewest even slices of at most MAX_WARPS heads, then as many
+     * query rows as fill MAX_WARPS warps (group 1 → 8 rows, 2 → 4, 3 and 4 → 2, 5…8 → 1).
+     */
+    static int[] attentionShape(int group) {
+        int slices = ceilDiv(group, ATTENTION_MAX_WARPS);
+        int perBlock = ceilDiv(group, slices);
+        return new int[]{Math.max(1, ATTENTION_MAX_WARPS / perBlock), perBlock, slices};
+    }
+
     @Override
     public void attention(Buf out, Buf lse, Buf qkv, Buf lengths, int b, int t, int heads, int kvHeads, int headDim) {
         String op = "attention";
@@ -423,7 +435,8 @@ public final class CudaKernels implements Kernels {
         checkHeads(op, heads, kvHeads, headDim);
         if (b == 0 || t == 0) return;
         long rows = (long) b * t, width = (long) (heads + 2 * kvHeads) * headDim;
-        driver.launch("attention_forward", ceilDiv(t, ROWS_PER_ATTENTION_BLOCK), heads, b, 32, ROWS_PER_ATTENTION_BLOCK, 1, 0,
+        int[] shape = attentionShape(heads / kvHeads);
+        driver.launch("attention_forward", ceilDiv(t, shape[0]), kvHeads * shape[2], b, 32, shape[0], shape[1], 0,
                 f32(op, "out", out, rows * heads * headDim), f32(op, "lse", lse, rows * heads), f32(op, "qkv", qkv, rows * width),
                 i32(op, "lengths", lengths, b), t, heads, kvHeads, headDim);
     }
@@ -439,10 +452,10 @@ public final class CudaKernels implements Kernels {
         long dqkvA = f32(op, "dqkv", dqkv, rows * width), doutA = f32(op, "dout", dout, rows * heads * headDim);
         long qkvA = f32(op, "qkv", qkv, rows * width), outA = f32(op, "out", out, rows * heads * headDim);
         long lseA = f32(op, "lse", lse, rows * heads), lenA = i32(op, "lengths", lengths, b);
-        int tiles = ceilDiv(t, ROWS_PER_ATTENTION_BLOCK);
-        driver.launch("attention_backward_dq", tiles, heads, b, 32, ROWS_PER_ATTENTION_BLOCK, 1, 0,
+        int[] shape = attentionShape(heads / kvHeads);
+        driver.launch("attention_backward_dq", ceilDiv(t, shape[0]), kvHeads * shape[2], b, 32, shape[0], shape[1], 0,
                 dqkvA, doutA, qkvA, outA, lseA, lenA, t, heads, kvHeads, headDim);
-        driver.launch("attention_backward_dkv", tiles, kvHeads, b, 32, ROWS_PER_ATTENTION_BLOCK, 1, 0,
+        driver.launch("attention_backward_dkv", ceilDiv(t, ROWS_PER_DKV_BLOCK), kvHeads, b, 32, ROWS_PER_DKV_BLOCK, 1, 0,
                 dqkvA, doutA, qkvA, outA, lseA, lenA, t, heads, kvHeads, headDim);
     }
 
@@ -471,7 +484,8 @@ public final class CudaKernels implements Kernels {
         checkHeads(op, heads, kvHeads, headDim);
         if (b == 0) return;
         long cache = (long) b * kvHeads * maxT * headDim;
-        driver.launch("decode_attention", heads, b, 1, 32, 1, 1, 0,
+        int[] shape = attentionShape(heads / kvHeads);
+        driver.launch("decode_attention", kvHeads * shape[2], b, 1, 32, 1, shape[1], 0,
                 f32(op, "out", out, (long) b * heads * headDim), f32(op, "qkv", qkv, (long) b * (heads + 2 * kvHeads) * headDim),
                 f32(op, "kCache", kCache, cache), f32(op, "vCache", vCache, cache), i32(op, "lengths", lengths, b),
                 maxT, heads, kvHeads, headDim);

@@ -592,13 +592,21 @@ class CudaParityTest {
         end();
     }
 
-    /** (b, t, heads, kvHeads, headDim, lengths…): GQA with several groups, padding, tiles of 32 crossed, odd head sizes. */
+    /**
+     * (b, t, heads, kvHeads, headDim, lengths…): GQA with several groups, padding, tiles of 32
+     * crossed, odd head sizes; head dims 64 and 128 over several tiles; group sizes 1, 2, 3, 4, 7
+     * (Qwen2.5-0.5B's 14/2) and 9 (two slices of a group per block, the second short).
+     */
     static final int[][] ATTENTION_CASES = {
             {1, 1, 1, 1, 1, 1},
             {3, 13, 6, 2, 8, 13, 5, 1},
             {2, 40, 8, 2, 36, 40, 33},
             {2, 37, 4, 4, 64, 20, 37},
             {1, 9, 3, 1, 128, 7},
+            {2, 45, 14, 2, 64, 45, 38},
+            {2, 41, 6, 2, 128, 41, 35},
+            {1, 70, 2, 1, 128, 67},
+            {1, 35, 9, 1, 16, 33},
     };
 
     @ParameterizedTest
@@ -629,7 +637,8 @@ class CudaParityTest {
     @MethodSource("orders")
     void kvCacheWriteAndDecodeAttention(String order) {
         begin(order, 10);
-        int[][] cases = {{1, 1, 1, 1, 1}, {3, 40, 6, 2, 8}, {2, 37, 4, 4, 64}, {2, 5, 3, 1, 128}};
+        int[][] cases = {{1, 1, 1, 1, 1}, {3, 40, 6, 2, 8}, {2, 37, 4, 4, 64}, {2, 5, 3, 1, 128},
+                {2, 45, 14, 2, 64}, {3, 70, 4, 2, 128}, {2, 35, 9, 1, 16}};
         for (int[] cs : cases) {
             int b = cs[0], maxT = cs[1], heads = cs[2], kvHeads = cs[3], d = cs[4];
             int width = (heads + 2 * kvHeads) * d, cache = b * kvHeads * maxT * d;

@@ -64,6 +64,15 @@ public interface Kernels extends AutoCloseable {
     /** Waits until every op issued so far has finished. */
     void synchronize();
 
+    /**
+     * How many fp32 logits one LM-head chunk may hold (the model never materialises more): small
+     * enough to stay in cache on {@code cpu}; on a GPU large enough that a chunk's GEMM has
+     * hundreds of rows even at a 152k vocabulary.
+     */
+    default long logitChunkFloats() {
+        return 1L << 22;
+    }
+
     // ---- graphs ----
 
     /** Whether {@link #captureGraph} works: {@code cuda} and {@code cuda-emu} replay CUDA graphs, {@code cpu} has none. */

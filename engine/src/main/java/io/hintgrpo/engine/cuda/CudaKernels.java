@@ -182,6 +182,12 @@ public final class CudaKernels implements Kernels {
 
     // ---- graphs ----
 
+    /** 256 MB of fp32 logits a chunk: 441 rows at a 152k vocabulary, where 4M floats would give 27-row GEMMs. */
+    @Override
+    public long logitChunkFloats() {
+        return 1L << 26;
+    }
+
     @Override
     public boolean supportsGraphs() {
         return true;

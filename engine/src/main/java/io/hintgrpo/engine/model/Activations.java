@@ -9,9 +9,6 @@ import io.hintgrpo.engine.Kernels;
  * reused across steps; a different shape gets a new arena.
  */
 final class Activations {
-    /** Rows of LM-head logits materialised at once: full-vocabulary logits for a whole batch never exist. */
-    static final long LOGIT_CHUNK_FLOATS = 1L << 22;
-
     final int b, t, m, chunkRows;
     final Buf[] x; // residual stream entering each layer, and after the last: [layers + 1][m, c]
     final Buf[] ln1, rstd1, qkv, att, lse, xmid, ln2, rstd2, gateUp, act;
@@ -27,7 +24,8 @@ final class Activations {
         this.t = t;
         this.m = b * t;
         int layers = cfg.numLayers(), c = cfg.hiddenSize(), inter = cfg.intermediateSize();
-        chunkRows = (int) Math.max(1, Math.min(m, LOGIT_CHUNK_FLOATS / cfg.vocabSize()));
+        // rows of LM-head logits materialised at once: full-vocabulary logits for a whole batch never exist
+        chunkRows = (int) Math.max(1, Math.min(m, k.logitChunkFloats() / cfg.vocabSize()));
         long mc = (long) m * c;
         long perLayer = mc /* ln1 */ + m /* rstd1 */ + (long) m * cfg.qkvDim() + (long) m * cfg.qDim()
                 + (long) b * cfg.numHeads() * t /* lse */ + mc /* xmid */ + mc /* ln2 */ + m /* rstd2 */

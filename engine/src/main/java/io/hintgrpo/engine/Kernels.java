@@ -194,6 +194,18 @@ public interface Kernels extends AutoCloseable {
      */
     void attention(Buf out, Buf lse, Buf qkv, Buf lengths, int b, int t, int heads, int kvHeads, int headDim);
 
+    /**
+     * {@link #attention} on bf16 operands: qkvBf16 is a BF16 buffer in the same packed layout
+     * [b·t, (heads + 2·kvHeads)·headDim]; out [b·t, heads·headDim] and lse [b, heads, t] are F32 with
+     * exactly the semantics of {@link #attention} (padding rows get zeros). headDim must be a
+     * multiple of 16 (one tensor-core k-step) and ≤ 128; other head dims throw
+     * IllegalArgumentException on every backend. {@code cpu} widens q, k and v exactly to fp32 and
+     * runs {@link #attention}; {@code cuda} computes scores, softmax statistics and lse in fp32 but
+     * rounds the softmax weights p to bf16 before P·V (tensor cores), so out agrees to bf16
+     * rounding (≤ 1e-2 relative; 5e-4 measured on the emulator) and lse to fp32 summation order.
+     */
+    void attentionBf16(Buf out, Buf lse, Buf qkvBf16, Buf lengths, int b, int t, int heads, int kvHeads, int headDim);
+
     /** dqkv (written, same packing as qkv; padding rows zero) from dout, the saved qkv, out and lse. */
     void attentionBackward(Buf dqkv, Buf dout, Buf qkv, Buf out, Buf lse, Buf lengths,
                            int b, int t, int heads, int kvHeads, int headDim);

@@ -447,6 +447,24 @@ public final class CudaKernels implements Kernels {
                 i32(op, "lengths", lengths, b), t, heads, kvHeads, headDim);
     }
 
+    /** attention_bf16.cu: query rows per block and threads per block of attention_forward_bf16_*. */
+    private static final int ATTENTION_BF16_ROWS = 64, ATTENTION_BF16_THREADS = 128;
+
+    @Override
+    public void attentionBf16(Buf out, Buf lse, Buf qkvBf16, Buf lengths, int b, int t, int heads, int kvHeads, int headDim) {
+        String op = "attentionBf16";
+        positive(op, b, t);
+        checkHeads(op, heads, kvHeads, headDim);
+        if (headDim % 16 != 0)
+            throw new IllegalArgumentException(op + ": headDim must be a multiple of 16 (one mma k-step), got " + headDim);
+        if (b == 0 || t == 0) return;
+        long rows = (long) b * t, width = (long) (heads + 2 * kvHeads) * headDim;
+        driver.launch(headDim <= 64 ? "attention_forward_bf16_d64" : "attention_forward_bf16_d128",
+                ceilDiv(t, ATTENTION_BF16_ROWS), heads, b, ATTENTION_BF16_THREADS, 1, 1, 0,
+                f32(op, "out", out, rows * heads * headDim), f32(op, "lse", lse, rows * heads),
+                bf16(op, "qkv", qkvBf16, rows * width), i32(op, "lengths", lengths, b), t, heads, kvHeads, headDim);
+    }
+
     @Override
     public void attentionBackward(Buf dqkv, Buf dout, Buf qkv, Buf out, Buf lse, Buf lengths,
                                   int b, int t, int heads, int kvHeads, int headDim) {

@@ -12,7 +12,8 @@ import java.util.SplittableRandom;
  * the forward saves in the activation arena what the backward reads).
  *
  * <p>Precision ({@link #setPrecision}): every GEMM goes through {@link #gemm}, the one place that
- * runs it on fp32 or bf16 operands; the rest of the forward and backward is the same code in both.
+ * runs it on fp32 or bf16 operands, and the training forward's attention picks its kernel in one
+ * place too; the rest of the forward and backward is the same code in both.
  */
 public final class Model implements AutoCloseable {
     /** Standard deviation of the normal initialisation of matrices (HF initializer_range). */
@@ -28,8 +29,8 @@ public final class Model implements AutoCloseable {
     // BF16 only: the matrices [0, decayEnd) of params as bf16, recast lazily after params change
     private Buf paramsBf16;
     private boolean paramsBf16Stale;
-    // BF16 only: bf16 copies of a GEMM's activation operands (a, and b of TN), grown on demand
-    private final Buf[] castScratch = new Buf[2];
+    // BF16 only: bf16 copies of a GEMM's activation operands (a, and b of TN) and of attention's qkv, grown on demand
+    private final Buf[] castScratch = new Buf[3];
 
     /** Allocates zeroed parameters; call {@link #initialize} or load a checkpoint into them. */
     public Model(Kernels kernels, ModelConfig config) {
@@ -92,8 +93,9 @@ public final class Model implements AutoCloseable {
 
     /**
      * FP32 (the default): every GEMM on fp32 operands, results bit-identical to a model without
-     * this setting. BF16: GEMMs on bf16 operands with fp32 accumulation ({@link Kernels#gemmBf16});
-     * master weights, gradients, AdamW state, norms, softmax and loss stay fp32, and checkpoints
+     * this setting. BF16: GEMMs on bf16 operands with fp32 accumulation ({@link Kernels#gemmBf16}),
+     * and the training forward's attention on bf16 q/k/v where the head dim is a multiple of 16
+     * ({@link Kernels#attentionBf16}; its backward stays fp32); master weights, gradients, AdamW state, norms, softmax and loss stay fp32, and checkpoints
      * save the fp32 master weights. May be switched at any time between steps.
      */
     public void setPrecision(Precision p) {
@@ -131,6 +133,23 @@ public final class Model implements AutoCloseable {
             return;
         }
         kernels.gemmBf16(layout, out, bf16(a, (long) m * k, 0), bf16(b, (long) n * k, 1), bias, m, n, k, accumulate);
+    }
+
+    /**
+     * The training forward's attention (out and lse as {@link Kernels#attention}). BF16 with a head
+     * dim that is a multiple of 16: q, k and v are cast to bf16 (scratch slot 2) and run through
+     * {@link Kernels#attentionBf16} (tensor cores on cuda); other head dims stay on the fp32 kernel.
+     * The backward is the fp32 {@link Kernels#attentionBackward} in every case: it recomputes p from
+     * the saved lse with the fp32 qkv, while this forward used bf16-rounded q, k, v (and bf16 p for
+     * P·V). The mismatch is of bf16 rounding size, like every other bf16 GEMM's: a first form.
+     */
+    private void attention(Buf out, Buf lse, Buf qkv, Buf lengths, int b, int t, int heads, int kvHeads, int d) {
+        if (precision == Precision.FP32 || d % 16 != 0 || d > 128) {
+            kernels.attention(out, lse, qkv, lengths, b, t, heads, kvHeads, d);
+            return;
+        }
+        Buf q16 = bf16(qkv, (long) b * t * (heads + 2 * kvHeads) * d, 2);
+        kernels.attentionBf16(out, lse, q16, lengths, b, t, heads, kvHeads, d);
     }
 
     /** The first n elements of x as bf16: the weight copy when x is a parameter matrix, else a cast into scratch. */
@@ -408,7 +427,7 @@ public final class Model implements AutoCloseable {
             Buf lse = a.lse[l];
             layerForward(l, a.layer(l), m, a.positions, (layer, qkv, att) -> {
                 if (cache != null) cache.write(layer, qkv);
-                k.attention(att, lse, qkv, a.lengths, batch.b, batch.t, heads, kvHeads, d);
+                attention(att, lse, qkv, a.lengths, batch.b, batch.t, heads, kvHeads, d);
             });
         }
         k.rmsnorm(a.lnf, a.rstdf, a.x[cfg.numLayers()], param("model.norm.weight"), m, c, cfg.rmsNormEps());

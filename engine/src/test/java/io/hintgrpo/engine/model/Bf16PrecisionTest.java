@@ -23,6 +23,7 @@ import static org.junit.jupiter.api.Assertions.*;
 class Bf16PrecisionTest {
 
     private static ModelConfig config(String name) {
+        if (name.equals("tc")) return TestModels.tensorCoreAttentionConfig(); // head dim 16: attentionBf16
         return name.equals("text") ? TestModels.textConfig() : TestModels.multimodalConfig(name);
     }
 
@@ -47,7 +48,7 @@ class Bf16PrecisionTest {
      * layer), hence their looser bound; both bounds leave several times the measured error.
      */
     @ParameterizedTest
-    @ValueSource(strings = {"text", "mlp", "linear"})
+    @ValueSource(strings = {"text", "mlp", "linear", "tc"})
     void bf16LogitsAndGradientsStayCloseToFp32(String name) {
         ModelConfig cfg = config(name);
         Batch batch = Batch.pack(cfg, TestModels.randomSequences(cfg, new SplittableRandom(7), 9, 5, 7));

@@ -16,6 +16,14 @@ public final class TestModels {
                  "tie_word_embeddings": false, "max_position_embeddings": 64}""", "test");
     }
 
+    /** Untied head, GQA 4/2, head dim 16: the smallest config whose BF16 attention runs on {@code Kernels.attentionBf16}. */
+    public static ModelConfig tensorCoreAttentionConfig() {
+        return ModelConfig.parse("""
+                {"hidden_size": 64, "intermediate_size": 48, "num_attention_heads": 4, "num_key_value_heads": 2,
+                 "num_hidden_layers": 2, "vocab_size": 37, "rms_norm_eps": 1e-6, "rope_theta": 10000.0,
+                 "tie_word_embeddings": false, "max_position_embeddings": 128}""", "test");
+    }
+
     /** Tied head, GQA 6/2, audio through an MLP projector and vision through a linear one. */
     public static ModelConfig multimodalConfig(String projector) {
         return ModelConfig.parse("""

@@ -1,19 +1,12 @@
 package io.hintgrpo.engine.cuda;
 
-import io.hintgrpo.engine.Bf16;
 import io.hintgrpo.engine.Buf;
-import io.hintgrpo.engine.cpu.CpuKernels;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 
-import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.HashMap;
 import java.util.List;
-import java.util.Map;
-import java.util.SplittableRandom;
-import java.util.TreeMap;
 
 import static org.junit.jupiter.api.Assertions.*;
 
@@ -31,10 +24,9 @@ import static org.junit.jupiter.api.Assertions.*;
  * fp32 weights, so only the summation order of the scores (exact on the emulator's mma, fp32 dots
  * on the cpu) and of l differ.
  */
-class CudaAttentionBf16ParityTest {
+class CudaAttentionBf16ParityTest extends GuardedTwins {
 
-    private static final Map<String, CudaKernels> OPEN = new HashMap<>();
-    private static final Map<String, Double> WORST = new TreeMap<>();
+    private static final Suite SUITE = new Suite("CudaAttentionBf16ParityTest");
 
     /**
      * (b, t, heads, kvHeads, headDim, lengths…): GQA ratios 1, 2 and 7 (Qwen2.5-0.5B's 14/2), head
@@ -56,116 +48,16 @@ class CudaAttentionBf16ParityTest {
         return CudaParityTest.orders();
     }
 
+    /** Inputs: Gaussians of standard deviation 2, so softmax rows are peaked as well as flat. */
+    private static final double SIGMA = 2;
+
     @AfterAll
     static void closeAndReport() {
-        OPEN.values().forEach(CudaKernels::close);
-        OPEN.clear();
-        CudaParityTest.report(WORST, "CudaAttentionBf16ParityTest");
+        SUITE.closeAndReport();
     }
 
-    private final CpuKernels cpu = new CpuKernels();
-    private final List<Buf> guarded = new ArrayList<>();
-    private CudaKernels gpu;
-    private SplittableRandom rng;
-    private int guard;
-
-    private void begin(String order, long seed) {
-        gpu = OPEN.computeIfAbsent(order, o -> new CudaKernels(CudaParityTest.openDriver(o),
-                CudaParityTest.driverKind().equals("cuda") ? "cuda" : "cuda-emu"));
-        if (gpu.driver() instanceof EmuDriver emu)
-            emu.setThreadOrder(EmuDriver.ThreadOrder.valueOf(order.toUpperCase(java.util.Locale.ROOT)), 20240611L);
-        rng = new SplittableRandom(seed);
-        guarded.clear();
-    }
-
-    private Buf[] twin(float[] values) {
-        Buf c = cpu.allocF32(values.length);
-        cpu.upload(c, values);
-        Buf whole = gpu.allocF32(values.length + 2L * guard);
-        float[] init = new float[values.length + 2 * guard];
-        Arrays.fill(init, CudaParityTest.GUARD_VALUE);
-        System.arraycopy(values, 0, init, guard, values.length);
-        gpu.upload(whole, init);
-        guarded.add(whole);
-        return new Buf[]{c, whole.slice(guard, values.length)};
-    }
-
-    private Buf[] twin(short[] values) {
-        Buf c = cpu.allocBf16(values.length);
-        cpu.upload(c, values);
-        Buf whole = gpu.allocBf16(values.length + 2L * guard);
-        short[] init = new short[values.length + 2 * guard];
-        Arrays.fill(init, Bf16.fromFloat(CudaParityTest.GUARD_VALUE));
-        System.arraycopy(values, 0, init, guard, values.length);
-        gpu.upload(whole, init);
-        guarded.add(whole);
-        return new Buf[]{c, whole.slice(guard, values.length)};
-    }
-
-    private Buf[] twin(int[] values) {
-        Buf c = cpu.allocI32(values.length);
-        cpu.upload(c, values);
-        Buf d = gpu.allocI32(values.length);
-        gpu.upload(d, values);
-        return new Buf[]{c, d};
-    }
-
-    private Buf[] output(int n) {
-        float[] poison = new float[n];
-        Arrays.fill(poison, Float.NaN);
-        return twin(poison);
-    }
-
-    /** n random non-zero bf16 values: Gaussians of standard deviation 2, so softmax rows are peaked as well as flat. */
-    private short[] randomBf16(int n) {
-        short[] v = new short[n];
-        for (int i = 0; i < n; i++) {
-            short h = Bf16.fromFloat((float) (2 * rng.nextGaussian()));
-            v[i] = (h & 0x7FFF) == 0 ? Bf16.fromFloat(0.5f) : h;
-        }
-        return v;
-    }
-
-    private float[] read(Buf b) {
-        float[] v = new float[Math.toIntExact(b.length)];
-        (b.memory instanceof float[] ? cpu : gpu).download(b, v);
-        return v;
-    }
-
-    private void check(String op, Buf[] out, double tolerance, String what) {
-        float[] ref = read(out[0]), got = read(out[1]);
-        for (int i = 0; i < got.length; i++)
-            assertFalse(Float.isNaN(got[i]), op + " " + what + ": element " + i + " left unwritten (NaN)");
-        double err = CudaParityTest.relativeError(got, ref);
-        synchronized (WORST) {
-            WORST.merge(op, err, Math::max);
-        }
-        assertTrue(err <= tolerance, op + " " + what + ": relative error " + err + " > " + tolerance
-                + " (first values: got " + Arrays.toString(Arrays.copyOf(got, Math.min(6, got.length)))
-                + ", want " + Arrays.toString(Arrays.copyOf(ref, Math.min(6, ref.length))) + ")");
-    }
-
-    private void end() {
-        for (Buf whole : guarded) {
-            int n = Math.toIntExact(whole.length);
-            if (whole.type == Buf.Type.F32) {
-                float[] v = new float[n];
-                gpu.download(whole, v);
-                for (int i = 0; i < guard; i++) {
-                    assertEquals(CudaParityTest.GUARD_VALUE, v[i], "guard before an allocation was overwritten");
-                    assertEquals(CudaParityTest.GUARD_VALUE, v[n - 1 - i], "guard after an allocation was overwritten");
-                }
-            } else {
-                short[] v = new short[n];
-                gpu.download(whole, v);
-                for (int i = 0; i < guard; i++) {
-                    assertEquals(Bf16.fromFloat(CudaParityTest.GUARD_VALUE), v[i], "guard before a bf16 allocation was overwritten");
-                    assertEquals(Bf16.fromFloat(CudaParityTest.GUARD_VALUE), v[n - 1 - i], "guard after a bf16 allocation was overwritten");
-                }
-            }
-            gpu.free(whole);
-        }
-        guarded.clear();
+    CudaAttentionBf16ParityTest() {
+        super(SUITE);
     }
 
     @ParameterizedTest
@@ -178,7 +70,7 @@ class CudaAttentionBf16ParityTest {
                 int b = cs[0], t = cs[1], heads = cs[2], kvHeads = cs[3], d = cs[4];
                 int[] lengths = Arrays.copyOfRange(cs, 5, 5 + b);
                 int width = (heads + 2 * kvHeads) * d, rows = b * t;
-                Buf[] len = twin(lengths), qkv = twin(randomBf16(rows * width));
+                Buf[] len = twin(lengths), qkv = twin(randomBf16(rows * width, SIGMA));
                 Buf[] out = output(rows * heads * d), lse = output(b * heads * t);
                 cpu.attentionBf16(out[0], lse[0], qkv[0], len[0], b, t, heads, kvHeads, d);
                 gpu.attentionBf16(out[1], lse[1], qkv[1], len[1], b, t, heads, kvHeads, d);
@@ -197,7 +89,7 @@ class CudaAttentionBf16ParityTest {
         begin(order, 42);
         guard = 8;
         for (int d : new int[]{8, 36, 144}) {
-            Buf[] len = twin(new int[]{2}), qkv = twin(randomBf16(2 * 3 * d));
+            Buf[] len = twin(new int[]{2}), qkv = twin(randomBf16(2 * 3 * d, SIGMA));
             Buf[] out = output(2 * d), lse = output(2);
             for (var k : List.of(cpu, gpu)) {
                 int[] idx = {k == cpu ? 0 : 1};

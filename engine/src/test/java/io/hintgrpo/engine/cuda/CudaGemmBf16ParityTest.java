@@ -3,18 +3,11 @@ package io.hintgrpo.engine.cuda;
 import io.hintgrpo.engine.Bf16;
 import io.hintgrpo.engine.Buf;
 import io.hintgrpo.engine.Kernels.Gemm;
-import io.hintgrpo.engine.cpu.CpuKernels;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 
-import java.util.ArrayList;
-import java.util.Arrays;
-import java.util.HashMap;
 import java.util.List;
-import java.util.Map;
-import java.util.SplittableRandom;
-import java.util.TreeMap;
 
 import static org.junit.jupiter.api.Assertions.*;
 
@@ -34,10 +27,9 @@ import static org.junit.jupiter.api.Assertions.*;
  * On small-integer inputs every sum is exact in fp32 whatever the order, so there the results
  * must match bit for bit: a fragment-level check that catches any misplaced element.
  */
-class CudaGemmBf16ParityTest {
+class CudaGemmBf16ParityTest extends GuardedTwins {
 
-    private static final Map<String, CudaKernels> OPEN = new HashMap<>();
-    private static final Map<String, Double> WORST = new TreeMap<>();
+    private static final Suite SUITE = new Suite("CudaGemmBf16ParityTest");
 
     /**
      * m, n, k: tile edges on every dimension, odd k, one whole tile, rows that are all a multiple of
@@ -53,76 +45,11 @@ class CudaGemmBf16ParityTest {
 
     @AfterAll
     static void closeAndReport() {
-        OPEN.values().forEach(CudaKernels::close);
-        OPEN.clear();
-        CudaParityTest.report(WORST, "CudaGemmBf16ParityTest");
+        SUITE.closeAndReport();
     }
 
-    private final CpuKernels cpu = new CpuKernels();
-    private final List<Buf> guarded = new ArrayList<>();
-    private CudaKernels gpu;
-    private SplittableRandom rng;
-    private int guard;
-
-    private void begin(String order, long seed) {
-        gpu = OPEN.computeIfAbsent(order, o -> new CudaKernels(CudaParityTest.openDriver(o),
-                CudaParityTest.driverKind().equals("cuda") ? "cuda" : "cuda-emu"));
-        if (gpu.driver() instanceof EmuDriver emu)
-            emu.setThreadOrder(EmuDriver.ThreadOrder.valueOf(order.toUpperCase(java.util.Locale.ROOT)), 20240611L);
-        rng = new SplittableRandom(seed);
-        guarded.clear();
-    }
-
-    /** Twin F32 buffers: [0] cpu, [1] a device slice between guards of {@link #guard} elements. */
-    private Buf[] twin(float[] values) {
-        Buf c = cpu.allocF32(values.length);
-        cpu.upload(c, values);
-        Buf whole = gpu.allocF32(values.length + 2L * guard);
-        float[] init = new float[values.length + 2 * guard];
-        Arrays.fill(init, CudaParityTest.GUARD_VALUE);
-        System.arraycopy(values, 0, init, guard, values.length);
-        gpu.upload(whole, init);
-        guarded.add(whole);
-        return new Buf[]{c, whole.slice(guard, values.length)};
-    }
-
-    /** Twin BF16 buffers, like {@link #twin(float[])}: the device slice starts 2·guard bytes in. */
-    private Buf[] twin(short[] values) {
-        Buf c = cpu.allocBf16(values.length);
-        cpu.upload(c, values);
-        Buf whole = gpu.allocBf16(values.length + 2L * guard);
-        short[] init = new short[values.length + 2 * guard];
-        Arrays.fill(init, Bf16.fromFloat(CudaParityTest.GUARD_VALUE));
-        System.arraycopy(values, 0, init, guard, values.length);
-        gpu.upload(whole, init);
-        guarded.add(whole);
-        return new Buf[]{c, whole.slice(guard, values.length)};
-    }
-
-    /** An output: NaN poison on both sides (the cpu twin writes before it reads too). */
-    private Buf[] output(int n) {
-        float[] poison = new float[n];
-        Arrays.fill(poison, Float.NaN);
-        return twin(poison);
-    }
-
-    private float[] random(int n) {
-        float[] v = new float[n];
-        for (int i = 0; i < n; i++) {
-            float x = (float) rng.nextGaussian();
-            v[i] = x == 0f ? 0.5f : x;
-        }
-        return v;
-    }
-
-    /** n random non-zero bf16 values (Gaussians rounded to bf16). */
-    private short[] randomBf16(int n) {
-        short[] v = new short[n];
-        for (int i = 0; i < n; i++) {
-            short h = Bf16.fromFloat((float) rng.nextGaussian());
-            v[i] = (h & 0x7FFF) == 0 ? Bf16.fromFloat(0.5f) : h;
-        }
-        return v;
+    CudaGemmBf16ParityTest() {
+        super(SUITE);
     }
 
     /** n non-zero integers in [-8, 8] as bf16 (exact). */
@@ -133,49 +60,6 @@ class CudaGemmBf16ParityTest {
             v[i] = Bf16.fromFloat(x >= 0 ? x + 1 : x);
         }
         return v;
-    }
-
-    private float[] read(Buf b) {
-        float[] v = new float[Math.toIntExact(b.length)];
-        (b.memory instanceof float[] ? cpu : gpu).download(b, v);
-        return v;
-    }
-
-    private void check(String op, Buf[] out, double tolerance, String what) {
-        float[] ref = read(out[0]), got = read(out[1]);
-        for (int i = 0; i < got.length; i++)
-            assertFalse(Float.isNaN(got[i]), op + " " + what + ": element " + i + " left unwritten (NaN)");
-        double err = CudaParityTest.relativeError(got, ref);
-        synchronized (WORST) {
-            WORST.merge(op, err, Math::max);
-        }
-        assertTrue(err <= tolerance, op + " " + what + ": relative error " + err + " > " + tolerance
-                + " (first values: got " + Arrays.toString(Arrays.copyOf(got, Math.min(6, got.length)))
-                + ", want " + Arrays.toString(Arrays.copyOf(ref, Math.min(6, ref.length))) + ")");
-    }
-
-    /** Every guard element still holds its value; frees the device allocations. */
-    private void end() {
-        for (Buf whole : guarded) {
-            int n = Math.toIntExact(whole.length);
-            if (whole.type == Buf.Type.F32) {
-                float[] v = new float[n];
-                gpu.download(whole, v);
-                for (int i = 0; i < guard; i++) {
-                    assertEquals(CudaParityTest.GUARD_VALUE, v[i], "guard before an allocation was overwritten");
-                    assertEquals(CudaParityTest.GUARD_VALUE, v[n - 1 - i], "guard after an allocation was overwritten");
-                }
-            } else {
-                short[] v = new short[n];
-                gpu.download(whole, v);
-                for (int i = 0; i < guard; i++) {
-                    assertEquals(Bf16.fromFloat(CudaParityTest.GUARD_VALUE), v[i], "guard before a bf16 allocation was overwritten");
-                    assertEquals(Bf16.fromFloat(CudaParityTest.GUARD_VALUE), v[n - 1 - i], "guard after a bf16 allocation was overwritten");
-                }
-            }
-            gpu.free(whole);
-        }
-        guarded.clear();
     }
 
     private static String kernel(Gemm layout) {

@@ -2,18 +2,12 @@ package io.hintgrpo.engine.cuda;
 
 import io.hintgrpo.engine.Buf;
 import io.hintgrpo.engine.cpu.CpuGrpoTest;
-import io.hintgrpo.engine.cpu.CpuKernels;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 
-import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.HashMap;
 import java.util.List;
-import java.util.Map;
-import java.util.SplittableRandom;
-import java.util.TreeMap;
 
 import static org.junit.jupiter.api.Assertions.*;
 
@@ -25,10 +19,9 @@ import static org.junit.jupiter.api.Assertions.*;
  * ratio ≥ 0.01 away from the clip edges, so no token sits on a tie); all-equal groups give
  * exactly zero std and advantages on the device too.
  */
-class CudaGrpoParityTest {
+class CudaGrpoParityTest extends GuardedTwins {
 
-    private static final Map<String, CudaKernels> OPEN = new HashMap<>();
-    private static final Map<String, Double> WORST = new TreeMap<>();
+    private static final Suite SUITE = new Suite("CudaGrpoParityTest");
 
     static List<String> orders() {
         return CudaParityTest.orders();
@@ -36,80 +29,27 @@ class CudaGrpoParityTest {
 
     @AfterAll
     static void closeAndReport() {
-        OPEN.values().forEach(CudaKernels::close);
-        OPEN.clear();
-        CudaParityTest.report(WORST, "CudaGrpoParityTest");
+        SUITE.closeAndReport();
     }
 
-    private final CpuKernels cpu = new CpuKernels();
-    private final List<Buf> guarded = new ArrayList<>();
-    private CudaKernels gpu;
-
-    private void begin(String order) {
-        gpu = OPEN.computeIfAbsent(order, o -> new CudaKernels(CudaParityTest.openDriver(o),
-                CudaParityTest.driverKind().equals("cuda") ? "cuda" : "cuda-emu"));
-        if (gpu.driver() instanceof EmuDriver emu)
-            emu.setThreadOrder(EmuDriver.ThreadOrder.valueOf(order.toUpperCase(java.util.Locale.ROOT)), 20240611L);
-        guarded.clear();
+    CudaGrpoParityTest() {
+        super(SUITE);
     }
 
-    /** Twin F32 buffers holding the same values: [0] cpu, [1] a guarded device slice. */
-    private Buf[] twin(float[] values) {
-        Buf c = cpu.allocF32(values.length);
-        cpu.upload(c, values);
-        int g = CudaParityTest.GUARD;
-        Buf whole = gpu.allocF32(values.length + 2L * g);
-        float[] init = new float[values.length + 2 * g];
-        Arrays.fill(init, CudaParityTest.GUARD_VALUE);
-        System.arraycopy(values, 0, init, g, values.length);
-        gpu.upload(whole, init);
-        guarded.add(whole);
-        return new Buf[]{c, whole.slice(g, values.length)};
-    }
-
-    /** An output: NaN poison on both sides. */
-    private Buf[] output(int n) {
-        float[] poison = new float[n];
-        Arrays.fill(poison, Float.NaN);
-        return twin(poison);
-    }
-
-    private float[] read(Buf b) {
-        float[] v = new float[Math.toIntExact(b.length)];
-        (b.memory instanceof float[] ? cpu : gpu).download(b, v);
-        return v;
-    }
-
+    /** Like {@link GuardedTwins#check}, with this suite's shorter messages; returns {ref, got} for exact checks. */
     private float[][] check(String op, Buf[] out, double tolerance) {
         float[] ref = read(out[0]), got = read(out[1]);
         for (float x : got) assertFalse(Float.isNaN(x), op + ": an output was left unwritten (NaN)");
         double err = CudaParityTest.relativeError(got, ref);
-        synchronized (WORST) {
-            WORST.merge(op, err, Math::max);
-        }
+        record(op, err);
         assertTrue(err <= tolerance, op + ": relative error " + err + " > " + tolerance);
         return new float[][]{ref, got};
-    }
-
-    private void end() {
-        int g = CudaParityTest.GUARD;
-        for (Buf whole : guarded) {
-            float[] v = new float[Math.toIntExact(whole.length)];
-            gpu.download(whole, v);
-            for (int i = 0; i < g; i++) {
-                assertEquals(CudaParityTest.GUARD_VALUE, v[i], "guard before an allocation was overwritten");
-                assertEquals(CudaParityTest.GUARD_VALUE, v[v.length - 1 - i], "guard after an allocation was overwritten");
-            }
-            gpu.free(whole);
-        }
-        guarded.clear();
     }
 
     @ParameterizedTest
     @MethodSource("orders")
     void advantages(String order) {
-        begin(order);
-        SplittableRandom rng = new SplittableRandom(21);
+        begin(order, 21);
         for (int[] s : new int[][]{{1, 1}, {3, 1}, {5, 7}, {4, 8}, {3, 33}, {2, 70}}) {
             int groups = s[0], g = s[1];
             float[] r = new float[groups * g];
@@ -135,8 +75,7 @@ class CudaGrpoParityTest {
     @ParameterizedTest
     @MethodSource("orders")
     void policyLoss(String order) {
-        begin(order);
-        SplittableRandom rng = new SplittableRandom(22);
+        begin(order, 22);
         // {m, epsLow, epsHigh, beta, with reference}
         Object[][] cases = {{1, 0.2f, 0.2f, 0.04f, true}, {37, 0.2f, 0.28f, 0f, false}, {1001, 0.2f, 0.28f, 0.04f, true},
                 {300, 0.1f, 0.3f, 0f, true}, {4099, 0.2f, 0.2f, 0.5f, true}};

@@ -27,6 +27,7 @@
 // times p = 0 would still give NaN.
 
 #include "common/ptx.cuh"
+#include "common/reduce.cuh"
 
 namespace hg_attn_bf16 {
 
@@ -35,13 +36,13 @@ constexpr int BK = 64;      // keys per tile
 constexpr int THREADS = 128; // 4 warps × 16 query rows
 constexpr int PAD = 8;      // elements per shared row: 16-byte aligned rows, conflict-free ldmatrix
 
-// dst (64 rows, stride DMAX + PAD) = columns [col, col + headDim) of rows r0 .. r0+63 of seq
+// dst (NROWS rows, stride DMAX + PAD) = columns [col, col + headDim) of rows r0 .. r0+63 of seq
 // (row stride width), zero for rows ≥ rowEnd.
-template <int DMAX>
+template <int DMAX, int NROWS = BK>
 static __device__ inline void load_rows(uint16_t* dst, const uint16_t* seq, int r0, int rowEnd, int col, int width,
                                         int headDim, bool vec) {
     int perRow = headDim / 8;
-    for (int ch = threadIdx.x; ch < BK * perRow; ch += THREADS) {
+    for (int ch = threadIdx.x; ch < NROWS * perRow; ch += THREADS) {
         int r = ch / perRow, c = ch % perRow * 8; // consecutive threads walk a row: coalesced
         bool in = r0 + r < rowEnd;
         const uint16_t* src = seq + (size_t)(r0 + r) * width + col + c;
@@ -220,6 +221,270 @@ static __device__ inline void forward(uint16_t* Ks, uint16_t* Vs, float* out, fl
     }
 }
 
+
+// ---- backward ----
+
+// 8 fp32 elements → 8 bf16 in shared memory (dout is staged as an mma operand); zeros when !in.
+static __device__ inline void stage_f32_as_bf16(uint16_t* d, const float* src, bool in) {
+    #pragma unroll
+    for (int e = 0; e < 8; e += 2) {
+        uint32_t v = in ? hg::pack_bf16x2(src[e], src[e + 1]) : 0u;
+        memcpy(d + e, &v, 4);
+    }
+}
+
+// dst (rows r0 .. r0+nrows−1, stride DMAX + PAD) = head h of dout rows (seq base doutSeq, row
+// stride qWidth) as bf16, zero for rows ≥ rowEnd.
+template <int DMAX>
+static __device__ inline void load_dout_rows(uint16_t* dst, int nrows, const float* doutSeq, int r0, int rowEnd,
+                                             int col, int qWidth, int headDim) {
+    int perRow = headDim / 8;
+    for (int ch = threadIdx.x; ch < nrows * perRow; ch += THREADS) {
+        int r = ch / perRow, c = ch % perRow * 8;
+        bool in = r0 + r < rowEnd;
+        stage_f32_as_bf16(dst + r * (DMAX + PAD) + c, doutSeq + (size_t)(r0 + r) * qWidth + col + c, in);
+    }
+}
+
+// D_i = dout_i · out_i (head col of rows r0 .. r0+nrows−1; 0 for rows ≥ rowEnd) into Dsm, one warp a row.
+static __device__ inline void row_deltas(float* Dsm, int nrows, const float* doutSeq, const float* outSeq, int r0,
+                                         int rowEnd, int col, int qWidth, int headDim) {
+    int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    for (int r = warp; r < nrows; r += THREADS / 32) {
+        float acc = 0.0f;
+        if (r0 + r < rowEnd) {
+            size_t o = (size_t)(r0 + r) * qWidth + col;
+            for (int d = lane; d < headDim; d += 32) acc += doutSeq[o + d] * outSeq[o + d];
+        }
+        acc = hg::warp_sum(acc);
+        if (lane == 0) Dsm[r] = acc;
+    }
+}
+
+// C (16 × 8·NT, fp32 fragments) += A (16 rows at Arow of a [row][dim] tile) · Bᵀ, where B's
+// n-rows are NT·8 rows at Brow of another [row][dim] tile: C[i][j] = Σ_d A[i][d] · B[j][d].
+// Both tiles are read with ldmatrix (no trans), k-steps over the head dim.
+template <int DMAX, int NT>
+static __device__ inline void mma_abt(float (&c)[NT][4], const uint16_t* Arow, const uint16_t* Brow, int nks) {
+    constexpr int STRIDE = DMAX + PAD;
+    int lane = threadIdx.x % 32;
+    #pragma unroll
+    for (int ks = 0; ks < DMAX / 16; ks++) {
+        if (ks >= nks) continue;
+        uint32_t a[4];
+        hg::ldmatrix_x4(a, Arow + (lane % 16) * STRIDE + 16 * ks + lane / 16 * 8);
+        #pragma unroll
+        for (int jn = 0; jn < NT / 2; jn++) { // B rows 16jn .. 16jn+15: two n8 tiles
+            uint32_t r4[4];
+            hg::ldmatrix_x4(r4, Brow + (16 * jn + lane / 16 * 8 + lane % 8) * STRIDE + 16 * ks + lane / 8 % 2 * 8);
+            uint32_t b0[2] = {r4[0], r4[1]}, b1[2] = {r4[2], r4[3]};
+            hg::mma_bf16_16816(c[2 * jn], a, b0, c[2 * jn]);
+            hg::mma_bf16_16816(c[2 * jn + 1], a, b1, c[2 * jn + 1]);
+        }
+    }
+}
+
+// acc (16 × DMAX) += X (16 × 16·KT, fp32 fragments of the score layout, rounded to bf16 here) ·
+// T (rows 0 .. 16·KT−1 of a [row][dim] tile, read transposed): the P·V shape of the forward.
+template <int DMAX, int KT>
+static __device__ inline void mma_xt(float (&acc)[DMAX / 8][4], const float (&x)[2 * KT][4], const uint16_t* T, int nks) {
+    constexpr int STRIDE = DMAX + PAD;
+    int lane = threadIdx.x % 32;
+    #pragma unroll
+    for (int kk = 0; kk < KT; kk++) {
+        uint32_t a[4] = {hg::pack_bf16x2(x[2 * kk][0], x[2 * kk][1]), hg::pack_bf16x2(x[2 * kk][2], x[2 * kk][3]),
+                         hg::pack_bf16x2(x[2 * kk + 1][0], x[2 * kk + 1][1]),
+                         hg::pack_bf16x2(x[2 * kk + 1][2], x[2 * kk + 1][3])};
+        #pragma unroll
+        for (int dn = 0; dn < DMAX / 16; dn++) {
+            if (dn >= nks) continue;
+            uint32_t r4[4];
+            hg::ldmatrix_x4_trans(r4, T + (16 * kk + lane % 16) * STRIDE + 16 * dn + lane / 16 * 8);
+            uint32_t b0[2] = {r4[0], r4[1]}, b1[2] = {r4[2], r4[3]};
+            hg::mma_bf16_16816(acc[2 * dn], a, b0, acc[2 * dn]);
+            hg::mma_bf16_16816(acc[2 * dn + 1], a, b1, acc[2 * dn + 1]);
+        }
+    }
+}
+
+// dq of 64 query rows of one query head (block), 16 per warp; key tiles of BKT keys.
+template <int DMAX, int BKT>
+static __device__ inline void backward_dq(uint16_t* buf, float* Dsm, float* dqkv, const float* dout,
+                                          const uint16_t* qkv, const float* out, const float* lse, const int* lengths,
+                                          int t, int heads, int kvHeads, int headDim) {
+    constexpr int STRIDE = DMAX + PAD;
+    constexpr int KSTEPS = DMAX / 16;
+    int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, tq = lane % 4;
+    int s = blockIdx.z, h = blockIdx.y, kvh = h / (heads / kvHeads);
+    int q0 = blockIdx.x * BQ, rowW = q0 + 16 * warp;
+    int width = (heads + 2 * kvHeads) * headDim, qWidth = heads * headDim;
+    int len = min(lengths[s], t);
+    int nks = headDim / 16;
+    const uint16_t* seq = qkv + (size_t)s * t * width;
+    const float* doutSeq = dout + (size_t)s * t * qWidth;
+    const float* outSeq = out + (size_t)s * t * qWidth;
+    bool vec = (uintptr_t)qkv % 16 == 0;
+    float scale = (float)(1.0 / sqrt((double)headDim));
+
+    // Q and dout (as bf16) of the block's rows → each warp's A fragments, kept in registers; then
+    // the same shared memory holds the K and V tiles.
+    uint16_t *Qs = buf, *dOs = buf + BQ * STRIDE, *Ks = buf, *Vs = buf + BKT * STRIDE;
+    load_rows<DMAX>(Qs, seq, q0, len, h * headDim, width, headDim, vec);
+    hg::cp_async_commit();
+    load_dout_rows<DMAX>(dOs, BQ, doutSeq, q0, len, h * headDim, qWidth, headDim);
+    row_deltas(Dsm, BQ, doutSeq, outSeq, q0, len, h * headDim, qWidth, headDim);
+    hg::cp_async_wait<0>();
+    __syncthreads();
+    uint32_t qf[KSTEPS][4], of[KSTEPS][4];
+    #pragma unroll
+    for (int ks = 0; ks < KSTEPS; ks++)
+        if (ks < nks) {
+            hg::ldmatrix_x4(qf[ks], Qs + (16 * warp + lane % 16) * STRIDE + 16 * ks + lane / 16 * 8);
+            hg::ldmatrix_x4(of[ks], dOs + (16 * warp + lane % 16) * STRIDE + 16 * ks + lane / 16 * 8);
+        }
+    float rowLse[2], rowD[2];
+    #pragma unroll
+    for (int r = 0; r < 2; r++) {
+        int i = rowW + g + 8 * r;
+        rowLse[r] = i < len ? lse[((size_t)s * heads + h) * t + i] : 0.0f;
+        rowD[r] = Dsm[16 * warp + g + 8 * r];
+    }
+    float dq[DMAX / 8][4] = {};
+
+    int keyEnd = min(len, q0 + BQ);
+    int kCol = (heads + kvh) * headDim, vCol = (heads + kvHeads + kvh) * headDim;
+    for (int j0 = 0; j0 < keyEnd; j0 += BKT) {
+        __syncthreads(); // every warp is done with the previous tile (or with Q and dout)
+        load_rows<DMAX, BKT>(Ks, seq, j0, keyEnd, kCol, width, headDim, vec);
+        load_rows<DMAX, BKT>(Vs, seq, j0, keyEnd, vCol, width, headDim, vec);
+        hg::cp_async_commit();
+        hg::cp_async_wait<0>();
+        __syncthreads();
+        if (rowW >= len || j0 > rowW + 15) continue; // padding rows, or keys all past the warp's rows
+
+        float sc[BKT / 8][4] = {}, dp[BKT / 8][4] = {};
+        #pragma unroll
+        for (int ks = 0; ks < KSTEPS; ks++) {
+            if (ks >= nks) continue;
+            #pragma unroll
+            for (int jn = 0; jn < BKT / 16; jn++) {
+                uint32_t r4[4];
+                int off = (16 * jn + lane / 16 * 8 + lane % 8) * STRIDE + 16 * ks + lane / 8 % 2 * 8;
+                hg::ldmatrix_x4(r4, Ks + off);
+                uint32_t b0[2] = {r4[0], r4[1]}, b1[2] = {r4[2], r4[3]};
+                hg::mma_bf16_16816(sc[2 * jn], qf[ks], b0, sc[2 * jn]);
+                hg::mma_bf16_16816(sc[2 * jn + 1], qf[ks], b1, sc[2 * jn + 1]);
+                hg::ldmatrix_x4(r4, Vs + off);
+                uint32_t c0[2] = {r4[0], r4[1]}, c1[2] = {r4[2], r4[3]};
+                hg::mma_bf16_16816(dp[2 * jn], of[ks], c0, dp[2 * jn]);
+                hg::mma_bf16_16816(dp[2 * jn + 1], of[ks], c1, dp[2 * jn + 1]);
+            }
+        }
+        // ds = p (dp − D) · scale in place of sc: element e of n8 tile jn is row g + 8·(e / 2), key j0 + 8jn + 2tq + e % 2
+        #pragma unroll
+        for (int jn = 0; jn < BKT / 8; jn++)
+            #pragma unroll
+            for (int e = 0; e < 4; e++) {
+                int r = e / 2, i = rowW + g + 8 * r, j = j0 + 8 * jn + 2 * tq + e % 2;
+                float p = j <= i && j < len && i < len ? expf(sc[jn][e] * scale - rowLse[r]) : 0.0f;
+                sc[jn][e] = p * (dp[jn][e] - rowD[r]) * scale;
+            }
+        mma_xt<DMAX, BKT / 16>(dq, sc, Ks, nks); // dq += dS·K
+    }
+
+    #pragma unroll
+    for (int r = 0; r < 2; r++) {
+        int i = rowW + g + 8 * r;
+        if (i >= t) continue;
+        bool valid = i < len;
+        float* row = dqkv + ((size_t)s * t + i) * width + h * headDim;
+        #pragma unroll
+        for (int dn = 0; dn < DMAX / 8; dn++) {
+            if (dn >= 2 * nks) continue;
+            row[8 * dn + 2 * tq] = valid ? dq[dn][2 * r] : 0.0f;
+            row[8 * dn + 2 * tq + 1] = valid ? dq[dn][2 * r + 1] : 0.0f;
+        }
+    }
+}
+
+// dk, dv of 64 keys of one kv head (block), 16 per warp, summed over the group's query heads and
+// tiles of QT query rows in a fixed order (deterministic, no atomics).
+template <int DMAX, int QT>
+static __device__ inline void backward_dkv(uint16_t* Ks, uint16_t* Vs, uint16_t* Qs, uint16_t* dOs, float* Ls,
+                                           float* Dsm, float* dqkv, const float* dout, const uint16_t* qkv,
+                                           const float* out, const float* lse, const int* lengths, int t, int heads,
+                                           int kvHeads, int headDim) {
+    constexpr int NT = QT / 8; // n8 tiles of query rows per warp
+    int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, tq = lane % 4;
+    int s = blockIdx.z, kvh = blockIdx.y, group = heads / kvHeads;
+    int k0 = blockIdx.x * BK, keyW = k0 + 16 * warp; // the warp's first key
+    int width = (heads + 2 * kvHeads) * headDim, qWidth = heads * headDim;
+    int len = min(lengths[s], t);
+    int nks = headDim / 16;
+    const uint16_t* seq = qkv + (size_t)s * t * width;
+    const float* doutSeq = dout + (size_t)s * t * qWidth;
+    const float* outSeq = out + (size_t)s * t * qWidth;
+    bool vec = (uintptr_t)qkv % 16 == 0;
+    float scale = (float)(1.0 / sqrt((double)headDim));
+    constexpr int STRIDE = DMAX + PAD;
+
+    int kCol = (heads + kvh) * headDim, vCol = (heads + kvHeads + kvh) * headDim;
+    load_rows<DMAX>(Ks, seq, k0, len, kCol, width, headDim, vec);
+    load_rows<DMAX>(Vs, seq, k0, len, vCol, width, headDim, vec);
+    hg::cp_async_commit();
+    float dk[DMAX / 8][4] = {}, dv[DMAX / 8][4] = {};
+
+    for (int h = kvh * group; h < (kvh + 1) * group; h++) {
+        for (int i0 = k0; i0 < len; i0 += QT) { // causal: query rows i ≥ the block's first key
+            __syncthreads(); // every warp is done with the previous query tile
+            load_rows<DMAX, QT>(Qs, seq, i0, len, h * headDim, width, headDim, vec);
+            hg::cp_async_commit();
+            load_dout_rows<DMAX>(dOs, QT, doutSeq, i0, len, h * headDim, qWidth, headDim);
+            row_deltas(Dsm, QT, doutSeq, outSeq, i0, len, h * headDim, qWidth, headDim);
+            for (int r = threadIdx.x; r < QT; r += THREADS)
+                Ls[r] = i0 + r < len ? lse[((size_t)s * heads + h) * t + i0 + r] : 0.0f;
+            hg::cp_async_wait<0>();
+            __syncthreads();
+            if (keyW >= len || i0 + QT - 1 < keyW) continue; // padding keys, or rows all before the warp's keys
+
+            // Sᵀ = K·Qᵀ and dPᵀ = V·dOᵀ: rows are the warp's keys, columns the tile's query rows
+            float st[NT][4] = {}, dpt[NT][4] = {};
+            mma_abt<DMAX, NT>(st, Ks + 16 * warp * STRIDE, Qs, nks);
+            mma_abt<DMAX, NT>(dpt, Vs + 16 * warp * STRIDE, dOs, nks);
+            // element e of n8 tile jn: key keyW + g + 8·(e / 2), query row i0 + 8jn + 2tq + e % 2
+            #pragma unroll
+            for (int jn = 0; jn < NT; jn++)
+                #pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    int j = keyW + g + 8 * (e / 2), ii = 8 * jn + 2 * tq + e % 2, i = i0 + ii;
+                    float p = j <= i && i < len && j < len ? expf(st[jn][e] * scale - Ls[ii]) : 0.0f;
+                    st[jn][e] = p;
+                    dpt[jn][e] = p * (dpt[jn][e] - Dsm[ii]) * scale;
+                }
+            mma_xt<DMAX, QT / 16>(dv, st, dOs, nks);  // dv += Pᵀ·dO
+            mma_xt<DMAX, QT / 16>(dk, dpt, Qs, nks);  // dk += dSᵀ·Q
+        }
+    }
+    hg::cp_async_wait<0>(); // a block with no query tile still drains its K, V loads
+
+    #pragma unroll
+    for (int r = 0; r < 2; r++) {
+        int j = keyW + g + 8 * r;
+        if (j >= t) continue;
+        bool valid = j < len;
+        float* row = dqkv + ((size_t)s * t + j) * width;
+        #pragma unroll
+        for (int dn = 0; dn < DMAX / 8; dn++) {
+            if (dn >= 2 * nks) continue;
+            int d = 8 * dn + 2 * tq;
+            row[kCol + d] = valid ? dk[dn][2 * r] : 0.0f;
+            row[kCol + d + 1] = valid ? dk[dn][2 * r + 1] : 0.0f;
+            row[vCol + d] = valid ? dv[dn][2 * r] : 0.0f;
+            row[vCol + d + 1] = valid ? dv[dn][2 * r + 1] : 0.0f;
+        }
+    }
+}
+
 } // namespace hg_attn_bf16
 
 extern "C" __global__ __launch_bounds__(hg_attn_bf16::THREADS) void attention_forward_bf16_d64(
@@ -236,4 +501,56 @@ extern "C" __global__ __launch_bounds__(hg_attn_bf16::THREADS) void attention_fo
     __shared__ __align__(16) uint16_t Ks[BK * (128 + PAD)];
     __shared__ __align__(16) uint16_t Vs[BK * (128 + PAD)];
     forward<128>(Ks, Vs, out, lse, reinterpret_cast<const uint16_t*>(qkv), lengths, t, heads, kvHeads, headDim);
+}
+
+// dq: BKT keys per tile, 32 for d128 so that Q, dout and dq fragments and two score blocks fit
+// the registers. Shared: Q and dout of the block's 64 rows, reused for the K and V tiles.
+extern "C" __global__ __launch_bounds__(hg_attn_bf16::THREADS) void attention_backward_bf16_dq_d64(
+    float* dqkv, const float* dout, const __nv_bfloat16* qkv, const float* out, const float* lse, const int* lengths,
+    int t, int heads, int kvHeads, int headDim) {
+    using namespace hg_attn_bf16;
+    __shared__ __align__(16) uint16_t buf[2 * BQ * (64 + PAD)];
+    __shared__ float Dsm[BQ];
+    backward_dq<64, 64>(buf, Dsm, dqkv, dout, reinterpret_cast<const uint16_t*>(qkv), out, lse, lengths, t, heads,
+                        kvHeads, headDim);
+}
+
+extern "C" __global__ __launch_bounds__(hg_attn_bf16::THREADS) void attention_backward_bf16_dq_d128(
+    float* dqkv, const float* dout, const __nv_bfloat16* qkv, const float* out, const float* lse, const int* lengths,
+    int t, int heads, int kvHeads, int headDim) {
+    using namespace hg_attn_bf16;
+    __shared__ __align__(16) uint16_t buf[2 * BQ * (128 + PAD)];
+    __shared__ float Dsm[BQ];
+    backward_dq<128, 32>(buf, Dsm, dqkv, dout, reinterpret_cast<const uint16_t*>(qkv), out, lse, lengths, t, heads,
+                         kvHeads, headDim);
+}
+
+// dk/dv: QT query rows per tile, 16 for d128 so that K, V (64 keys) and Q, dout fit 48 KiB static
+// shared memory and dk, dv (128 fp32 per lane) leave room for the score blocks.
+extern "C" __global__ __launch_bounds__(hg_attn_bf16::THREADS) void attention_backward_bf16_dkv_d64(
+    float* dqkv, const float* dout, const __nv_bfloat16* qkv, const float* out, const float* lse, const int* lengths,
+    int t, int heads, int kvHeads, int headDim) {
+    using namespace hg_attn_bf16;
+    constexpr int QT = 64;
+    __shared__ __align__(16) uint16_t Ks[BK * (64 + PAD)];
+    __shared__ __align__(16) uint16_t Vs[BK * (64 + PAD)];
+    __shared__ __align__(16) uint16_t Qs[QT * (64 + PAD)];
+    __shared__ __align__(16) uint16_t dOs[QT * (64 + PAD)];
+    __shared__ float Ls[QT], Dsm[QT];
+    backward_dkv<64, QT>(Ks, Vs, Qs, dOs, Ls, Dsm, dqkv, dout, reinterpret_cast<const uint16_t*>(qkv), out, lse,
+                         lengths, t, heads, kvHeads, headDim);
+}
+
+extern "C" __global__ __launch_bounds__(hg_attn_bf16::THREADS) void attention_backward_bf16_dkv_d128(
+    float* dqkv, const float* dout, const __nv_bfloat16* qkv, const float* out, const float* lse, const int* lengths,
+    int t, int heads, int kvHeads, int headDim) {
+    using namespace hg_attn_bf16;
+    constexpr int QT = 16;
+    __shared__ __align__(16) uint16_t Ks[BK * (128 + PAD)];
+    __shared__ __align__(16) uint16_t Vs[BK * (128 + PAD)];
+    __shared__ __align__(16) uint16_t Qs[QT * (128 + PAD)];
+    __shared__ __align__(16) uint16_t dOs[QT * (128 + PAD)];
+    __shared__ float Ls[QT], Dsm[QT];
+    backward_dkv<128, QT>(Ks, Vs, Qs, dOs, Ls, Dsm, dqkv, dout, reinterpret_cast<const uint16_t*>(qkv), out, lse,
+                          lengths, t, heads, kvHeads, headDim);
 }

@@ -210,6 +210,19 @@ public interface Kernels extends AutoCloseable {
     void attentionBackward(Buf dqkv, Buf dout, Buf qkv, Buf out, Buf lse, Buf lengths,
                            int b, int t, int heads, int kvHeads, int headDim);
 
+    /**
+     * {@link #attentionBackward} on bf16 operands: qkvBf16 is the BF16 qkv the forward
+     * ({@link #attentionBf16}) read; dqkv, dout, out and lse are F32 with exactly the semantics of
+     * {@link #attentionBackward} (same packing, padding rows zero, GQA: dk/dv of a kv head summed
+     * over its query heads). headDim as {@link #attentionBf16} (a multiple of 16, ≤ 128; others throw
+     * IllegalArgumentException on every backend). {@code cpu} widens q, k and v exactly to fp32 and
+     * runs {@link #attentionBackward}; {@code cuda} computes S and dP on tensor cores with dout
+     * rounded to bf16, p, ds and every statistic in fp32, and rounds p and ds to bf16 only as mma
+     * operands, so dqkv agrees to bf16 rounding (≤ 1e-2 relative).
+     */
+    void attentionBackwardBf16(Buf dqkv, Buf dout, Buf qkvBf16, Buf out, Buf lse, Buf lengths,
+                               int b, int t, int heads, int kvHeads, int headDim);
+
     // ---- decode ----
 
     /**

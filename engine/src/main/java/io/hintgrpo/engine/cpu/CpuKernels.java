@@ -481,6 +481,21 @@ public final class CpuKernels implements Kernels {
     }
 
     @Override
+    public void attentionBackwardBf16(Buf dqkv, Buf dout, Buf qkvBf16, Buf out, Buf lse, Buf lengths,
+                                      int b, int t, int heads, int kvHeads, int headDim) {
+        String op = "attentionBackwardBf16";
+        if (b < 0 || t < 0) throw new IllegalArgumentException(op + ": negative size b=" + b + " t=" + t);
+        if (heads <= 0 || kvHeads <= 0 || heads % kvHeads != 0)
+            throw new IllegalArgumentException(op + ": heads (" + heads + ") must be a positive multiple of kvHeads (" + kvHeads + ")");
+        if (headDim <= 0 || headDim > 128 || headDim % 16 != 0) // the cuda kernel's limits, kept on every backend
+            throw new IllegalArgumentException(op + ": headDim must be a multiple of 16 (one mma k-step) in [16, 128], got " + headDim);
+        int n = Math.toIntExact((long) b * t * (heads + 2 * kvHeads) * headDim);
+        checkCount(op, n, qkvBf16);
+        Buf wide = new Buf(widen(qkvBf16, n), Buf.Type.F32, 0, n);
+        attentionBackward(dqkv, dout, wide, out, lse, lengths, b, t, heads, kvHeads, headDim);
+    }
+
+    @Override
     public void attentionBackward(Buf dqkv, Buf dout, Buf qkv, Buf out, Buf lse, Buf lengths,
                                   int b, int t, int heads, int kvHeads, int headDim) {
         float[] dx = f(dqkv), dy = f(dout), x = f(qkv), o = f(out), l = f(lse);

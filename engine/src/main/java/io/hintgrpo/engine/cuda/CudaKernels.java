@@ -483,6 +483,27 @@ public final class CudaKernels implements Kernels {
                 dqkvA, doutA, qkvA, outA, lseA, lenA, t, heads, kvHeads, headDim);
     }
 
+    @Override
+    public void attentionBackwardBf16(Buf dqkv, Buf dout, Buf qkvBf16, Buf out, Buf lse, Buf lengths,
+                                      int b, int t, int heads, int kvHeads, int headDim) {
+        String op = "attentionBackwardBf16";
+        positive(op, b, t);
+        checkHeads(op, heads, kvHeads, headDim);
+        if (headDim % 16 != 0)
+            throw new IllegalArgumentException(op + ": headDim must be a multiple of 16 (one mma k-step), got " + headDim);
+        if (b == 0 || t == 0) return;
+        long rows = (long) b * t, width = (long) (heads + 2 * kvHeads) * headDim;
+        long dqkvA = f32(op, "dqkv", dqkv, rows * width), doutA = f32(op, "dout", dout, rows * heads * headDim);
+        long qkvA = bf16(op, "qkv", qkvBf16, rows * width), outA = f32(op, "out", out, rows * heads * headDim);
+        long lseA = f32(op, "lse", lse, rows * heads), lenA = i32(op, "lengths", lengths, b);
+        String d = headDim <= 64 ? "_d64" : "_d128";
+        // dq: a block per 64 query rows of a query head; dk/dv: a block per 64 keys of a kv head
+        driver.launch("attention_backward_bf16_dq" + d, ceilDiv(t, ATTENTION_BF16_ROWS), heads, b,
+                ATTENTION_BF16_THREADS, 1, 1, 0, dqkvA, doutA, qkvA, outA, lseA, lenA, t, heads, kvHeads, headDim);
+        driver.launch("attention_backward_bf16_dkv" + d, ceilDiv(t, ATTENTION_BF16_ROWS), kvHeads, b,
+                ATTENTION_BF16_THREADS, 1, 1, 0, dqkvA, doutA, qkvA, outA, lseA, lenA, t, heads, kvHeads, headDim);
+    }
+
     // ---- decode ----
 
     @Override

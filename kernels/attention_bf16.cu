@@ -17,7 +17,26 @@
 // times the V tile via ldmatrix.trans. K and V of a tile land in shared memory as two cp.async
 // groups, so V arrives while the warps score K, and the next K while they multiply V.
 //
-// Precision: scores, softmax statistics, lse and the O accumulator are fp32; P is rounded to
+// Backward (Kernels.attentionBackwardBf16), the semantics of attention.cu's attention_backward_dq
+// and _dkv: D_i = dout_i · out_i (fp32), p = exp(s · scale − lse), ds = p (dp − D) · scale,
+// dq = ds·K, dk = dsᵀ·Q, dv = pᵀ·dout; dk/dv of a kv head sum over its query heads. Two kernels
+// because dq and dk/dv have different owners (FlashAttention-2's split), neither uses atomics:
+//   attention_backward_bf16_dq_d64/_d128: grid (ceil(t / 64), heads, b), block (128). A block owns
+//     64 query rows of one query head, warp w rows 16w .. 16w+15; Q and dout (cast to bf16 while
+//     staged) are A fragments in registers; per tile of keys (64 for d64, 32 for d128: registers)
+//     S = Q·Kᵀ and dP = dout·Vᵀ on the mma, ds in fp32, then dq += dS·K (K read transposed).
+//     Static shared: the block's Q and dout, reused for the K and V tiles (18.3 KiB d64, 34.3 KiB d128).
+//   attention_backward_bf16_dkv_d64/_d128: grid (ceil(t / 64), kvHeads, b), block (128). A block
+//     owns 64 keys of one kv head, warp w keys 16w .. 16w+15 (K and V tiles stay in shared memory);
+//     it walks the group's query heads and, per head, tiles of query rows i ≥ its first key (64
+//     rows for d64, 16 for d128: 48 KiB static shared memory), computing Sᵀ = K·Qᵀ and dPᵀ = V·doutᵀ,
+//     then dv += Pᵀ·dout and dk += dSᵀ·Q with dk, dv in fp32 registers summed in that fixed order.
+//     Static shared: K, V, Q, dout tiles + lse and D of the query tile (36.5 KiB d64, 42.6 KiB d128).
+//   Every element of dqkv is written: padding rows (i ≥ lengths[s]) get zeros. Precision: dout is
+//   rounded to bf16 as an mma operand, p and ds only as the A operands of dv, dk, dq; S, dP, p, ds,
+//   D and the accumulators are fp32.
+//
+// Precision (forward): scores, softmax statistics, lse and the O accumulator are fp32; P is rounded to
 // bf16 before P·V (the only rounding beyond the bf16 inputs); the row sum l uses the unrounded p,
 // so lse = m + log(l) is the fp32 statistic the fp32 backward expects.
 //
@@ -246,7 +265,9 @@ static __device__ inline void load_dout_rows(uint16_t* dst, int nrows, const flo
     }
 }
 
-// D_i = dout_i · out_i (head col of rows r0 .. r0+nrows−1; 0 for rows ≥ rowEnd) into Dsm, one warp a row.
+// D_i = dout_i · out_i (head col of rows r0 .. r0+nrows−1; 0 for rows ≥ rowEnd) into Dsm, one warp a
+// row, with dout rounded to bf16 as dP's mma sees it: then Σ_j p_ij (dp_ij − D_i) cancels as it does
+// in exact arithmetic, instead of leaving dout's rounding in every ds (it biases the k gradients).
 static __device__ inline void row_deltas(float* Dsm, int nrows, const float* doutSeq, const float* outSeq, int r0,
                                          int rowEnd, int col, int qWidth, int headDim) {
     int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -254,7 +275,7 @@ static __device__ inline void row_deltas(float* Dsm, int nrows, const float* dou
         float acc = 0.0f;
         if (r0 + r < rowEnd) {
             size_t o = (size_t)(r0 + r) * qWidth + col;
-            for (int d = lane; d < headDim; d += 32) acc += doutSeq[o + d] * outSeq[o + d];
+            for (int d = lane; d < headDim; d += 32) acc += __bfloat162float(__float2bfloat16_rn(doutSeq[o + d])) * outSeq[o + d];
         }
         acc = hg::warp_sum(acc);
         if (lane == 0) Dsm[r] = acc;

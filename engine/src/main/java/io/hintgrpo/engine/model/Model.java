@@ -95,7 +95,7 @@ public final class Model implements AutoCloseable {
      * FP32 (the default): every GEMM on fp32 operands, results bit-identical to a model without
      * this setting. BF16: GEMMs on bf16 operands with fp32 accumulation ({@link Kernels#gemmBf16}),
      * and the training forward's attention on bf16 q/k/v where the head dim is a multiple of 16
-     * ({@link Kernels#attentionBf16}; its backward stays fp32); master weights, gradients, AdamW state, norms, softmax and loss stay fp32, and checkpoints
+     * ({@link Kernels#attentionBf16}, its backward {@link Kernels#attentionBackwardBf16} on the same bf16 q/k/v); master weights, gradients, AdamW state, norms, softmax and loss stay fp32, and checkpoints
      * save the fp32 master weights. May be switched at any time between steps.
      */
     public void setPrecision(Precision p) {
@@ -137,19 +137,38 @@ public final class Model implements AutoCloseable {
 
     /**
      * The training forward's attention (out and lse as {@link Kernels#attention}). BF16 with a head
-     * dim that is a multiple of 16: q, k and v are cast to bf16 (scratch slot 2) and run through
-     * {@link Kernels#attentionBf16} (tensor cores on cuda); other head dims stay on the fp32 kernel.
-     * The backward is the fp32 {@link Kernels#attentionBackward} in every case: it recomputes p from
-     * the saved lse with the fp32 qkv, while this forward used bf16-rounded q, k, v (and bf16 p for
-     * P·V). The mismatch is of bf16 rounding size, like every other bf16 GEMM's: a first form.
+     * dim that is a multiple of 16 ({@link #tensorCoreAttention}): q, k and v are cast to bf16
+     * (scratch slot 2) and run through {@link Kernels#attentionBf16} (tensor cores on cuda); other
+     * head dims stay on the fp32 kernel.
      */
     private void attention(Buf out, Buf lse, Buf qkv, Buf lengths, int b, int t, int heads, int kvHeads, int d) {
-        if (precision == Precision.FP32 || d % 16 != 0 || d > 128) {
+        if (!tensorCoreAttention(d)) {
             kernels.attention(out, lse, qkv, lengths, b, t, heads, kvHeads, d);
             return;
         }
         Buf q16 = bf16(qkv, (long) b * t * (heads + 2 * kvHeads) * d, 2);
         kernels.attentionBf16(out, lse, q16, lengths, b, t, heads, kvHeads, d);
+    }
+
+    /**
+     * The backward of {@link #attention}, on the same operands: where the forward ran on bf16 q, k, v,
+     * the saved fp32 qkv is cast again (the same round-to-nearest-even, so the same bf16 values) and
+     * {@link Kernels#attentionBackwardBf16} recomputes p from them; else the fp32
+     * {@link Kernels#attentionBackward}.
+     */
+    private void attentionBackward(Buf dqkv, Buf dout, Buf qkv, Buf out, Buf lse, Buf lengths,
+                                   int b, int t, int heads, int kvHeads, int d) {
+        if (!tensorCoreAttention(d)) {
+            kernels.attentionBackward(dqkv, dout, qkv, out, lse, lengths, b, t, heads, kvHeads, d);
+            return;
+        }
+        Buf q16 = bf16(qkv, (long) b * t * (heads + 2 * kvHeads) * d, 2);
+        kernels.attentionBackwardBf16(dqkv, dout, q16, out, lse, lengths, b, t, heads, kvHeads, d);
+    }
+
+    /** BF16 with a head dim the tensor-core attention kernels take (a multiple of 16, ≤ 128). */
+    private boolean tensorCoreAttention(int d) {
+        return precision == Precision.BF16 && d % 16 == 0 && d <= 128;
     }
 
     /** The first n elements of x as bf16: the weight copy when x is a parameter matrix, else a cast into scratch. */
@@ -489,7 +508,7 @@ public final class Model implements AutoCloseable {
             // xmid = x + o(attention(rope(qkv(ln1))))
             gemm(Gemm.NN, a.datt, a.dx, param(p + "self_attn.o_proj.weight"), null, m, cfg.qDim(), c, false);
             gemm(Gemm.TN, grad(p + "self_attn.o_proj.weight"), a.dx, a.att[l], null, c, cfg.qDim(), m, true);
-            k.attentionBackward(a.dqkv, a.datt, a.qkv[l], a.att[l], a.lse[l], a.lengths, a.b, a.t, heads, kvHeads, d);
+            attentionBackward(a.dqkv, a.datt, a.qkv[l], a.att[l], a.lse[l], a.lengths, a.b, a.t, heads, kvHeads, d);
             k.rope(a.dqkv, a.positions, m, heads, kvHeads, d, cfg.ropeTheta(), true);
             gemm(Gemm.NN, a.dln, a.dqkv, qkvWeight(l), null, m, c, cfg.qkvDim(), false);
             gemm(Gemm.TN, qkvGrad(l, false), a.dqkv, a.ln1[l], null, cfg.qkvDim(), c, m, true);

@@ -468,31 +468,26 @@ public final class CpuKernels implements Kernels {
     /** The twin of the bf16 tensor-core forward: q, k, v widened exactly to fp32, then {@link #attention}. */
     @Override
     public void attentionBf16(Buf out, Buf lse, Buf qkvBf16, Buf lengths, int b, int t, int heads, int kvHeads, int headDim) {
-        String op = "attentionBf16";
-        if (b < 0 || t < 0) throw new IllegalArgumentException(op + ": negative size b=" + b + " t=" + t);
-        if (heads <= 0 || kvHeads <= 0 || heads % kvHeads != 0)
-            throw new IllegalArgumentException(op + ": heads (" + heads + ") must be a positive multiple of kvHeads (" + kvHeads + ")");
-        if (headDim <= 0 || headDim > 128 || headDim % 16 != 0) // the cuda kernel's limits, kept on every backend
-            throw new IllegalArgumentException(op + ": headDim must be a multiple of 16 (one mma k-step) in [16, 128], got " + headDim);
-        int n = Math.toIntExact((long) b * t * (heads + 2 * kvHeads) * headDim);
-        checkCount(op, n, qkvBf16);
-        Buf wide = new Buf(widen(qkvBf16, n), Buf.Type.F32, 0, n);
-        attention(out, lse, wide, lengths, b, t, heads, kvHeads, headDim);
+        attention(out, lse, widenQkv("attentionBf16", qkvBf16, b, t, heads, kvHeads, headDim), lengths, b, t, heads, kvHeads, headDim);
     }
 
     @Override
     public void attentionBackwardBf16(Buf dqkv, Buf dout, Buf qkvBf16, Buf out, Buf lse, Buf lengths,
                                       int b, int t, int heads, int kvHeads, int headDim) {
-        String op = "attentionBackwardBf16";
+        attentionBackward(dqkv, dout, widenQkv("attentionBackwardBf16", qkvBf16, b, t, heads, kvHeads, headDim), out, lse, lengths,
+                b, t, heads, kvHeads, headDim);
+    }
+
+    /** The bf16 attention ops' shape checks (the cuda kernels' limits, kept on every backend) and their exactly widened qkv. */
+    private Buf widenQkv(String op, Buf qkvBf16, int b, int t, int heads, int kvHeads, int headDim) {
         if (b < 0 || t < 0) throw new IllegalArgumentException(op + ": negative size b=" + b + " t=" + t);
         if (heads <= 0 || kvHeads <= 0 || heads % kvHeads != 0)
             throw new IllegalArgumentException(op + ": heads (" + heads + ") must be a positive multiple of kvHeads (" + kvHeads + ")");
-        if (headDim <= 0 || headDim > 128 || headDim % 16 != 0) // the cuda kernel's limits, kept on every backend
+        if (headDim <= 0 || headDim > 128 || headDim % 16 != 0)
             throw new IllegalArgumentException(op + ": headDim must be a multiple of 16 (one mma k-step) in [16, 128], got " + headDim);
         int n = Math.toIntExact((long) b * t * (heads + 2 * kvHeads) * headDim);
         checkCount(op, n, qkvBf16);
-        Buf wide = new Buf(widen(qkvBf16, n), Buf.Type.F32, 0, n);
-        attentionBackward(dqkv, dout, wide, out, lse, lengths, b, t, heads, kvHeads, headDim);
+        return new Buf(widen(qkvBf16, n), Buf.Type.F32, 0, n);
     }
 
     @Override

@@ -83,7 +83,7 @@ COMPRESS="--compress=zip-9"
 command -v strip >/dev/null && strip --strip-unneeded "$B/jre/lib/server/libjvm.so"
 
 cp scripts/gpu-check.sh "$B/gpu-check.sh"
-cp scripts/hf_fixture.py scripts/torch_gemm_bench.py scripts/torch_attention_bench.py scripts/torch_train_bench.py "$B/scripts/"
+cp scripts/hf_fixture.py scripts/torch_timing.py scripts/torch_gemm_bench.py scripts/torch_attention_bench.py scripts/torch_train_bench.py "$B/scripts/"
 
 # the fragment-layout probe: prebuilt here (static CUDA runtime: it needs only libcuda.so.1
 # there), with its source and the headers so the GPU machine's nvcc can rebuild it if need be

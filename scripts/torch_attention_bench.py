@@ -19,39 +19,11 @@ padding), as in GpuBench's rows. --device cpu runs on the CPU (to check the scri
 import argparse
 import math
 import sys
-import time
 
 import torch
 import torch.nn.functional as F
 
-ROUNDS = 5
-T_999 = 8.610  # Student's t, 99.9 % two-sided, 4 degrees of freedom (as GpuBench)
-
-
-def synchronize(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def time_ms(call, device):
-    call()  # warm-up: kernel selection, workspace
-    synchronize(device)
-    t0 = time.perf_counter()
-    call()
-    synchronize(device)
-    once = max(time.perf_counter() - t0, 1e-9)
-    iters = int(max(3, min(200, 0.04 / once)))
-    rounds = []
-    for _ in range(ROUNDS):
-        t0 = time.perf_counter()
-        for _ in range(iters):
-            call()
-        synchronize(device)
-        rounds.append((time.perf_counter() - t0) * 1e3 / iters)
-    mean = sum(rounds) / ROUNDS
-    sd = math.sqrt(sum((x - mean) ** 2 for x in rounds) / (ROUNDS - 1))
-    return mean, T_999 * sd / math.sqrt(ROUNDS)
-
+from torch_timing import time_ms
 
 def manual_attention(q, k, v):
     t = q.shape[-2]

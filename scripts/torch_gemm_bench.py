@@ -9,14 +9,11 @@ per call, timed as GpuBench.time does (one warm-up call, 5 rounds of enough call
 half-width of that mean. Operands are stored as our kernel reads them; torch.matmul takes the
 transposed views as they are (cuBLAS transposes for free), into a preallocated bf16 output.
 """
-import math
 import sys
-import time
 
 import torch
 
-ROUNDS = 5
-T_999 = 8.610  # Student's t, 99.9 % two-sided, 4 degrees of freedom (as GpuBench)
+from torch_timing import time_ms
 
 
 def operands(layout, m, n, k, device):
@@ -34,26 +31,6 @@ def operands(layout, m, n, k, device):
     raise ValueError(f"unknown layout {layout}")
 
 
-def time_ms(call):
-    call()  # warm-up: cuBLAS handle, heuristics, workspace
-    torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    call()
-    torch.cuda.synchronize()
-    once = max(time.perf_counter() - t0, 1e-9)
-    iters = int(max(3, min(200, 0.04 / once)))
-    rounds = []
-    for _ in range(ROUNDS):
-        t0 = time.perf_counter()
-        for _ in range(iters):
-            call()
-        torch.cuda.synchronize()
-        rounds.append((time.perf_counter() - t0) * 1e3 / iters)
-    mean = sum(rounds) / ROUNDS
-    sd = math.sqrt(sum((x - mean) ** 2 for x in rounds) / (ROUNDS - 1))
-    return mean, T_999 * sd / math.sqrt(ROUNDS)
-
-
 def main():
     if not torch.cuda.is_available():
         sys.exit("torch_gemm_bench: torch sees no CUDA device")
@@ -66,7 +43,7 @@ def main():
         m, n, k = int(m), int(n), int(k)
         a, b = operands(layout, m, n, k, device)
         out = torch.empty((m, n), device=device, dtype=torch.bfloat16)
-        ms, err = time_ms(lambda: torch.matmul(a, b, out=out))
+        ms, err = time_ms(lambda: torch.matmul(a, b, out=out), torch.device("cuda"))
         print(f"{layout} {m} {n} {k} {ms:.6f} {err:.6f}", flush=True)
         del a, b, out
         torch.cuda.empty_cache()

@@ -18,20 +18,11 @@ weight decay 0.1; torch's default implementation, foreach on CUDA). --device cpu
 """
 import argparse
 import contextlib
-import math
 import sys
-import time
 
 import torch
 
-ROUNDS = 5
-T_999 = 8.610  # Student's t, 99.9 % two-sided, 4 degrees of freedom (as GpuBench)
-
-
-def synchronize(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
+from torch_timing import time_ms
 
 def build(hidden, inter, heads, kv_heads, layers, vocab, tied, device):
     from transformers import Qwen2Config, Qwen2ForCausalLM
@@ -78,23 +69,7 @@ def main():
 
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats()
-        for _ in range(2):  # warm-up: optimizer state, kernel selection, allocator
-            step()
-        synchronize(device)
-        t0 = time.perf_counter()
-        step()
-        synchronize(device)
-        once = max(time.perf_counter() - t0, 1e-9)
-        iters = int(max(1, min(50, 0.2 / once)))
-        rounds = []
-        for _ in range(ROUNDS):
-            t0 = time.perf_counter()
-            for _ in range(iters):
-                step()
-            synchronize(device)
-            rounds.append((time.perf_counter() - t0) * 1e3 / iters)
-        mean = sum(rounds) / ROUNDS
-        err = T_999 * math.sqrt(sum((x - mean) ** 2 for x in rounds) / (ROUNDS - 1)) / math.sqrt(ROUNDS)
+        mean, err = time_ms(step, device, warmups=2, target_s=0.2, min_iters=1, max_iters=50)
         peak = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else 0.0
         print(f"{name} {batch} {seq} {mean:.6f} {err:.6f} {params} {peak:.1f}", flush=True)
         del model, opt, ids

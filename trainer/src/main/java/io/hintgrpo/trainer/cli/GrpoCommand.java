@@ -18,7 +18,6 @@ import picocli.CommandLine.Spec;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
@@ -69,35 +68,8 @@ final class GrpoCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        Map<String, Object> flags = new LinkedHashMap<>();
-        flags.put("hint", hint);
-        flags.put("hard_rule", hardRule);
-        flags.put("hard_tau", hardTau);
-        flags.put("hint_rate_start", hintRateStart);
-        flags.put("hint_rate_end", hintRateEnd);
-        flags.put("mix_hinted", mixHinted);
-        flags.put("dynamic_sampling", dynamicSampling);
-        flags.put("steps", steps);
-        flags.put("prompts_per_step", promptsPerStep);
-        flags.put("group_size", groupSize);
-        flags.put("max_completion_tokens", maxCompletionTokens);
-        flags.put("max_completions", maxCompletions);
-        flags.put("temperature", temperature);
-        flags.put("lr", lr);
-        flags.put("beta", beta);
-        flags.put("eps_low", epsLow);
-        flags.put("eps_high", epsHigh);
-        flags.put("advantage", advantage);
-        flags.put("aggregation", aggregation);
-        flags.put("mu", mu);
-        flags.put("minibatches", minibatches);
-        flags.put("mask_truncated", maskTruncated);
-        flags.put("eval_every", evalEvery);
-        flags.put("eval_samples", evalSamples);
-        flags.put("checkpoint_every", checkpointEvery);
-        flags.put("keep_last", keepLast);
-        flags.put("seed", seed);
-        GrpoConfig cfg = Configs.merge(GrpoConfig.class, GrpoConfig.defaults(), run.configSection("grpo"), flags,
+        GrpoConfig cfg = Configs.merge(GrpoConfig.class, GrpoConfig.defaults(), run.configSection("grpo"),
+                RunOptions.settingFlags(spec, GrpoConfig.defaults()),
                 run.configPlace());
         Precision gemmPrecision = run.gemmPrecision();
         Path configJson = run.model.resolve("config.json");

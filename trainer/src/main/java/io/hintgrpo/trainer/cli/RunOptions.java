@@ -6,11 +6,15 @@ import io.hintgrpo.engine.model.Precision;
 import io.hintgrpo.trainer.config.Configs;
 import io.hintgrpo.trainer.data.Jsonl;
 import io.hintgrpo.trainer.data.Utterance;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Model.OptionSpec;
 import picocli.CommandLine.Option;
 
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 
 /** The options of a training run (sft, grpo): the model, the data, the run folder, how it runs. */
 final class RunOptions {
@@ -52,6 +56,21 @@ final class RunOptions {
         if (config == null) return null;
         ObjectNode all = Configs.read(config, null);
         return all.has(command) ? Configs.read(config, command) : all;
+    }
+
+    /**
+     * The command-line flags of a command that name a setting of its config record (e.g.
+     * {@code --group-size} → {@code group_size}), with the values given; flags left out are not
+     * in the map, so the config file or the default stands for them.
+     */
+    static Map<String, Object> settingFlags(CommandSpec spec, Object defaults) {
+        ObjectNode known = Configs.toTree(defaults);
+        Map<String, Object> flags = new LinkedHashMap<>();
+        for (OptionSpec o : spec.options()) {
+            String key = o.longestName().replaceFirst("^-+", "").replace('-', '_');
+            if (known.has(key) && o.getValue() != null) flags.put(key, o.getValue());
+        }
+        return flags;
     }
 
     /** Where settings come from, for error messages. */

@@ -19,7 +19,6 @@ import picocli.CommandLine.Model.CommandSpec;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
@@ -50,19 +49,8 @@ final class SftCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        Map<String, Object> flags = new LinkedHashMap<>();
-        flags.put("steps", steps);
-        flags.put("batch_size", batchSize);
-        flags.put("grad_accum", gradAccum);
-        flags.put("lr", lr);
-        flags.put("warmup_steps", warmupSteps);
-        flags.put("weight_decay", weightDecay);
-        flags.put("max_grad_norm", maxGradNorm);
-        flags.put("eval_every", evalEvery);
-        flags.put("checkpoint_every", checkpointEvery);
-        flags.put("keep_last", keepLast);
-        flags.put("seed", seed);
-        SftConfig cfg = Configs.merge(SftConfig.class, SftConfig.defaults(), run.configSection("sft"), flags,
+        SftConfig cfg = Configs.merge(SftConfig.class, SftConfig.defaults(), run.configSection("sft"),
+                RunOptions.settingFlags(spec, SftConfig.defaults()),
                 run.configPlace());
         Precision gemmPrecision = run.gemmPrecision();
         Path tokenizer = run.model.resolve("tokenizer.json");

@@ -11,8 +11,10 @@ import io.hintgrpo.trainer.tokenizer.Tokenizer;
 
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 import java.util.function.Consumer;
 
 /**
@@ -65,9 +67,9 @@ public final class Evaluation {
     }
 
     /** Greedy-generation metrics on a validation set, as the trainers log them (valid_mae ranks checkpoints). */
-    public static java.util.Map<String, Double> validationMetrics(Model model, Tokenizer tok, List<Utterance> data) {
+    public static Map<String, Double> validationMetrics(Model model, Tokenizer tok, List<Utterance> data) {
         Metrics.Scores s = run(model, tok, data, Options.greedy(), null).report().overall();
-        java.util.Map<String, Double> out = new java.util.LinkedHashMap<>();
+        Map<String, Double> out = new LinkedHashMap<>();
         out.put("valid_mae", s.mae());
         out.put("valid_acc7", s.acc7());
         out.put("valid_format_valid", s.formatValidRate());

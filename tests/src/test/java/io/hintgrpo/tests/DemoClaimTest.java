@@ -30,11 +30,9 @@ class DemoClaimTest {
     @Test
     void bothModalitiesBeatTheDroppedEvaluationAndTheTrainingMean() throws Exception {
         Demo.Settings d = Demo.Settings.defaults();
-        SftConfig s = d.sft();
         int steps = 150;
-        SftConfig sft = new SftConfig(steps, s.batchSize(), s.gradAccum(), s.lr(), s.minLrRatio(), s.warmupSteps(), s.weightDecay(),
-                s.beta1(), s.beta2(), s.eps(), s.maxGradNorm(), steps, s.checkpointEvery(), s.keepLast(), s.seed(), s.maxBadStepsInARow());
-        Demo.Settings settings = new Demo.Settings(d.seed(), d.corpusSize(), d.trainDomain(), sft, null, 16, 40);
+        SftConfig sft = d.sft().with(java.util.Map.of("steps", steps, "eval_every", steps, "eval_samples", 16));
+        Demo.Settings settings = new Demo.Settings(d.seed(), d.corpusSize(), d.trainDomain(), sft, null, 40);
         Demo.Result r = Demo.run(new CpuKernels(), dir, settings, msg -> {}, () -> false);
 
         Metrics.Scores both = r.byCondition().get("SFT, text + audio + vision").overall();

@@ -12,6 +12,7 @@ import io.hintgrpo.trainer.data.Utterance;
 import io.hintgrpo.trainer.eval.EvalReport;
 import io.hintgrpo.trainer.eval.Evaluation;
 import io.hintgrpo.trainer.eval.Metrics;
+import io.hintgrpo.trainer.loop.Run;
 import io.hintgrpo.trainer.rl.GrpoConfig;
 import io.hintgrpo.trainer.rl.GrpoRun;
 import io.hintgrpo.trainer.rl.Reward;
@@ -49,18 +50,17 @@ public final class JavaApiExample {
             List<Utterance> valid = Jsonl.read(SynthCorpus.splitFile(corpus, domain, "valid"), expect);
             List<Utterance> test = Jsonl.read(SynthCorpus.splitFile(corpus, domain, "test"), expect);
 
-            // 4. Cold-start SFT on the teacher chains: steps, batch size, grad accumulation, lr, min lr ratio,
-            //    warmup, weight decay, AdamW betas and eps, grad clip, eval / checkpoint every, keep last, seed,
-            //    max non-finite steps in a row.
-            SftConfig sft = new SftConfig(45, 16, 1, 4e-3f, 0.1f, 4, 0.01f, 0.9f, 0.95f, 1e-8f, 1f,
-                    45, 45, 1, 1, 3);
-            SftRun.Outcome trained = SftRun.run(kernels, model, tokenizerJson, train, valid, sft, 0,
-                    workDir.resolve("sft"), false, Map.of(), System.out::println, () -> false);
+            // 4. Cold-start SFT on the teacher chains. Settings are named as in config files (docs/config.md);
+            //    the rest keep their defaults. Run says where the run lives and where its messages go.
+            SftConfig sft = SftConfig.defaults().with(Map.of("steps", 45, "lr", 4e-3, "warmup_steps", 4, "eval_every", 45,
+                    "checkpoint_every", 45, "keep_last", 1, "eval_samples", 0));
+            SftRun.Outcome trained = SftRun.run(kernels, model, tokenizerJson, train, valid, sft,
+                    Run.in(workDir.resolve("sft")).log(System.out::println));
             System.out.printf("SFT: %d steps on %d chains, final loss %.3f%n", trained.training().steps(),
                     trained.examples(), trained.training().history().get(trained.training().steps() - 1).loss());
 
-            // 5. Hint-GRPO from the SFT model (also the KL reference). Settings are named as in config files;
-            //    rewards are pluggable: the built-ins plus our own term that prefers short calibrations.
+            // 5. Hint-GRPO from the SFT model (also the KL reference). Rewards are pluggable: the built-ins plus
+            //    our own term that prefers short calibrations.
             GrpoConfig grpo = GrpoConfig.defaults().with(Map.of("steps", 3, "prompts_per_step", 4, "group_size", 4,
                     "hint", "replace", "eval_every", 3, "eval_samples", 8));
             Reward brief = new Reward() {
@@ -71,10 +71,10 @@ public final class JavaApiExample {
             };
             Rewards rewards = new Rewards(List.of(new Rewards.Term(Rewards.format(), 0.2), new Rewards.Term(Rewards.polarity(), 0.4),
                     new Rewards.Term(Rewards.score(2.0), 1.0), new Rewards.Term(brief, 0.1)));
-            GrpoRun.Outcome rl = GrpoRun.run(kernels, trained.modelDir(), train, valid, grpo, rewards, workDir.resolve("grpo"),
-                    false, Map.of(), System.out::println, () -> false,
-                    step -> System.out.printf("step %d: reward %.3f %s, hard groups %.2f, hinted %d, KL %.4f%n", step.step(),
+            GrpoRun.Job job = GrpoRun.Job.of(trained.modelDir(), train, valid, grpo).rewards(rewards)
+                    .onStep(step -> System.out.printf("step %d: reward %.3f %s, hard groups %.2f, hinted %d, KL %.4f%n", step.step(),
                             step.reward(), step.rewardComponents(), step.hardGroupRate(), step.hintedGroups(), step.kl()));
+            GrpoRun.Outcome rl = GrpoRun.run(kernels, job, Run.in(workDir.resolve("grpo")).log(System.out::println));
 
             // 6. Load the trained policy (a plain model directory), generate greedily and score.
             try (Model best = ModelDir.load(kernels, rl.modelDir(), 0, msg -> { });

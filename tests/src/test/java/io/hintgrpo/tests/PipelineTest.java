@@ -10,6 +10,7 @@ import io.hintgrpo.trainer.data.Utterance;
 import io.hintgrpo.trainer.eval.Evaluation;
 import io.hintgrpo.trainer.eval.Metrics;
 import io.hintgrpo.trainer.eval.Prediction;
+import io.hintgrpo.trainer.loop.Run;
 import io.hintgrpo.trainer.sft.SftConfig;
 import io.hintgrpo.trainer.sft.SftRun;
 import io.hintgrpo.trainer.tokenizer.Tokenizer;
@@ -48,12 +49,13 @@ class PipelineTest {
             train.addAll(Jsonl.read(SynthCorpus.splitFile(corpus, domain, "train"), expect));
             test.addAll(Jsonl.read(SynthCorpus.splitFile(corpus, domain, "test"), expect));
         }
-        SftConfig sft = new SftConfig(250, 16, 1, 4e-3f, 0.1f, 10, 0.01f, 0.9f, 0.95f, 1e-8f, 1f, 1000, 125, 1, 3, 3);
+        SftConfig sft = SftConfig.defaults().with(Map.of("steps", 250, "lr", 4e-3f, "warmup_steps", 10, "eval_every", 1000,
+                "checkpoint_every", 125, "keep_last", 1, "seed", 3, "max_bad_steps_in_a_row", 3, "eval_samples", 0));
         Model init = new Model(new CpuKernels(), cfg);
         init.initialize(3);
         Path run = dir.resolve("run");
-        SftRun.Outcome o = SftRun.run(new CpuKernels(), init, tokenizerJson, train, List.of(), sft, 0, run, false,
-                Map.of(), msg -> {}, () -> false);
+        SftRun.Outcome o = SftRun.run(new CpuKernels(), init, tokenizerJson, train, List.of(), sft,
+                Run.in(run).log(msg -> {}).stopWhen(() -> false));
         assertEquals(250, o.training().steps());
         assertTrue(Files.exists(run.resolve("loss.png")) && Files.exists(run.resolve("metrics.jsonl")));
         double first = o.training().history().get(0).loss(), last = o.training().history().get(249).loss();

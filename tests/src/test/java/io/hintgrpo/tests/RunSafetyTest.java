@@ -53,7 +53,7 @@ class RunSafetyTest {
         int stop = Integer.parseInt(m.group(1));
         assertTrue(stop >= 2, "stopped at step " + stop);
         assertEquals(stop, stepsDone(run), "metrics.jsonl ends at the stop step");
-        assertTrue(Files.readString(run.resolve("command.config.json")).contains("\"steps\""),
+        assertTrue(Files.readString(run.resolve("sft_config.json")).contains("\"steps\""),
                 "the effective command settings are written beside the run");
         Path ck = new Checkpoints(run).root().resolve(String.format("step-%07d", stop));
         assertEquals(ck, new Checkpoints(run).latest());
@@ -209,7 +209,7 @@ class RunSafetyTest {
     /** Checkpoints.verify and a full load (model, optimizer moments, state); returns the checkpoint's step. */
     private static int verifyAndLoad(Path ck) {
         Checkpoints.verify(ck);
-        Checkpoints.Loaded l = Checkpoints.load(ck, new CpuKernels(), Map.of(), 1e-3f, 0.9f, 0.95f, 1e-8f, 0.01f, msg -> {});
+        Checkpoints.Loaded l = Checkpoints.load(ck, new CpuKernels(), Map.of(), io.hintgrpo.trainer.sft.SftConfig.defaults().optimizer(), msg -> {});
         try (Model m = l.model()) {
             assertTrue(m.layout.count() > 0);
         }

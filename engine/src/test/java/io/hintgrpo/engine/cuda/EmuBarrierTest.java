@@ -1,7 +1,6 @@
 package io.hintgrpo.engine.cuda;
 
 import io.hintgrpo.engine.cuda.EmuDriver.ThreadOrder;
-import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -15,26 +14,17 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * __syncthreads as a real barrier (native/emu/tests/barrier.cu): a missing one shows in some thread
  * order, and deadlocks are reported with every thread's state instead of hanging.
  */
-class EmuBarrierTest {
-    static EmuTesting t;
-    static EmuDriver emu;
+class EmuBarrierTest extends EmuTest {
     static final int ROWS = 3, THREADS = 256;
     static float[] x;
     static long px, out;
 
     @BeforeAll
-    static void load() {
-        t = new EmuTesting();
-        emu = t.emu;
+    static void plant() {
         x = EmuTesting.gaussian(21, ROWS * THREADS);
         for (int i = 0; i < x.length; i++) x[i] = Math.abs(x[i]) + 0.1f;
         px = t.upload(x);
         out = emu.malloc(4L * x.length);
-    }
-
-    @AfterAll
-    static void close() {
-        emu.close();
     }
 
     @AfterEach

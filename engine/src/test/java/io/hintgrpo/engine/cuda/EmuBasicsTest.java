@@ -1,8 +1,6 @@
 package io.hintgrpo.engine.cuda;
 
 import io.hintgrpo.engine.cuda.EmuDriver.ThreadOrder;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 import java.util.Arrays;
@@ -13,22 +11,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** The emulator's plumbing on planted kernels (native/emu/tests/basics.cu). */
-class EmuBasicsTest {
-    static EmuTesting t;
-    static EmuDriver emu;
-
-    @BeforeAll
-    static void load() {
-        t = new EmuTesting();
-        emu = t.emu;
-    }
-
-    @AfterAll
-    static void close() {
-        emu.close();
-        assertEquals(0, emu.bytesInUse());
-    }
-
+class EmuBasicsTest extends EmuTest {
     @Test
     void describesItselfAndListsItsKernels() {
         assertEquals("CUDA emulator (cpu)", emu.describe());

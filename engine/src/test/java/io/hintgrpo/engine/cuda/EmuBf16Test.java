@@ -1,7 +1,5 @@
 package io.hintgrpo.engine.cuda;
 
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 import java.math.BigDecimal;
@@ -16,21 +14,8 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
  * that rounds by comparing exact distances (BigDecimal), not by CUDA's bit trick: round to nearest
  * even with ties, NaN to the canonical 0x7fff as CUDA does, overflow to infinity, subnormals.
  */
-class EmuBf16Test {
-    static EmuTesting t;
-    static EmuDriver emu;
+class EmuBf16Test extends EmuTest {
     static final BigDecimal TWO_128 = new BigDecimal(2).pow(128);
-
-    @BeforeAll
-    static void load() {
-        t = new EmuTesting();
-        emu = t.emu;
-    }
-
-    @AfterAll
-    static void close() {
-        emu.close();
-    }
 
     /** The value of bf16 bits b ≥ 0 (magnitude), with the one past the largest finite as 2^128. */
     static BigDecimal magnitude(int b) {

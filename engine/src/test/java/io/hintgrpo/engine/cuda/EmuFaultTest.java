@@ -1,6 +1,5 @@
 package io.hintgrpo.engine.cuda;
 
-import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -14,21 +13,12 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * (and where it applies the block and thread), never crashes or hangs, and the emulator keeps
  * working afterwards.
  */
-class EmuFaultTest {
-    static EmuTesting t;
-    static EmuDriver emu;
+class EmuFaultTest extends EmuTest {
     static long out;
 
     @BeforeAll
-    static void load() {
-        t = new EmuTesting();
-        emu = t.emu;
+    static void plant() {
         out = emu.malloc(4L * 64);
-    }
-
-    @AfterAll
-    static void close() {
-        emu.close();
     }
 
     @AfterEach

@@ -1,7 +1,5 @@
 package io.hintgrpo.engine.cuda;
 
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 import java.nio.ByteBuffer;
@@ -11,22 +9,7 @@ import java.util.Map;
 import static org.junit.jupiter.api.Assertions.*;
 
 /** Stream capture and graph replay on the emulator: what is recorded, what replays, what capture refuses. */
-class EmuGraphTest {
-    static EmuTesting t;
-    static EmuDriver emu;
-
-    @BeforeAll
-    static void load() {
-        t = new EmuTesting();
-        emu = t.emu;
-    }
-
-    @AfterAll
-    static void close() {
-        emu.close();
-        assertEquals(0, emu.bytesInUse());
-    }
-
+class EmuGraphTest extends EmuTest {
     @Test
     void aReplayRerunsTheLaunchesOnWhatTheBuffersHoldThen() {
         int n = 300;

@@ -1,7 +1,5 @@
 package io.hintgrpo.engine.cuda;
 
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 import java.lang.management.ManagementFactory;
@@ -16,21 +14,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
  * matmul and a 128³ bf16 tensor-core GEMM (cp.async + ldmatrix + mma.sync). Checks the results.
  * Each line gives wall time and the launching thread's CPU time (the one to trust on a busy machine).
  */
-class EmuSpeedTest {
-    static EmuTesting t;
-    static EmuDriver emu;
-
-    @BeforeAll
-    static void load() {
-        t = new EmuTesting();
-        emu = t.emu;
-    }
-
-    @AfterAll
-    static void close() {
-        emu.close();
-    }
-
+class EmuSpeedTest extends EmuTest {
     static final ThreadMXBean THREADS = ManagementFactory.getThreadMXBean();
 
     /** Runs r reps times after a warm-up and prints wall and CPU time per run. */

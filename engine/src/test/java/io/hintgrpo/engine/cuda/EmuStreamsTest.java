@@ -1,7 +1,5 @@
 package io.hintgrpo.engine.cuda;
 
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 import java.nio.ByteBuffer;
@@ -11,22 +9,7 @@ import java.nio.FloatBuffer;
 import static org.junit.jupiter.api.Assertions.*;
 
 /** The Driver seam's streams, events, pinned buffers and async copies on the (synchronous) emulator. */
-class EmuStreamsTest {
-    static EmuTesting t;
-    static EmuDriver emu;
-
-    @BeforeAll
-    static void load() {
-        t = new EmuTesting();
-        emu = t.emu;
-    }
-
-    @AfterAll
-    static void close() {
-        emu.close();
-        assertEquals(0, emu.bytesInUse());
-    }
-
+class EmuStreamsTest extends EmuTest {
     @Test
     void asyncRoundTripThroughPinnedBuffersOnAStream() {
         int n = 10_000;

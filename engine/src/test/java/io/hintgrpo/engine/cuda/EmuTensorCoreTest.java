@@ -1,8 +1,6 @@
 package io.hintgrpo.engine.cuda;
 
 import io.hintgrpo.engine.cuda.EmuDriver.ThreadOrder;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 import java.util.SplittableRandom;
@@ -16,21 +14,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
  * the PTX ISA documents them, a cp.async + ldmatrix + mma GEMM against a reference, and a missing
  * cp.async wait that must read stale shared memory.
  */
-class EmuTensorCoreTest {
-    static EmuTesting t;
-    static EmuDriver emu;
-
-    @BeforeAll
-    static void load() {
-        t = new EmuTesting();
-        emu = t.emu;
-    }
-
-    @AfterAll
-    static void close() {
-        emu.close();
-    }
-
+class EmuTensorCoreTest extends EmuTest {
     /** Random values that bf16 holds exactly, as bits. */
     static short[] bf16s(SplittableRandom rng, int n) {
         short[] v = new short[n];

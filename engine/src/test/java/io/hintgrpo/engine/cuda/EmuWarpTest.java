@@ -1,8 +1,6 @@
 package io.hintgrpo.engine.cuda;
 
 import io.hintgrpo.engine.cuda.EmuDriver.ThreadOrder;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 import java.util.SplittableRandom;
@@ -17,21 +15,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * written from the CUDA programming guide's description, and the shfl.sync rule breaks the emulator
  * must report.
  */
-class EmuWarpTest {
-    static EmuTesting t;
-    static EmuDriver emu;
-
-    @BeforeAll
-    static void load() {
-        t = new EmuTesting();
-        emu = t.emu;
-    }
-
-    @AfterAll
-    static void close() {
-        emu.close();
-    }
-
+class EmuWarpTest extends EmuTest {
     static int idx(int[] v, int base, int lane, int src, int width) {
         return v[base + lane / width * width + (src & (width - 1))];
     }

@@ -64,17 +64,16 @@ public final class GrpoStepBench {
             long t1 = System.nanoTime();
             List<PolicyUpdate.Row> rows = new ArrayList<>();
             for (int s = 0; s < done.size(); s++) {
-                int[] p = promptSeqs.get(s).ids(), c = done.get(s).tokens();
-                int[] ids = java.util.Arrays.copyOf(p, p.length + c.length);
-                System.arraycopy(c, 0, ids, p.length, c.length);
+                Sequence p = promptSeqs.get(s);
+                int[] c = done.get(s).tokens();
                 float advantage = (s % groupSize) % 2 == 0 ? 1f : -1f;
-                rows.add(new PolicyUpdate.Row(Sequence.text(ids), new GrpoObjective.Row(p.length, 0, c.length, advantage)));
+                rows.add(new PolicyUpdate.Row(Rollouts.row(p, new int[0], c), new GrpoObjective.Row(p.ids().length, 0, c.length, advantage)));
             }
             Batch batch = Batch.pack(policy.config, rows.stream().map(PolicyUpdate.Row::sequence).toList());
             long t2 = System.nanoTime();
-            reference.forward(batch, cfg.temperature());
+            reference.forward(batch, cfg.sampling().temperature());
             long t3 = System.nanoTime();
-            PolicyUpdate.Stats stats = PolicyUpdate.apply(policy, null, opt, rows, cfg, cfg.lr());
+            PolicyUpdate.Stats stats = PolicyUpdate.apply(policy, null, opt, rows, cfg, cfg.optimizer().lr());
             long t4 = System.nanoTime();
             if (r == 0) continue;
             generate[r - 1] = (t1 - t0) / 1e6;

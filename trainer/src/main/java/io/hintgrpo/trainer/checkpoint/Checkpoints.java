@@ -9,6 +9,7 @@ import io.hintgrpo.engine.Kernels;
 import io.hintgrpo.engine.io.ModelDir;
 import io.hintgrpo.engine.io.Safetensors;
 import io.hintgrpo.engine.model.AdamW;
+import io.hintgrpo.trainer.loop.OptimizerSettings;
 import io.hintgrpo.engine.model.Model;
 import io.hintgrpo.engine.model.ParamLayout;
 
@@ -195,8 +196,8 @@ public final class Checkpoints {
      * Verifies the checksums, checks the fingerprint against {@code expected} (each key present in
      * both must agree), and loads model, optimizer moments and state. Anything off is one clear error.
      */
-    public static Loaded load(Path dir, Kernels kernels, Map<String, String> expected, float lr, float beta1, float beta2,
-                              float eps, float weightDecay, Consumer<String> report) {
+    public static Loaded load(Path dir, Kernels kernels, Map<String, String> expected, OptimizerSettings optimizer,
+                              Consumer<String> report) {
         verify(dir);
         JsonNode s;
         try {
@@ -215,7 +216,7 @@ public final class Checkpoints {
         State state = new State(s.path("step").asInt(), s.path("epoch").asInt(), s.path("position").asInt(),
                 s.path("skipped_steps").asInt(), fp);
         Model model = ModelDir.load(kernels, dir, 0, report);
-        AdamW opt = new AdamW(model, lr, beta1, beta2, eps, weightDecay);
+        AdamW opt = optimizer.adamw(model);
         try (Safetensors moments = Safetensors.open(dir.resolve(OPTIMIZER))) {
             for (ParamLayout.Entry e : model.layout.entries())
                 for (String which : new String[]{"exp_avg", "exp_avg_sq"}) {

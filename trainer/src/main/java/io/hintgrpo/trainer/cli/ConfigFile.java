@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.hintgrpo.engine.BadInputException;
 import io.hintgrpo.trainer.config.Configs;
+import io.hintgrpo.trainer.config.Settings;
 import io.hintgrpo.trainer.data.AtomicFiles;
 import picocli.CommandLine;
 import picocli.CommandLine.Model.CommandSpec;
@@ -15,93 +16,181 @@ import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Collection;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.LinkedHashSet;
 import java.util.List;
+import java.util.Map;
+import java.util.Set;
 
 /**
- * {@code --config FILE} for every command: a JSON or YAML file whose keys are option names
- * (snake_case or as spelled, without dashes); keys at the top level apply to every command, a
- * section named after the command overrides them, and flags on the command line override both.
- * Commands that take this mixin also get their effective settings written beside their outputs.
+ * {@code --config FILE} for every command, and the flags of settings records. The file reaches a
+ * command along one path: picocli's default-value provider gives every option the file's value
+ * ({@link Configs#settingsFor}: top level, then the command's section, TRL names mapped), flags on
+ * the command line override it, and a settings record is bound from its options' values. The
+ * effective settings are written beside a command's outputs as a file that is itself a valid
+ * {@code --config}: {@code {"<command>": {every setting}}}.
  */
 final class ConfigFile {
     private static final ObjectMapper JSON = new ObjectMapper();
 
-    /** The option itself, mixed into commands that have no config handling of their own. */
+    /** The option itself, mixed into commands that have no other run options. */
     static final class Mixin {
-        @Option(names = "--config", description = "JSON or YAML settings (option names as keys; a section named after the command overrides the top level); flags override the file.")
+        @Option(names = "--config", description = "JSON or YAML settings (keys are option names in snake_case; a section named after "
+                + "the command overrides the top level); flags override the file.")
         Path config;
     }
 
     private ConfigFile() {}
 
-    /** Default values for options from the --config file named in args (null when there is none). */
-    static CommandLine.IDefaultValueProvider defaults(String[] args) {
+    /**
+     * Default values for options from the --config file named in args (null when there is none).
+     * The command the args run is checked now, so a bad file is one clear error before anything runs.
+     */
+    static CommandLine.IDefaultValueProvider defaults(String[] args, CommandLine root) {
         Path file = null;
         for (int i = 0; i < args.length; i++) {
             if (args[i].equals("--config") && i + 1 < args.length) file = Path.of(args[i + 1]);
             else if (args[i].startsWith("--config=")) file = Path.of(args[i].substring("--config=".length()));
         }
         if (file == null) return null;
-        ObjectNode all = Configs.read(file, null);
+        Path config = file;
+        Set<String> sections = new HashSet<>(), anyKnown = new HashSet<>();
+        collect(root.getCommandSpec(), sections, anyKnown);
+        Map<CommandSpec, ObjectNode> values = new HashMap<>();
+        CommandSpec target = target(root, args);
+        values.put(target, Configs.settingsFor(config, target.name(), keys(target), sections, anyKnown));
         return arg -> {
             if (!(arg instanceof OptionSpec o) || o.longestName().equals("--config")) return null;
-            JsonNode v = lookup(section(all, o.command()), o);
-            if (v == null) v = lookup(all, o);
-            if (v == null || v.isObject()) return null;
-            if (v.isArray()) {
+            ObjectNode v = values.computeIfAbsent(o.command(), c -> {
+                try {
+                    return Configs.settingsFor(config, c.name(), keys(c), sections, anyKnown);
+                } catch (BadInputException e) {
+                    return JSON.createObjectNode(); // not the command that runs: its problems are not this run's
+                }
+            });
+            JsonNode n = v.get(key(o));
+            if (n == null || n.isNull()) return null;
+            if (n.isArray()) {
+                if (n.isEmpty()) return null;
                 List<String> parts = new ArrayList<>();
-                v.forEach(e -> parts.add(e.asText()));
+                n.forEach(e -> parts.add(e.asText()));
                 return String.join(",", parts);
             }
-            return v.asText();
+            return n.asText();
         };
     }
 
-    private static JsonNode section(ObjectNode all, CommandSpec cmd) {
-        JsonNode s = all.get(cmd.name());
-        return s != null && s.isObject() ? s : null;
+    /** The (sub)command that args run: the last subcommand name on the path. */
+    private static CommandSpec target(CommandLine root, String[] args) {
+        CommandLine cmd = root;
+        for (String a : args) {
+            CommandLine sub = cmd.getSubcommands().get(a);
+            if (sub != null) cmd = sub;
+        }
+        return cmd.getCommandSpec();
     }
 
-    private static JsonNode lookup(JsonNode node, OptionSpec o) {
-        if (node == null) return null;
-        String name = o.longestName().replaceFirst("^-+", "");
-        JsonNode v = node.get(name);
-        return v != null ? v : node.get(name.replace('-', '_'));
+    private static void collect(CommandSpec spec, Set<String> sections, Set<String> keys) {
+        keys.addAll(keys(spec));
+        for (CommandLine sub : spec.subcommands().values()) {
+            sections.add(sub.getCommandName());
+            collect(sub.getCommandSpec(), sections, keys);
+        }
     }
 
-    /** A key in the command's own section that names no option of it is a mistake: say so before running. */
-    static void checkSection(Path file, CommandSpec cmd) {
-        JsonNode s = section(Configs.read(file, null), cmd);
-        if (s == null) return;
-        s.fieldNames().forEachRemaining(key -> {
-            boolean known = cmd.options().stream().anyMatch(o -> {
-                String n = o.longestName().replaceFirst("^-+", "");
-                return n.equals(key) || n.replace('-', '_').equals(key);
-            });
-            if (!known) throw new BadInputException(file.toString(), "unknown setting \"" + key + "\" for command " + cmd.name());
+    private static Set<String> keys(CommandSpec spec) {
+        Set<String> k = new LinkedHashSet<>();
+        for (OptionSpec o : spec.options()) if (!o.usageHelp() && !o.versionHelp()) k.add(key(o));
+        return k;
+    }
+
+    /** An option's config key: its long name without dashes, in snake_case. */
+    static String key(OptionSpec o) {
+        return o.longestName().replaceFirst("^-+", "").replace('-', '_');
+    }
+
+    /**
+     * Adds one option per setting of a settings record to a command: {@code --group-size} for
+     * {@code group_size}, taking text (Settings converts and checks it, naming the setting).
+     */
+    static CommandSpec addFlags(CommandSpec spec, Class<? extends Record> type) {
+        for (Settings.Key k : Settings.keys(type)) {
+            OptionSpec.Builder b = OptionSpec.builder(k.flag()).type(String.class).paramLabel("<" + k.kind().replace(" | ", "|") + ">")
+                    .description(k.doc() + " (default: " + k.defaultValue() + ")");
+            if (k.type() == boolean.class) b.arity("0..1").fallbackValue("true").paramLabel("<true|false>");
+            spec.addOption(b.build());
+        }
+        return spec;
+    }
+
+    /** The settings record of a command from its options' values (the file's, or the flags' over them). */
+    static <T extends Record> T settings(CommandSpec spec, Class<T> type, Path config) {
+        ObjectNode values = JSON.createObjectNode();
+        Map<String, String> places = new HashMap<>();
+        CommandLine.ParseResult parsed = spec.commandLine().getParseResult();
+        for (Settings.Key k : Settings.keys(type)) {
+            OptionSpec o = spec.findOption(k.flag());
+            Object v = o.getValue();
+            if (v == null) continue;
+            values.put(k.name(), v.toString());
+            places.put(k.name(), parsed != null && parsed.hasMatchedOption(o) ? k.flag() : String.valueOf(config));
+        }
+        String rule = config == null ? "settings" : config + " and flags";
+        return Settings.bind(type, values, key -> key == null ? rule : places.getOrDefault(key, rule));
+    }
+
+    /**
+     * A settings record for a command that runs more than one trainer (demo, experiment): base, then
+     * the file's section of that name, then the flags given (null values are not given).
+     */
+    static <T extends Record> T section(Path config, String name, T base, Map<String, ?> flags) {
+        ObjectNode values = config == null ? JSON.createObjectNode() : Configs.section(config, name, Settings.names(base.getClass()));
+        flags.forEach((k, v) -> {
+            if (v != null) values.set(k, JSON.valueToTree(v));
         });
+        String where = config == null ? "flags" : config + " and flags";
+        return Settings.over(base, values, key -> where);
     }
 
-    /** Every option's effective value, as JSON beside an output: {@code out.jsonl} → {@code out.config.json}. */
-    static void writeEffective(CommandSpec cmd, Path output) throws IOException {
-        String name = output.getFileName().toString();
-        int dot = name.lastIndexOf('.');
-        writeEffectiveTo(cmd, output.resolveSibling((dot > 0 ? name.substring(0, dot) : name) + ".config.json"));
-    }
-
-    /** Every option's effective value, as JSON in {@code file}. */
-    static void writeEffectiveTo(CommandSpec cmd, Path file) throws IOException {
-        ObjectNode o = JSON.createObjectNode();
-        o.put("command", cmd.qualifiedName());
-        ObjectNode values = o.putObject("settings");
+    /** Every setting of a command, as a --config file in {@code file}: its options' values, and the settings record's (may be null). */
+    static void writeEffective(CommandSpec cmd, Path file, Record settings) throws IOException {
+        ObjectNode root = JSON.createObjectNode();
+        ObjectNode values = root.putObject(cmd.name());
+        Set<String> recordKeys = new HashSet<>();
+        if (settings != null) for (Settings.Key k : Settings.keys(settings.getClass())) recordKeys.add(k.name());
         for (OptionSpec opt : cmd.options()) {
-            if (opt.usageHelp() || opt.versionHelp()) continue;
+            String key = key(opt);
+            if (opt.usageHelp() || opt.versionHelp() || key.equals("config") || recordKeys.contains(key)) continue;
             Object v = opt.getValue();
-            String key = opt.longestName().replaceFirst("^-+", "").replace('-', '_');
             if (v == null) values.putNull(key);
             else if (v instanceof Collection<?> c) c.forEach(x -> values.withArray(key).add(x.toString()));
+            else if (v instanceof Number || v instanceof Boolean) values.set(key, JSON.valueToTree(v));
             else values.put(key, v.toString());
         }
-        AtomicFiles.writeString(file, JSON.writerWithDefaultPrettyPrinter().writeValueAsString(o));
+        if (settings != null) values.setAll(Settings.flatten(settings));
+        AtomicFiles.writeString(file, JSON.writerWithDefaultPrettyPrinter().writeValueAsString(root));
+    }
+
+    /** The effective settings beside an output file: {@code out.jsonl} → {@code out.config.json}. */
+    static void writeEffectiveBeside(CommandSpec cmd, Path output) throws IOException {
+        String name = output.getFileName().toString();
+        int dot = name.lastIndexOf('.');
+        writeEffective(cmd, output.resolveSibling((dot > 0 ? name.substring(0, dot) : name) + ".config.json"), null);
+    }
+
+    /** A picocli model transformer per settings record: the command gets one flag per setting. */
+    static final class SftFlags implements CommandLine.IModelTransformer {
+        @Override
+        public CommandSpec transform(CommandSpec spec) {
+            return addFlags(spec, io.hintgrpo.trainer.sft.SftConfig.class);
+        }
+    }
+
+    static final class GrpoFlags implements CommandLine.IModelTransformer {
+        @Override
+        public CommandSpec transform(CommandSpec spec) {
+            return addFlags(spec, io.hintgrpo.trainer.rl.GrpoConfig.class);
+        }
     }
 }

@@ -2,11 +2,14 @@ package io.hintgrpo.trainer.cli;
 
 import io.hintgrpo.engine.Backends;
 import io.hintgrpo.engine.Kernels;
-import io.hintgrpo.trainer.config.Configs;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.hintgrpo.trainer.config.Settings;
+import io.hintgrpo.trainer.data.AtomicFiles;
 import io.hintgrpo.trainer.demo.Demo;
 import io.hintgrpo.trainer.rl.GrpoConfig;
 import io.hintgrpo.trainer.sft.SftConfig;
-import io.hintgrpo.trainer.sft.StopSignal;
+import io.hintgrpo.trainer.loop.StopSignal;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
@@ -14,8 +17,7 @@ import picocli.CommandLine.Model.CommandSpec;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.LinkedHashMap;
-import java.util.Map;
+import java.util.Collections;
 import java.util.concurrent.Callable;
 
 /** {@code hintgrpo demo}: the main job on the embedded default (corpus → SFT → evaluation → report). */
@@ -24,6 +26,8 @@ import java.util.concurrent.Callable;
                 + "evaluates both in-domain and cross-domain (with and without audio and vision) and writes report.md / report.json. "
                 + "Re-running with the same --out resumes from the last checkpoint.")
 final class DemoCommand implements Callable<Integer> {
+    private static final ObjectMapper JSON = new ObjectMapper();
+
     @Spec CommandSpec spec;
 
     @Option(names = "--out", defaultValue = "demo-out", description = "Output folder (default: ${DEFAULT-VALUE}).")
@@ -32,7 +36,9 @@ final class DemoCommand implements Callable<Integer> {
     @Option(names = "--backend", defaultValue = "auto", description = "auto | cpu | cuda | cuda-emu (default: ${DEFAULT-VALUE}).")
     String backend;
 
-    @Option(names = "--config", description = "JSON or YAML file; its \"sft\" and \"grpo\" sections override those settings.")
+    @Option(names = "--config", description = "JSON or YAML file: this command's options at the top level or in a \"demo\" "
+            + "section; \"sft\" and \"grpo\" sections override those settings (docs/config.md). The demo writes its effective "
+            + "settings to --out/run_config.json in the same form.")
     Path config;
 
     @Option(names = "--seed", description = "Corpus and initialisation seed.")
@@ -50,19 +56,20 @@ final class DemoCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         Demo.Settings d = Demo.Settings.defaults();
-        Map<String, Object> flags = new LinkedHashMap<>();
-        flags.put("steps", steps);
-        SftConfig sft = Configs.merge(SftConfig.class, d.sft(), config == null ? null : Configs.read(config, "sft"), flags,
-                config == null ? "flags" : config.toString());
-        Map<String, Object> grpoFlags = new LinkedHashMap<>();
-        grpoFlags.put("steps", grpoSteps);
-        GrpoConfig grpo = Configs.merge(GrpoConfig.class, d.grpo(), config == null ? null : Configs.read(config, "grpo"), grpoFlags,
-                config == null ? "flags" : config.toString());
+        SftConfig sft = ConfigFile.section(config, "sft", d.sft(), Collections.singletonMap("steps", steps));
+        GrpoConfig grpo = ConfigFile.section(config, "grpo", d.grpo(), Collections.singletonMap("steps", grpoSteps == null || grpoSteps == 0 ? null : grpoSteps));
         Demo.Settings s = new Demo.Settings(seed == null ? d.seed() : seed, d.corpusSize(), d.trainDomain(), sft,
-                grpoSteps != null && grpoSteps == 0 ? null : grpo, d.evalSamples(),
-                testLimit == null ? d.testLimit() : testLimit);
+                grpoSteps != null && grpoSteps == 0 ? null : grpo, testLimit == null ? d.testLimit() : testLimit);
         Files.createDirectories(out);
-        Files.writeString(out.resolve("run_config.json"), Configs.toJson(s));
+        // the effective settings, itself a valid --config of demo
+        ObjectNode effective = JSON.createObjectNode();
+        ObjectNode demo = effective.putObject("demo");
+        demo.put("seed", s.seed());
+        demo.put("test_limit", s.testLimit());
+        if (s.grpo() == null) demo.put("grpo_steps", 0);
+        effective.set("sft", Settings.flatten(s.sft()));
+        if (s.grpo() != null) effective.set("grpo", Settings.flatten(s.grpo()));
+        AtomicFiles.writeString(out.resolve("run_config.json"), JSON.writerWithDefaultPrettyPrinter().writeValueAsString(effective));
         StopSignal.install();
         long start = System.nanoTime();
         try (Kernels kernels = Backends.open(backend)) {

@@ -73,7 +73,7 @@ final class EvalCommand implements Callable<Integer> {
             spec.commandLine().getOut().println(md);
             if (out != null) {
                 AtomicFiles.writeString(out, o.report().toJson());
-                ConfigFile.writeEffective(spec, out);
+                ConfigFile.writeEffectiveBeside(spec, out);
                 AtomicFiles.writeString(out.resolveSibling(out.getFileName().toString().replaceFirst("\\.json$", "") + ".md"), md);
             }
         }

@@ -3,13 +3,12 @@ package io.hintgrpo.trainer.cli;
 import io.hintgrpo.engine.BadInputException;
 import io.hintgrpo.engine.Backends;
 import io.hintgrpo.engine.Kernels;
-import io.hintgrpo.trainer.config.Configs;
 import io.hintgrpo.trainer.data.SynthCorpus;
 import io.hintgrpo.trainer.demo.Demo;
 import io.hintgrpo.trainer.experiment.Experiment;
 import io.hintgrpo.trainer.rl.GrpoConfig;
 import io.hintgrpo.trainer.sft.SftConfig;
-import io.hintgrpo.trainer.sft.StopSignal;
+import io.hintgrpo.trainer.loop.StopSignal;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
@@ -71,13 +70,8 @@ final class ExperimentCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         if (seeds.isEmpty()) throw new BadInputException("--seeds", "at least one seed");
         if (budget < 1) throw new BadInputException("--budget", "must be ≥ 1, got " + budget);
-        String where = config == null ? "flags" : config.toString();
-        Map<String, Object> sftFlags = new LinkedHashMap<>();
-        sftFlags.put("steps", sftSteps);
-        SftConfig sftConfig = Configs.merge(SftConfig.class, SftConfig.defaults(), config == null ? null : Configs.read(config, "sft"),
-                sftFlags, where);
-        GrpoConfig base = Configs.merge(GrpoConfig.class, GrpoConfig.defaults(), config == null ? null : Configs.read(config, "grpo"),
-                Map.of(), where);
+        SftConfig sftConfig = ConfigFile.section(config, "sft", SftConfig.defaults(), Map.of("steps", sftSteps));
+        GrpoConfig base = ConfigFile.section(config, "grpo", GrpoConfig.defaults(), Map.of());
         String domain = Demo.Settings.defaults().trainDomain();
         StopSignal.install();
         long start = System.nanoTime();
@@ -85,7 +79,7 @@ final class ExperimentCommand implements Callable<Integer> {
             Path sftModel = sft, corpusDir = corpus;
             if (sftModel == null) {
                 Demo.Prepared p = Demo.prepare(kernels, work, corpusSeed, Demo.Settings.defaults().corpusSize(), domain, sftConfig,
-                        Demo.Settings.defaults().evalSamples(), msg -> System.err.println("hintgrpo: " + msg), StopSignal::requested);
+                        msg -> System.err.println("hintgrpo: " + msg), StopSignal::requested);
                 if (p.sft().training().stoppedBySignal()) return 0;
                 sftModel = p.sft().modelDir();
                 corpusDir = p.corpus();

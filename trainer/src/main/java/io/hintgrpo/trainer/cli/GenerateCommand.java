@@ -99,7 +99,7 @@ final class GenerateCommand implements Callable<Integer> {
                 for (String line : lines) w.write(line + "\n");
                 w.flush();
             });
-            ConfigFile.writeEffective(spec, output);
+            ConfigFile.writeEffectiveBeside(spec, output);
             System.err.println("hintgrpo: wrote " + lines.size() + " responses to " + output);
         }
         return 0;

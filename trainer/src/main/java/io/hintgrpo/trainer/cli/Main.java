@@ -3,7 +3,6 @@ package io.hintgrpo.trainer.cli;
 import io.hintgrpo.engine.BadInputException;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
-import picocli.CommandLine.Model.CommandSpec;
 
 import java.io.PrintWriter;
 
@@ -30,26 +29,11 @@ public final class Main {
         cli.setOut(out);
         cli.setErr(err);
         try {
-            cli.setDefaultValueProvider(ConfigFile.defaults(args));
+            cli.setDefaultValueProvider(ConfigFile.defaults(args, cli));
         } catch (BadInputException e) {
             err.println("hintgrpo: error: " + e.getMessage());
             return EXIT_BAD_INPUT;
         }
-        cli.setExecutionStrategy(parsed -> {
-            // a command with the --config mixin: its section of the file must name only its options
-            CommandLine.ParseResult last = parsed;
-            while (last.hasSubcommand()) last = last.subcommand();
-            CommandSpec spec = last.commandSpec();
-            if (spec.mixins().containsKey("configFile") && spec.findOption("--config").getValue() != null) {
-                try {
-                    ConfigFile.checkSection(spec.findOption("--config").getValue(), spec);
-                } catch (BadInputException e) {
-                    err.println("hintgrpo: error: " + e.getMessage());
-                    return EXIT_BAD_INPUT;
-                }
-            }
-            return new CommandLine.RunLast().execute(parsed);
-        });
         cli.setExecutionExceptionHandler((e, cmd, parsed) -> {
             if (e instanceof BadInputException) {
                 cmd.getErr().println("hintgrpo: error: " + e.getMessage());

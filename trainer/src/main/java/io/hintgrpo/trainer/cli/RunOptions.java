@@ -1,20 +1,18 @@
 package io.hintgrpo.trainer.cli;
 
-import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.hintgrpo.engine.model.ModelConfig;
 import io.hintgrpo.engine.model.Precision;
-import io.hintgrpo.trainer.config.Configs;
 import io.hintgrpo.trainer.data.Jsonl;
 import io.hintgrpo.trainer.data.Utterance;
+import io.hintgrpo.trainer.loop.Run;
 import picocli.CommandLine.Model.CommandSpec;
-import picocli.CommandLine.Model.OptionSpec;
 import picocli.CommandLine.Option;
 
+import java.io.IOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Map;
 
 /** The options of a training run (sft, grpo): the model, the data, the run folder, how it runs. */
 final class RunOptions {
@@ -34,7 +32,8 @@ final class RunOptions {
     @Option(names = "--resume", description = "Continue the run in --out from its latest checkpoint.")
     boolean resume;
 
-    @Option(names = "--config", description = "JSON or YAML settings (top level, or a section named after the command); flags override it.")
+    @Option(names = "--config", description = "JSON or YAML settings (top level, or a section named after the command; TRL GRPOConfig "
+            + "names are mapped, docs/config.md); flags override it.")
     Path config;
 
     @Option(names = "--backend", defaultValue = "auto", description = "auto | cpu | cuda | cuda-emu (default: ${DEFAULT-VALUE}).")
@@ -51,31 +50,19 @@ final class RunOptions {
         return Precision.parse(precision);
     }
 
-    /** The settings of --config for a command: its section when the file has one, else the top level; null without --config. */
-    ObjectNode configSection(String command) {
-        if (config == null) return null;
-        ObjectNode all = Configs.read(config, null);
-        return all.has(command) ? Configs.read(config, command) : all;
+    /** The run folder, resumed or not, with the data files in the fingerprint; messages to stderr, stopped by signals. */
+    Run run() {
+        return Run.in(out).resuming(resume).fingerprint(java.util.Map.of("train", train.toString()));
     }
 
     /**
-     * The command-line flags of a command that name a setting of its config record (e.g.
-     * {@code --group-size} → {@code group_size}), with the values given; flags left out are not
-     * in the map, so the config file or the default stands for them.
+     * Before any work: refuses a used run folder without --resume, creates the folder and writes the
+     * effective settings into it ({@code <command>_config.json}, itself a valid --config).
      */
-    static Map<String, Object> settingFlags(CommandSpec spec, Object defaults) {
-        ObjectNode known = Configs.toTree(defaults);
-        Map<String, Object> flags = new LinkedHashMap<>();
-        for (OptionSpec o : spec.options()) {
-            String key = o.longestName().replaceFirst("^-+", "").replace('-', '_');
-            if (known.has(key) && o.getValue() != null) flags.put(key, o.getValue());
-        }
-        return flags;
-    }
-
-    /** Where settings come from, for error messages. */
-    String configPlace() {
-        return config == null ? "flags" : config.toString();
+    void prepareFolder(CommandSpec spec, Record settings) throws IOException {
+        run().resumePoint();
+        Files.createDirectories(out);
+        ConfigFile.writeEffective(spec, out.resolve(spec.name() + "_config.json"), settings);
     }
 
     /** Every record of the files, checked against the model's modalities; --skip-bad skips (and counts) malformed ones. */

@@ -108,7 +108,7 @@ final class ScoreCommand implements Callable<Integer> {
                 throw e;
             }
             Files.move(tmp, output, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
-            ConfigFile.writeEffective(spec, output);
+            ConfigFile.writeEffectiveBeside(spec, output);
         }
         return 0;
     }

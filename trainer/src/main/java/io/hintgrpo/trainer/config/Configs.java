@@ -1,10 +1,7 @@
 package io.hintgrpo.trainer.config;
 
-import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.PropertyNamingStrategies;
-import com.fasterxml.jackson.databind.exc.UnrecognizedPropertyException;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
 import io.hintgrpo.engine.BadInputException;
@@ -13,29 +10,28 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
-import java.util.Map;
+import java.util.Locale;
+import java.util.Set;
 
 /**
- * Run configurations: a record of settings with defaults, overridden by a config file (JSON, or
- * YAML by extension) and then by command-line flags; keys are the record's fields in snake_case.
- * The effective config is what a run writes beside its outputs so it can be repeated exactly.
+ * Config files (JSON, or YAML by extension): the one place they are read. Keys at the top level
+ * apply to every command that has them; an object named after a command (a section) overrides
+ * them for that command; TRL GRPOConfig names are mapped to ours ({@link TrlNames}). A top-level
+ * key no command has, or a section key its command does not have, is an error naming it.
  */
 public final class Configs {
-    private static final ObjectMapper JSON = new ObjectMapper()
-            .setPropertyNamingStrategy(PropertyNamingStrategies.SNAKE_CASE)
-            .enable(DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES)
-            .enable(DeserializationFeature.FAIL_ON_NULL_FOR_PRIMITIVES);
+    private static final ObjectMapper JSON = new ObjectMapper();
     private static final ObjectMapper YAML = new ObjectMapper(new YAMLFactory());
 
     private Configs() {}
 
-    /** The file's top-level object, or one section of it (section null = the whole file). */
-    public static ObjectNode read(Path file, String section) {
+    /** The file's top-level object. */
+    public static ObjectNode read(Path file) {
         String where = file.toString();
         JsonNode root;
         try {
             String text = Files.readString(file);
-            String name = file.getFileName().toString().toLowerCase(java.util.Locale.ROOT);
+            String name = file.getFileName().toString().toLowerCase(Locale.ROOT);
             root = name.endsWith(".yaml") || name.endsWith(".yml") ? YAML.readTree(text) : JSON.readTree(text);
         } catch (NoSuchFileException e) {
             throw new BadInputException(where, "config file not found");
@@ -43,56 +39,57 @@ public final class Configs {
             throw new BadInputException(where, "not valid JSON or YAML: " + e.getMessage().lines().findFirst().orElse(""));
         }
         if (root == null || !root.isObject()) throw new BadInputException(where, "expected an object of settings");
-        if (section == null) return (ObjectNode) root;
-        JsonNode s = root.get(section);
-        if (s == null) return JSON.createObjectNode();
-        if (!s.isObject()) throw new BadInputException(where, "section \"" + section + "\" must be an object of settings");
-        return (ObjectNode) s;
+        return (ObjectNode) root;
     }
 
     /**
-     * defaults ← file ← flags (null flag values are "not given"), checked by the record's own
-     * validation; an unknown key or a wrong type is an error naming it and {@code where}.
+     * What the file sets for one command: the top-level keys it knows, then its section over them.
+     *
+     * @param known    the command's keys
+     * @param sections names of every command (an object under such a name is a section, not a setting)
+     * @param anyKnown the keys of every command: a top-level key outside them is a typo
      */
-    public static <T> T merge(Class<T> type, T defaults, ObjectNode file, Map<String, Object> flags, String where) {
-        ObjectNode merged = JSON.valueToTree(defaults);
-        if (file != null) {
-            file.fieldNames().forEachRemaining(k -> {
-                if (!merged.has(k)) throw new BadInputException(where, "unknown setting \"" + k + "\"; known: " + String.join(", ", iterable(merged)));
-            });
-            merged.setAll(file);
-        }
-        flags.forEach((k, v) -> {
-            if (v != null) merged.set(k, JSON.valueToTree(v));
+    public static ObjectNode settingsFor(Path file, String command, Set<String> known, Set<String> sections, Set<String> anyKnown) {
+        String where = file.toString();
+        ObjectNode root = read(file);
+        ObjectNode out = JSON.createObjectNode();
+        ObjectNode top = JSON.createObjectNode();
+        root.fields().forEachRemaining(e -> {
+            if (!(sections.contains(e.getKey()) && e.getValue().isObject())) top.set(e.getKey(), e.getValue());
         });
-        try {
-            return JSON.treeToValue(merged, type);
-        } catch (UnrecognizedPropertyException e) {
-            throw new BadInputException(where, "unknown setting \"" + e.getPropertyName() + "\"");
-        } catch (IOException e) {
-            Throwable cause = e.getCause();
-            if (cause instanceof BadInputException b) throw b;
-            if (e instanceof com.fasterxml.jackson.databind.JsonMappingException m && !m.getPath().isEmpty())
-                throw new BadInputException(where, "setting \"" + m.getPath().get(m.getPath().size() - 1).getFieldName()
-                        + "\" has the wrong type: " + m.getOriginalMessage().lines().findFirst().orElse(""));
-            throw new BadInputException(where, e.getMessage());
-        }
+        TrlNames.map(top, where).fields().forEachRemaining(e -> {
+            if (!anyKnown.contains(e.getKey())) throw new BadInputException(where, "unknown setting \"" + e.getKey() + "\"");
+            if (known.contains(e.getKey())) out.set(e.getKey(), value(e.getKey(), e.getValue(), where));
+        });
+        out.setAll(section(file, root, command, known));
+        return out;
     }
 
-    private static Iterable<String> iterable(ObjectNode n) {
-        return n::fieldNames;
+    /** The section named after a command alone (TRL names mapped), every key one the command knows; empty when absent. */
+    public static ObjectNode section(Path file, String command, Set<String> known) {
+        return section(file, read(file), command, known);
     }
 
-    /** The record as pretty JSON with snake_case keys. */
-    public static String toJson(Object settings) {
-        try {
-            return JSON.writerWithDefaultPrettyPrinter().writeValueAsString(settings);
-        } catch (IOException e) {
-            throw new IllegalStateException(e);
-        }
+    private static ObjectNode section(Path file, ObjectNode root, String command, Set<String> known) {
+        String where = file.toString();
+        ObjectNode out = JSON.createObjectNode();
+        JsonNode s = root.get(command);
+        if (s == null) return out;
+        if (!s.isObject()) throw new BadInputException(where, "section \"" + command + "\" must be an object of settings");
+        TrlNames.map((ObjectNode) s, where).fields().forEachRemaining(e -> {
+            if (!known.contains(e.getKey()))
+                throw new BadInputException(where, "unknown setting \"" + e.getKey() + "\" for command " + command);
+            out.set(e.getKey(), value(e.getKey(), e.getValue(), where));
+        });
+        return out;
     }
 
-    public static ObjectNode toTree(Object settings) {
-        return JSON.valueToTree(settings);
+    private static JsonNode value(String key, JsonNode v, String where) {
+        if (v.isObject())
+            throw new BadInputException(where, "setting \"" + key + "\" must be a value or a list, not an object");
+        if (v.isArray()) v.forEach(x -> {
+            if (!x.isValueNode()) throw new BadInputException(where, "setting \"" + key + "\" must be a list of values");
+        });
+        return v;
     }
 }

@@ -14,6 +14,7 @@ import io.hintgrpo.trainer.eval.EvalReport;
 import io.hintgrpo.trainer.eval.Evaluation;
 import io.hintgrpo.trainer.eval.Metrics;
 import io.hintgrpo.trainer.eval.Prediction;
+import io.hintgrpo.trainer.loop.Run;
 import io.hintgrpo.trainer.rl.GrpoConfig;
 import io.hintgrpo.trainer.rl.GrpoRun;
 import io.hintgrpo.trainer.rl.GrpoTrainer;
@@ -42,9 +43,9 @@ public final class Demo {
     private static final ObjectMapper JSON = new ObjectMapper();
 
     /** Everything the demo does is decided here; the defaults fit the 10-minute CPU budget on 2 cores. */
-    public record Settings(long seed, int corpusSize, String trainDomain, SftConfig sft, GrpoConfig grpo, int evalSamples, int testLimit) {
+    public record Settings(long seed, int corpusSize, String trainDomain, SftConfig sft, GrpoConfig grpo, int testLimit) {
         public static Settings defaults() {
-            return new Settings(1234, 2000, "reviews", SftConfig.defaults(), demoGrpo(), 64, 100);
+            return new Settings(1234, 2000, "reviews", SftConfig.defaults(), demoGrpo(), 100);
         }
     }
 
@@ -66,7 +67,7 @@ public final class Demo {
      * of the embedded default model on the training domain in out/sft.
      */
     public static Prepared prepare(Kernels kernels, Path out, long seed, int corpusSize, String trainDomain, SftConfig sftConfig,
-                                   int evalSamples, Consumer<String> log, BooleanSupplier stop) throws IOException {
+                                   Consumer<String> log, BooleanSupplier stop) throws IOException {
         Files.createDirectories(out);
         Path corpus = out.resolve("corpus");
         if (!Files.exists(corpus.resolve(SynthCorpus.MANIFEST_FILE))) {
@@ -86,15 +87,15 @@ public final class Demo {
         Model init = new Model(kernels, cfg);
         init.initialize(seed);
         log.accept(String.format(Locale.ROOT, "SFT of the embedded default model (%,d parameters) on %s: %d steps",
-                init.layout.count(), trainDomain, sftConfig.steps()));
-        Map<String, String> fingerprint = Map.of("corpus_seed", Long.toString(seed), "train_domain", trainDomain);
-        SftRun.Outcome sft = SftRun.run(kernels, init, tokenizerJson, train, valid, sftConfig, evalSamples, out.resolve("sft"), true,
-                fingerprint, log, stop);
+                init.layout.count(), trainDomain, sftConfig.loop().steps()));
+        Run run = Run.in(out.resolve("sft")).resuming(true).log(log).stopWhen(stop)
+                .fingerprint(Map.of("corpus_seed", Long.toString(seed), "train_domain", trainDomain));
+        SftRun.Outcome sft = SftRun.run(kernels, init, tokenizerJson, train, valid, sftConfig, run);
         return new Prepared(corpus, tokenizerJson, cfg, train, valid, sft);
     }
 
     public static Result run(Kernels kernels, Path out, Settings s, Consumer<String> log, BooleanSupplier stop) throws IOException {
-        Prepared p = prepare(kernels, out, s.seed(), s.corpusSize(), s.trainDomain(), s.sft(), s.evalSamples(), log, stop);
+        Prepared p = prepare(kernels, out, s.seed(), s.corpusSize(), s.trainDomain(), s.sft(), log, stop);
         SftRun.Outcome sft = p.sft();
         if (sft.training().stoppedBySignal()) return new Result(out, null, Map.of(), null);
         Path corpus = p.corpus(), tokenizerJson = p.tokenizerJson();
@@ -117,8 +118,8 @@ public final class Demo {
         // Hint-GRPO from the SFT model, prompts from the same training domain
         GrpoRun.Outcome grpo = null;
         if (s.grpo() != null) {
-            grpo = GrpoRun.run(kernels, sft.modelDir(), train, p.valid(), s.grpo(), null, out.resolve("grpo"), true,
-                    Map.of("corpus_seed", Long.toString(s.seed())), log, stop, null);
+            grpo = GrpoRun.run(kernels, GrpoRun.Job.of(sft.modelDir(), train, p.valid(), s.grpo()),
+                    Run.in(out.resolve("grpo")).resuming(true).log(log).stopWhen(stop).fingerprint(Map.of("corpus_seed", Long.toString(s.seed()))));
             if (grpo.training().stoppedBySignal()) return new Result(out, null, Map.of(), null);
             evaluate(kernels, grpo.modelDir(), tokenizerJson, test, "SFT + " + s.grpo().methodName(), s, reports, log);
         }
@@ -152,7 +153,7 @@ public final class Demo {
         if (grpo != null) {
             json.put("grpo_method", s.grpo().methodName());
             json.put("grpo_steps", grpo.training().steps());
-            json.put("grpo_completions", grpo.training().completionsTotal());
+            json.put("grpo_completions", grpo.completionsTotal());
             List<GrpoTrainer.StepMetrics> h = grpo.training().history();
             if (!h.isEmpty()) {
                 json.put("grpo_first_reward", h.get(0).rewardBeforeHint());
@@ -173,7 +174,7 @@ public final class Demo {
             List<GrpoTrainer.StepMetrics> h = grpo.training().history();
             md.append(String.format(Locale.ROOT, "Then %s from the SFT model: %d steps, %d completions generated, %d hard groups hinted; "
                             + "mean reward of the free rollouts %.3f at the first step, %.3f at the last. Curves: `grpo/grpo.png`.%n%n",
-                    s.grpo().methodName(), grpo.training().steps(), grpo.training().completionsTotal(),
+                    s.grpo().methodName(), grpo.training().steps(), grpo.completionsTotal(),
                     h.stream().mapToInt(GrpoTrainer.StepMetrics::hintedGroups).sum(), h.get(0).rewardBeforeHint(),
                     h.get(h.size() - 1).rewardBeforeHint()));
         }

@@ -7,7 +7,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.hintgrpo.engine.Kernels;
 import io.hintgrpo.engine.io.ModelDir;
 import io.hintgrpo.engine.model.Model;
-import io.hintgrpo.trainer.config.Configs;
+import io.hintgrpo.trainer.loop.Run;
 import io.hintgrpo.trainer.data.AtomicFiles;
 import io.hintgrpo.trainer.data.Jsonl;
 import io.hintgrpo.trainer.data.Utterance;
@@ -57,7 +57,7 @@ public final class Experiment {
     private Experiment() {}
 
     public static List<Method> methods(GrpoConfig base, long budget) {
-        int perStep = base.promptsPerStep() * base.groupSize();
+        int perStep = base.rollout().promptsPerStep() * base.rollout().groupSize();
         int steps = (int) Math.max(1, budget / perStep);
         return List.of(new Method("SFT only", null),
                 new Method("GRPO", with(base, steps, budget, "none", false)),
@@ -97,13 +97,13 @@ public final class Experiment {
                 if (method.config() != null) {
                     GrpoConfig c = method.config().with(Map.of("seed", seed));
                     log.accept(String.format(Locale.ROOT, "%s, seed %d: up to %d steps, budget %d completions", method.name(), seed,
-                            c.steps(), c.maxCompletions()));
-                    GrpoRun.Outcome o = GrpoRun.run(kernels, s.sftModel(), train, valid, c, null, runDir, true,
-                            Map.of("experiment", method.name()), log, stop, null);
+                            c.loop().steps(), c.rollout().maxCompletions()));
+                    GrpoRun.Outcome o = GrpoRun.run(kernels, GrpoRun.Job.of(s.sftModel(), train, valid, c),
+                            Run.in(runDir).resuming(true).log(log).stopWhen(stop).fingerprint(Map.of("experiment", method.name())));
                     if (o.training().stoppedBySignal()) return results;
                     history = o.training().history();
                     steps = o.training().steps();
-                    completions = o.training().completionsTotal();
+                    completions = o.completionsTotal();
                     validMae = validMae(runDir);
                     // the policy at the end of the budget, not the best checkpoint: the methods are compared as run
                     modelDir = new io.hintgrpo.trainer.checkpoint.Checkpoints(runDir).latest();
@@ -171,7 +171,7 @@ public final class Experiment {
         json.put("command", command);
         json.set("settings", JSON.valueToTree(Map.of("sft_model", s.sftModel().toString(), "train_domain", s.trainDomain(),
                 "budget_completions", s.budget(), "seeds", s.seeds(), "test_limit", s.testLimit())));
-        json.set("grpo_base", Configs.toTree(s.base()));
+        json.set("grpo_base", io.hintgrpo.trainer.config.Settings.flatten(s.base()));
         ArrayNode runs = json.putArray("runs");
         for (RunResult r : results) {
             ObjectNode o = runs.addObject();

@@ -3,111 +3,99 @@ package io.hintgrpo.trainer.rl;
 import io.hintgrpo.engine.BadInputException;
 import io.hintgrpo.engine.Kernels;
 import io.hintgrpo.engine.io.ModelDir;
-import io.hintgrpo.engine.model.AdamW;
 import io.hintgrpo.engine.model.Model;
 import io.hintgrpo.engine.model.Precision;
 import io.hintgrpo.trainer.checkpoint.Checkpoints;
-import io.hintgrpo.trainer.config.Configs;
-import io.hintgrpo.trainer.data.AtomicFiles;
 import io.hintgrpo.trainer.data.Utterance;
 import io.hintgrpo.trainer.eval.Evaluation;
-import io.hintgrpo.trainer.sft.SftTrainer;
+import io.hintgrpo.trainer.loop.Evaluator;
+import io.hintgrpo.trainer.loop.Run;
+import io.hintgrpo.trainer.loop.TrainLoop;
 import io.hintgrpo.trainer.tokenizer.Tokenizer;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.function.BooleanSupplier;
 import java.util.function.Consumer;
 
 /**
  * GRPO / Hint-GRPO from a model directory (typically SFT's {@code model/}), the Java API behind
  * {@code hintgrpo grpo}. The same directory is the frozen reference of the KL term (not loaded at
- * all when beta = 0). Validation: greedy generation on the first evalSamples valid utterances
+ * all when beta = 0). Validation: greedy generation on the first eval_samples valid utterances
  * (valid_mae ranks checkpoints). The run folder ends with {@code model/}, the best checkpoint as a
- * plain model directory, next to metrics.jsonl, grpo.png and grpo_config.json.
+ * plain model directory, next to metrics.jsonl and grpo.png.
  */
 public final class GrpoRun {
     private GrpoRun() {}
 
-    public record Outcome(GrpoTrainer.Result training, Path modelDir) {}
-
     /**
-     * @param rewards  the reward terms (null: the built-ins weighted by cfg)
-     * @param resume   continue from runDir's latest checkpoint when there is one
-     * @param onStep   called with each step's metrics (may be null)
+     * What a GRPO run trains: the starting model directory (also the KL reference), the prompts and
+     * validation utterances, the settings, the reward terms, the GEMM precision of the policy and
+     * of the reference (the same for both, so the KL term is exactly 0 while the weights are equal;
+     * checkpoints hold fp32 master weights), and who hears each step's metrics (may be null).
      */
-    public static Outcome run(Kernels kernels, Path modelDir, List<Utterance> train, List<Utterance> valid, GrpoConfig cfg,
-                              Rewards rewards, Path runDir, boolean resume, Map<String, String> fingerprint, Consumer<String> log,
-                              BooleanSupplier stopRequested, Consumer<GrpoTrainer.StepMetrics> onStep) {
-        return run(kernels, modelDir, train, valid, cfg, rewards, runDir, resume, fingerprint, log, stopRequested, onStep,
-                Precision.FP32);
-    }
+    public record Job(Path model, List<Utterance> train, List<Utterance> valid, GrpoConfig config, Rewards rewards,
+                      Precision precision, Consumer<GrpoTrainer.StepMetrics> onStep) {
+        /** The built-in rewards weighted by the config, fp32, nobody listening. */
+        public static Job of(Path model, List<Utterance> train, List<Utterance> valid, GrpoConfig config) {
+            return new Job(model, train, valid, config, Rewards.of(config.rewards()), Precision.FP32, null);
+        }
 
-    /**
-     * As above, with the GEMM precision of the policy and of the reference (the same for both, so
-     * the KL term is exactly 0 while the weights are equal); checkpoints hold fp32 master weights.
-     */
-    public static Outcome run(Kernels kernels, Path modelDir, List<Utterance> train, List<Utterance> valid, GrpoConfig cfg,
-                              Rewards rewards, Path runDir, boolean resume, Map<String, String> fingerprint, Consumer<String> log,
-                              BooleanSupplier stopRequested, Consumer<GrpoTrainer.StepMetrics> onStep, Precision precision) {
-        Path tokenizerJson = modelDir.resolve(Checkpoints.TOKENIZER);
-        if (!Files.isRegularFile(tokenizerJson)) throw new BadInputException(modelDir.toString(), "no tokenizer.json in the model directory");
-        if (train.isEmpty()) throw new BadInputException("training data", "no utterances to draw prompts from");
-        Rewards r = rewards == null ? Rewards.of(cfg) : rewards;
-        Map<String, String> fp = new LinkedHashMap<>(fingerprint);
-        fp.put("model", modelDir.toAbsolutePath().normalize().toString());
-        GrpoTrainer trainer = new GrpoTrainer(cfg, r, runDir, tokenizerJson, fp, log, stopRequested);
-        if (onStep != null) trainer.onStep(onStep);
-        Checkpoints checkpoints = new Checkpoints(runDir);
-        Path latest = latest(checkpoints);
-        if (!resume && latest != null)
-            throw new BadInputException(runDir.toString(), "already holds checkpoints; pass --resume to continue it or choose a new --out");
-        Model policy = null, reference = null;
-        AdamW opt = null;
-        try (Tokenizer tok = Tokenizer.load(tokenizerJson)) {
-            Checkpoints.State start;
-            if (resume && latest != null) {
-                Checkpoints.Loaded ck = Checkpoints.load(latest, kernels, trainer.fingerprint(), cfg.lr(), cfg.beta1(), cfg.beta2(),
-                        cfg.eps(), cfg.weightDecay(), log);
-                log.accept("resuming from " + latest + " at step " + ck.state().step());
-                policy = ck.model();
-                opt = ck.optimizer();
-                start = ck.state();
-            } else {
-                policy = ModelDir.load(kernels, modelDir, cfg.seed(), log);
-                opt = GrpoTrainer.optimizer(policy, cfg);
-                start = new Checkpoints.State(0, 0, 0, 0, trainer.fingerprint());
-            }
-            // β = 0 has no KL term: the reference is never loaded or run
-            if (cfg.beta() > 0) reference = ModelDir.load(kernels, modelDir, cfg.seed(), msg -> {});
-            policy.setPrecision(precision);
-            if (reference != null) reference.setPrecision(precision);
-            Files.createDirectories(runDir);
-            AtomicFiles.writeString(runDir.resolve("grpo_config.json"), Configs.toJson(cfg));
-            List<Utterance> evalSet = valid.subList(0, Math.min(valid.size(), cfg.evalSamples()));
-            SftTrainer.Evaluator evaluator = evalSet.isEmpty() ? null : m -> Evaluation.validationMetrics(m, tok, evalSet);
-            log.accept(String.format("%s from %s: %d prompts, reward terms %s", cfg, modelDir, train.size(), r.names()));
-            GrpoTrainer.Result result = trainer.train(policy, opt, reference, tok, start, train, evaluator);
-            return new Outcome(result, checkpoints.exportBest(runDir.resolve("model")));
-        } catch (IOException e) {
-            throw new UncheckedIOException(e);
-        } finally {
-            if (opt != null) opt.close();
-            if (policy != null) policy.close();
-            if (reference != null) reference.close();
+        public Job rewards(Rewards rewards) {
+            return new Job(model, train, valid, config, rewards, precision, onStep);
+        }
+
+        public Job precision(Precision precision) {
+            return new Job(model, train, valid, config, rewards, precision, onStep);
+        }
+
+        public Job onStep(Consumer<GrpoTrainer.StepMetrics> onStep) {
+            return new Job(model, train, valid, config, rewards, precision, onStep);
         }
     }
 
-    private static Path latest(Checkpoints checkpoints) {
-        try {
-            return checkpoints.latest();
+    public record Outcome(TrainLoop.Result<GrpoTrainer.StepMetrics> training, Path modelDir) {
+        /** Completions generated over the whole run (hint re-rolls and refills included). */
+        public long completionsTotal() {
+            List<GrpoTrainer.StepMetrics> h = training.history();
+            return h.isEmpty() ? 0 : h.get(h.size() - 1).completionsTotal();
+        }
+    }
+
+    public static Outcome run(Kernels kernels, Job job, Run run) {
+        GrpoConfig cfg = job.config();
+        Path tokenizerJson = job.model().resolve(Checkpoints.TOKENIZER);
+        if (!Files.isRegularFile(tokenizerJson)) throw new BadInputException(job.model().toString(), "no tokenizer.json in the model directory");
+        if (job.train().isEmpty()) throw new BadInputException("training data", "no utterances to draw prompts from");
+        Run full = run.fingerprint(GrpoTrainer.fingerprint(cfg))
+                .fingerprint(Map.of("model", job.model().toAbsolutePath().normalize().toString()));
+        Model policy = null, reference = null;
+        TrainLoop.Start start = null;
+        try (Tokenizer tok = Tokenizer.load(tokenizerJson)) {
+            start = TrainLoop.start(kernels, full, cfg.optimizer(), () -> ModelDir.load(kernels, job.model(), cfg.loop().seed(), run.log()));
+            policy = start.model();
+            // β = 0 has no KL term: the reference is never loaded or run
+            if (cfg.update().beta() > 0) reference = ModelDir.load(kernels, job.model(), cfg.loop().seed(), msg -> {});
+            policy.setPrecision(job.precision());
+            if (reference != null) reference.setPrecision(job.precision());
+            List<Utterance> evalSet = job.valid().subList(0, Math.min(job.valid().size(), cfg.loop().evalSamples()));
+            Evaluator evaluator = evalSet.isEmpty() ? null : m -> Evaluation.validationMetrics(m, tok, evalSet);
+            run.log().accept(String.format("%s from %s: %d prompts, reward terms %s", cfg, job.model(), job.train().size(),
+                    job.rewards().names()));
+            GrpoTrainer steps = new GrpoTrainer(cfg, job.rewards(), policy, start.optimizer(), reference, tok, job.train(),
+                    start.state().epoch(), start.state().position());
+            TrainLoop.Result<GrpoTrainer.StepMetrics> result = new TrainLoop<>(GrpoTrainer.StepMetrics.class, cfg.loop(), full,
+                    tokenizerJson, GrpoTrainer.PLOT_FILE).onStep(job.onStep()).run(policy, start.optimizer(), start.state(), steps, evaluator);
+            return new Outcome(result, new Checkpoints(run.dir()).exportBest(run.dir().resolve("model")));
         } catch (IOException e) {
             throw new UncheckedIOException(e);
+        } finally {
+            if (start != null) start.optimizer().close();
+            if (policy != null) policy.close();
+            if (reference != null) reference.close();
         }
     }
 }

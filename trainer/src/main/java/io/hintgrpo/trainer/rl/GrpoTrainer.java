@@ -1,44 +1,37 @@
 package io.hintgrpo.trainer.rl;
 
-import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.PropertyNamingStrategies;
-import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.hintgrpo.engine.Buf;
 import io.hintgrpo.engine.Kernels;
 import io.hintgrpo.engine.model.AdamW;
 import io.hintgrpo.engine.model.Model;
-import io.hintgrpo.trainer.checkpoint.Checkpoints;
 import io.hintgrpo.trainer.data.Rng;
 import io.hintgrpo.trainer.data.Utterance;
 import io.hintgrpo.trainer.format.Polarity;
+import io.hintgrpo.trainer.loop.LrSchedule;
+import io.hintgrpo.trainer.loop.TrainLoop;
 import io.hintgrpo.trainer.report.LinePlot;
-import io.hintgrpo.trainer.report.RunLog;
-import io.hintgrpo.trainer.sft.SftTrainer;
 import io.hintgrpo.trainer.tokenizer.Tokenizer;
 
 import java.io.IOException;
-import java.io.UncheckedIOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
-import java.util.function.BooleanSupplier;
-import java.util.function.Consumer;
 
 /**
- * GRPO and Hint-GRPO (DESIGN.md): per step, groups of rollouts of fresh prompts, rewards, hints
- * for hard groups (or DAPO's dynamic sampling), group advantages on the backend, then the policy
- * update ({@link PolicyUpdate}). Everything random is a function of (seed, step), and the prompt
- * order a function of (seed, epoch), so a resumed run repeats an uninterrupted one on cpu.
- * Every completion generated counts against the budget (hint re-rolls and refills included).
+ * The steps of GRPO and Hint-GRPO (DESIGN.md): per step, groups of rollouts of fresh prompts,
+ * rewards, hints for hard groups (or DAPO's dynamic sampling), group advantages on the backend,
+ * then the policy update ({@link PolicyUpdate}). The loop around the steps is {@link TrainLoop}'s.
+ * Everything random is a function of (seed, step), and the prompt order a function of (seed,
+ * epoch), so a resumed run repeats an uninterrupted one on cpu. Every completion generated counts
+ * against the budget (hint re-rolls and refills included).
  */
-public final class GrpoTrainer {
-    static final ObjectMapper JSON = new ObjectMapper().setPropertyNamingStrategy(PropertyNamingStrategies.SNAKE_CASE);
+public final class GrpoTrainer implements TrainLoop.Steps<GrpoTrainer.StepMetrics> {
+    public static final String PLOT_FILE = "grpo.png";
     private static final long ROLLOUT_KEY = 0x726f6c6cL, HINT_KEY = 0x68696e74L, ORDER_KEY = 0x6f726472L;
+    private static final float ADVANTAGE_EPS = 1e-4f;
 
     /**
      * What one step did. Rewards are means over rollouts; "before hint" is the free rollouts of the
@@ -52,61 +45,70 @@ public final class GrpoTrainer {
                               double zeroAdvantageShareBefore, double zeroAdvantageShareAfter, double meanCompletionLength,
                               double truncatedRate, double formatValidRate, double polarityAccuracy, double kl,
                               double clipFraction, double entropy, int groups, int completionsGenerated, long completionsTotal,
-                              long tokensGenerated, double generationSeconds, double updateSeconds, boolean skipped) {}
+                              long tokensGenerated, double generationSeconds, double updateSeconds, boolean skipped)
+            implements TrainLoop.StepRecord {}
 
-    public record Result(int steps, int skippedSteps, List<StepMetrics> history, Map<String, Double> lastEval,
-                         Path lastCheckpoint, boolean stoppedBySignal, long completionsTotal) {}
+    /**
+     * Group advantages from the grpo_advantages kernel, the one place they are computed: one per
+     * rollout in group order, and per group whether it is flat (all rewards equal: the kernel's
+     * std is exactly 0 and every advantage exactly 0, so the group carries no policy gradient).
+     */
+    record Advantages(float[] values, boolean[] flat) {
+        double flatShare() {
+            if (flat.length == 0) return 1;
+            int n = 0;
+            for (boolean f : flat) if (f) n++;
+            return n / (double) flat.length;
+        }
+    }
 
     private final GrpoConfig cfg;
     private final Rewards rewards;
-    private final Path runDir;
-    private final Path tokenizerJson;
-    private final Map<String, String> fingerprint;
-    private final Consumer<String> log;
-    private final BooleanSupplier stopRequested;
-    private final List<Consumer<StepMetrics>> listeners = new ArrayList<>();
+    private final Model policy, reference;
+    private final AdamW opt;
+    private final Rollouts rollouts;
+    private final PromptSource order;
+    private final LrSchedule schedule;
 
-    public GrpoTrainer(GrpoConfig cfg, Rewards rewards, Path runDir, Path tokenizerJson, Map<String, String> fingerprint,
-                       Consumer<String> log, BooleanSupplier stopRequested) {
+    /**
+     * @param reference the frozen KL reference (null only when beta = 0)
+     * @param epoch     where the prompt order stands: its epoch and position in it
+     */
+    public GrpoTrainer(GrpoConfig cfg, Rewards rewards, Model policy, AdamW opt, Model reference, Tokenizer tok, List<Utterance> prompts,
+                       int epoch, int position) {
+        if (prompts.isEmpty()) throw new io.hintgrpo.engine.BadInputException("grpo", "no training prompts");
+        if (cfg.update().beta() > 0 && reference == null) throw new IllegalArgumentException("beta > 0 needs a reference model");
         this.cfg = cfg;
         this.rewards = rewards;
-        this.runDir = runDir;
-        this.tokenizerJson = tokenizerJson;
-        this.fingerprint = new LinkedHashMap<>(fingerprint);
-        this.fingerprint.put("seed", Long.toString(cfg.seed()));
-        this.fingerprint.put("method", cfg.methodName());
-        this.fingerprint.put("prompts_per_step", Integer.toString(cfg.promptsPerStep()));
-        this.fingerprint.put("group_size", Integer.toString(cfg.groupSize()));
-        this.log = log;
-        this.stopRequested = stopRequested;
+        this.policy = policy;
+        this.opt = opt;
+        this.reference = reference;
+        this.rollouts = new Rollouts(policy, tok, rewards, cfg.rollout().maxCompletionTokens(), cfg.sampling());
+        this.order = new PromptSource(prompts, cfg.loop().seed(), epoch, position);
+        this.schedule = cfg.optimizer().schedule(cfg.loop().steps());
     }
 
-    /** Called after every step with its metrics (on the training thread). */
-    public GrpoTrainer onStep(Consumer<StepMetrics> listener) {
-        listeners.add(listener);
-        return this;
+    /** What a checkpoint of a GRPO run must agree with to be resumed, besides the caller's entries. */
+    public static Map<String, String> fingerprint(GrpoConfig cfg) {
+        return Map.of("seed", Long.toString(cfg.loop().seed()), "method", cfg.methodName(),
+                "prompts_per_step", Integer.toString(cfg.rollout().promptsPerStep()),
+                "group_size", Integer.toString(cfg.rollout().groupSize()));
     }
 
-    public Map<String, String> fingerprint() {
-        return fingerprint;
-    }
-
-    public static AdamW optimizer(Model model, GrpoConfig cfg) {
-        return new AdamW(model, cfg.lr(), cfg.beta1(), cfg.beta2(), cfg.eps(), cfg.weightDecay());
+    Rollouts rollouts() {
+        return rollouts;
     }
 
     /** Where the next prompt comes from: a seeded permutation per epoch. */
-    PromptSource promptSource(List<Utterance> prompts, int epoch, int position) {
-        return new PromptSource(prompts, epoch, position);
-    }
-
-    final class PromptSource {
+    static final class PromptSource {
         final List<Utterance> prompts;
+        final long seed;
         int epoch, position;
         int[] order;
 
-        private PromptSource(List<Utterance> prompts, int epoch, int position) {
+        PromptSource(List<Utterance> prompts, long seed, int epoch, int position) {
             this.prompts = prompts;
+            this.seed = seed;
             this.epoch = epoch;
             this.position = position;
             this.order = permutation(epoch);
@@ -115,7 +117,7 @@ public final class GrpoTrainer {
         int[] permutation(int e) {
             int[] p = new int[prompts.size()];
             for (int i = 0; i < p.length; i++) p[i] = i;
-            Rng rng = Rng.of(cfg.seed(), ORDER_KEY, e);
+            Rng rng = Rng.of(seed, ORDER_KEY, e);
             for (int i = p.length - 1; i > 0; i--) {
                 int j = rng.below(i + 1), t = p[i];
                 p[i] = p[j];
@@ -134,104 +136,42 @@ public final class GrpoTrainer {
         }
     }
 
-    /**
-     * Trains from {@code start} to cfg.steps (or the completion budget). reference may be null
-     * only when beta = 0.
-     */
-    public Result train(Model policy, AdamW opt, Model reference, Tokenizer tok, Checkpoints.State start, List<Utterance> prompts,
-                        SftTrainer.Evaluator evaluator) {
-        if (prompts.isEmpty()) throw new io.hintgrpo.engine.BadInputException("grpo", "no training prompts");
-        try {
-            Files.createDirectories(runDir);
-        } catch (IOException e) {
-            throw new UncheckedIOException(e);
-        }
-        Checkpoints checkpoints = new Checkpoints(runDir);
-        RunLog runLog = new RunLog(runDir.resolve("metrics.jsonl"), cfg.steps());
-        List<StepMetrics> history = new ArrayList<>();
-        List<double[]> evals = new ArrayList<>(); // (step, valid_mae) for the plot
-        for (JsonNode n : runLog.restore(start.step())) {
-            if (n.has("eval")) evals.add(new double[]{n.get("step").asInt(), n.get("eval").path("valid_mae").asDouble(Double.NaN)});
-            else history.add(fromJson(n));
-        }
-        long completions = history.isEmpty() ? 0 : history.get(history.size() - 1).completionsTotal();
-        Rollouts rollouts = new Rollouts(policy, tok, rewards, cfg.maxCompletionTokens(), cfg.temperature(), cfg.topK(), cfg.topP());
-        PromptSource order = promptSource(prompts, start.epoch(), start.position());
-        int skipped = start.skippedSteps(), badInARow = 0;
-        Map<String, Double> lastEval = Map.of();
-        Path lastCheckpoint = null;
-        long runStart = System.nanoTime();
-        boolean stopped = false;
-        int step = start.step();
-        while (step < cfg.steps() && (cfg.maxCompletions() == 0 || completions < cfg.maxCompletions())) {
-            if (stopRequested.getAsBoolean()) {
-                stopped = true;
-                lastCheckpoint = checkpoints.write(policy, opt, tokenizerJson,
-                        new Checkpoints.State(step, order.epoch, order.position, skipped, fingerprint), Double.NaN, cfg.keepLast());
-                log.accept("stopped at step " + step + "; checkpoint " + lastCheckpoint + " (resume with --resume)");
-                break;
-            }
-            StepMetrics m = step(step, policy, opt, reference, rollouts, order, completions);
-            completions = m.completionsTotal();
-            step++;
-            if (m.skipped()) {
-                skipped++;
-                badInARow++;
-                log.accept(String.format(Locale.ROOT, "step %d: non-finite loss or gradient, update skipped", step));
-                if (badInARow >= cfg.maxBadStepsInARow())
-                    throw new SftTrainer.DivergedException(badInARow + " steps in a row had a non-finite loss or gradient (last at step "
-                            + step + "); lower the learning rate or check the rewards");
-            } else {
-                badInARow = 0;
-            }
-            history.add(m);
-            runLog.append(JSON.valueToTree(m));
-            for (Consumer<StepMetrics> l : listeners) l.accept(m);
-            runLog.progress(step, step - start.step(), (System.nanoTime() - runStart) / 1e9, String.format(Locale.ROOT,
-                    "reward %.3f (before hints %.3f)  hard %.2f  zero-adv %.2f  kl %.4f  len %.0f  %d completions",
-                    m.reward(), m.rewardBeforeHint(), m.hardGroupRate(), m.zeroAdvantageShareAfter(), m.kl(),
-                    m.meanCompletionLength(), m.completionsTotal()));
+    @Override
+    public int epoch() {
+        return order.epoch;
+    }
 
-            boolean last = step == cfg.steps() || (cfg.maxCompletions() > 0 && completions >= cfg.maxCompletions());
-            double metric = Double.NaN;
-            if (evaluator != null && (step % cfg.evalEvery() == 0 || last)) {
-                lastEval = evaluator.evaluate(policy);
-                metric = lastEval.getOrDefault("valid_mae", Double.NaN);
-                evals.add(new double[]{step, metric});
-                ObjectNode e = JSON.createObjectNode();
-                e.put("step", step);
-                ObjectNode values = e.putObject("eval");
-                lastEval.forEach(values::put);
-                runLog.append(e);
-                runLog.breakLine();
-                log.accept("eval at step " + step + ": " + format(lastEval));
-            }
-            if (step % cfg.checkpointEvery() == 0 || last) {
-                lastCheckpoint = checkpoints.write(policy, opt, tokenizerJson,
-                        new Checkpoints.State(step, order.epoch, order.position, skipped, fingerprint), metric, cfg.keepLast());
-                plot(history, evals, runDir.resolve("grpo.png"));
-            }
-        }
-        if (!history.isEmpty()) runLog.breakLine();
-        return new Result(step, skipped, history, lastEval, lastCheckpoint, stopped, completions);
+    @Override
+    public int position() {
+        return order.position;
+    }
+
+    @Override
+    public boolean budgetSpent(List<StepMetrics> history) {
+        long budget = cfg.rollout().maxCompletions();
+        return budget > 0 && !history.isEmpty() && history.get(history.size() - 1).completionsTotal() >= budget;
     }
 
     /** One GRPO step at 0-based index {@code step}: rollouts, hints or refills, advantages, update. */
-    StepMetrics step(int step, Model policy, AdamW opt, Model reference, Rollouts rollouts, PromptSource order, long completionsBefore) {
+    @Override
+    public StepMetrics run(int step, List<StepMetrics> history) {
+        long completionsBefore = history.isEmpty() ? 0 : history.get(history.size() - 1).completionsTotal();
         long t0 = System.nanoTime();
-        int g = cfg.groupSize(), round = 0;
+        GrpoConfig.Rollout ro = cfg.rollout();
+        int g = ro.groupSize(), round = 0;
         List<Rollouts.Group> groups = new ArrayList<>();
-        for (int p = 0; p < cfg.promptsPerStep(); p++) groups.add(rollouts.group(order.next()));
-        int generated = fill(rollouts, groups, step, round++);
+        for (int p = 0; p < ro.promptsPerStep(); p++) groups.add(rollouts.group(order.next()));
+        int generated = fill(groups, step, round++);
 
         // before hints: the free rollouts
         List<Rollouts.Rollout> free = new ArrayList<>();
         for (Rollouts.Group gr : groups) free.addAll(gr.rollouts);
         double rewardBefore = free.stream().mapToDouble(r -> r.reward().total()).average().orElse(0);
-        double zeroBefore = groups.stream().filter(Rollouts.Group::allEqual).count() / (double) groups.size();
+        Advantages freeAdvantages = advantages(groups);
+        double zeroBefore = freeAdvantages.flatShare();
         boolean[] hard = new boolean[groups.size()];
         int hardCount = 0;
-        for (int i = 0; i < hard.length; i++) if (hard[i] = isHard(groups.get(i))) hardCount++;
+        for (int i = 0; i < hard.length; i++) if (hard[i] = isHard(groups.get(i), freeAdvantages.flat()[i])) hardCount++;
         double formatValid = free.stream().filter(r -> r.parsed().formatValid()).count() / (double) free.size();
         double polarityAcc = 0;
         for (Rollouts.Group gr : groups)
@@ -240,7 +180,7 @@ public final class GrpoTrainer {
 
         int hinted = 0;
         if (cfg.hinting()) {
-            Rng rng = Rng.of(cfg.seed(), HINT_KEY, step);
+            Rng rng = Rng.of(cfg.loop().seed(), HINT_KEY, step);
             List<Rollouts.Request> requests = new ArrayList<>();
             for (int i = 0; i < hard.length; i++)
                 if (hard[i] && rng.chance(cfg.hintRate(step)))
@@ -257,19 +197,20 @@ public final class GrpoTrainer {
                 hinted = requests.size();
             }
         }
-        if (cfg.dynamicSampling()) {
-            for (int refill = 0; refill < cfg.maxRefillRounds(); refill++) {
-                groups.removeIf(Rollouts.Group::allEqual);
-                int missing = cfg.promptsPerStep() - groups.size();
+        if (ro.dynamicSampling()) {
+            for (int refill = 0; refill < ro.maxRefillRounds(); refill++) {
+                dropFlat(groups);
+                int missing = ro.promptsPerStep() - groups.size();
                 if (missing == 0) break;
                 List<Rollouts.Group> fresh = new ArrayList<>();
                 for (int p = 0; p < missing; p++) fresh.add(rollouts.group(order.next()));
-                generated += fill(rollouts, fresh, step, round++);
+                generated += fill(fresh, step, round++);
                 groups.addAll(fresh);
             }
-            groups.removeIf(Rollouts.Group::allEqual); // still flat after the last round: no signal to train on
+            dropFlat(groups); // still flat after the last round: no signal to train on
         }
-        double zeroAfter = groups.isEmpty() ? 1 : groups.stream().filter(Rollouts.Group::allEqual).count() / (double) groups.size();
+        Advantages batchAdvantages = advantages(groups);
+        double zeroAfter = batchAdvantages.flatShare();
         List<Rollouts.Rollout> batch = new ArrayList<>();
         for (Rollouts.Group gr : groups) batch.addAll(gr.rollouts);
         double rewardAfter = batch.stream().mapToDouble(r -> r.reward().total()).average().orElse(Double.NaN);
@@ -286,12 +227,11 @@ public final class GrpoTrainer {
         double genSecs = (System.nanoTime() - t0) / 1e9;
 
         long t1 = System.nanoTime();
-        float lr = cfg.schedule().at(step);
+        float lr = schedule.at(step);
         PolicyUpdate.Stats u = new PolicyUpdate.Stats(0, 0, 0, 0, 0, 0, 0, 0);
-        if (!groups.isEmpty()) {
-            float[] advantages = advantages(policy.kernels, groups);
-            u = PolicyUpdate.apply(policy, reference, opt, PolicyUpdate.rows(groups, advantages, cfg.maskTruncated()), cfg, lr);
-        }
+        if (!groups.isEmpty())
+            u = PolicyUpdate.apply(policy, reference, opt, PolicyUpdate.rows(groups, batchAdvantages.values(), cfg.update().maskTruncated()),
+                    cfg, lr);
         double updSecs = (System.nanoTime() - t1) / 1e9;
         return new StepMetrics(step + 1, u.loss(), u.gradNorm(), lr, rewardAfter, components, rewardBefore, rewardAfter,
                 hardCount / (double) hard.length, hinted, zeroBefore, zeroAfter, length, truncated, formatValid, polarityAcc,
@@ -299,40 +239,62 @@ public final class GrpoTrainer {
                 genSecs, updSecs, u.nonFiniteSteps() > 0 && u.optimizerSteps() == 0);
     }
 
-    private int fill(Rollouts rollouts, List<Rollouts.Group> groups, int step, int round) {
+    @Override
+    public String progress(StepMetrics m) {
+        return String.format(Locale.ROOT, "reward %.3f (before hints %.3f)  hard %.2f  zero-adv %.2f  kl %.4f  len %.0f  %d completions",
+                m.reward(), m.rewardBeforeHint(), m.hardGroupRate(), m.zeroAdvantageShareAfter(), m.kl(),
+                m.meanCompletionLength(), m.completionsTotal());
+    }
+
+    private int fill(List<Rollouts.Group> groups, int step, int round) {
+        int g = cfg.rollout().groupSize();
         List<Rollouts.Request> requests = new ArrayList<>();
-        for (Rollouts.Group gr : groups) requests.add(new Rollouts.Request(gr, new int[0], cfg.groupSize()));
+        for (Rollouts.Group gr : groups) requests.add(new Rollouts.Request(gr, new int[0], g));
         List<Rollouts.Rollout> drawn = rollouts.sample(requests, seed(step, round));
-        for (int i = 0; i < groups.size(); i++)
-            groups.get(i).rollouts.addAll(drawn.subList(i * cfg.groupSize(), (i + 1) * cfg.groupSize()));
+        for (int i = 0; i < groups.size(); i++) groups.get(i).rollouts.addAll(drawn.subList(i * g, (i + 1) * g));
         return drawn.size();
     }
 
-    private long seed(int step, int round) {
-        return Rng.of(cfg.seed(), ROLLOUT_KEY, step, round).nextLong();
+    private void dropFlat(List<Rollouts.Group> groups) {
+        boolean[] flat = advantages(groups).flat();
+        List<Rollouts.Group> kept = new ArrayList<>();
+        for (int i = 0; i < flat.length; i++) if (!flat[i]) kept.add(groups.get(i));
+        groups.clear();
+        groups.addAll(kept);
     }
 
-    boolean isHard(Rollouts.Group g) {
-        return switch (cfg.hardRule()) {
-            case "max-reward-below" -> g.rollouts.stream().mapToDouble(r -> r.reward().total()).max().orElse(0) < cfg.hardTau();
-            case "all-equal" -> g.allEqual();
-            default -> g.rollouts.stream().noneMatch(r -> r.parsed().polarity() == Polarity.of(g.utterance.label()));
+    private long seed(int step, int round) {
+        return Rng.of(cfg.loop().seed(), ROLLOUT_KEY, step, round).nextLong();
+    }
+
+    /** Whether a group is hard by the config's rule; flat: its rewards are all equal (from {@link #advantages}). */
+    boolean isHard(Rollouts.Group g, boolean flat) {
+        return switch (cfg.hints().hardRule()) {
+            case MAX_REWARD_BELOW -> g.rollouts.stream().mapToDouble(r -> r.reward().total()).max().orElse(0) < cfg.hints().hardTau();
+            case ALL_EQUAL -> flat;
+            case NO_CORRECT_POLARITY -> g.rollouts.stream().noneMatch(r -> r.parsed().polarity() == Polarity.of(g.utterance.label()));
         };
     }
 
-    /** Group advantages on the backend (the grpo_advantages kernel). */
-    float[] advantages(Kernels k, List<Rollouts.Group> groups) {
-        int n = groups.size() * cfg.groupSize();
+    /** The groups' advantages and flat groups, from the grpo_advantages kernel on the policy's backend. */
+    Advantages advantages(List<Rollouts.Group> groups) {
+        Kernels k = policy.kernels;
+        int g = cfg.rollout().groupSize(), n = groups.size() * g;
+        if (groups.isEmpty()) return new Advantages(new float[0], new boolean[0]);
         float[] r = new float[n];
         int i = 0;
         for (Rollouts.Group gr : groups) for (double x : gr.rewards()) r[i++] = (float) x;
         Buf rewardsBuf = k.allocF32(n), adv = k.allocF32(n), stats = k.allocF32(2L * groups.size());
         try {
             k.upload(rewardsBuf, r);
-            k.grpoAdvantages(adv, stats, rewardsBuf, groups.size(), cfg.groupSize(), cfg.advantage().equals("mean"), 1e-4f);
-            float[] a = new float[n];
+            k.grpoAdvantages(adv, stats, rewardsBuf, groups.size(), g, cfg.update().advantage() == GrpoConfig.Advantage.MEAN,
+                    ADVANTAGE_EPS);
+            float[] a = new float[n], st = new float[2 * groups.size()];
             k.download(adv, a);
-            return a;
+            k.download(stats, st);
+            boolean[] flat = new boolean[groups.size()];
+            for (int j = 0; j < flat.length; j++) flat[j] = st[2 * j + 1] == 0f;
+            return new Advantages(a, flat);
         } finally {
             k.free(rewardsBuf);
             k.free(adv);
@@ -340,22 +302,9 @@ public final class GrpoTrainer {
         }
     }
 
-    static StepMetrics fromJson(JsonNode n) {
-        try {
-            return JSON.treeToValue(n, StepMetrics.class);
-        } catch (IOException e) {
-            throw new UncheckedIOException("metrics.jsonl: unreadable step line " + n + ": " + e.getMessage(), e);
-        }
-    }
-
-    private static String format(Map<String, Double> values) {
-        StringBuilder sb = new StringBuilder();
-        values.forEach((k, v) -> sb.append(sb.isEmpty() ? "" : ", ").append(k).append(' ').append(String.format(Locale.ROOT, "%.4f", v)));
-        return sb.toString();
-    }
-
     /** grpo.png: reward before/after hints, hard-group rate, zero-advantage share and validation MAE over steps. */
-    static void plot(List<StepMetrics> history, List<double[]> evals, Path file) {
+    @Override
+    public void plot(List<StepMetrics> history, List<TrainLoop.Eval> evals, Path file) throws IOException {
         int n = history.size();
         double[] x = new double[n], before = new double[n], after = new double[n], hard = new double[n], zero = new double[n];
         for (int i = 0; i < n; i++) {
@@ -369,12 +318,9 @@ public final class GrpoTrainer {
         LinePlot plot = new LinePlot("GRPO", "step", "value")
                 .add("reward (free rollouts)", x, before).add("reward (trained batch)", x, after)
                 .add("hard-group rate", x, hard).add("zero-advantage share", x, zero);
-        double[] ex = evals.stream().mapToDouble(e -> e[0]).toArray(), ey = evals.stream().mapToDouble(e -> e[1]).toArray();
+        double[] ex = evals.stream().mapToDouble(TrainLoop.Eval::step).toArray();
+        double[] ey = evals.stream().mapToDouble(e -> e.values().getOrDefault("valid_mae", Double.NaN)).toArray();
         if (ex.length > 0) plot.add("valid MAE", ex, ey);
-        try {
-            plot.write(file, 820, 460);
-        } catch (IOException e) {
-            throw new UncheckedIOException("writing " + file + ": " + e.getMessage(), e);
-        }
+        plot.write(file, 820, 460);
     }
 }

@@ -35,12 +35,8 @@ final class PolicyUpdate {
         for (Rollouts.Group g : groups) {
             Sequence p = g.prompt.sequence();
             for (Rollouts.Rollout r : g.rollouts) {
-                int[] ids = new int[p.ids().length + r.hint().length + r.tokens().length];
-                System.arraycopy(p.ids(), 0, ids, 0, p.ids().length);
-                System.arraycopy(r.hint(), 0, ids, p.ids().length, r.hint().length);
-                System.arraycopy(r.tokens(), 0, ids, p.ids().length + r.hint().length, r.tokens().length);
                 int completion = maskTruncated && r.truncated() ? 0 : r.tokens().length;
-                rows.add(new Row(new Sequence(ids, null, p.audio(), p.vision()),
+                rows.add(new Row(Rollouts.row(p, r.hint(), r.tokens()),
                         new GrpoObjective.Row(p.ids().length, r.hint().length, completion, advantages[i++])));
             }
         }
@@ -61,23 +57,24 @@ final class PolicyUpdate {
     }
 
     static Stats apply(Model policy, Model reference, AdamW opt, List<Row> rows, GrpoConfig cfg, float lr) {
-        if (cfg.beta() > 0 && reference == null) throw new IllegalArgumentException("beta > 0 needs a reference model");
-        float temperature = cfg.temperature();
-        int n = rows.size(), count = Math.min(cfg.minibatches(), n);
+        GrpoConfig.Update u = cfg.update();
+        if (u.beta() > 0 && reference == null) throw new IllegalArgumentException("beta > 0 needs a reference model");
+        float temperature = cfg.sampling().temperature();
+        int n = rows.size(), count = Math.min(u.minibatches(), n);
         List<Minibatch> minibatches = new ArrayList<>();
         for (int i = 0; i < count; i++) {
             List<Row> part = rows.subList(n * i / count, n * (i + 1) / count);
             Batch batch = Batch.pack(policy.config, part.stream().map(Row::sequence).toList());
             GrpoObjective.TokenInputs inputs = GrpoObjective.tokenInputs(part.stream().map(Row::objective).toList(), batch.t,
-                    cfg.aggregationMode(), cfg.maxCompletionTokens());
-            float[] ref = cfg.beta() > 0 ? reference.forward(batch, temperature).logprobs() : null;
+                    u.aggregation(), cfg.rollout().maxCompletionTokens());
+            float[] ref = u.beta() > 0 ? reference.forward(batch, temperature).logprobs() : null;
             minibatches.add(new Minibatch(batch, inputs, ref));
         }
         Kernels k = policy.kernels;
         double loss = 0, norm = 0, kl = 0, clipped = 0, entropy = 0;
         int tokens = 0, steps = 0, nonFinite = 0;
         opt.setLearningRate(lr);
-        for (int pass = 0; pass < cfg.mu(); pass++) {
+        for (int pass = 0; pass < u.mu(); pass++) {
             for (Minibatch mb : minibatches) {
                 int m = mb.batch.rows();
                 boolean first = mb.logpOld == null;
@@ -90,7 +87,7 @@ final class PolicyUpdate {
                     Model.ForwardResult fr = policy.forwardBackward(mb.batch, temperature, (logprob, weights) -> {
                         if (first) k.copy(old, logprob);
                         k.grpoPolicyLoss(lossOut, weights, clipOut, klOut, logprob, old, ref, adv, scale, m,
-                                cfg.epsLow(), cfg.epsHigh(), cfg.beta());
+                                u.epsLow(), u.epsHigh(), u.beta());
                     });
                     float[] l = download(k, lossOut, m), c = download(k, clipOut, m), q = download(k, klOut, m);
                     if (first) mb.logpOld = download(k, old, m);
@@ -103,7 +100,7 @@ final class PolicyUpdate {
                         clipped += c[t];
                         entropy += fr.entropy()[t];
                     }
-                    double g = Double.isFinite(stepLoss) ? opt.step(cfg.maxGradNorm()) : Double.NaN;
+                    double g = Double.isFinite(stepLoss) ? opt.step(cfg.optimizer().maxGradNorm()) : Double.NaN;
                     if (!Double.isFinite(stepLoss) || !Double.isFinite(g)) {
                         nonFinite++;
                     } else {

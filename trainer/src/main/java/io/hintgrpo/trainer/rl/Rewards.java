@@ -27,13 +27,13 @@ public final class Rewards {
         this.terms = List.copyOf(terms);
     }
 
-    /** The built-ins weighted as the config says; terms with weight 0 are left out. */
-    public static Rewards of(GrpoConfig cfg) {
+    /** The built-ins weighted as the settings say; terms with weight 0 are left out. */
+    public static Rewards of(GrpoConfig.RewardWeights w) {
         List<Term> t = new ArrayList<>();
-        if (cfg.formatWeight() != 0) t.add(new Term(format(), cfg.formatWeight()));
-        if (cfg.polarityWeight() != 0) t.add(new Term(polarity(), cfg.polarityWeight()));
-        if (cfg.scoreWeight() != 0) t.add(new Term(score(cfg.scoreDelta()), cfg.scoreWeight()));
-        if (cfg.consistencyWeight() != 0) t.add(new Term(consistency(), cfg.consistencyWeight()));
+        if (w.formatWeight() != 0) t.add(new Term(format(), w.formatWeight()));
+        if (w.polarityWeight() != 0) t.add(new Term(polarity(), w.polarityWeight()));
+        if (w.scoreWeight() != 0) t.add(new Term(score(w.scoreDelta()), w.scoreWeight()));
+        if (w.consistencyWeight() != 0) t.add(new Term(consistency(), w.consistencyWeight()));
         return new Rewards(t);
     }
 

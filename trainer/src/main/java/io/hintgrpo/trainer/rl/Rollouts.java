@@ -43,7 +43,7 @@ public final class Rollouts {
         }
     }
 
-    /** The rollouts of one prompt. hinted: how many of them are hint re-rolls. */
+    /** The rollouts of one prompt. */
     public static final class Group {
         public final Utterance utterance;
         public final Examples.Prompt prompt;
@@ -56,13 +56,6 @@ public final class Rollouts {
 
         public double[] rewards() {
             return rollouts.stream().mapToDouble(r -> r.reward().total()).toArray();
-        }
-
-        /** All rewards equal: every advantage is 0, the group carries no policy gradient. */
-        public boolean allEqual() {
-            double[] r = rewards();
-            for (double x : r) if (x != r[0]) return false;
-            return true;
         }
 
         public int hinted() {
@@ -78,18 +71,35 @@ public final class Rollouts {
     private final Rewards rewards;
     private final Tokenizer.Specials specials;
     private final int maxCompletionTokens;
-    private final float temperature, topP;
-    private final int topK;
+    private final GrpoConfig.Sampling sampling;
 
-    public Rollouts(Model model, Tokenizer tok, Rewards rewards, int maxCompletionTokens, float temperature, int topK, float topP) {
+    public Rollouts(Model model, Tokenizer tok, Rewards rewards, int maxCompletionTokens, GrpoConfig.Sampling sampling) {
         this.model = model;
         this.tok = tok;
         this.rewards = rewards;
         this.specials = tok.specials();
         this.maxCompletionTokens = maxCompletionTokens;
-        this.temperature = temperature;
-        this.topK = topK;
-        this.topP = topP;
+        this.sampling = sampling;
+    }
+
+    /**
+     * The one layout of a rollout row: prompt ++ hint ++ completion, with the prompt's feature rows.
+     * Generation is fed the row without its completion; the update trains on the whole row.
+     */
+    public static Sequence row(Sequence prompt, int[] hint, int[] completion) {
+        return new Sequence(concat(prompt.ids(), hint, completion), null, prompt.audio(), prompt.vision());
+    }
+
+    private static int[] concat(int[]... parts) {
+        int n = 0;
+        for (int[] p : parts) n += p.length;
+        int[] out = new int[n];
+        int at = 0;
+        for (int[] p : parts) {
+            System.arraycopy(p, 0, out, at, p.length);
+            at += p.length;
+        }
+        return out;
     }
 
     public Group group(Utterance u) {
@@ -109,14 +119,9 @@ public final class Rollouts {
         List<Sequence> prompts = new ArrayList<>();
         List<Request> owner = new ArrayList<>();
         for (Request r : requests) {
-            Sequence p = r.group().prompt.sequence();
-            int[] ids = p.ids();
-            if (r.hint().length > 0) {
-                ids = Arrays.copyOf(ids, ids.length + r.hint().length);
-                System.arraycopy(r.hint(), 0, ids, p.ids().length, r.hint().length);
-            }
+            Sequence input = row(r.group().prompt.sequence(), r.hint(), new int[0]);
             for (int i = 0; i < r.n(); i++) {
-                prompts.add(new Sequence(ids, null, p.audio(), p.vision()));
+                prompts.add(input);
                 owner.add(r);
             }
         }
@@ -127,7 +132,8 @@ public final class Rollouts {
             int hintLength = owner.get(from).hint().length;
             int to = from;
             while (to < prompts.size() && to - from < MAX_BATCH && owner.get(to).hint().length == hintLength) to++;
-            Generator.Options opt = new Generator.Options(Math.max(1, maxCompletionTokens - hintLength), temperature, topK, topP,
+            Generator.Options opt = new Generator.Options(Math.max(1, maxCompletionTokens - hintLength), sampling.temperature(),
+                    sampling.topK(), sampling.topP(),
                     seed * 0x9E3779B97F4A7C15L + from, new int[]{specials.answerClose(), specials.imEnd()});
             List<Generator.Completion> done = gen.generate(prompts.subList(from, to), opt);
             for (int i = from; i < to; i++) out.add(score(owner.get(i).group().utterance, owner.get(i).hint(), done.get(i - from)));
@@ -139,9 +145,7 @@ public final class Rollouts {
     private Rollout score(Utterance u, int[] hint, Generator.Completion c) {
         int[] tokens = c.tokens();
         int[] shown = tokens.length > 0 && tokens[tokens.length - 1] == specials.imEnd() ? Arrays.copyOf(tokens, tokens.length - 1) : tokens;
-        int[] all = Arrays.copyOf(hint, hint.length + shown.length);
-        System.arraycopy(shown, 0, all, hint.length, shown.length);
-        String response = tok.decode(all);
+        String response = tok.decode(concat(hint, shown));
         ParsedResponse parsed = DcParser.parse(response);
         return new Rollout(hint, tokens, !c.stopped(), response, parsed, rewards.score(u, response, parsed));
     }

@@ -1,5 +1,7 @@
 package io.hintgrpo.trainer.bench;
 
+import io.hintgrpo.trainer.cli.CliRun;
+
 import io.hintgrpo.engine.BadInputException;
 import io.hintgrpo.trainer.bench.BenchCompare.Verdict;
 import io.hintgrpo.trainer.cli.Main;
@@ -7,8 +9,6 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 import java.io.IOException;
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -62,11 +62,10 @@ class BenchCompareTest {
     }
 
     private int cli(String... args) {
-        StringWriter o = new StringWriter(), e = new StringWriter();
-        int code = Main.run(new PrintWriter(o, true), new PrintWriter(e, true), args);
-        out = o.toString();
-        err = e.toString();
-        return code;
+        CliRun r = CliRun.of(args);
+        out = r.out();
+        err = r.err();
+        return r.code();
     }
 
     private static BenchCompare.Row row(BenchCompare.Report r, String benchmark, String params) {

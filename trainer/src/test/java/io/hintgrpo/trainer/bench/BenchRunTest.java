@@ -1,5 +1,7 @@
 package io.hintgrpo.trainer.bench;
 
+import io.hintgrpo.trainer.cli.CliRun;
+
 import io.hintgrpo.engine.BadInputException;
 import io.hintgrpo.trainer.cli.Main;
 import org.junit.jupiter.api.BeforeEach;
@@ -9,8 +11,6 @@ import org.junit.jupiter.api.io.TempDir;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -44,11 +44,10 @@ class BenchRunTest {
     }
 
     private int cli(String... args) {
-        StringWriter o = new StringWriter(), e = new StringWriter();
-        int code = Main.run(new PrintWriter(o), new PrintWriter(e), args);
-        out = o.toString();
-        err = e.toString();
-        return code;
+        CliRun r = CliRun.of(args);
+        out = r.out();
+        err = r.err();
+        return r.code();
     }
 
     @Test

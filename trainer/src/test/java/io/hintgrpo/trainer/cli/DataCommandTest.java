@@ -3,8 +3,6 @@ package io.hintgrpo.trainer.cli;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 
@@ -16,11 +14,10 @@ class DataCommandTest {
     String out, err;
 
     private int run(String... args) {
-        StringWriter o = new StringWriter(), e = new StringWriter();
-        int code = Main.run(new PrintWriter(o, true), new PrintWriter(e, true), args);
-        out = o.toString();
-        err = e.toString();
-        return code;
+        CliRun r = CliRun.of(args);
+        out = r.out();
+        err = r.err();
+        return r.code();
     }
 
     @Test

@@ -15,8 +15,6 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -51,10 +49,9 @@ class GenerateCommandTest {
     }
 
     private int run(String... args) {
-        StringWriter e = new StringWriter();
-        int code = Main.run(new PrintWriter(new StringWriter(), true), new PrintWriter(e, true), args);
-        err = e.toString();
-        return code;
+        CliRun r = CliRun.of(args);
+        err = r.err();
+        return r.code();
     }
 
     private List<JsonNode> generate(String name, String... extra) throws Exception {

@@ -1,44 +1,15 @@
 package io.hintgrpo.trainer.cli;
 
 import io.hintgrpo.trainer.data.SynthCorpus;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
 
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 
 import static org.junit.jupiter.api.Assertions.*;
 
 /** hintgrpo grpo and hintgrpo experiment on a small random model and a small corpus. */
-class GrpoCommandTest {
-    @TempDir
-    Path dir;
-    Path modelDir, corpus;
-    String out, err;
-
-    @BeforeEach
-    void setUp() throws Exception {
-        corpus = dir.resolve("corpus");
-        SynthCorpus.write(corpus, SynthCorpus.Options.defaults(3, 60));
-        modelDir = dir.resolve("model");
-        io.hintgrpo.trainer.TinyModels.write(modelDir, 4);
-    }
-
-    private int run(String... args) {
-        StringWriter o = new StringWriter(), e = new StringWriter();
-        int code = Main.run(new PrintWriter(o, true), new PrintWriter(e, true), args);
-        out = o.toString();
-        err = e.toString();
-        return code;
-    }
-
-    private String train() {
-        return SynthCorpus.splitFile(corpus, "reviews", "train").toString();
-    }
-
+class GrpoCommandTest extends TrainingCommandTest {
     @Test
     void trainsWritesMetricsAndRefusesToOverwriteARun() throws Exception {
         Path run = dir.resolve("run");

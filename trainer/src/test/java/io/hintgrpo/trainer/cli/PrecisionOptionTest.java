@@ -13,8 +13,6 @@ import io.hintgrpo.trainer.tokenizer.Tokenizer;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -29,10 +27,9 @@ class PrecisionOptionTest {
     String err;
 
     private int run(String... args) {
-        StringWriter e = new StringWriter();
-        int code = Main.run(new PrintWriter(new StringWriter(), true), new PrintWriter(e, true), args);
-        err = e.toString();
-        return code;
+        CliRun r = CliRun.of(args);
+        err = r.err();
+        return r.code();
     }
 
     @Test

@@ -44,10 +44,9 @@ class ScoreCommandTest {
     }
 
     private int run(String... args) {
-        StringWriter e = new StringWriter();
-        int code = Main.run(new PrintWriter(new StringWriter(), true), new PrintWriter(e, true), args);
-        err = e.toString();
-        return code;
+        CliRun r = CliRun.of(args);
+        err = r.err();
+        return r.code();
     }
 
     @Test
@@ -132,7 +131,7 @@ class ScoreCommandTest {
         Files.writeString(cfg, "model: " + modelDir + "\nbatch_size: 0\nscore:\n  temperature: 2.0\n");
         assertEquals(0, run("score", "--config", cfg.toString(), "--input", in.toString(), "--output", out.toString(),
                 "--batch-size", "3"), err);
-        JsonNode eff = JSON.readTree(dir.resolve("out.config.json").toFile()).get("settings");
+        JsonNode eff = JSON.readTree(dir.resolve("out.config.json").toFile()).get("score");
         assertEquals("3", eff.get("batch_size").asText());
         assertEquals("2.0", eff.get("temperature").asText());
         assertEquals(modelDir.toString(), eff.get("model").asText());

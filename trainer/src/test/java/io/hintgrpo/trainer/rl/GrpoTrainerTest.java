@@ -15,6 +15,7 @@ import io.hintgrpo.trainer.format.DcFormat;
 import io.hintgrpo.trainer.format.DcParser;
 import io.hintgrpo.trainer.format.ParsedResponse;
 import io.hintgrpo.trainer.format.Polarity;
+import io.hintgrpo.trainer.loop.Run;
 import io.hintgrpo.trainer.tokenizer.Tokenizer;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -59,7 +60,11 @@ class GrpoTrainerTest {
         Map<String, Object> flags = new LinkedHashMap<>(Map.of("steps", 3, "prompts_per_step", 2, "group_size", 4,
                 "max_completion_tokens", 6, "eval_every", 100, "checkpoint_every", 100, "lr", 5e-3f));
         flags.putAll(overrides);
-        return io.hintgrpo.trainer.config.Configs.merge(GrpoConfig.class, GrpoConfig.defaults(), null, flags, "test");
+        return GrpoConfig.defaults().with(flags);
+    }
+
+    private static Run quiet(Path runDir) {
+        return Run.in(runDir).log(s -> {}).stopWhen(() -> false);
     }
 
     private Model load() {
@@ -78,11 +83,14 @@ class GrpoTrainerTest {
         return g;
     }
 
+    private GrpoTrainer trainer(GrpoConfig c, Rewards rewards, Model m, AdamW opt, Model reference, List<Utterance> prompts) {
+        return new GrpoTrainer(c, rewards, m, opt, reference, tok, prompts, 0, 0);
+    }
+
     private PolicyUpdate.Stats update(Model m, List<Rollouts.Group> groups, GrpoConfig c) {
-        GrpoTrainer t = new GrpoTrainer(c, Rewards.of(c), dir.resolve("run"), null, Map.of(), s -> {}, () -> false);
-        float[] adv = t.advantages(m.kernels, groups);
-        try (AdamW opt = GrpoTrainer.optimizer(m, c)) {
-            return PolicyUpdate.apply(m, null, opt, PolicyUpdate.rows(groups, adv, c.maskTruncated()), c, c.lr());
+        try (AdamW opt = c.optimizer().adamw(m)) {
+            float[] adv = trainer(c, Rewards.of(c.rewards()), m, opt, null, utterances).advantages(groups).values();
+            return PolicyUpdate.apply(m, null, opt, PolicyUpdate.rows(groups, adv, c.update().maskTruncated()), c, c.optimizer().lr());
         }
     }
 
@@ -123,11 +131,12 @@ class GrpoTrainerTest {
         for (int b = 0; b < 2; b++) {
             try (io.hintgrpo.engine.Kernels k = io.hintgrpo.engine.Backends.open(backends[b]);
                  Model m = ModelDir.load(k, modelDir, 0, x -> {}); Model ref = ModelDir.load(k, modelDir, 0, x -> {});
-                 AdamW opt = GrpoTrainer.optimizer(m, c)) {
+                 AdamW opt = c.optimizer().adamw(m)) {
                 List<Rollouts.Group> groups = List.of(group(u, new int[]{3, 5, 2, 4}, new double[]{1, 0.2, 0.6, 0}, new int[0]),
                         group(utterances.get(5), new int[]{4, 2, 6, 3}, new double[]{0.1, 0.9, 0.5, 0.3}, hint));
-                GrpoTrainer t = new GrpoTrainer(c, Rewards.of(c), dir.resolve("run"), null, Map.of(), s -> {}, () -> false);
-                stats[b] = PolicyUpdate.apply(m, ref, opt, PolicyUpdate.rows(groups, t.advantages(k, groups), false), c, c.lr());
+                GrpoTrainer t = trainer(c, Rewards.of(c.rewards()), m, opt, ref, utterances);
+                stats[b] = PolicyUpdate.apply(m, ref, opt, PolicyUpdate.rows(groups, t.advantages(groups).values(), false), c,
+                        c.optimizer().lr());
                 params[b] = new float[Math.toIntExact(m.params.length)];
                 k.download(m.params, params[b]);
             }
@@ -195,13 +204,13 @@ class GrpoTrainerTest {
     void hardGroupsAreReRolledFromTheGroundTruthPrefix() {
         GrpoConfig c = config(Map.of("hint", "replace", "beta", 0f));
         List<Rollouts.Group> seen = new ArrayList<>();
-        try (Model m = load(); AdamW opt = GrpoTrainer.optimizer(m, c)) {
-            GrpoTrainer t = new GrpoTrainer(c, Rewards.of(c), dir.resolve("run"), null, Map.of(), s -> {}, () -> false);
-            Rollouts ro = new Rollouts(m, tok, Rewards.of(c), c.maxCompletionTokens(), 1f, 0, 1f);
+        try (Model m = load(); AdamW opt = c.optimizer().adamw(m)) {
+            GrpoTrainer t = trainer(c, Rewards.of(c.rewards()), m, opt, null, utterances);
+            Rollouts ro = new Rollouts(m, tok, Rewards.of(c.rewards()), c.rollout().maxCompletionTokens(), c.sampling());
             // the step's groups, after hints, are what the update trains on: capture them through a planted hard group
             Rollouts.Group planted = ro.group(utterances.get(2));
             ro.sample(List.of(new Rollouts.Request(planted, new int[0], 4)), 7).forEach(planted.rollouts::add);
-            assertTrue(t.isHard(planted), "a random model's group has no correct polarity");
+            assertTrue(t.isHard(planted, t.advantages(List.of(planted)).flat()[0]), "a random model's group has no correct polarity");
             int[] hint = ro.hintIds(planted.utterance);
             List<Rollouts.Rollout> again = ro.sample(List.of(new Rollouts.Request(planted, hint, 4)), 8);
             String prefix = DcFormat.hintPrefix(Polarity.of(planted.utterance.label()));
@@ -211,7 +220,7 @@ class GrpoTrainerTest {
                 assertEquals(Polarity.of(planted.utterance.label()), r.parsed().polarity());
                 assertEquals(1.0, r.reward().components()[1], "the hinted polarity is right by construction");
             }
-            GrpoTrainer.StepMetrics s = t.step(0, m, opt, null, ro, t.promptSource(utterances, 0, 0), 0);
+            GrpoTrainer.StepMetrics s = t.run(0, List.of());
             assertEquals(1.0, s.hardGroupRate());
             assertEquals(2, s.hintedGroups());
             assertEquals(16, s.completionsGenerated(), "8 free + 8 hinted re-rolls count against the budget");
@@ -238,11 +247,9 @@ class GrpoTrainerTest {
             }, 1.0)));
             GrpoConfig c = config(Map.of("beta", 0f, "hint", "none", "steps", 4, "prompts_per_step", 1, "group_size", 8,
                     "max_completion_tokens", 1, "lr", 1e-2f));
-            try (Model m = load(); AdamW opt = GrpoTrainer.optimizer(m, c); Model fresh = load()) {
-                GrpoTrainer t = new GrpoTrainer(c, rewards, dir.resolve("run" + run), null, Map.of(), s -> {}, () -> false);
-                Rollouts ro = new Rollouts(m, tok, rewards, c.maxCompletionTokens(), 1f, 0, 1f);
-                GrpoTrainer.PromptSource src = t.promptSource(List.of(u), 0, 0);
-                for (int step = 0; step < c.steps(); step++) t.step(step, m, opt, null, ro, src, 0);
+            try (Model m = load(); AdamW opt = c.optimizer().adamw(m); Model fresh = load()) {
+                GrpoTrainer t = trainer(c, rewards, m, opt, null, List.of(u));
+                for (int step = 0; step < c.loop().steps(); step++) t.run(step, List.of());
                 assertNotNull(paid[0], "some rollout drew a visible token");
                 double before = probabilityOfText(fresh, u, paid[0]), after = probabilityOfText(m, u, paid[0]);
                 assertTrue(after > 1.5 * before, "p(\"" + paid[0] + "\") " + before + " → " + after);
@@ -277,17 +284,15 @@ class GrpoTrainerTest {
     void resumeRepeatsAnUninterruptedRun() throws Exception {
         GrpoConfig c = config(Map.of("steps", 4, "checkpoint_every", 2, "hint", "replace", "beta", 0.04f));
         Path straight = dir.resolve("straight"), resumed = dir.resolve("resumed");
-        GrpoRun.Outcome a = GrpoRun.run(new CpuKernels(), modelDir, utterances, List.of(), c, null, straight, false, Map.of(),
-                s -> {}, () -> false, null);
+        GrpoRun.Job job = GrpoRun.Job.of(modelDir, utterances, List.of(), c);
+        GrpoRun.Outcome a = GrpoRun.run(new CpuKernels(), job, quiet(straight));
         AtomicInteger calls = new AtomicInteger();
-        GrpoRun.Outcome b1 = GrpoRun.run(new CpuKernels(), modelDir, utterances, List.of(), c, null, resumed, false, Map.of(),
-                s -> {}, () -> calls.incrementAndGet() > 2, null);
+        GrpoRun.Outcome b1 = GrpoRun.run(new CpuKernels(), job, quiet(resumed).stopWhen(() -> calls.incrementAndGet() > 2));
         assertTrue(b1.training().stoppedBySignal());
         assertEquals(2, b1.training().steps());
-        GrpoRun.Outcome b = GrpoRun.run(new CpuKernels(), modelDir, utterances, List.of(), c, null, resumed, true, Map.of(),
-                s -> {}, () -> false, null);
+        GrpoRun.Outcome b = GrpoRun.run(new CpuKernels(), job, quiet(resumed).resuming(true));
         assertEquals(4, b.training().steps());
-        assertEquals(a.training().completionsTotal(), b.training().completionsTotal());
+        assertEquals(a.completionsTotal(), b.completionsTotal());
         assertArrayEquals(Files.readAllBytes(a.modelDir().resolve("model.safetensors")),
                 Files.readAllBytes(b.modelDir().resolve("model.safetensors")));
         List<GrpoTrainer.StepMetrics> ha = a.training().history(), hb = b.training().history();
@@ -314,22 +319,45 @@ class GrpoTrainerTest {
             public String name() { return "length"; }
             public double score(Utterance x, String response, ParsedResponse parsed) { return response.length() % 5; }
         }, 1.0)));
-        GrpoRun.Outcome fp32 = GrpoRun.run(new CpuKernels(), modelDir, utterances, List.of(), c, rewards, dir.resolve("fp32"), false,
-                Map.of(), s -> {}, () -> false, null, Precision.FP32);
-        GrpoRun.Outcome a = GrpoRun.run(new CpuKernels(), modelDir, utterances, List.of(), c, rewards, dir.resolve("bf16"), false,
-                Map.of(), s -> {}, () -> false, null, Precision.BF16);
+        GrpoRun.Job job = GrpoRun.Job.of(modelDir, utterances, List.of(), c).rewards(rewards);
+        GrpoRun.Outcome fp32 = GrpoRun.run(new CpuKernels(), job.precision(Precision.FP32), quiet(dir.resolve("fp32")));
+        GrpoRun.Outcome a = GrpoRun.run(new CpuKernels(), job.precision(Precision.BF16), quiet(dir.resolve("bf16")));
         assertEquals(0.0, a.training().history().get(0).kl(), "KL on the first step");
         Path resumed = dir.resolve("bf16-resumed");
         AtomicInteger calls = new AtomicInteger();
-        GrpoRun.run(new CpuKernels(), modelDir, utterances, List.of(), c, rewards, resumed, false, Map.of(), s -> {},
-                () -> calls.incrementAndGet() > 1, null, Precision.BF16);
-        GrpoRun.Outcome b = GrpoRun.run(new CpuKernels(), modelDir, utterances, List.of(), c, rewards, resumed, true, Map.of(),
-                s -> {}, () -> false, null, Precision.BF16);
+        GrpoRun.run(new CpuKernels(), job.precision(Precision.BF16), quiet(resumed).stopWhen(() -> calls.incrementAndGet() > 1));
+        GrpoRun.Outcome b = GrpoRun.run(new CpuKernels(), job.precision(Precision.BF16), quiet(resumed).resuming(true));
         assertEquals(3, b.training().steps());
         byte[] bf16Weights = Files.readAllBytes(a.modelDir().resolve("model.safetensors"));
         assertArrayEquals(bf16Weights, Files.readAllBytes(b.modelDir().resolve("model.safetensors")), "resumed in bf16");
         assertFalse(Arrays.equals(bf16Weights, Files.readAllBytes(fp32.modelDir().resolve("model.safetensors"))),
                 "bf16 and fp32 runs saved the same weights");
+    }
+
+    /**
+     * The advantage has one place, the grpo_advantages kernel: its stats decide the flat groups
+     * (all rewards equal: std exactly 0, every advantage exactly 0), which the zero-advantage
+     * share, the all-equal hard rule and dynamic sampling all read, on cpu and on the emulated GPU.
+     */
+    @Test
+    void flatGroupsAreTheKernelsZeroStdGroups() {
+        Utterance u = utterances.get(0);
+        GrpoConfig c = config(Map.of("beta", 0f, "hard_rule", "all-equal"));
+        for (String backend : new String[]{"cpu", "cuda-emu"}) {
+            try (io.hintgrpo.engine.Kernels k = io.hintgrpo.engine.Backends.open(backend);
+                 Model m = ModelDir.load(k, modelDir, 0, x -> {}); AdamW opt = c.optimizer().adamw(m)) {
+                GrpoTrainer t = trainer(c, Rewards.of(c.rewards()), m, opt, null, utterances);
+                List<Rollouts.Group> groups = List.of(group(u, new int[]{2, 3, 4, 5}, new double[]{0.7, 0.7, 0.7, 0.7}, new int[0]),
+                        group(u, new int[]{2, 3, 4, 5}, new double[]{0.1, 0.7, 0.7, 0.7}, new int[0]),
+                        group(u, new int[]{2, 3, 4, 5}, new double[]{1.0 / 3, 1.0 / 3, 1.0 / 3, 1.0 / 3}, new int[0]));
+                GrpoTrainer.Advantages a = t.advantages(groups);
+                assertArrayEquals(new boolean[]{true, false, true}, a.flat(), backend);
+                for (int i : new int[]{0, 1, 2, 3, 8, 9, 10, 11}) assertEquals(0f, a.values()[i], backend + " advantage " + i);
+                assertTrue(a.values()[4] < 0 && a.values()[5] > 0, backend);
+                assertEquals(2 / 3.0, a.flatShare(), 1e-12);
+                assertTrue(t.isHard(groups.get(0), a.flat()[0]) && !t.isHard(groups.get(1), a.flat()[1]), "all-equal rule");
+            }
+        }
     }
 
     /** Bad settings are refused naming the setting. */
@@ -342,7 +370,7 @@ class GrpoTrainerTest {
         e = assertThrows(io.hintgrpo.engine.BadInputException.class, () -> config(Map.of("hint_rate_end", 1.5)));
         assertTrue(e.getMessage().contains("hint rates"), e.getMessage());
         // every key the messages name is a key a config file can set
-        assertEquals(7, config(Map.of("max_bad_steps_in_a_row", 7)).maxBadStepsInARow());
+        assertEquals(7, config(Map.of("max_bad_steps_in_a_row", 7)).loop().maxBadStepsInARow());
         e = assertThrows(io.hintgrpo.engine.BadInputException.class, () -> config(Map.of("max_bad_steps_in_a_row", 0)));
         assertTrue(e.getMessage().contains("max_bad_steps_in_a_row"), e.getMessage());
     }

@@ -7,6 +7,10 @@ import io.hintgrpo.engine.model.Model;
 import io.hintgrpo.engine.model.ModelConfig;
 import io.hintgrpo.engine.model.Sequence;
 import io.hintgrpo.trainer.checkpoint.Checkpoints;
+import io.hintgrpo.trainer.loop.DivergedException;
+import io.hintgrpo.trainer.loop.LrSchedule;
+import io.hintgrpo.trainer.loop.Run;
+import io.hintgrpo.trainer.loop.TrainLoop;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -44,12 +48,27 @@ class SftTrainerTest {
     }
 
     private static SftConfig config(int steps) {
-        return new SftConfig(steps, 4, 2, 5e-3f, 0.1f, 2, 0.01f, 0.9f, 0.95f, 1e-8f, 1f, 100, 2, 3, 7, 3);
+        return SftConfig.defaults().with(Map.ofEntries(Map.entry("steps", steps), Map.entry("batch_size", 4), Map.entry("grad_accum", 2),
+                Map.entry("lr", 5e-3f), Map.entry("min_lr_ratio", 0.1f), Map.entry("warmup_steps", 2), Map.entry("weight_decay", 0.01f),
+                Map.entry("beta1", 0.9f), Map.entry("beta2", 0.95f), Map.entry("adam_epsilon", 1e-8f), Map.entry("max_grad_norm", 1f),
+                Map.entry("eval_every", 100), Map.entry("checkpoint_every", 2), Map.entry("keep_last", 3), Map.entry("seed", 7),
+                Map.entry("max_bad_steps_in_a_row", 3)));
     }
 
-    private SftTrainer trainer(SftConfig cfg, Path run, int stopAfter) {
+    /** A run in folder run whose stop signal comes after stopAfter steps. */
+    private static Run run(Path run, int stopAfter) {
         int[] calls = {0};
-        return new SftTrainer(cfg, run, null, Map.of("data", "test"), msg -> {}, () -> calls[0]++ >= stopAfter);
+        return Run.in(run).fingerprint(Map.of("data", "test")).log(msg -> {}).stopWhen(() -> calls[0]++ >= stopAfter);
+    }
+
+    /** What a checkpoint of this test's runs must agree with. */
+    private static Map<String, String> fingerprint(SftConfig cfg) {
+        return run(Path.of("."), 0).fingerprint(SftTrainer.fingerprint(cfg)).fingerprint();
+    }
+
+    private static TrainLoop.Result<SftTrainer.StepMetrics> train(SftConfig cfg, Run run, Model m, AdamW opt, Checkpoints.State start,
+                                                                  List<Sequence> train) {
+        return SftTrainer.train(cfg, run, null, m, opt, start, train, null);
     }
 
     @Test
@@ -58,24 +77,24 @@ class SftTrainerTest {
         SftConfig cfg = config(7);
         Model full = new Model(new CpuKernels(), CONFIG);
         full.initialize(5);
-        SftTrainer.Result uninterrupted = trainer(cfg, dir.resolve("a"), Integer.MAX_VALUE)
-                .train(full, SftTrainer.optimizer(full, cfg), new Checkpoints.State(0, 0, 0, 0, Map.of()), train, null);
+        TrainLoop.Result<SftTrainer.StepMetrics> uninterrupted = train(cfg, run(dir.resolve("a"), Integer.MAX_VALUE), full,
+                cfg.optimizer().adamw(full), new Checkpoints.State(0, 0, 0, 0, Map.of()), train);
         assertEquals(7, uninterrupted.history().size());
         assertTrue(uninterrupted.history().get(6).loss() < uninterrupted.history().get(0).loss(), "it learns");
 
         Model first = new Model(new CpuKernels(), CONFIG);
         first.initialize(5);
         Path run = dir.resolve("b");
-        SftTrainer.Result part = trainer(cfg, run, 3)
-                .train(first, SftTrainer.optimizer(first, cfg), new Checkpoints.State(0, 0, 0, 0, Map.of()), train, null);
+        TrainLoop.Result<SftTrainer.StepMetrics> part = train(cfg, run(run, 3), first, cfg.optimizer().adamw(first),
+                new Checkpoints.State(0, 0, 0, 0, Map.of()), train);
         assertTrue(part.stoppedBySignal());
         assertEquals(3, part.history().size());
 
-        SftTrainer resumer = trainer(cfg, run, Integer.MAX_VALUE);
         Checkpoints.Loaded ck = assertDoesNotThrow(() -> Checkpoints.load(new Checkpoints(run).latest(), new CpuKernels(),
-                resumer.fingerprint(), cfg.lr(), cfg.beta1(), cfg.beta2(), cfg.eps(), cfg.weightDecay(), msg -> {}));
+                fingerprint(cfg), cfg.optimizer(), msg -> {}));
         assertEquals(3, ck.state().step());
-        SftTrainer.Result rest = resumer.train(ck.model(), ck.optimizer(), ck.state(), train, null);
+        TrainLoop.Result<SftTrainer.StepMetrics> rest = train(cfg, run(run, Integer.MAX_VALUE), ck.model(), ck.optimizer(), ck.state(),
+                train);
         assertEquals(7, rest.history().size(), "history restored from metrics.jsonl plus the new steps");
         for (int i = 0; i < 7; i++)
             assertEquals(uninterrupted.history().get(i).loss(), rest.history().get(i).loss(), "step " + (i + 1));
@@ -88,8 +107,7 @@ class SftTrainerTest {
         Model m = new Model(new CpuKernels(), CONFIG);
         m.initialize(5);
         Path run = dir.resolve("run");
-        SftTrainer t = trainer(cfg, run, Integer.MAX_VALUE);
-        t.train(m, SftTrainer.optimizer(m, cfg), new Checkpoints.State(0, 0, 0, 0, Map.of()), train, null);
+        train(cfg, run(run, Integer.MAX_VALUE), m, cfg.optimizer().adamw(m), new Checkpoints.State(0, 0, 0, 0, Map.of()), train);
         Checkpoints cks = new Checkpoints(run);
         assertEquals(List.of("step-0000002", "step-0000004"), cks.list());
         Path latest = cks.latest();
@@ -98,13 +116,13 @@ class SftTrainerTest {
         bytes[bytes.length - 3] ^= 0x40;
         Files.write(weights, bytes);
         BadInputException e = assertThrows(BadInputException.class, () -> Checkpoints.load(latest, new CpuKernels(),
-                t.fingerprint(), 1e-3f, 0.9f, 0.95f, 1e-8f, 0f, msg -> {}));
+                fingerprint(cfg), cfg.optimizer(), msg -> {}));
         assertTrue(e.getMessage().contains("model.safetensors: checksum mismatch"), e.getMessage());
 
         Path previous = run.resolve("checkpoints/step-0000002");
-        assertDoesNotThrow(() -> Checkpoints.load(previous, new CpuKernels(), t.fingerprint(), 1e-3f, 0.9f, 0.95f, 1e-8f, 0f, msg -> {}));
+        assertDoesNotThrow(() -> Checkpoints.load(previous, new CpuKernels(), fingerprint(cfg), cfg.optimizer(), msg -> {}));
         e = assertThrows(BadInputException.class, () -> Checkpoints.load(previous, new CpuKernels(),
-                Map.of("seed", "99"), 1e-3f, 0.9f, 0.95f, 1e-8f, 0f, msg -> {}));
+                Map.of("seed", "99"), cfg.optimizer(), msg -> {}));
         assertTrue(e.getMessage().contains("checkpoint was written with seed = 7, this run has 99"), e.getMessage());
 
         // a write that died halfway leaves only a hidden temporary folder, which is never taken for a checkpoint
@@ -125,9 +143,9 @@ class SftTrainerTest {
         emb[0] = Float.NaN; // every batch reads token 0 somewhere: loss is NaN from the start
         m.upload("model.embed_tokens.weight", emb);
         for (int i = 0; i < 12; i++) train.get(i).ids()[0] = 0;
-        AdamW opt = SftTrainer.optimizer(m, cfg);
-        SftTrainer.DivergedException e = assertThrows(SftTrainer.DivergedException.class, () -> trainer(cfg, dir.resolve("nan"), Integer.MAX_VALUE)
-                .train(m, opt, new Checkpoints.State(0, 0, 0, 0, Map.of()), train, null));
+        AdamW opt = cfg.optimizer().adamw(m);
+        DivergedException e = assertThrows(DivergedException.class, () -> train(cfg, run(dir.resolve("nan"), Integer.MAX_VALUE), m, opt,
+                new Checkpoints.State(0, 0, 0, 0, Map.of()), train));
         assertTrue(e.getMessage().contains("3 steps in a row had a non-finite loss or gradient"), e.getMessage());
         assertEquals(0, opt.steps(), "no update was applied");
     }

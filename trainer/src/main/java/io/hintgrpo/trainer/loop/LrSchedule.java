@@ -1,4 +1,4 @@
-package io.hintgrpo.trainer.sft;
+package io.hintgrpo.trainer.loop;
 
 /** Linear warmup to the peak rate, then cosine decay to minRatio·peak at totalSteps. */
 public record LrSchedule(float peak, int warmupSteps, int totalSteps, float minRatio) {

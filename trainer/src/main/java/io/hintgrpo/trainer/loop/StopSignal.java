@@ -1,4 +1,4 @@
-package io.hintgrpo.trainer.sft;
+package io.hintgrpo.trainer.loop;
 
 import java.util.concurrent.atomic.AtomicBoolean;
 

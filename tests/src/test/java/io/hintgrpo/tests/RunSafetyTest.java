@@ -1,13 +1,8 @@
 package io.hintgrpo.tests;
 
 import io.hintgrpo.engine.cpu.CpuKernels;
-import io.hintgrpo.engine.io.ModelDir;
-import io.hintgrpo.engine.io.Safetensors;
 import io.hintgrpo.engine.model.Model;
-import io.hintgrpo.engine.model.ModelConfig;
 import io.hintgrpo.trainer.checkpoint.Checkpoints;
-import io.hintgrpo.trainer.data.SynthCorpus;
-import io.hintgrpo.trainer.tokenizer.Tokenizer;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -32,7 +27,7 @@ import static org.junit.jupiter.api.Assertions.*;
  * checks what is left on disk, then resumes with another child.
  */
 class RunSafetyTest {
-    private static final long TIMEOUT_MS = 60_000;
+    private static final long TIMEOUT_MS = Children.TIMEOUT_MS;
 
     @TempDir
     Path dir;
@@ -40,7 +35,8 @@ class RunSafetyTest {
     /** SIGTERM mid-run: exit code 0, a verified checkpoint at the stop step, and --resume finishes the run. */
     @Test
     void sigtermWritesACheckpointExitsCleanlyAndResumes() throws Exception {
-        Path model = modelDir(32, 2), run = dir.resolve("run");
+        Children.corpusAndModel(dir, 32, 2);
+        Path run = dir.resolve("run");
         Process p = sft(run, 100_000, false, "term-1.log");
         poll(() -> stepsDone(run) >= 2, p, "two steps in metrics.jsonl");
         p.destroy(); // SIGTERM on Linux
@@ -71,29 +67,34 @@ class RunSafetyTest {
 
     /**
      * kill -9 while checkpoints are being written (every step, a model whose checkpoint takes a
-     * while to hash and fsync): three kills at random moments inside or just after a write; after
-     * each, every listed checkpoint verifies and loads, hidden temp folders are not listed, and
-     * --resume from the latest runs two more steps.
+     * while to hash and fsync), until 20 kills have landed between the creation of a checkpoint's
+     * temporary folder and the rename of the index (told by the files present at the kill: a
+     * {@code .step-N.tmp-} folder, an {@code .index-} temp file, or a step folder the index does not
+     * name yet). After every kill each listed checkpoint verifies and loads; the next child resumes
+     * from the latest. The run's weights at the end are byte for byte those of an uninterrupted
+     * run to the same step, and its metrics repeat the uninterrupted run's losses.
      */
     @Test
-    void killDuringCheckpointWritesLeavesOnlyCompleteCheckpoints() throws Exception {
-        Path model = modelDir(192, 4), run = dir.resolve("run");
+    void killsDuringCheckpointWritesNeverLoseAResumableCheckpoint() throws Exception {
+        Children.corpusAndModel(dir, 192, 4);
+        Path run = dir.resolve("run");
         long seed = System.nanoTime();
         SplittableRandom rng = new SplittableRandom(seed);
         Checkpoints checkpoints = new Checkpoints(run);
-        int hitWrites = 0;
-        for (int attempt = 0; attempt < 3; attempt++) {
-            String log = "kill-" + attempt + ".log";
+        int inWindow = 0, attempts = 0;
+        while (inWindow < 20) {
+            assertTrue(attempts < 60, "only " + inWindow + " of " + attempts + " kills landed in a checkpoint write (seed " + seed + ")");
+            String log = "kill-" + attempts + ".log";
             int before = stepsDone(run);
-            Process p = sft(run, 100_000, attempt > 0, log);
-            // wait for a fresh step with a complete checkpoint, then for the next checkpoint's temp folder; kill after 0–40 ms
+            Process p = sft(run, 100_000, attempts++ > 0, log);
+            // a fresh step with a complete checkpoint, then the next checkpoint's temp folder; kill 0–40 ms later
             poll(() -> stepsDone(run) > before && !listed(checkpoints).isEmpty(), p, "a new step and a checkpoint (" + log + ")");
             poll(() -> hidden(checkpoints).stream().anyMatch(n -> n.contains(".tmp-")), p, "a checkpoint write (" + log + ")");
-            Thread.sleep(rng.nextInt(40)); // where in the write the kill lands; the asserts below poll nothing
+            Thread.sleep(rng.nextInt(40));
             p.destroyForcibly();
             assertTrue(p.waitFor(TIMEOUT_MS, TimeUnit.MILLISECONDS));
             assertEquals(137, p.exitValue(), "SIGKILL (seed " + seed + ")");
-            if (hidden(checkpoints).stream().anyMatch(n -> n.contains(".tmp-"))) hitWrites++;
+            if (killedInsideAWrite(checkpoints)) inWindow++;
 
             List<String> listed = checkpoints.list();
             assertFalse(listed.isEmpty(), "seed " + seed);
@@ -103,56 +104,86 @@ class RunSafetyTest {
             }
             Path latest = checkpoints.latest();
             assertTrue(listed.contains(latest.getFileName().toString()), latest + " not in " + listed);
-            int from = verifyAndLoad(latest);
-
-            String rlog = "resume-" + attempt + ".log";
-            Process r = sft(run, from + 2, true, rlog);
-            assertTrue(r.waitFor(TIMEOUT_MS, TimeUnit.MILLISECONDS), "resume did not finish");
-            String text = Files.readString(dir.resolve(rlog));
-            assertEquals(0, r.exitValue(), "seed " + seed + ": " + text);
-            assertTrue(text.contains("resuming from " + latest + " at step " + from), text);
-            assertEquals(from + 2, verifyAndLoad(checkpoints.latest()));
-            assertEquals(from + 2, stepsDone(run));
-            assertTrue(hidden(checkpoints).stream().noneMatch(n -> n.matches("\\.step-.*")),
-                    "leftover temp folders are swept by the next write: " + hidden(checkpoints));
         }
-        System.out.printf("RunSafetyTest: %d of 3 kills landed inside a checkpoint write (seed %d)%n", hitWrites, seed);
-        assertTrue(hitWrites >= 1, "no kill landed inside a checkpoint write (seed " + seed + ")");
+        int from = verifyAndLoad(checkpoints.latest()), end = from + 2;
+        Process r = sft(run, end, true, "resume-last.log");
+        assertTrue(r.waitFor(TIMEOUT_MS, TimeUnit.MILLISECONDS), "the last resume did not finish");
+        assertEquals(0, r.exitValue(), Files.readString(dir.resolve("resume-last.log")));
+        assertTrue(hidden(checkpoints).stream().noneMatch(n -> n.matches("\\.step-.*")), "leftovers are swept: " + hidden(checkpoints));
+        assertEquals(end, stepLines(run).size(), "one metrics line per step, no duplicates: " + stepLines(run));
+
+        Path straight = dir.resolve("straight");
+        Process s = sft(straight, end, false, "straight.log");
+        assertTrue(s.waitFor(TIMEOUT_MS, TimeUnit.MILLISECONDS));
+        assertEquals(0, s.exitValue(), Files.readString(dir.resolve("straight.log")));
+        Path last = checkpoints.root().resolve(String.format("step-%07d", end));
+        assertArrayEquals(Files.readAllBytes(new Checkpoints(straight).latest().resolve("model.safetensors")),
+                Files.readAllBytes(last.resolve("model.safetensors")), "weights after " + attempts + " kills and resumes (seed " + seed + ")");
+        assertEquals(losses(straight), losses(run), "every step's loss");
+        System.out.printf("RunSafetyTest: %d of %d kills landed inside a checkpoint write; resumed to step %d bit-identical (seed %d)%n",
+                inWindow, attempts, end, seed);
+    }
+
+    /**
+     * One process per run folder: a second sft on a folder another process is training in ends at
+     * once with exit 2 naming the holder's pid and changes nothing there; once the holder is killed
+     * (kill -9 leaves no lock behind) a third process resumes the folder.
+     */
+    @Test
+    void aSecondProcessIsRefusedAndAKilledHolderDoesNotBlock() throws Exception {
+        Children.corpusAndModel(dir, 32, 2);
+        Path run = dir.resolve("run");
+        Process holder = sft(run, 100_000, false, "holder.log");
+        poll(() -> stepsDone(run) >= 1, holder, "the holder's first step");
+        byte[] config = Files.readAllBytes(run.resolve("sft_config.json"));
+        Children.Done second = Children.run(sftCommand(run, 5, false), dir.resolve("second.log"));
+        assertEquals(2, second.exit(), second.output());
+        assertEquals(List.of("hintgrpo: error: " + run + ": run folder in use by another process (pid " + holder.pid()
+                + "); wait for it or stop it (a killed process leaves no lock)"), second.errors());
+        assertArrayEquals(config, Files.readAllBytes(run.resolve("sft_config.json")), "the second process wrote nothing");
+        Children.Done resumeWhileHeld = Children.run(sftCommand(run, 5, true), dir.resolve("resume-held.log"));
+        assertEquals(2, resumeWhileHeld.exit(), "--resume does not take a held folder either: " + resumeWhileHeld.output());
+        holder.destroyForcibly();
+        assertTrue(holder.waitFor(TIMEOUT_MS, TimeUnit.MILLISECONDS));
+        int done = verifyAndLoad(new Checkpoints(run).latest());
+        Children.Done third = Children.run(sftCommand(run, done + 1, true), dir.resolve("third.log"));
+        assertEquals(0, third.exit(), third.output());
+        assertEquals(done + 1, stepsDone(run));
     }
 
     // ---- helpers
 
-    /** A model directory (a small shape of the embedded default for the synthetic corpus) and the corpus's training file. */
-    private Path modelDir(int hidden, int layers) throws IOException {
-        Path corpus = dir.resolve("corpus");
-        SynthCorpus.write(corpus, SynthCorpus.Options.defaults(11, 120));
-        Path tokenizerJson = corpus.resolve(SynthCorpus.TOKENIZER_FILE);
-        ModelConfig base;
-        try (Tokenizer tok = Tokenizer.load(tokenizerJson)) {
-            base = SynthCorpus.modelConfig(tok);
+    /** Whether a kill landed between a checkpoint's temp folder and the index rename, by what it left. */
+    private static boolean killedInsideAWrite(Checkpoints c) throws IOException {
+        if (hidden(c).stream().anyMatch(n -> n.contains(".tmp-") || n.startsWith(".index-"))) return true;
+        Path index = c.root().resolve(Checkpoints.INDEX);
+        String latest = Files.exists(index) ? new com.fasterxml.jackson.databind.ObjectMapper().readTree(index.toFile()).path("latest").asText() : "";
+        List<String> all = c.list();
+        return !all.isEmpty() && !all.get(all.size() - 1).equals(latest); // renamed into place, index not yet updated
+    }
+
+    /** Every step's loss from metrics.jsonl, in order. */
+    private static List<String> losses(Path run) throws IOException {
+        List<String> out = new ArrayList<>();
+        for (String line : Files.readAllLines(run.resolve("metrics.jsonl"))) {
+            Matcher m = Pattern.compile("^\\{\"step\":\\d+,\"loss\":([^,]+),").matcher(line);
+            if (m.find()) out.add(m.group(1));
         }
-        ModelConfig cfg = new ModelConfig(hidden, hidden * 2, 4, 2, layers, base.vocabSize(), base.rmsNormEps(), base.ropeTheta(),
-                true, base.maxPositionEmbeddings(), base.audioFeatureSize(), base.visionFeatureSize(), base.audioTokenId(),
-                base.visionTokenId(), base.projectorType());
-        Path out = dir.resolve("model");
-        try (Model m = new Model(new CpuKernels(), cfg)) {
-            m.initialize(5);
-            ModelDir.save(m, out, Safetensors.Dtype.F32);
-        }
-        Files.copy(tokenizerJson, out.resolve("tokenizer.json"));
         return out;
+    }
+
+    /** A constant learning rate, so a run's steps do not depend on its --steps and runs to different ends compare step by step. */
+    private List<String> sftCommand(Path run, int steps, boolean resume) {
+        List<String> cmd = Children.hintgrpo("sft", "--model", dir.resolve("model").toString(), "--train", Children.train(dir),
+                "--out", run.toString(), "--backend", "cpu", "--steps", Integer.toString(steps), "--batch-size", "4",
+                "--warmup-steps", "0", "--min-lr-ratio", "1", "--checkpoint-every", "1", "--keep-last", "2", "--seed", "3");
+        if (resume) cmd.add("--resume");
+        return cmd;
     }
 
     /** Starts {@code hintgrpo sft} in a child JVM; stdout and stderr go to dir/logName. */
     private Process sft(Path run, int steps, boolean resume, String logName) throws IOException {
-        String java = ProcessHandle.current().info().command().orElse(Path.of(System.getProperty("java.home"), "bin", "java").toString());
-        List<String> cmd = new ArrayList<>(List.of(java, "--add-modules", "jdk.incubator.vector", "-Xmx1g",
-                "-cp", System.getProperty("java.class.path"), "io.hintgrpo.trainer.cli.Main", "sft",
-                "--model", dir.resolve("model").toString(), "--train", SynthCorpus.splitFile(dir.resolve("corpus"), "reviews", "train").toString(),
-                "--out", run.toString(), "--backend", "cpu", "--steps", Integer.toString(steps), "--batch-size", "4",
-                "--warmup-steps", "1", "--checkpoint-every", "1", "--keep-last", "2", "--seed", "3"));
-        if (resume) cmd.add("--resume");
-        return new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(dir.resolve(logName).toFile()).start();
+        return Children.start(sftCommand(run, steps, resume), dir.resolve(logName));
     }
 
     /** Waits (polling every 5 ms) until cond holds; fails if the process exits first or after 60 s. */
@@ -207,9 +238,12 @@ class RunSafetyTest {
     }
 
     /** Checkpoints.verify and a full load (model, optimizer moments, state); returns the checkpoint's step. */
-    private static int verifyAndLoad(Path ck) {
+    private static int verifyAndLoad(Path ck) throws IOException {
         Checkpoints.verify(ck);
-        Checkpoints.Loaded l = Checkpoints.load(ck, new CpuKernels(), Map.of(), io.hintgrpo.trainer.sft.SftConfig.defaults().optimizer(), msg -> {});
+        Map<String, String> fingerprint = new java.util.LinkedHashMap<>(); // the checkpoint's own: this checks the files, not the settings
+        new com.fasterxml.jackson.databind.ObjectMapper().readTree(ck.resolve(Checkpoints.STATE).toFile()).path("fingerprint").fields()
+                .forEachRemaining(e -> fingerprint.put(e.getKey(), e.getValue().asText()));
+        Checkpoints.Loaded l = Checkpoints.load(ck, new CpuKernels(), fingerprint, io.hintgrpo.trainer.sft.SftConfig.defaults().optimizer(), msg -> {});
         try (Model m = l.model()) {
             assertTrue(m.layout.count() > 0);
         }

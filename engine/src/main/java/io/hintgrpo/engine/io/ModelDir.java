@@ -86,7 +86,9 @@ public final class ModelDir {
             if (!Arrays.equals(t.shape(), e.shape()))
                 throw new BadInputException(tensors.fileOf(name).toString(), "tensor " + name + " has shape "
                         + Arrays.toString(t.shape()) + ", config.json expects " + Arrays.toString(e.shape()));
-            model.upload(name, tensors.read(name));
+            float[] v = tensors.read(name);
+            requireFinite(v, tensors.fileOf(name).toString(), name);
+            model.upload(name, v);
             values += e.size();
         }
         if (initialised > 0)
@@ -103,6 +105,29 @@ public final class ModelDir {
         if (!unused.isEmpty())
             report.accept(source + ": " + unused.size() + " tensor(s) not used by this config: " + String.join(", ", unused));
         report.accept("loaded " + values + " parameters from " + source);
+    }
+
+    /** A tensor with NaN or ±Inf is refused at load, naming it: training or scoring from it would only spread the poison. */
+    public static void requireFinite(float[] values, String file, String tensor) {
+        for (int i = 0; i < values.length; i++)
+            if (!Float.isFinite(values[i]))
+                throw new BadInputException(file, "tensor " + tensor + " holds " + values[i] + " at flat index " + i
+                        + " (a model or checkpoint with non-finite weights cannot be used)");
+    }
+
+    /**
+     * The files a model directory's weights consist of: config.json, then model.safetensors, or
+     * the shard index and its shards (sorted), for comparing models by content.
+     */
+    public static List<Path> files(Path dir) {
+        List<Path> out = new ArrayList<>(List.of(dir.resolve(CONFIG)));
+        try (Tensors t = Tensors.open(dir)) {
+            java.util.TreeSet<Path> weights = new java.util.TreeSet<>();
+            for (Safetensors f : t.files) weights.add(f.file());
+            if (!t.source().equals(dir.resolve(WEIGHTS))) out.add(t.source());
+            out.addAll(weights);
+        }
+        return out;
     }
 
     /**
@@ -183,6 +208,7 @@ public final class ModelDir {
         public static Tensors open(Path dir) {
             Path single = dir.resolve(WEIGHTS), index = dir.resolve(INDEX);
             if (Files.exists(single)) {
+                requireInside(dir, single, single.toString());
                 Safetensors st = Safetensors.open(single);
                 Map<String, Safetensors> byName = new LinkedHashMap<>();
                 for (String name : st.tensors().keySet()) byName.put(name, st);
@@ -222,6 +248,7 @@ public final class ModelDir {
                             throw new BadInputException(where, "shard \"" + shardName + "\" of tensor " + tensor + " is outside the directory");
                         if (!Files.isRegularFile(p))
                             throw new BadInputException(where, "shard file " + shardName + " (listed for tensor " + tensor + ") does not exist");
+                        requireInside(dir, p, where);
                         shard = Safetensors.open(p);
                         shards.put(shardName, shard);
                     }
@@ -235,6 +262,26 @@ public final class ModelDir {
                 throw e;
             }
             return new Tensors(index, byName, new ArrayList<>(shards.values()));
+        }
+
+        /**
+         * A shard must stay inside the model directory after links are followed. The one exception is
+         * Hugging Face's cache layout, whose snapshot files link into the repository's blobs folder
+         * ({@code models--x/snapshots/REV/f → ../../blobs/SHA}): links there are allowed.
+         */
+        private static void requireInside(Path dir, Path file, String where) {
+            try {
+                Path real = file.toRealPath(), home = dir.toRealPath();
+                if (real.startsWith(home)) return;
+                Path abs = dir.toAbsolutePath().normalize(), parent = abs.getParent();
+                if (parent != null && parent.getFileName() != null && parent.getFileName().toString().equals("snapshots")) {
+                    Path blobs = parent.resolveSibling("blobs");
+                    if (Files.isDirectory(blobs) && real.startsWith(blobs.toRealPath())) return;
+                }
+                throw new BadInputException(where, "shard " + file.getFileName() + " links to " + real + ", outside the model directory " + dir);
+            } catch (IOException e) {
+                throw BadInputException.io(file, "cannot read", e);
+            }
         }
 
         /** The file errors about the whole checkpoint name: model.safetensors or the index. */

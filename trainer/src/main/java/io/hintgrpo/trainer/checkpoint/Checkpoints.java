@@ -116,7 +116,9 @@ public final class Checkpoints {
                 if (Files.exists(tmp)) deleteTree(tmp);
             }
         } catch (IOException e) {
-            throw new UncheckedIOException("writing a checkpoint in " + root + ": " + e.getMessage(), e);
+            throw BadInputException.io(root, "cannot write a checkpoint", e);
+        } catch (UncheckedIOException e) {
+            throw BadInputException.io(root, "cannot write a checkpoint", e.getCause());
         }
     }
 
@@ -177,19 +179,39 @@ public final class Checkpoints {
         }
     }
 
-    /** The latest checkpoint whose files verify, or null when there is none. */
+    /** The latest checkpoint (the index's, else the newest folder), or null when there is none. */
     public Path latest() throws IOException {
-        String named = readIndex().path("latest").asText(null);
-        if (named != null && Files.isDirectory(root.resolve(named))) return root.resolve(named);
+        Path named = named("latest");
+        if (named != null) return named;
         List<String> all = new ArrayList<>(list());
-        return all.isEmpty() ? null : root.resolve(all.get(all.size() - 1));
+        return all.isEmpty() ? null : inside(root.resolve(all.get(all.size() - 1)));
     }
 
     /** The best checkpoint by metric, or the latest when none was ranked. */
     public Path best() throws IOException {
-        String named = readIndex().path("best").asText(null);
-        if (named != null && Files.isDirectory(root.resolve(named))) return root.resolve(named);
-        return latest();
+        Path named = named("best");
+        return named != null ? named : latest();
+    }
+
+    /**
+     * The checkpoint index.json names as latest or best, when it exists. The index may only name a
+     * checkpoint folder of this run: another name (a path into another run, {@code ..}) is refused.
+     */
+    private Path named(String which) throws IOException {
+        String named = readIndex().path(which).asText(null);
+        if (named == null) return null;
+        if (!named.matches("step-\\d+"))
+            throw new BadInputException(root.resolve(INDEX).toString(), "names \"" + named + "\" as " + which
+                    + ", which is not a checkpoint folder of this run (step-N)");
+        Path p = root.resolve(named);
+        return Files.isDirectory(p) ? inside(p) : null;
+    }
+
+    /** A checkpoint folder must be inside this run's checkpoints folder after links are followed. */
+    private Path inside(Path p) throws IOException {
+        if (!p.toRealPath().getParent().equals(root.toRealPath()))
+            throw new BadInputException(p.toString(), "links to " + p.toRealPath() + ", outside " + root + "; a run's checkpoints stay in it");
+        return p;
     }
 
     /**
@@ -207,11 +229,15 @@ public final class Checkpoints {
         }
         Map<String, String> fp = new LinkedHashMap<>();
         s.path("fingerprint").fields().forEachRemaining(e -> fp.put(e.getKey(), e.getValue().asText()));
-        for (Map.Entry<String, String> e : expected.entrySet()) {
-            String saved = fp.get(e.getKey());
-            if (saved != null && !saved.equals(e.getValue()))
-                throw new BadInputException(dir.toString(), "checkpoint was written with " + e.getKey() + " = " + saved
-                        + ", this run has " + e.getValue() + " (resume with the same settings, or start a new run folder)");
+        java.util.Set<String> keys = new java.util.TreeSet<>(java.util.Comparator.comparing((String k) -> !k.equals("command"))
+                .thenComparing(java.util.Comparator.naturalOrder())); // another command first: it explains every other difference
+        keys.addAll(fp.keySet());
+        keys.addAll(expected.keySet());
+        for (String key : keys) {
+            String saved = fp.get(key), now = expected.get(key);
+            if (!java.util.Objects.equals(saved, now))
+                throw new BadInputException(dir.toString(), "checkpoint was written with " + key + " = " + (saved == null ? "(none)" : saved)
+                        + ", this run has " + (now == null ? "(none)" : now) + " (resume with the same settings, or start a new run folder)");
         }
         State state = new State(s.path("step").asInt(), s.path("epoch").asInt(), s.path("position").asInt(),
                 s.path("skipped_steps").asInt(), fp);
@@ -226,7 +252,9 @@ public final class Checkpoints {
                     if (moments.info(name).elements() != e.size())
                         throw new BadInputException(dir.resolve(OPTIMIZER).toString(), name + " has " + moments.info(name).elements()
                                 + " values, the model's tensor has " + e.size());
-                    opt.uploadMoment(which, e.name(), moments.read(name));
+                    float[] m = moments.read(name);
+                    ModelDir.requireFinite(m, dir.resolve(OPTIMIZER).toString(), name);
+                    opt.uploadMoment(which, e.name(), m);
                 }
         } catch (RuntimeException e) {
             model.close();
@@ -275,8 +303,16 @@ public final class Checkpoints {
         for (String required : List.of(ModelDir.CONFIG, ModelDir.WEIGHTS, OPTIMIZER, STATE))
             if (!recorded.has(required)) throw new BadInputException(sums.toString(), "does not list " + required);
         recorded.fields().forEachRemaining(e -> {
+            if (!e.getKey().matches("[A-Za-z0-9_.-]+") || e.getKey().startsWith("."))
+                throw new BadInputException(sums.toString(), "lists \"" + e.getKey() + "\", which is not a file of the checkpoint folder");
             Path f = dir.resolve(e.getKey());
             if (!Files.isRegularFile(f)) throw new BadInputException(f.toString(), "missing from the checkpoint");
+            try {
+                if (!f.toRealPath().getParent().equals(dir.toRealPath()))
+                    throw new BadInputException(f.toString(), "links to " + f.toRealPath() + ", outside the checkpoint folder");
+            } catch (IOException io) {
+                throw BadInputException.io(f, "cannot read", io);
+            }
             try {
                 if (!sha256(f).equals(e.getValue().asText()))
                     throw new BadInputException(f.toString(), "checksum mismatch: the file is corrupt or was changed after the checkpoint was written");
@@ -284,6 +320,28 @@ public final class Checkpoints {
                 throw new BadInputException(f.toString(), "cannot read: " + io.getMessage());
             }
         });
+    }
+
+    /**
+     * One SHA-256 over the contents of files, in order (each with its length, so the boundaries
+     * count): runs compare their corpus and starting model by content, not by path.
+     */
+    public static String contentHash(List<Path> files) {
+        try {
+            MessageDigest md = MessageDigest.getInstance("SHA-256");
+            byte[] buf = new byte[1 << 16];
+            for (Path f : files) {
+                md.update(java.nio.ByteBuffer.allocate(8).putLong(Files.size(f)).array());
+                try (InputStream in = Files.newInputStream(f)) {
+                    for (int n; (n = in.read(buf)) > 0; ) md.update(buf, 0, n);
+                }
+            }
+            return HexFormat.of().formatHex(md.digest());
+        } catch (IOException e) {
+            throw BadInputException.io(files.isEmpty() ? Path.of(".") : files.get(0), "cannot read", e);
+        } catch (NoSuchAlgorithmException e) {
+            throw new IllegalStateException(e);
+        }
     }
 
     static String sha256(Path f) throws IOException {

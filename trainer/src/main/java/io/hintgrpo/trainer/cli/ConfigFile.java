@@ -60,6 +60,7 @@ final class ConfigFile {
         Map<CommandSpec, ObjectNode> values = new HashMap<>();
         CommandSpec target = target(root, args);
         values.put(target, Configs.settingsFor(config, target.name(), keys(target), sections, anyKnown));
+        for (OptionSpec o : target.options()) checkType(o, values.get(target).get(key(o)), config);
         return arg -> {
             if (!(arg instanceof OptionSpec o) || o.longestName().equals("--config")) return null;
             ObjectNode v = values.computeIfAbsent(o.command(), c -> {
@@ -79,6 +80,22 @@ final class ConfigFile {
             }
             return n.asText();
         };
+    }
+
+    /** A file value of a plain typed option that would not convert is the file's error (not the flag's), named with its key. */
+    private static void checkType(OptionSpec o, JsonNode v, Path config) {
+        if (v == null || v.isNull() || v.isArray()) return;
+        Class<?> t = o.type();
+        String text = v.asText().strip(), kind = null;
+        try {
+            if (t == int.class || t == Integer.class) Integer.parseInt(text);
+            else if (t == long.class || t == Long.class) Long.parseLong(text);
+            else if (t == float.class || t == Float.class || t == double.class || t == Double.class) Double.parseDouble(text);
+            else if ((t == boolean.class || t == Boolean.class) && !text.equals("true") && !text.equals("false")) kind = "true or false";
+        } catch (NumberFormatException e) {
+            kind = t == float.class || t == Float.class || t == double.class || t == Double.class ? "a number" : "a whole number";
+        }
+        if (kind != null) throw new BadInputException(config.toString(), "setting \"" + key(o) + "\" must be " + kind + ", got " + v);
     }
 
     /** The (sub)command that args run: the last subcommand name on the path. */
@@ -153,30 +170,50 @@ final class ConfigFile {
         return Settings.over(base, values, key -> where);
     }
 
-    /** Every setting of a command, as a --config file in {@code file}: its options' values, and the settings record's (may be null). */
-    static void writeEffective(CommandSpec cmd, Path file, Record settings) throws IOException {
-        ObjectNode root = JSON.createObjectNode();
-        ObjectNode values = root.putObject(cmd.name());
-        Set<String> recordKeys = new HashSet<>();
-        if (settings != null) for (Settings.Key k : Settings.keys(settings.getClass())) recordKeys.add(k.name());
+    /**
+     * A command's option values by config key, for its effective config: every option but help,
+     * --config and the settings record's own (settings may be null); numbers and booleans as they
+     * are, lists as lists of text, the rest as text.
+     */
+    static Map<String, Object> optionValues(CommandSpec cmd, Class<? extends Record> settings) {
+        Set<String> recordKeys = settings == null ? Set.of() : Settings.names(settings);
+        Map<String, Object> values = new java.util.LinkedHashMap<>();
         for (OptionSpec opt : cmd.options()) {
             String key = key(opt);
             if (opt.usageHelp() || opt.versionHelp() || key.equals("config") || recordKeys.contains(key)) continue;
             Object v = opt.getValue();
-            if (v == null) values.putNull(key);
-            else if (v instanceof Collection<?> c) c.forEach(x -> values.withArray(key).add(x.toString()));
-            else if (v instanceof Number || v instanceof Boolean) values.set(key, JSON.valueToTree(v));
-            else values.put(key, v.toString());
+            if (v instanceof Collection<?> c) values.put(key, c.stream().map(String::valueOf).toList());
+            else values.put(key, v == null || v instanceof Number || v instanceof Boolean ? v : v.toString());
         }
-        if (settings != null) values.setAll(Settings.flatten(settings));
+        return values;
+    }
+
+    /** Every option of a command, as a --config file in {@code file}: {@code {"<command>": {…}}}. */
+    static void writeEffective(CommandSpec cmd, Path file) throws IOException {
+        ObjectNode root = JSON.createObjectNode();
+        root.set(cmd.name(), JSON.valueToTree(optionValues(cmd, null)));
         AtomicFiles.writeString(file, JSON.writerWithDefaultPrettyPrinter().writeValueAsString(root));
     }
 
     /** The effective settings beside an output file: {@code out.jsonl} → {@code out.config.json}. */
     static void writeEffectiveBeside(CommandSpec cmd, Path output) throws IOException {
+        writeEffective(cmd, beside(output));
+    }
+
+    private static Path beside(Path output) {
         String name = output.getFileName().toString();
         int dot = name.lastIndexOf('.');
-        writeEffective(cmd, output.resolveSibling((dot > 0 ? name.substring(0, dot) : name) + ".config.json"), null);
+        return output.resolveSibling((dot > 0 ? name.substring(0, dot) : name) + ".config.json");
+    }
+
+    /**
+     * Before any work: the output file (and the effective config that goes beside it) is none of
+     * the inputs, and its folder takes a file; else one clear error naming the flag or the path.
+     */
+    static void checkOutput(Path output, String flag, Collection<Path> inputs) {
+        AtomicFiles.refuseInput(output, flag, inputs);
+        AtomicFiles.refuseInput(beside(output), flag + " (its .config.json)", inputs);
+        AtomicFiles.probeFile(output);
     }
 
     /** A picocli model transformer per settings record: the command gets one flag per setting. */

@@ -1,5 +1,7 @@
 package io.hintgrpo.trainer.cli;
 
+import io.hintgrpo.engine.BadInputException;
+
 import com.fasterxml.jackson.databind.JsonNode;
 import io.hintgrpo.trainer.data.Jsonl;
 import io.hintgrpo.trainer.data.SynthCorpus;
@@ -100,6 +102,8 @@ final class DataCommand {
 
         @Override
         public Integer call() {
+            if (audioDim < -1) throw new BadInputException("--audio-dim", "must be ≥ 0, or -1 for any, got " + audioDim);
+            if (visionDim < -1) throw new BadInputException("--vision-dim", "must be ≥ 0, or -1 for any, got " + visionDim);
             PrintWriter w = spec.commandLine().getOut();
             for (Path f : files) {
                 Jsonl.Loaded l = Jsonl.read(f, new Jsonl.Expect(audioDim, visionDim), skipBad);

@@ -1,5 +1,6 @@
 package io.hintgrpo.trainer.cli;
 
+import io.hintgrpo.engine.BadInputException;
 import io.hintgrpo.engine.Backends;
 import io.hintgrpo.engine.Kernels;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -9,6 +10,7 @@ import io.hintgrpo.trainer.data.AtomicFiles;
 import io.hintgrpo.trainer.demo.Demo;
 import io.hintgrpo.trainer.rl.GrpoConfig;
 import io.hintgrpo.trainer.sft.SftConfig;
+import io.hintgrpo.trainer.loop.RunLock;
 import io.hintgrpo.trainer.loop.StopSignal;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -55,12 +57,20 @@ final class DemoCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        if (steps != null && steps < 1) throw new BadInputException("--steps", "must be ≥ 1, got " + steps);
+        if (grpoSteps != null && grpoSteps < 0) throw new BadInputException("--grpo-steps", "must be ≥ 0 (0 = SFT only), got " + grpoSteps);
+        if (testLimit != null && testLimit < 1) throw new BadInputException("--test-limit", "must be ≥ 1, got " + testLimit);
         Demo.Settings d = Demo.Settings.defaults();
         SftConfig sft = ConfigFile.section(config, "sft", d.sft(), Collections.singletonMap("steps", steps));
         GrpoConfig grpo = ConfigFile.section(config, "grpo", d.grpo(), Collections.singletonMap("steps", grpoSteps == null || grpoSteps == 0 ? null : grpoSteps));
         Demo.Settings s = new Demo.Settings(seed == null ? d.seed() : seed, d.corpusSize(), d.trainDomain(), sft,
                 grpoSteps != null && grpoSteps == 0 ? null : grpo, testLimit == null ? d.testLimit() : testLimit);
-        Files.createDirectories(out);
+        try (RunLock lock = RunLock.acquire(out)) { // before anything is written; Demo.run takes it again
+            return run(s);
+        }
+    }
+
+    private int run(Demo.Settings s) throws Exception {
         // the effective settings, itself a valid --config of demo
         ObjectNode effective = JSON.createObjectNode();
         ObjectNode demo = effective.putObject("demo");

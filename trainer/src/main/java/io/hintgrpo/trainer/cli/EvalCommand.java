@@ -1,5 +1,6 @@
 package io.hintgrpo.trainer.cli;
 
+import io.hintgrpo.engine.BadInputException;
 import io.hintgrpo.engine.Backends;
 import io.hintgrpo.engine.Kernels;
 import io.hintgrpo.engine.io.ModelDir;
@@ -57,9 +58,16 @@ final class EvalCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         Evaluation.Drop d = Evaluation.Drop.parse(drop);
+        if (batchSize < 1) throw new BadInputException("--batch-size", "must be ≥ 1, got " + batchSize);
+        if (maxNewTokens < 1) throw new BadInputException("--max-new-tokens", "must be ≥ 1, got " + maxNewTokens);
+        if (out != null) {
+            ConfigFile.checkOutput(out, "--out", data);
+            ConfigFile.checkOutput(markdownBeside(out), "--out", data);
+        }
         try (Kernels kernels = Backends.open(backend);
              Model m = ModelDir.load(kernels, model, 0, msg -> System.err.println("hintgrpo: " + msg));
              Tokenizer tok = Tokenizer.load(model)) {
+            GenerateCommand.checkMaxNewTokens(maxNewTokens, m.config);
             List<Utterance> all = new ArrayList<>();
             for (Path f : data) {
                 Jsonl.Loaded l = Jsonl.read(f, Jsonl.Expect.of(m.config), skipBad);
@@ -74,9 +82,14 @@ final class EvalCommand implements Callable<Integer> {
             if (out != null) {
                 AtomicFiles.writeString(out, o.report().toJson());
                 ConfigFile.writeEffectiveBeside(spec, out);
-                AtomicFiles.writeString(out.resolveSibling(out.getFileName().toString().replaceFirst("\\.json$", "") + ".md"), md);
+                AtomicFiles.writeString(markdownBeside(out), md);
             }
         }
         return 0;
+    }
+
+    /** The markdown table beside the JSON report: report.json → report.md. */
+    private static Path markdownBeside(Path out) {
+        return out.resolveSibling(out.getFileName().toString().replaceFirst("\\.json$", "") + ".md");
     }
 }

@@ -8,6 +8,8 @@ import io.hintgrpo.trainer.demo.Demo;
 import io.hintgrpo.trainer.experiment.Experiment;
 import io.hintgrpo.trainer.rl.GrpoConfig;
 import io.hintgrpo.trainer.sft.SftConfig;
+import io.hintgrpo.trainer.data.AtomicFiles;
+import io.hintgrpo.trainer.loop.RunLock;
 import io.hintgrpo.trainer.loop.StopSignal;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
@@ -70,12 +72,15 @@ final class ExperimentCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         if (seeds.isEmpty()) throw new BadInputException("--seeds", "at least one seed");
         if (budget < 1) throw new BadInputException("--budget", "must be ≥ 1, got " + budget);
+        if (testLimit < 1) throw new BadInputException("--test-limit", "must be ≥ 1, got " + testLimit);
+        if (sftSteps < 1) throw new BadInputException("--sft-steps", "must be ≥ 1, got " + sftSteps);
         SftConfig sftConfig = ConfigFile.section(config, "sft", SftConfig.defaults(), Map.of("steps", sftSteps));
         GrpoConfig base = ConfigFile.section(config, "grpo", GrpoConfig.defaults(), Map.of());
         String domain = Demo.Settings.defaults().trainDomain();
         StopSignal.install();
         long start = System.nanoTime();
-        try (Kernels kernels = Backends.open(backend)) {
+        AtomicFiles.probeFolder(out);
+        try (RunLock lock = RunLock.acquire(work); Kernels kernels = Backends.open(backend)) { // Experiment.run takes it again
             Path sftModel = sft, corpusDir = corpus;
             if (sftModel == null) {
                 Demo.Prepared p = Demo.prepare(kernels, work, corpusSeed, Demo.Settings.defaults().corpusSize(), domain, sftConfig,

@@ -83,10 +83,13 @@ final class GenerateCommand implements Callable<Integer> {
         if (!(temperature >= 0) || !Float.isFinite(temperature))
             throw new BadInputException("--temperature", "must be a number ≥ 0, got " + temperature);
         if (!(topP > 0 && topP <= 1)) throw new BadInputException("--top-p", "must be in (0, 1], got " + topP);
+        if (topK < 0) throw new BadInputException("--top-k", "must be ≥ 0 (0 = off), got " + topK);
+        ConfigFile.checkOutput(output, "--output", List.of(input));
         Evaluation.Options opt = new Evaluation.Options(maxNewTokens, temperature, topK, topP, batchSize, seed, Evaluation.Drop.parse(drop));
         try (Kernels kernels = Backends.open(backend);
              Model m = ModelDir.load(kernels, model, seed, msg -> System.err.println("hintgrpo: " + msg));
              Tokenizer tok = Tokenizer.load(model)) {
+            checkMaxNewTokens(maxNewTokens, m.config);
             List<Jsonl.Record> records = Jsonl.readPrompts(input, Jsonl.Expect.of(m.config));
             List<Utterance> utterances = new ArrayList<>(records.size());
             for (Jsonl.Record r : records) utterances.add(r.utterance());
@@ -103,6 +106,13 @@ final class GenerateCommand implements Callable<Integer> {
             System.err.println("hintgrpo: wrote " + lines.size() + " responses to " + output);
         }
         return 0;
+    }
+
+    /** --max-new-tokens beyond the model's context is refused before any generation. */
+    static void checkMaxNewTokens(int maxNewTokens, io.hintgrpo.engine.model.ModelConfig cfg) {
+        if (maxNewTokens > cfg.maxPositionEmbeddings())
+            throw new BadInputException("--max-new-tokens", maxNewTokens + " is beyond the model's context of "
+                    + cfg.maxPositionEmbeddings() + " positions (max_position_embeddings)");
     }
 
     /** The input fields as written, then the response, what the parser found, and the generated token count. */

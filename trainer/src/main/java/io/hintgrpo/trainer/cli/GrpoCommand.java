@@ -6,6 +6,7 @@ import io.hintgrpo.engine.Kernels;
 import io.hintgrpo.engine.model.Precision;
 import io.hintgrpo.engine.model.ModelConfig;
 import io.hintgrpo.trainer.data.Utterance;
+import io.hintgrpo.trainer.loop.RunLock;
 import io.hintgrpo.trainer.loop.StopSignal;
 import io.hintgrpo.trainer.rl.GrpoConfig;
 import io.hintgrpo.trainer.rl.GrpoRun;
@@ -42,11 +43,12 @@ final class GrpoCommand implements Callable<Integer> {
         StopSignal.install();
         try (Kernels kernels = Backends.open(run.backend)) {
             List<Utterance> trainData = run.read(run.train, modelConfig), validData = run.read(run.valid, modelConfig);
-            run.prepareFolder(spec, cfg);
-            GrpoRun.Outcome o = GrpoRun.run(kernels, GrpoRun.Job.of(run.model, trainData, validData, cfg).precision(gemmPrecision),
-                    run.run());
-            spec.commandLine().getOut().printf("%s: %d steps (%d skipped), %d completions generated; best model: %s%n",
-                    cfg.methodName(), o.training().steps(), o.training().skippedSteps(), o.completionsTotal(), o.modelDir());
+            try (RunLock lock = run.lockFolder()) {
+                GrpoRun.Outcome o = GrpoRun.run(kernels, GrpoRun.Job.of(run.model, trainData, validData, cfg).precision(gemmPrecision),
+                        run.run(spec, cfg.getClass()));
+                spec.commandLine().getOut().printf("%s: %d steps (%d skipped), %d completions generated; best model: %s%n",
+                        cfg.methodName(), o.training().steps(), o.training().skippedSteps(), o.completionsTotal(), o.modelDir());
+            }
         }
         return 0;
     }

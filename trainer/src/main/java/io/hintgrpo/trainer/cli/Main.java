@@ -4,6 +4,9 @@ import io.hintgrpo.engine.BadInputException;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
+import io.hintgrpo.trainer.loop.DivergedException;
+
+import java.io.IOException;
 import java.io.PrintWriter;
 
 /** The {@code hintgrpo} command line: one subcommand per job. */
@@ -12,8 +15,10 @@ import java.io.PrintWriter;
         subcommands = {DemoCommand.class, DataCommand.class, InitCommand.class, SftCommand.class, GrpoCommand.class, ExperimentCommand.class, EvalCommand.class,
                 GenerateCommand.class, ScoreCommand.class, BenchCommand.class, CommandLine.HelpCommand.class})
 public final class Main {
-    /** Exit code for bad input (file, config, flag): one line on stderr, nothing half-written. */
+    /** Exit code for bad input (file, config, flag) and failed writes: one line on stderr, nothing half-written. */
     public static final int EXIT_BAD_INPUT = 2;
+    /** Exit code when training stopped because too many steps in a row were not finite (the last good checkpoint stays). */
+    public static final int EXIT_DIVERGED = 3;
 
     public static void main(String[] args) {
         System.exit(run(args));
@@ -26,6 +31,7 @@ public final class Main {
     /** Runs one command line with the given streams; returns the exit code. */
     public static int run(PrintWriter out, PrintWriter err, String... args) {
         CommandLine cli = new CommandLine(new Main());
+        cli.setOverwrittenOptionsAllowed(true); // a flag given twice: the last wins, as a config file's value loses to a flag
         cli.setOut(out);
         cli.setErr(err);
         try {
@@ -34,13 +40,55 @@ public final class Main {
             err.println("hintgrpo: error: " + e.getMessage());
             return EXIT_BAD_INPUT;
         }
+        cli.setParameterExceptionHandler((e, given) -> {
+            e.getCommandLine().getErr().println("hintgrpo: error: " + parameterProblem(e) + " (see 'hintgrpo "
+                    + qualifiedName(e.getCommandLine()) + " --help')");
+            return EXIT_BAD_INPUT;
+        });
         cli.setExecutionExceptionHandler((e, cmd, parsed) -> {
+            Throwable io = ioCause(e);
             if (e instanceof BadInputException) {
                 cmd.getErr().println("hintgrpo: error: " + e.getMessage());
+                return EXIT_BAD_INPUT;
+            }
+            if (e instanceof DivergedException) {
+                cmd.getErr().println("hintgrpo: error: training diverged: " + e.getMessage());
+                return EXIT_DIVERGED;
+            }
+            if (io instanceof IOException x) { // a file operation no one wrapped: still one line with the path and the OS's reason
+                String line = x instanceof java.nio.file.FileSystemException f && f.getFile() != null
+                        ? f.getFile() + ": " + BadInputException.osReason(x)
+                        : e instanceof java.io.UncheckedIOException && e.getMessage() != null ? e.getMessage() : BadInputException.osReason(x);
+                cmd.getErr().println("hintgrpo: error: " + line.lines().findFirst().orElse(""));
                 return EXIT_BAD_INPUT;
             }
             throw e;
         });
         return cli.execute(args);
+    }
+
+    private static Throwable ioCause(Throwable e) {
+        for (Throwable c = e; c != null; c = c.getCause()) if (c instanceof IOException) return c;
+        return null;
+    }
+
+    private static String qualifiedName(CommandLine cmd) {
+        String q = cmd.getCommandSpec().qualifiedName(" ");
+        return q.startsWith("hintgrpo") ? q.substring("hintgrpo".length()).strip() : q;
+    }
+
+    /** picocli's message in our words, one line: {@code --steps: "abc" is not a whole number}. */
+    private static String parameterProblem(CommandLine.ParameterException e) {
+        String m = e.getMessage().lines().findFirst().orElse("").strip();
+        java.util.regex.Matcher v = java.util.regex.Pattern.compile("Invalid value for option '([^']+)'(?: \\([^)]*\\))?: '(.*)' is not an? (\\w+)").matcher(m);
+        if (v.find()) {
+            String kind = switch (v.group(3)) {
+                case "int", "long", "short", "byte" -> "a whole number";
+                case "float", "double" -> "a number";
+                default -> "a " + v.group(3);
+            };
+            return v.group(1) + ": \"" + v.group(2) + "\" is not " + kind;
+        }
+        return m;
     }
 }

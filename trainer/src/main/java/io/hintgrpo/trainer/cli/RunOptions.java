@@ -4,12 +4,12 @@ import io.hintgrpo.engine.model.ModelConfig;
 import io.hintgrpo.engine.model.Precision;
 import io.hintgrpo.trainer.data.Jsonl;
 import io.hintgrpo.trainer.data.Utterance;
+import io.hintgrpo.trainer.checkpoint.Checkpoints;
 import io.hintgrpo.trainer.loop.Run;
+import io.hintgrpo.trainer.loop.RunLock;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 
-import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -50,19 +50,23 @@ final class RunOptions {
         return Precision.parse(precision);
     }
 
-    /** The run folder, resumed or not, with the data files in the fingerprint; messages to stderr, stopped by signals. */
-    Run run() {
-        return Run.in(out).resuming(resume).fingerprint(java.util.Map.of("train", train.toString()));
+    /**
+     * The run folder, resumed or not, with the training data's content in the fingerprint and the
+     * command's options (but its settings record's) for the effective config; messages to stderr,
+     * stopped by signals.
+     */
+    Run run(CommandSpec spec, Class<? extends Record> settings) {
+        return Run.in(out).resuming(resume).fingerprint(java.util.Map.of("train", Checkpoints.contentHash(train)))
+                .options(ConfigFile.optionValues(spec, settings));
     }
 
     /**
-     * Before any work: refuses a used run folder without --resume, creates the folder and writes the
-     * effective settings into it ({@code <command>_config.json}, itself a valid --config).
+     * Before any work: takes the run folder (made and probed for writing; another process holding it
+     * is refused). The caller holds the lock for the run; the run writes its effective settings
+     * ({@code <command>_config.json}, with this command line's options) once it starts.
      */
-    void prepareFolder(CommandSpec spec, Record settings) throws IOException {
-        run().resumePoint();
-        Files.createDirectories(out);
-        ConfigFile.writeEffective(spec, out.resolve(spec.name() + "_config.json"), settings);
+    RunLock lockFolder() {
+        return RunLock.acquire(out);
     }
 
     /** Every record of the files, checked against the model's modalities; --skip-bad skips (and counts) malformed ones. */

@@ -1,6 +1,7 @@
 package io.hintgrpo.trainer.cli;
 
 import io.hintgrpo.trainer.data.AtomicFiles;
+import io.hintgrpo.trainer.data.TextLines;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
@@ -21,11 +22,11 @@ import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 
 import java.io.BufferedWriter;
+import java.io.OutputStreamWriter;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.Callable;
@@ -70,23 +71,22 @@ final class ScoreCommand implements Callable<Integer> {
         if (!(temperature > 0) || !Float.isFinite(temperature))
             throw new BadInputException("--temperature", "must be a positive number, got " + temperature);
         if (!Files.isRegularFile(input)) throw new BadInputException(input.toString(), "input file not found");
+        ConfigFile.checkOutput(output, "--output", List.of(input));
         try (Kernels kernels = Backends.open(backend);
              Model model = ModelDir.load(kernels, modelDir, seed, msg -> System.err.println("hintgrpo: " + msg))) {
             List<ObjectNode> records = new ArrayList<>();
             List<Sequence> seqs = new ArrayList<>();
-            List<String> lines = Files.readAllLines(input, StandardCharsets.UTF_8);
-            for (int i = 0; i < lines.size(); i++) {
-                if (lines.get(i).isBlank()) continue;
-                String where = input + ":" + (i + 1);
-                ObjectNode rec = parseLine(lines.get(i), where);
+            TextLines.forEach(input, (lineNo, line) -> {
+                if (line.isBlank()) return;
+                String where = input + ":" + lineNo;
+                ObjectNode rec = parseLine(line, where);
                 Sequence seq = toSequence(rec, model.config, where);
                 Batch.validate(model.config, seq, where);
                 records.add(rec);
                 seqs.add(seq);
-            }
-            Path tmp = Files.createTempFile(output.toAbsolutePath().getParent(), ".score-", ".tmp");
-            AtomicFiles.readableByAll(tmp);
-            try (BufferedWriter out = Files.newBufferedWriter(tmp, StandardCharsets.UTF_8)) {
+            });
+            AtomicFiles.write(output, stream -> {
+                BufferedWriter out = new BufferedWriter(new OutputStreamWriter(stream, StandardCharsets.UTF_8));
                 long start = System.nanoTime();
                 for (int s0 = 0; s0 < seqs.size(); s0 += batchSize) {
                     List<Sequence> chunk = seqs.subList(s0, Math.min(seqs.size(), s0 + batchSize));
@@ -103,11 +103,8 @@ final class ScoreCommand implements Callable<Integer> {
                     System.err.printf("\rscored %d/%d sequences (%.1f s)", done, seqs.size(), secs);
                 }
                 if (!seqs.isEmpty()) System.err.println();
-            } catch (IOException | RuntimeException e) {
-                Files.deleteIfExists(tmp);
-                throw e;
-            }
-            Files.move(tmp, output, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+                out.flush();
+            });
             ConfigFile.writeEffectiveBeside(spec, output);
         }
         return 0;

@@ -6,7 +6,9 @@ import io.hintgrpo.engine.Kernels;
 import io.hintgrpo.engine.model.Precision;
 import io.hintgrpo.engine.io.ModelDir;
 import io.hintgrpo.engine.model.Model;
+import io.hintgrpo.trainer.checkpoint.Checkpoints;
 import io.hintgrpo.trainer.data.Utterance;
+import io.hintgrpo.trainer.loop.RunLock;
 import io.hintgrpo.trainer.loop.StopSignal;
 import io.hintgrpo.trainer.sft.SftConfig;
 import io.hintgrpo.trainer.sft.SftRun;
@@ -42,11 +44,12 @@ final class SftCommand implements Callable<Integer> {
              Model start = ModelDir.load(kernels, run.model, cfg.loop().seed(), msg -> System.err.println("hintgrpo: " + msg))) {
             start.setPrecision(gemmPrecision);
             List<Utterance> trainData = run.read(run.train, start.config), validData = run.read(run.valid, start.config);
-            run.prepareFolder(spec, cfg);
-            SftRun.Outcome o = SftRun.run(kernels, start, tokenizer, trainData, validData, cfg,
-                    run.run().fingerprint(Map.of("model", run.model.toAbsolutePath().toString())));
-            spec.commandLine().getOut().printf("trained %d steps (%d skipped) on %d chains; best model: %s%n",
-                    o.training().steps(), o.training().skippedSteps(), o.examples(), o.modelDir());
+            try (RunLock lock = run.lockFolder()) {
+                SftRun.Outcome o = SftRun.run(kernels, start, tokenizer, trainData, validData, cfg,
+                        run.run(spec, cfg.getClass()).fingerprint(Map.of("model", Checkpoints.contentHash(ModelDir.files(run.model)))));
+                spec.commandLine().getOut().printf("trained %d steps (%d skipped) on %d chains; best model: %s%n",
+                        o.training().steps(), o.training().skippedSteps(), o.examples(), o.modelDir());
+            }
         }
         return 0;
     }

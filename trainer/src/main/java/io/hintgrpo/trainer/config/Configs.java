@@ -20,8 +20,9 @@ import java.util.Set;
  * key no command has, or a section key its command does not have, is an error naming it.
  */
 public final class Configs {
-    private static final ObjectMapper JSON = new ObjectMapper();
-    private static final ObjectMapper YAML = new ObjectMapper(new YAMLFactory());
+    private static final ObjectMapper JSON = new ObjectMapper().enable(com.fasterxml.jackson.core.JsonParser.Feature.STRICT_DUPLICATE_DETECTION);
+    private static final ObjectMapper YAML = new ObjectMapper(new YAMLFactory())
+            .enable(com.fasterxml.jackson.core.JsonParser.Feature.STRICT_DUPLICATE_DETECTION);
 
     private Configs() {}
 
@@ -36,7 +37,10 @@ public final class Configs {
         } catch (NoSuchFileException e) {
             throw new BadInputException(where, "config file not found");
         } catch (IOException e) {
-            throw new BadInputException(where, "not valid JSON or YAML: " + e.getMessage().lines().findFirst().orElse(""));
+            String first = e.getMessage().lines().findFirst().orElse("");
+            java.util.regex.Matcher dup = java.util.regex.Pattern.compile("Duplicate field '([^']*)'").matcher(first);
+            if (dup.find()) throw new BadInputException(where, "the key \"" + dup.group(1) + "\" is set twice (which one would win is not obvious)");
+            throw new BadInputException(where, "not valid JSON or YAML: " + first);
         }
         if (root == null || !root.isObject()) throw new BadInputException(where, "expected an object of settings");
         return (ObjectNode) root;
@@ -55,6 +59,8 @@ public final class Configs {
         ObjectNode out = JSON.createObjectNode();
         ObjectNode top = JSON.createObjectNode();
         root.fields().forEachRemaining(e -> {
+            if (sections.contains(e.getKey()) && !anyKnown.contains(e.getKey()) && !e.getValue().isObject())
+                throw new BadInputException(where, "section \"" + e.getKey() + "\" must be an object of settings");
             if (!(sections.contains(e.getKey()) && e.getValue().isObject())) top.set(e.getKey(), e.getValue());
         });
         TrlNames.map(top, where).fields().forEachRemaining(e -> {

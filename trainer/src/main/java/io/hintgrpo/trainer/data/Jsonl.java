@@ -11,13 +11,10 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.hintgrpo.engine.BadInputException;
 import io.hintgrpo.engine.model.ModelConfig;
 
-import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.OutputStreamWriter;
 import java.io.Writer;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
-import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -98,35 +95,24 @@ public final class Jsonl {
     /** Parses every non-blank line into {@code sink}; returns how many malformed lines were skipped (skip-bad only). */
     private static int scan(Path file, Expect expect, boolean labelRequired, boolean skipBad, List<String> problems, Sink sink) {
         Map<String, Integer> lineOfId = new HashMap<>();
-        int skipped = 0;
         Path folder = file.toAbsolutePath().getParent();
-        try (BufferedReader in = Files.newBufferedReader(file, StandardCharsets.UTF_8)) {
-            String line;
-            int lineNo = 0;
-            while ((line = in.readLine()) != null) {
-                lineNo++;
-                if (line.isBlank()) continue;
-                String where = file + ":" + lineNo;
-                try {
-                    ObjectNode rec = parseJson(line, where);
-                    Utterance u = toUtterance(rec, folder, expect, labelRequired, where);
-                    Integer first = lineOfId.putIfAbsent(u.id(), lineNo);
-                    if (first != null) throw new BadInputException(where, "duplicate id \"" + u.id() + "\" (first at line " + first + ")");
-                    sink.accept(lineNo, rec, u);
-                } catch (BadInputException e) {
-                    if (!skipBad) throw e;
-                    skipped++;
-                    if (problems.size() < MAX_PROBLEMS_KEPT) problems.add(e.getMessage());
-                }
+        int[] skipped = {0};
+        TextLines.forEach(file, (lineNo, line) -> {
+            if (line.isBlank()) return;
+            String where = file + ":" + lineNo;
+            try {
+                ObjectNode rec = parseJson(line, where);
+                Utterance u = toUtterance(rec, folder, expect, labelRequired, where);
+                Integer first = lineOfId.putIfAbsent(u.id(), lineNo);
+                if (first != null) throw new BadInputException(where, "duplicate id \"" + u.id() + "\" (first at line " + first + ")");
+                sink.accept(lineNo, rec, u);
+            } catch (BadInputException e) {
+                if (!skipBad) throw e;
+                skipped[0]++;
+                if (problems.size() < MAX_PROBLEMS_KEPT) problems.add(e.getMessage());
             }
-        } catch (NoSuchFileException e) {
-            throw new BadInputException(file.toString(), "file not found");
-        } catch (java.nio.charset.MalformedInputException e) {
-            throw new BadInputException(file.toString(), "not UTF-8 text");
-        } catch (IOException e) {
-            throw new BadInputException(file.toString(), "cannot read: " + e.getMessage());
-        }
-        return skipped;
+        });
+        return skipped[0];
     }
 
     /** Parses one corpus line (label required); {@code folder} resolves relative .npy paths. */

@@ -364,7 +364,7 @@ public final class SynthCorpus {
                 if (entries.findAny().isPresent()) throw new BadInputException(out.toString(), "folder exists and is not empty; refusing to overwrite");
             }
         }
-        Files.createDirectories(target.getParent());
+        AtomicFiles.probeFolder(target.getParent());
         List<Sample> samples = generate(o);
         Path tmp = Files.createTempDirectory(target.getParent(), "." + target.getFileName() + "-");
         AtomicFiles.readableByAll(tmp);

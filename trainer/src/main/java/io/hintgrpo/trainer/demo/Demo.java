@@ -15,6 +15,7 @@ import io.hintgrpo.trainer.eval.Evaluation;
 import io.hintgrpo.trainer.eval.Metrics;
 import io.hintgrpo.trainer.eval.Prediction;
 import io.hintgrpo.trainer.loop.Run;
+import io.hintgrpo.trainer.loop.RunLock;
 import io.hintgrpo.trainer.rl.GrpoConfig;
 import io.hintgrpo.trainer.rl.GrpoRun;
 import io.hintgrpo.trainer.rl.GrpoTrainer;
@@ -94,7 +95,14 @@ public final class Demo {
         return new Prepared(corpus, tokenizerJson, cfg, train, valid, sft);
     }
 
+    /** The demo in out, which one process at a time may use ({@link RunLock}). */
     public static Result run(Kernels kernels, Path out, Settings s, Consumer<String> log, BooleanSupplier stop) throws IOException {
+        try (RunLock lock = RunLock.acquire(out)) {
+            return runLocked(kernels, out, s, log, stop);
+        }
+    }
+
+    private static Result runLocked(Kernels kernels, Path out, Settings s, Consumer<String> log, BooleanSupplier stop) throws IOException {
         Prepared p = prepare(kernels, out, s.seed(), s.corpusSize(), s.trainDomain(), s.sft(), log, stop);
         SftRun.Outcome sft = p.sft();
         if (sft.training().stoppedBySignal()) return new Result(out, null, Map.of(), null);

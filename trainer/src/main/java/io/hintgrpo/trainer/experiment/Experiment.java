@@ -8,6 +8,7 @@ import io.hintgrpo.engine.Kernels;
 import io.hintgrpo.engine.io.ModelDir;
 import io.hintgrpo.engine.model.Model;
 import io.hintgrpo.trainer.loop.Run;
+import io.hintgrpo.trainer.loop.RunLock;
 import io.hintgrpo.trainer.data.AtomicFiles;
 import io.hintgrpo.trainer.data.Jsonl;
 import io.hintgrpo.trainer.data.Utterance;
@@ -69,8 +70,17 @@ public final class Experiment {
         return b.with(Map.of("steps", steps, "max_completions", budget, "hint", hint, "dynamic_sampling", dynamic));
     }
 
+    /** The experiment with its runs in workDir (one process at a time, {@link RunLock}) and its table in outDir. */
     public static List<RunResult> run(Kernels kernels, Settings s, Path workDir, Path outDir, String command, Consumer<String> log,
                                       BooleanSupplier stop) throws IOException {
+        AtomicFiles.probeFolder(outDir);
+        try (RunLock lock = RunLock.acquire(workDir)) {
+            return runLocked(kernels, s, workDir, outDir, command, log, stop);
+        }
+    }
+
+    private static List<RunResult> runLocked(Kernels kernels, Settings s, Path workDir, Path outDir, String command, Consumer<String> log,
+                                             BooleanSupplier stop) throws IOException {
         Path tokenizerJson = s.sftModel().resolve("tokenizer.json");
         Jsonl.Expect expect;
         try (Model m = ModelDir.load(kernels, s.sftModel(), 0, msg -> {})) {

@@ -124,7 +124,7 @@ public final class ModelInit {
         log.accept("adding " + added.size() + " special tokens " + added.keySet() + "; vocab_size " + source.vocabSize() + " → " + vocab);
 
         Path parent = out.toAbsolutePath().getParent();
-        Files.createDirectories(parent);
+        AtomicFiles.probeFolder(parent);
         Path tmp = parent.resolve("." + out.getFileName() + ".init-" + Long.toHexString(System.nanoTime()) + ".tmp");
         Files.createDirectory(tmp);
         try {

@@ -13,6 +13,10 @@ public record LoopSettings(
         @Setting(value = "1", doc = "seed of everything random in the run (batch order, rollouts, hints)") long seed,
         @Setting(value = "5", doc = "non-finite steps are skipped; this many in a row stop the run") int maxBadStepsInARow) {
 
+    /** Settings a resumed run may change: how long it goes and how it reports, not what a step does. */
+    public static final java.util.Set<String> MAY_CHANGE_ON_RESUME = java.util.Set.of("steps", "eval_every", "eval_samples",
+            "checkpoint_every", "keep_last", "max_bad_steps_in_a_row");
+
     public LoopSettings {
         positive("steps", steps);
         positive("eval_every", evalEvery);

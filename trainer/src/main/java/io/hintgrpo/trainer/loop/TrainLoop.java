@@ -85,15 +85,50 @@ public final class TrainLoop<M extends TrainLoop.StepRecord> {
      * moments and data position; the fingerprint must agree), else a fresh model from
      * {@code fresh} with a new optimizer. A fresh run in a folder with checkpoints is refused.
      */
-    public static Start start(Kernels kernels, Run run, OptimizerSettings optimizer, Supplier<Model> fresh) {
+    public static Start start(Kernels kernels, Run run, String command, Record settings, OptimizerSettings optimizer, Supplier<Model> fresh) {
         Path from = run.resumePoint();
+        Start start;
         if (from == null) {
             Model m = fresh.get();
-            return new Start(m, optimizer.adamw(m), new Checkpoints.State(0, 0, 0, 0, run.fingerprint()));
+            start = new Start(m, optimizer.adamw(m), new Checkpoints.State(0, 0, 0, 0, run.fingerprint()));
+        } else {
+            Checkpoints.Loaded ck = Checkpoints.load(from, kernels, run.fingerprint(), optimizer, run.log());
+            run.log().accept("resuming from " + from + " at step " + ck.state().step());
+            start = new Start(ck.model(), ck.optimizer(), ck.state());
         }
-        Checkpoints.Loaded ck = Checkpoints.load(from, kernels, run.fingerprint(), optimizer, run.log());
-        run.log().accept("resuming from " + from + " at step " + ck.state().step());
-        return new Start(ck.model(), ck.optimizer(), ck.state());
+        writeEffective(run, command, settings);
+        return start;
+    }
+
+    /**
+     * The effective settings beside the run, {@code <command>_config.json}: the caller's options
+     * and every setting, itself a valid --config that repeats the run. Written once the run is
+     * known to start (a refused resume leaves the earlier one in place).
+     */
+    static void writeEffective(Run run, String command, Record settings) {
+        ObjectNode root = JSON.createObjectNode();
+        ObjectNode values = root.putObject(command);
+        run.options().forEach((k, v) -> values.set(k, JSON.valueToTree(v)));
+        values.setAll(io.hintgrpo.trainer.config.Settings.flatten(settings));
+        try {
+            io.hintgrpo.trainer.data.AtomicFiles.writeString(run.dir().resolve(command + "_config.json"),
+                    JSON.writerWithDefaultPrettyPrinter().writeValueAsString(root));
+        } catch (IOException e) {
+            throw io.hintgrpo.engine.BadInputException.io(run.dir(), "cannot write the effective config", e);
+        }
+    }
+
+    /**
+     * What a checkpoint of a run must agree with to be resumed: the command, and every setting but
+     * those that may change on resume (how long the run goes, how it reports).
+     */
+    public static Map<String, String> fingerprint(String command, Record settings, java.util.Set<String> mayChange) {
+        Map<String, String> fp = new LinkedHashMap<>();
+        fp.put("command", command);
+        io.hintgrpo.trainer.config.Settings.flatten(settings).fields().forEachRemaining(e -> {
+            if (!mayChange.contains(e.getKey())) fp.put(e.getKey(), e.getValue().asText());
+        });
+        return fp;
     }
 
     private final Class<M> metricsType;
@@ -126,7 +161,7 @@ public final class TrainLoop<M extends TrainLoop.StepRecord> {
         try {
             Files.createDirectories(run.dir());
         } catch (IOException e) {
-            throw new UncheckedIOException(e);
+            throw io.hintgrpo.engine.BadInputException.io(run.dir(), "cannot create the run folder", e);
         }
         Checkpoints checkpoints = new Checkpoints(run.dir());
         RunLog runLog = new RunLog(run.dir().resolve(METRICS_FILE), settings.steps());
@@ -185,7 +220,7 @@ public final class TrainLoop<M extends TrainLoop.StepRecord> {
                 try {
                     steps.plot(history, evals, png);
                 } catch (IOException e) {
-                    throw new UncheckedIOException("writing " + png + ": " + e.getMessage(), e);
+                    throw io.hintgrpo.engine.BadInputException.io(png, "cannot write the plot", e);
                 }
             }
         }

@@ -4,7 +4,6 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 
 import java.io.IOException;
-import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -53,7 +52,7 @@ public final class RunLog {
             Files.write(tmp, lines);
             Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
         } catch (IOException e) {
-            throw new UncheckedIOException("reading " + file + ": " + e.getMessage(), e);
+            throw io.hintgrpo.engine.BadInputException.io(file, "cannot read or rewrite the metrics", e);
         }
         return kept;
     }
@@ -63,7 +62,7 @@ public final class RunLog {
             Files.writeString(file, JSON.writeValueAsString(node) + "\n", StandardCharsets.UTF_8,
                     StandardOpenOption.CREATE, StandardOpenOption.APPEND);
         } catch (IOException e) {
-            throw new UncheckedIOException("writing " + file + ": " + e.getMessage(), e);
+            throw io.hintgrpo.engine.BadInputException.io(file, "cannot append to the metrics", e);
         }
     }
 

@@ -10,6 +10,7 @@ import io.hintgrpo.trainer.data.Utterance;
 import io.hintgrpo.trainer.eval.Evaluation;
 import io.hintgrpo.trainer.loop.Evaluator;
 import io.hintgrpo.trainer.loop.Run;
+import io.hintgrpo.trainer.loop.RunLock;
 import io.hintgrpo.trainer.loop.TrainLoop;
 import io.hintgrpo.trainer.tokenizer.Tokenizer;
 
@@ -71,11 +72,11 @@ public final class GrpoRun {
         if (!Files.isRegularFile(tokenizerJson)) throw new BadInputException(job.model().toString(), "no tokenizer.json in the model directory");
         if (job.train().isEmpty()) throw new BadInputException("training data", "no utterances to draw prompts from");
         Run full = run.fingerprint(GrpoTrainer.fingerprint(cfg))
-                .fingerprint(Map.of("model", job.model().toAbsolutePath().normalize().toString()));
+                .fingerprint(Map.of("model", Checkpoints.contentHash(ModelDir.files(job.model()))));
         Model policy = null, reference = null;
         TrainLoop.Start start = null;
-        try (Tokenizer tok = Tokenizer.load(tokenizerJson)) {
-            start = TrainLoop.start(kernels, full, cfg.optimizer(), () -> ModelDir.load(kernels, job.model(), cfg.loop().seed(), run.log()));
+        try (RunLock lock = RunLock.acquire(run.dir()); Tokenizer tok = Tokenizer.load(tokenizerJson)) {
+            start = TrainLoop.start(kernels, full, "grpo", cfg, cfg.optimizer(), () -> ModelDir.load(kernels, job.model(), cfg.loop().seed(), run.log()));
             policy = start.model();
             // β = 0 has no KL term: the reference is never loaded or run
             if (cfg.update().beta() > 0) reference = ModelDir.load(kernels, job.model(), cfg.loop().seed(), msg -> {});

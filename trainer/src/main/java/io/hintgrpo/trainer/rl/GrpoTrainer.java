@@ -90,9 +90,9 @@ public final class GrpoTrainer implements TrainLoop.Steps<GrpoTrainer.StepMetric
 
     /** What a checkpoint of a GRPO run must agree with to be resumed, besides the caller's entries. */
     public static Map<String, String> fingerprint(GrpoConfig cfg) {
-        return Map.of("seed", Long.toString(cfg.loop().seed()), "method", cfg.methodName(),
-                "prompts_per_step", Integer.toString(cfg.rollout().promptsPerStep()),
-                "group_size", Integer.toString(cfg.rollout().groupSize()));
+        java.util.Set<String> mayChange = new java.util.HashSet<>(io.hintgrpo.trainer.loop.LoopSettings.MAY_CHANGE_ON_RESUME);
+        mayChange.add("max_completions"); // the budget, like steps, says how long the run goes
+        return TrainLoop.fingerprint("grpo", cfg, mayChange);
     }
 
     Rollouts rollouts() {

@@ -11,6 +11,7 @@ import io.hintgrpo.trainer.eval.Evaluation;
 import io.hintgrpo.trainer.format.Examples;
 import io.hintgrpo.trainer.loop.Evaluator;
 import io.hintgrpo.trainer.loop.Run;
+import io.hintgrpo.trainer.loop.RunLock;
 import io.hintgrpo.trainer.loop.TrainLoop;
 import io.hintgrpo.trainer.tokenizer.Tokenizer;
 
@@ -41,8 +42,8 @@ public final class SftRun {
     public static Outcome run(Kernels kernels, Model model, Path tokenizerJson, List<Utterance> train, List<Utterance> valid,
                               SftConfig cfg, Run run) {
         Run full = run.fingerprint(SftTrainer.fingerprint(cfg));
-        try (Tokenizer tok = Tokenizer.load(tokenizerJson)) {
-            TrainLoop.Start start = TrainLoop.start(kernels, full, cfg.optimizer(), () -> model);
+        try (RunLock lock = RunLock.acquire(run.dir()); Tokenizer tok = Tokenizer.load(tokenizerJson)) {
+            TrainLoop.Start start = TrainLoop.start(kernels, full, "sft", cfg, cfg.optimizer(), () -> model);
             Model m = start.model();
             m.setPrecision(model.precision()); // checkpoints hold fp32 master weights only
             List<Sequence> trainSeqs = new ArrayList<>();

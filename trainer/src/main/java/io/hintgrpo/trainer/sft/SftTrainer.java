@@ -56,8 +56,7 @@ public final class SftTrainer implements TrainLoop.Steps<SftTrainer.StepMetrics>
 
     /** What a checkpoint of an SFT run must agree with to be resumed, besides the caller's entries. */
     public static Map<String, String> fingerprint(SftConfig cfg) {
-        return Map.of("seed", Long.toString(cfg.loop().seed()), "batch_size", Integer.toString(cfg.batchSize()),
-                "grad_accum", Integer.toString(cfg.gradAccum()));
+        return TrainLoop.fingerprint("sft", cfg, io.hintgrpo.trainer.loop.LoopSettings.MAY_CHANGE_ON_RESUME);
     }
 
     /** Trains from {@code start} (a fresh State(0, 0, 0, 0, …) or a loaded checkpoint's) to cfg's steps. */

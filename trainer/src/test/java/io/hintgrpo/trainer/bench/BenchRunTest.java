@@ -3,7 +3,6 @@ package io.hintgrpo.trainer.bench;
 import io.hintgrpo.trainer.cli.CliRun;
 
 import io.hintgrpo.engine.BadInputException;
-import io.hintgrpo.trainer.cli.Main;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;

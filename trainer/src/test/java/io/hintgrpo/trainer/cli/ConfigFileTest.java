@@ -3,7 +3,6 @@ package io.hintgrpo.trainer.cli;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.hintgrpo.trainer.config.Settings;
-import io.hintgrpo.trainer.data.SynthCorpus;
 import io.hintgrpo.trainer.rl.GrpoConfig;
 import io.hintgrpo.trainer.sft.SftConfig;
 import org.junit.jupiter.api.Test;

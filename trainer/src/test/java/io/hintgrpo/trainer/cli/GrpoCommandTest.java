@@ -1,6 +1,5 @@
 package io.hintgrpo.trainer.cli;
 
-import io.hintgrpo.trainer.data.SynthCorpus;
 import org.junit.jupiter.api.Test;
 
 import java.nio.file.Files;

@@ -161,7 +161,16 @@ class JsonlTest {
         Path latin = dir.resolve("latin.jsonl");
         Files.write(latin, new byte[]{'{', (byte) 0xE9, '}', '\n'});
         e = assertThrows(BadInputException.class, () -> Jsonl.read(latin, DIMS));
-        assertEquals(latin + ": not UTF-8 text", e.getMessage());
+        assertEquals(latin + ":1: not UTF-8 text (byte 0xe9 at byte column 2)", e.getMessage());
+        // the line that is not UTF-8 is named, after good lines (a reader that decodes ahead would name the file only)
+        Path third = dir.resolve("third.jsonl");
+        byte[] good = "\u2003 \u2003\r\n".getBytes(java.nio.charset.StandardCharsets.UTF_8); // blank lines of 3-byte characters
+        java.io.ByteArrayOutputStream b = new java.io.ByteArrayOutputStream();
+        for (int i = 0; i < 2000; i++) b.write(good); // far beyond any decoder's read-ahead (blank lines are skipped, still counted)
+        b.write(new byte[]{'{', '"', (byte) 0xC3, '(', '"', '}', '\n'});
+        Files.write(third, b.toByteArray());
+        e = assertThrows(BadInputException.class, () -> Jsonl.read(third, DIMS));
+        assertEquals(third + ":2001: not UTF-8 text (byte 0xc3 at byte column 3)", e.getMessage());
     }
 
     private Path write(String... lines) throws Exception {

@@ -121,8 +121,9 @@ class SftTrainerTest {
 
         Path previous = run.resolve("checkpoints/step-0000002");
         assertDoesNotThrow(() -> Checkpoints.load(previous, new CpuKernels(), fingerprint(cfg), cfg.optimizer(), msg -> {}));
-        e = assertThrows(BadInputException.class, () -> Checkpoints.load(previous, new CpuKernels(),
-                Map.of("seed", "99"), cfg.optimizer(), msg -> {}));
+        Map<String, String> otherSeed = new java.util.HashMap<>(fingerprint(cfg));
+        otherSeed.put("seed", "99");
+        e = assertThrows(BadInputException.class, () -> Checkpoints.load(previous, new CpuKernels(), otherSeed, cfg.optimizer(), msg -> {}));
         assertTrue(e.getMessage().contains("checkpoint was written with seed = 7, this run has 99"), e.getMessage());
 
         // a write that died halfway leaves only a hidden temporary folder, which is never taken for a checkpoint

@@ -12,7 +12,6 @@ import io.hintgrpo.engine.model.ParamLayout;
 import io.hintgrpo.engine.model.Precision;
 import io.hintgrpo.engine.model.Presets;
 import io.hintgrpo.engine.model.Sequence;
-import io.hintgrpo.trainer.rl.GrpoStepBench;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -31,7 +30,7 @@ import java.util.SplittableRandom;
  * forward+backward vs SDPA in fp32 and bf16 ({@code scripts/torch_attention_bench.py}), memory per
  * component and training steps vs a PyTorch eager step with MFU ({@link TrainBench},
  * {@code scripts/torch_train_bench.py}), a GRPO step in phases
- * ({@link io.hintgrpo.trainer.rl.GrpoStepBench}). It ends with the issue's targets as ratios of
+ * ({@link GrpoPhases}). It ends with the issue's targets as ratios of
  * this run ({@link #computeTargets}).
  *
  * <p>Each op runs once to warm up, then in {@value #ROUNDS} rounds of enough calls to fill about
@@ -599,19 +598,19 @@ public final class GpuBench {
 
     /**
      * 4 prompts of 64 random tokens × G = 8 rollouts of 256 tokens, the policy in bf16 with AdamW,
-     * a bf16 reference model; 1 warm-up and 3 timed steps (io.hintgrpo.trainer.rl.GrpoStepBench).
+     * a bf16 reference model; 1 warm-up and 3 timed steps (GrpoPhases).
      */
     void runGrpo(boolean full) {
         ModelConfig cfg = full ? Presets.qwen25_05b() : tinyConfig();
         int prompts = full ? 4 : 2, g = full ? 8 : 2, promptLen = full ? 64 : 8, completion = full ? 256 : 8, rounds = 3;
-        GrpoStepBench.Phases ph;
+        GrpoPhases.Phases ph;
         try (Model policy = new Model(k, cfg); Model reference = new Model(k, cfg);
              AdamW opt = new AdamW(policy, 1e-6f, 0.9f, 0.99f, 1e-8f, 0f)) {
             randomize(policy);
             randomize(reference);
             policy.setPrecision(Precision.BF16);
             reference.setPrecision(Precision.BF16);
-            ph = GrpoStepBench.run(policy, reference, opt, prompts, g, promptLen, completion, rounds, 5);
+            ph = GrpoPhases.run(policy, reference, opt, prompts, g, promptLen, completion, rounds, 5);
         }
         String shape = (full ? "0.5b" : "tiny") + " " + prompts + "x" + g + " p" + promptLen + "+" + completion;
         double[] step = new double[rounds];

@@ -18,18 +18,18 @@ import java.util.List;
  * backward's per-token weights ({@link Model.TokenWeights}); on the first pass logp_old is that
  * same forward's logp, detached, so ρ = 1 exactly there (DESIGN.md).
  */
-final class PolicyUpdate {
+public final class PolicyUpdate {
     private PolicyUpdate() {}
 
     /** Means over the optimizer steps (loss, gradient norm) and over loss-bearing tokens (kl, clip, entropy). */
-    record Stats(double loss, double gradNorm, double kl, double clipFraction, double entropy, int lossTokens,
+    public record Stats(double loss, double gradNorm, double kl, double clipFraction, double entropy, int lossTokens,
                  int optimizerSteps, int nonFiniteSteps) {}
 
     /** One row of the rollout batch: the sequence to train on and its objective row. */
-    record Row(Sequence sequence, GrpoObjective.Row objective) {}
+    public record Row(Sequence sequence, GrpoObjective.Row objective) {}
 
     /** The rows of groups with their advantages (one per rollout, group order); masked truncations get no loss. */
-    static List<Row> rows(List<Rollouts.Group> groups, float[] advantages, boolean maskTruncated) {
+    public static List<Row> rows(List<Rollouts.Group> groups, float[] advantages, boolean maskTruncated) {
         List<Row> rows = new ArrayList<>();
         int i = 0;
         for (Rollouts.Group g : groups) {
@@ -56,7 +56,7 @@ final class PolicyUpdate {
         }
     }
 
-    static Stats apply(Model policy, Model reference, AdamW opt, List<Row> rows, GrpoConfig cfg, float lr) {
+    public static Stats apply(Model policy, Model reference, AdamW opt, List<Row> rows, GrpoConfig cfg, float lr) {
         GrpoConfig.Update u = cfg.update();
         if (u.beta() > 0 && reference == null) throw new IllegalArgumentException("beta > 0 needs a reference model");
         float temperature = cfg.sampling().temperature();

@@ -1,10 +1,14 @@
-package io.hintgrpo.trainer.rl;
+package io.hintgrpo.tests;
 
 import io.hintgrpo.engine.model.AdamW;
 import io.hintgrpo.engine.model.Batch;
 import io.hintgrpo.engine.model.Generator;
 import io.hintgrpo.engine.model.Model;
 import io.hintgrpo.engine.model.Sequence;
+import io.hintgrpo.trainer.rl.GrpoConfig;
+import io.hintgrpo.trainer.rl.GrpoObjective;
+import io.hintgrpo.trainer.rl.PolicyUpdate;
+import io.hintgrpo.trainer.rl.Rollouts;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -26,11 +30,11 @@ import java.util.SplittableRandom;
  *   loss as the LM head's token weights, and one AdamW step.</li>
  * </ol>
  * Rewards are not computed (no tokenizer): advantages alternate ±1 within each group, which costs
- * the update exactly what real ones do. Lives in the trainer's package (in the tests module) to call
- * the package-private PolicyUpdate as GrpoTrainer does.
+ * the update exactly what real ones do. The cpu JMH benchmark of the update alone is
+ * io.hintgrpo.benchmarks.GrpoStepBench.
  */
-public final class GrpoStepBench {
-    private GrpoStepBench() {}
+public final class GrpoPhases {
+    private GrpoPhases() {}
 
     /** Per phase, the milliseconds of each timed round (the first, warm-up round is dropped). */
     public record Phases(double[] generate, double[] reference, double[] update, int sequences, int promptLength,

@@ -32,14 +32,15 @@
 // Padding rows (i ≥ lengths[s]) get zeros in out, lse, dq, dk and dv.
 
 #include "common/cuda_compat.cuh"
+#include "common/launch.cuh"
 #include "common/reduce.cuh"
 
 namespace hg_attn {
 
 constexpr int KT = 32;            // keys (or query rows) per shared-memory tile: one per lane
-constexpr int ROWS = 4;           // attention_backward_dkv: warps per block
-constexpr int MAX_WARPS = 8;      // forward, dq, decode: at most rows × hpb warps per block
-constexpr int MAX_D = 128;
+constexpr int ROWS = hg_launch::ATTENTION_DKV_ROWS;       // attention_backward_dkv: warps per block
+constexpr int MAX_WARPS = hg_launch::ATTENTION_MAX_WARPS; // forward, dq, decode: at most rows × hpb warps per block
+constexpr int MAX_D = hg_launch::ATTENTION_MAX_D;
 constexpr int DPL = MAX_D / 32;   // dims per lane
 constexpr int STRIDE = MAX_D + 1; // tiles read row-per-lane are padded: conflict-free banks
 

@@ -47,14 +47,15 @@
 // plain loads otherwise. Rows past the tile's valid range are zero-filled: a poisoned (NaN) V row
 // times p = 0 would still give NaN.
 
+#include "common/launch.cuh"
 #include "common/ptx.cuh"
 #include "common/reduce.cuh"
 
 namespace hg_attn_bf16 {
 
-constexpr int BQ = 64;      // query rows per block
+constexpr int BQ = hg_launch::ATTENTION_BF16_ROWS;         // query rows per block
 constexpr int BK = 64;      // keys per tile
-constexpr int THREADS = 128; // 4 warps × 16 query rows
+constexpr int THREADS = hg_launch::ATTENTION_BF16_THREADS; // 4 warps × 16 query rows
 constexpr int PAD = 8;      // elements per shared row: 16-byte aligned rows, conflict-free ldmatrix
 
 // dst (NROWS rows, stride DMAX + PAD) = columns [col, col + headDim) of rows r0 .. r0+63 of seq

@@ -17,10 +17,11 @@
 //     rows, then one fixed-order sum (deterministic, no atomics).
 
 #include "common/cuda_compat.cuh"
+#include "common/launch.cuh"
 
 namespace hg_gemm {
 
-constexpr int BM = 64, BN = 64, BK = 16, THREADS = 256;
+constexpr int BM = hg_launch::GEMM_TILE, BN = hg_launch::GEMM_TILE, BK = 16, THREADS = 256;
 
 // A_KM: a is stored [k, m] (TN); otherwise [m, k]. B_KN: b is stored [k, n] (NN, TN); otherwise [n, k] (NT).
 template <bool A_KM, bool B_KN>

@@ -28,11 +28,12 @@
 // (a Buf slice at an odd offset, an odd k, ...) that operand takes plain guarded 2-byte loads
 // into the same tiles: correct for any shape, slower.
 
+#include "common/launch.cuh"
 #include "common/ptx.cuh"
 
 namespace hg_gemm_bf16 {
 
-constexpr int BM = 128, BN = 128, BK = 32, THREADS = 256;
+constexpr int BM = hg_launch::GEMM_BF16_TILE, BN = hg_launch::GEMM_BF16_TILE, BK = 32, THREADS = hg_launch::GEMM_BF16_THREADS;
 constexpr int WM = 64, WN = 32;         // one warp's tile of out
 constexpr int PAD = 8;                  // elements added to each shared row (16 bytes)
 constexpr int STAGE = BM * (BK + PAD);  // elements of one operand's stage, [x][k] (128×40) or [k][x] (32×136)

@@ -8,10 +8,11 @@
 //     partials in index order, so the result depends on n alone (deterministic).
 
 #include "common/cuda_compat.cuh"
+#include "common/launch.cuh"
 #include "common/reduce.cuh"
 
 namespace hg_optim {
-constexpr long long SUM_CHUNK = 1 << 16;
+constexpr long long SUM_CHUNK = hg_launch::SUM_CHUNK;
 }
 
 extern "C" __global__ void adamw(float* params, const float* grads, float* m, float* v, long long n, float lr,

@@ -8,9 +8,10 @@
 // frequency and fp32 angle, as the CPU twin does, so the angles agree to the last bit.
 
 #include "common/cuda_compat.cuh"
+#include "common/launch.cuh"
 
 namespace hg_rope {
-constexpr int MAX_HALF = 128;
+constexpr int MAX_HALF = hg_launch::ROPE_MAX_HALF;
 }
 
 extern "C" __global__ void rope_rotate(float* qkv, const int* positions, int heads, int kvHeads, int headDim,

@@ -26,11 +26,12 @@
 // First correct form: up to ~64 passes over the row, no sorting, no atomics.
 
 #include "common/cuda_compat.cuh"
+#include "common/launch.cuh"
 #include "common/reduce.cuh"
 
 namespace hg_sample {
 
-constexpr int THREADS = 256;
+constexpr int THREADS = hg_launch::SAMPLE_THREADS;
 constexpr int NONE = 0x7fffffff; // no crossing in a thread's range
 
 static __device__ inline bool is_banned(int j, const int* banned, int nBanned) {

@@ -75,7 +75,7 @@ public class LmHeadBench {
                 int rows = Math.min(chunk, M - r0);
                 Buf lg = logits.slice(0, (long) rows * v), x = lnf.slice((long) r0 * c, (long) rows * c);
                 k.gemm(Gemm.NT, lg, x, head, null, rows, v, c, false);
-                k.crossEntropy(lg, logprob.slice(r0, rows), entropy.slice(r0, rows), targets.slice(r0, rows),
+                k.crossEntropy(lg, logprob.slice(r0, rows), entropy.slice(r0, rows), null, targets.slice(r0, rows),
                         weights.slice(r0, rows), rows, v, 1f, backward);
                 if (backward) {
                     k.gemm(Gemm.NN, dlnf.slice((long) r0 * c, (long) rows * c), lg, head, null, rows, c, v, false);

@@ -282,13 +282,23 @@ public interface Kernels extends AutoCloseable {
     /**
      * Softmax cross-entropy over one chunk of LM-head logits [m, v], at temperature 1/invTemperature.
      * For each row: logprob[i] = log softmax(logits[i,:]·invT)[targets[i]] (0 where targets[i] < 0),
-     * entropy[i] = −Σ p log p of that softmax. With backward, logits are overwritten in place by
-     * ∂L/∂logits for L = −Σ_i weights[i] · logprob[i], i.e. weights[i] · (p − onehot) · invT
-     * (rows with a negative target get zeros). weights are signed: 1/0 masks for SFT, the policy
-     * gradient coefficient for GRPO.
+     * entropy[i] = −Σ p log p of that softmax, logZ[i] = log Σ_j exp(logits[i,j]·invT) rounded to
+     * fp32 (logZ may be null). With backward, logits are overwritten in place by ∂L/∂logits for
+     * L = −Σ_i weights[i] · logprob[i], i.e. weights[i] · (p − onehot) · invT with
+     * p = exp(logits·invT − logZ[i]) (rows with a negative target get zeros). weights are signed:
+     * 1/0 masks for SFT, the policy gradient coefficient for GRPO.
      */
-    void crossEntropy(Buf logits, Buf logprob, Buf entropy, Buf targets, Buf weights,
+    void crossEntropy(Buf logits, Buf logprob, Buf entropy, Buf logZ, Buf targets, Buf weights,
                       int m, int v, float invTemperature, boolean backward);
+
+    /**
+     * The backward of {@link #crossEntropy} as a pass of its own, for weights known only once the
+     * log-probs are (the GRPO loss): logits [m, v] (untouched since the forward) are overwritten in
+     * place by weights[i] · (p − onehot) · invT with p = exp(logits·invT − logZ[i]) from the
+     * forward's logZ; rows with a negative target get zeros. The forward and then this give the same
+     * bits as the forward with backward.
+     */
+    void crossEntropyBackward(Buf logits, Buf logZ, Buf targets, Buf weights, int m, int v, float invTemperature);
 
     // ---- optimizer ----
 

@@ -264,7 +264,7 @@ public final class GpuBench {
         Buf logits = rand((long) ceRows * vocab), logprob = rand(ceRows), entropy = rand(ceRows), weights = rand(ceRows);
         Buf targets = randInts(ceRows, vocab);
         time("crossEntropy fwd+bwd", ceRows + "x" + vocab, 0, 4.0 * 2 * ceRows * vocab,
-                () -> k.crossEntropy(logits, logprob, entropy, targets, weights, ceRows, vocab, 1f, true));
+                () -> k.crossEntropy(logits, logprob, entropy, null, targets, weights, ceRows, vocab, 1f, true));
         Buf tokens = randInts(b, vocab), banned = ints(new int[]{vocab - 1});
         Buf sampleLogits = rand((long) b * vocab);
         time("sample top-p", b + "x" + vocab, 0, 4.0 * b * vocab,

@@ -12,10 +12,26 @@ import java.util.Arrays;
  * count). Memory is a Java array per allocation (short[] of bit patterns for BF16).
  */
 public final class CpuKernels implements Kernels {
+    private final long logitChunkFloats;
+
+    public CpuKernels() {
+        this(1L << 22);
+    }
+
+    /** With LM-head chunks of at most this many logits (the default, 4M, stays in cache; tests take small ones to get many chunks). */
+    public CpuKernels(long logitChunkFloats) {
+        if (logitChunkFloats < 1) throw new IllegalArgumentException("logitChunkFloats must be ≥ 1, got " + logitChunkFloats);
+        this.logitChunkFloats = logitChunkFloats;
+    }
 
     @Override
     public String name() {
         return "cpu";
+    }
+
+    @Override
+    public long logitChunkFloats() {
+        return logitChunkFloats;
     }
 
     // ---- memory ----
@@ -677,11 +693,12 @@ public final class CpuKernels implements Kernels {
     // ---- LM head loss ----
 
     @Override
-    public void crossEntropy(Buf logits, Buf logprob, Buf entropy, Buf targets, Buf weights,
+    public void crossEntropy(Buf logits, Buf logprob, Buf entropy, Buf logZ, Buf targets, Buf weights,
                              int m, int v, float invTemperature, boolean backward) {
-        float[] z = f(logits), lp = f(logprob), en = f(entropy), w = f(weights);
+        float[] z = f(logits), lp = f(logprob), en = f(entropy), w = f(weights), lz = logZ == null ? null : f(logZ);
         int[] tg = i(targets);
         int zo = logits.off(), lpo = logprob.off(), eno = entropy.off(), wo = weights.off(), tgo = targets.off();
+        int lzo = logZ == null ? 0 : logZ.off();
         Parallel.forEach(m, r -> {
             int row = zo + r * v;
             float max = Float.NEGATIVE_INFINITY;
@@ -693,22 +710,38 @@ public final class CpuKernels implements Kernels {
                 sum += e;
                 sumPz += e * zj;
             }
-            double logZ = max + Math.log(sum);
-            en[eno + r] = (float) (logZ - sumPz / sum);
+            double logZd = max + Math.log(sum);
+            en[eno + r] = (float) (logZd - sumPz / sum);
             int target = tg[tgo + r];
             if (target >= v) throw new IllegalArgumentException("target " + target + " ≥ vocabulary " + v);
-            lp[lpo + r] = target < 0 ? 0f : (float) (z[row + target] * invTemperature - logZ);
-            if (!backward) return;
-            if (target < 0) {
-                Arrays.fill(z, row, row + v, 0f);
-                return;
-            }
-            float scale = w[wo + r] * invTemperature;
-            for (int j = 0; j < v; j++) {
-                float pj = (float) Math.exp(z[row + j] * invTemperature - logZ);
-                z[row + j] = scale * (j == target ? pj - 1f : pj);
-            }
+            lp[lpo + r] = target < 0 ? 0f : (float) (z[row + target] * invTemperature - logZd);
+            if (lz != null) lz[lzo + r] = (float) logZd;
+            if (backward) softmaxGradient(z, row, v, target, w[wo + r] * invTemperature, (float) logZd, invTemperature);
         });
+    }
+
+    @Override
+    public void crossEntropyBackward(Buf logits, Buf logZ, Buf targets, Buf weights, int m, int v, float invTemperature) {
+        float[] z = f(logits), lz = f(logZ), w = f(weights);
+        int[] tg = i(targets);
+        int zo = logits.off(), lzo = logZ.off(), wo = weights.off(), tgo = targets.off();
+        Parallel.forEach(m, r -> {
+            int target = tg[tgo + r];
+            if (target >= v) throw new IllegalArgumentException("target " + target + " ≥ vocabulary " + v);
+            softmaxGradient(z, zo + r * v, v, target, w[wo + r] * invTemperature, lz[lzo + r], invTemperature);
+        });
+    }
+
+    /** Row z[row, row+v) ← scale · (p − onehot(target)), p = exp(z·invT − logZ); zeros without a target. */
+    private static void softmaxGradient(float[] z, int row, int v, int target, float scale, float logZ, float invTemperature) {
+        if (target < 0) {
+            Arrays.fill(z, row, row + v, 0f);
+            return;
+        }
+        for (int j = 0; j < v; j++) {
+            float pj = (float) Math.exp(z[row + j] * invTemperature - logZ);
+            z[row + j] = scale * (j == target ? pj - 1f : pj);
+        }
     }
 
     // ---- optimizer ----

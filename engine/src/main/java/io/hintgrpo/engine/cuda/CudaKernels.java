@@ -20,18 +20,19 @@ import io.hintgrpo.engine.Kernels;
  * <p>The backend owns its driver: {@link #close()} closes it.
  */
 public final class CudaKernels implements Kernels {
-    /** Largest head dimension of the attention kernels (hg_attn::MAX_D in attention.cu). */
-    public static final int MAX_HEAD_DIM = 128;
-    /** Largest head dimension of rope (2·hg_rope::MAX_HALF in rope.cu). */
-    public static final int MAX_ROPE_HEAD_DIM = 256;
+    /** Largest head dimension of the attention kernels (kernels/common/launch.cuh). */
+    public static final int MAX_HEAD_DIM = LaunchShapes.ATTENTION_MAX_D;
+    /** Largest head dimension of rope. */
+    public static final int MAX_ROPE_HEAD_DIM = 2 * LaunchShapes.ROPE_MAX_HALF;
 
-    private static final int ROWS_PER_DKV_BLOCK = 4;            // attention.cu: ROWS, warps of attention_backward_dkv
-    private static final int ATTENTION_MAX_WARPS = 8;           // attention.cu: MAX_WARPS
-    private static final int GEMM_TILE = 64;                     // gemm.cu: BM = BN
-    private static final int GEMM_BF16_TILE = 128;               // gemm_bf16.cu: BM = BN
-    private static final int GEMM_BF16_THREADS = 256;            // gemm_bf16.cu: 8 warps
-    private static final long SUM_CHUNK = 1 << 16;               // optim.cu: elements per partial
-    private static final int MAX_ELEMENTWISE_BLOCKS = 4096;      // grid-stride kernels
+    // the launch shapes the kernels assume come from the header they include (LaunchShapes, generated)
+    private static final int ROWS_PER_DKV_BLOCK = LaunchShapes.ATTENTION_DKV_ROWS;
+    private static final int ATTENTION_MAX_WARPS = LaunchShapes.ATTENTION_MAX_WARPS;
+    private static final int GEMM_TILE = LaunchShapes.GEMM_TILE;
+    private static final int GEMM_BF16_TILE = LaunchShapes.GEMM_BF16_TILE;
+    private static final int GEMM_BF16_THREADS = LaunchShapes.GEMM_BF16_THREADS;
+    private static final long SUM_CHUNK = LaunchShapes.SUM_CHUNK;
+    private static final int MAX_ELEMENTWISE_BLOCKS = 4096;      // grid-stride kernels: any grid works; this caps it
 
     private final Driver driver;
     private final DeviceMemory memory;
@@ -448,7 +449,7 @@ public final class CudaKernels implements Kernels {
     }
 
     /** attention_bf16.cu: query rows per block and threads per block of attention_forward_bf16_*. */
-    private static final int ATTENTION_BF16_ROWS = 64, ATTENTION_BF16_THREADS = 128;
+    private static final int ATTENTION_BF16_ROWS = LaunchShapes.ATTENTION_BF16_ROWS, ATTENTION_BF16_THREADS = LaunchShapes.ATTENTION_BF16_THREADS;
 
     @Override
     public void attentionBf16(Buf out, Buf lse, Buf qkvBf16, Buf lengths, int b, int t, int heads, int kvHeads, int headDim) {
@@ -559,7 +560,7 @@ public final class CudaKernels implements Kernels {
         boolean greedy = temperature == 0f;
         long bannedA = nBanned == 0 && banned == null ? 0L : i32(op, "banned", banned, nBanned);
         long stepA = stepAt == null ? 0L : i32(op, "step", stepAt, 1);
-        driver.launch("sample_tokens", b, 1, 1, 256, 1, 1, 0,
+        driver.launch("sample_tokens", b, 1, 1, LaunchShapes.SAMPLE_THREADS, 1, 1, 0,
                 i32(op, "tokens", tokens, b), f32(op, "logits", logits, (long) b * v), v, greedy ? 1 : 0,
                 greedy ? 1f : 1f / temperature, topK, topP, seed, step, stepA, bannedA, nBanned);
     }
@@ -567,14 +568,25 @@ public final class CudaKernels implements Kernels {
     // ---- LM head loss ----
 
     @Override
-    public void crossEntropy(Buf logits, Buf logprob, Buf entropy, Buf targets, Buf weights,
+    public void crossEntropy(Buf logits, Buf logprob, Buf entropy, Buf logZ, Buf targets, Buf weights,
                              int m, int v, float invTemperature, boolean backward) {
         String op = "crossEntropy";
         positive(op, m, v);
         if (m == 0) return;
         driver.launch("cross_entropy", m, 1, 1, rowThreads(v), 1, 1, 0,
                 f32(op, "logits", logits, (long) m * v), f32(op, "logprob", logprob, m), f32(op, "entropy", entropy, m),
-                i32(op, "targets", targets, m), f32(op, "weights", weights, m), v, invTemperature, backward ? 1 : 0);
+                logZ == null ? 0L : f32(op, "logZ", logZ, m), i32(op, "targets", targets, m), f32(op, "weights", weights, m), v,
+                invTemperature, backward ? 1 : 0);
+    }
+
+    @Override
+    public void crossEntropyBackward(Buf logits, Buf logZ, Buf targets, Buf weights, int m, int v, float invTemperature) {
+        String op = "crossEntropyBackward";
+        positive(op, m, v);
+        if (m == 0) return;
+        driver.launch("cross_entropy_backward", m, 1, 1, rowThreads(v), 1, 1, 0,
+                f32(op, "logits", logits, (long) m * v), f32(op, "logZ", logZ, m), i32(op, "targets", targets, m),
+                f32(op, "weights", weights, m), v, invTemperature);
     }
 
     // ---- optimizer ----

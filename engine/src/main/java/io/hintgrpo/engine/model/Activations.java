@@ -12,7 +12,7 @@ final class Activations {
     final int b, t, m, chunkRows;
     final Buf[] x; // residual stream entering each layer, and after the last: [layers + 1][m, c]
     final Buf[] ln1, rstd1, qkv, att, lse, xmid, ln2, rstd2, gateUp, act;
-    final Buf lnf, rstdf, logprob, entropy, weights, logits;
+    final Buf lnf, rstdf, logprob, entropy, weights, logZ, logits;
     final Buf dx, dln, dqkv, datt, dgateUp, dact;
     final Buf embedIds, positions, lengths, targets;
     private final Kernels k;
@@ -31,7 +31,7 @@ final class Activations {
                 + (long) b * cfg.numHeads() * t /* lse */ + mc /* xmid */ + mc /* ln2 */ + m /* rstd2 */
                 + 2L * m * inter + (long) m * inter;
         long total = (layers + 1) * mc + layers * perLayer
-                + mc + m + m + m + m /* lnf, rstdf, logprob, entropy, weights */
+                + mc + m + m + m + m + m /* lnf, rstdf, logprob, entropy, weights, logZ */
                 + (long) chunkRows * cfg.vocabSize()
                 + mc + mc + (long) m * cfg.qkvDim() + (long) m * cfg.qDim() + 2L * m * inter + (long) m * inter;
         floats = k.allocF32(total);
@@ -59,6 +59,7 @@ final class Activations {
         logprob = take(at, m);
         entropy = take(at, m);
         weights = take(at, m);
+        logZ = take(at, m);
         logits = take(at, (long) chunkRows * cfg.vocabSize());
         dx = take(at, mc);
         dln = take(at, mc);

@@ -28,18 +28,33 @@ import java.util.List;
 public final class Generator {
     /**
      * temperature 0 = greedy; topK ≤ 0 = off; topP 1 = off. Generation of a sequence ends at the
-     * first stop token (kept in the completion) or after maxNewTokens.
+     * first stop token (kept in the completion) or after maxNewTokens. With logprobs, every step
+     * also takes the log-prob of each drawn token (a full-vocabulary softmax per step, so off unless
+     * asked: the trainer recomputes log-probs in its own forward).
      */
-    public record Options(int maxNewTokens, float temperature, int topK, float topP, long seed, int[] stopTokens) {
+    public record Options(int maxNewTokens, float temperature, int topK, float topP, long seed, int[] stopTokens, boolean logprobs) {
         public Options {
             if (maxNewTokens < 1) throw new IllegalArgumentException("maxNewTokens must be ≥ 1, got " + maxNewTokens);
             if (!(temperature >= 0) || !Float.isFinite(temperature)) throw new IllegalArgumentException("temperature must be ≥ 0, got " + temperature);
             if (!(topP > 0 && topP <= 1)) throw new IllegalArgumentException("topP must be in (0, 1], got " + topP);
             stopTokens = stopTokens == null ? new int[0] : stopTokens.clone();
         }
+
+        /** Without log-probs. */
+        public Options(int maxNewTokens, float temperature, int topK, float topP, long seed, int[] stopTokens) {
+            this(maxNewTokens, temperature, topK, topP, seed, stopTokens, false);
+        }
+
+        /** These options with the drawn tokens' log-probs taken. */
+        public Options withLogprobs() {
+            return new Options(maxNewTokens, temperature, topK, topP, seed, stopTokens, true);
+        }
     }
 
-    /** Generated tokens, the log-prob of each under the sampling distribution's temperature, and whether a stop token ended it. */
+    /**
+     * Generated tokens, the log-prob of each under the sampling distribution's temperature (null
+     * unless {@link Options#logprobs()}), and whether a stop token ended it.
+     */
     public record Completion(int[] tokens, float[] logprobs, boolean stopped) {}
 
     /** System property that turns graph replay off when "false". */
@@ -156,11 +171,13 @@ public final class Generator {
                     for (int s = 0; s < b; s++) lengths[s]++;
                 }
                 int[] drawn = new int[b];
-                float[] lp = new float[b];
                 k.download(step.tokens, drawn);
-                k.download(step.logprob, lp);
                 tokens.add(drawn);
-                logprobs.add(lp);
+                if (opt.logprobs()) {
+                    float[] lp = new float[b];
+                    k.download(step.logprob, lp);
+                    logprobs.add(lp);
+                }
                 boolean all = true;
                 for (int s = 0; s < b; s++) {
                     if (stopped[s] || generated[s] == opt.maxNewTokens()) continue;
@@ -173,10 +190,10 @@ public final class Generator {
             List<Completion> out = new ArrayList<>();
             for (int s = 0; s < b; s++) {
                 int[] t = new int[generated[s]];
-                float[] l = new float[generated[s]];
+                float[] l = opt.logprobs() ? new float[generated[s]] : null;
                 for (int n = 0; n < generated[s]; n++) {
                     t[n] = tokens.get(n)[s];
-                    l[n] = logprobs.get(n)[s];
+                    if (l != null) l[n] = logprobs.get(n)[s];
                 }
                 out.add(new Completion(t, l, stopped[s]));
             }
@@ -280,8 +297,8 @@ public final class Generator {
         }
 
         /**
-         * LM head on the final-normed hidden rows, a draw into tokens, and the log-prob of each drawn
-         * token at the sampling temperature (1 when greedy) into logprob.
+         * LM head on the final-normed hidden rows, a draw into tokens, and, when asked, the log-prob of
+         * each drawn token at the sampling temperature (1 when greedy) into logprob.
          */
         void head() {
             ModelConfig cfg = model.config;
@@ -289,9 +306,10 @@ public final class Generator {
             model.gemm(Gemm.NT, logits, hidden, model.param(model.lmHeadName()), null, b, cfg.vocabSize(), cfg.hiddenSize(), false);
             k.sample(tokens, logits, b, cfg.vocabSize(), opt.temperature(), opt.topK(), opt.topP(), opt.seed(), stepIndex,
                     banned, nBanned);
+            if (!opt.logprobs()) return;
             float t = opt.temperature() == 0f ? 1f : opt.temperature();
             k.fill(weights, 0f);
-            k.crossEntropy(logits, logprob, entropy, tokens, weights, b, cfg.vocabSize(), 1f / t, false);
+            k.crossEntropy(logits, logprob, entropy, null, tokens, weights, b, cfg.vocabSize(), 1f / t, false);
         }
 
         void free() {

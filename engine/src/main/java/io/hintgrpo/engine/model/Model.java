@@ -25,6 +25,7 @@ public final class Model implements AutoCloseable {
     public final Buf params;
     private Buf grads;
     private Activations acts;
+    private int forwardPasses; // counts forwards, so a loss head knows when its activations were overwritten
     private Precision precision = Precision.FP32;
     // BF16 only: the matrices [0, decayEnd) of params as bf16, recast lazily after params change
     private Buf paramsBf16;
@@ -268,28 +269,129 @@ public final class Model implements AutoCloseable {
     }
 
     /**
-     * Sets the loss weight of every row from the log-probs of the same forward, on the backend:
-     * logprob [b·t] (each row's target at the temperature) is read, weights [b·t] written. The
-     * GRPO loss is such a weight: its gradient with respect to logp depends on logp itself (ρ, k3).
+     * Forward only, with every row's log-prob at the temperature copied into {@code out} [b·t] on
+     * the backend and nothing brought to the host (the GRPO reference and logp_old).
      */
-    public interface TokenWeights {
-        void compute(Buf logprob, Buf weights);
+    public void logprobs(Batch batch, float temperature, Buf out) {
+        Modalities mods = forwardLayers(batch);
+        mods.free();
+        Activations a = acts;
+        int m = a.m, c = config.hiddenSize(), v = config.vocabSize();
+        checkTemperature(temperature);
+        for (int r0 = 0; r0 < m; r0 += a.chunkRows) {
+            int rows = Math.min(a.chunkRows, m - r0);
+            Buf logits = a.logits.slice(0, (long) rows * v);
+            gemm(Gemm.NT, logits, a.lnf.slice((long) r0 * c, (long) rows * c), param(lmHeadName()), null, rows, v, c, false);
+            kernels.crossEntropy(logits, a.logprob.slice(r0, rows), a.entropy.slice(r0, rows), null, a.targets.slice(r0, rows),
+                    a.weights.slice(r0, rows), rows, v, 1f / temperature, false);
+        }
+        kernels.copy(out, a.logprob.slice(0, m));
     }
 
     /**
-     * Like {@link #forwardBackward(Batch, float)}, but the weights of the backward come from
-     * {@code weights} after the forward's log-probs are known (batch.weights is ignored). The LM
-     * head runs twice per chunk (log-probs first, then the backward with the computed weights);
-     * the layers run once. The returned loss is −Σ weight·logprob with the computed weights.
+     * The training forward of a batch for a loss whose per-token weights depend on the log-probs
+     * themselves (the GRPO loss: ρ and k3 are functions of logp), with the LM head left to the
+     * caller as a visible sequence of chunks, the way llm.c seeds its loss gradient from the caller.
+     * The layers' forward has run when this returns; then for each chunk c:
+     * {@link LossHead#forward(int)} (the logits, one GEMM, and their log-probs and entropies), the
+     * caller's weights for the chunk's rows into {@link LossHead#weights()}, and
+     * {@link LossHead#backward(int)} (∂L/∂logits from the same logits, and the head's two backward
+     * GEMMs); {@link LossHead#finish()} then runs the layers' backward. batch.weights is ignored.
+     * The next forward of this model ends the head.
      */
-    public ForwardResult forwardBackward(Batch batch, float temperature, TokenWeights weights) {
-        Modalities mods = forwardLayers(batch);
-        lmHead(batch, temperature, false);
-        weights.compute(acts.logprob, acts.weights);
-        ForwardResult result = lmHead(batch, temperature, true);
-        backwardLayers(mods);
-        mods.free();
-        return result;
+    public LossHead lossHead(Batch batch, float temperature) {
+        checkTemperature(temperature);
+        return new LossHead(batch, forwardLayers(batch), temperature);
+    }
+
+    /** The LM head of one batch, chunk by chunk (see {@link #lossHead}). */
+    public final class LossHead {
+        private final Batch batch;
+        private final Modalities mods;
+        private final float invTemperature;
+        private final Activations a = acts;
+        private final int pass = forwardPasses; // the forward whose activations this head reads
+        private int next; // the chunk to forward next, or whose backward is due while inChunk
+        private boolean inChunk, finished;
+
+        private LossHead(Batch batch, Modalities mods, float temperature) {
+            this.batch = batch;
+            this.mods = mods;
+            this.invTemperature = 1f / temperature;
+        }
+
+        /** Chunks of rows the head runs in (the backend's logit chunk over the vocabulary). */
+        public int chunks() {
+            return (a.m + a.chunkRows - 1) / a.chunkRows;
+        }
+
+        /** The first row (position b·t + i) of chunk c. */
+        public int rowStart(int c) {
+            return c * a.chunkRows;
+        }
+
+        public int rows(int c) {
+            return Math.min(a.chunkRows, a.m - rowStart(c));
+        }
+
+        /** Every row's log-prob of its target at the temperature [b·t], on the backend; a chunk's rows once it is forwarded. */
+        public Buf logprob() {
+            return a.logprob;
+        }
+
+        /** Every row's entropy [b·t], on the backend; a chunk's rows once it is forwarded. */
+        public Buf entropy() {
+            return a.entropy;
+        }
+
+        /** The rows' loss weights [b·t] the caller writes before each chunk's backward: L = −Σ weight·logprob. */
+        public Buf weights() {
+            return a.weights;
+        }
+
+        /** Chunk c's logits (one GEMM) and their log-probs, entropies and log-partitions. */
+        public void forward(int c) {
+            check(c, !inChunk, "forward");
+            int r0 = rowStart(c), rows = rows(c), cc = config.hiddenSize(), v = config.vocabSize();
+            gemm(Gemm.NT, logits(rows), a.lnf.slice((long) r0 * cc, (long) rows * cc), param(lmHeadName()), null, rows, v, cc, false);
+            kernels.crossEntropy(logits(rows), a.logprob.slice(r0, rows), a.entropy.slice(r0, rows), a.logZ.slice(r0, rows),
+                    a.targets.slice(r0, rows), a.weights.slice(r0, rows), rows, v, invTemperature, false);
+            inChunk = true;
+        }
+
+        /** Chunk c's backward from the same logits with the weights now in {@link #weights()}: ∂L/∂logits, dlnf, the head's gradient. */
+        public void backward(int c) {
+            check(c, inChunk, "backward");
+            int r0 = rowStart(c), rows = rows(c), cc = config.hiddenSize(), v = config.vocabSize();
+            Buf logits = logits(rows);
+            kernels.crossEntropyBackward(logits, a.logZ.slice(r0, rows), a.targets.slice(r0, rows), a.weights.slice(r0, rows), rows, v,
+                    invTemperature);
+            headBackward(logits, r0, rows);
+            inChunk = false;
+            next++;
+        }
+
+        /** The layers' backward (gradients added to {@link #grads()}) after every chunk's; the loss −Σ weight·logprob and per-row results. */
+        public ForwardResult finish() {
+            check(next, !inChunk && next == chunks(), "finish after chunk");
+            finished = true;
+            ForwardResult result = hostResult(batch);
+            backwardLayers(mods);
+            mods.free();
+            return result;
+        }
+
+        private Buf logits(int rows) {
+            return a.logits.slice(0, (long) rows * config.vocabSize());
+        }
+
+        private void check(int c, boolean inOrder, String what) {
+            if (finished || acts != a || forwardPasses != pass)
+                throw new IllegalStateException("the loss head ended (finished, or the model ran another forward)");
+            if (c != next || !inOrder)
+                throw new IllegalStateException(what + " " + c + " out of order: chunks run forward, weights, backward, in order ("
+                        + chunks() + " chunks, next " + next + (inChunk ? ", its backward due" : "") + ")");
+        }
     }
 
     /** Raw LM-head logits [b·t, vocab] (tests and oracle comparisons; materialises them all). */
@@ -426,6 +528,7 @@ public final class Model implements AutoCloseable {
 
     /** The training forward over a packed batch; with a cache (prefill), every layer also stores its k and v there. */
     Modalities forwardLayers(Batch batch, Generator.Cache cache) {
+        forwardPasses++;
         Activations a = activations(batch);
         Kernels k = kernels;
         ModelConfig cfg = config;
@@ -458,8 +561,7 @@ public final class Model implements AutoCloseable {
      * ∂L/∂logits in place and feed dlnf (into acts.dln) and the head's weight gradient at once.
      */
     private ForwardResult lmHead(Batch batch, float temperature, boolean backward) {
-        if (!(temperature > 0) || !Float.isFinite(temperature))
-            throw new IllegalArgumentException("temperature must be a positive number, got " + temperature);
+        checkTemperature(temperature);
         Activations a = acts;
         Kernels k = kernels;
         int m = a.m, c = config.hiddenSize(), v = config.vocabSize();
@@ -467,22 +569,38 @@ public final class Model implements AutoCloseable {
         for (int r0 = 0; r0 < m; r0 += a.chunkRows) {
             int rows = Math.min(a.chunkRows, m - r0);
             Buf logits = a.logits.slice(0, (long) rows * v);
-            Buf lnf = a.lnf.slice((long) r0 * c, (long) rows * c);
-            gemm(Gemm.NT, logits, lnf, head, null, rows, v, c, false);
-            k.crossEntropy(logits, a.logprob.slice(r0, rows), a.entropy.slice(r0, rows), a.targets.slice(r0, rows),
+            gemm(Gemm.NT, logits, a.lnf.slice((long) r0 * c, (long) rows * c), head, null, rows, v, c, false);
+            k.crossEntropy(logits, a.logprob.slice(r0, rows), a.entropy.slice(r0, rows), null, a.targets.slice(r0, rows),
                     a.weights.slice(r0, rows), rows, v, 1f / temperature, backward);
-            if (backward) {
-                gemm(Gemm.NN, a.dln.slice((long) r0 * c, (long) rows * c), logits, head, null, rows, c, v, false);
-                gemm(Gemm.TN, grad(lmHeadName()), logits, lnf, null, v, c, rows, true);
-            }
+            if (backward) headBackward(logits, r0, rows);
         }
+        return hostResult(batch);
+    }
+
+    /** The LM head's backward GEMMs of one chunk whose logits now hold ∂L/∂logits: dlnf into acts.dln, and the head's gradient. */
+    private void headBackward(Buf dlogits, int r0, int rows) {
+        int c = config.hiddenSize(), v = config.vocabSize();
+        Buf head = param(lmHeadName());
+        gemm(Gemm.NN, acts.dln.slice((long) r0 * c, (long) rows * c), dlogits, head, null, rows, c, v, false);
+        gemm(Gemm.TN, grad(lmHeadName()), dlogits, acts.lnf.slice((long) r0 * c, (long) rows * c), null, v, c, rows, true);
+    }
+
+    /** The per-row log-probs, entropies and the loss −Σ weight·logprob of the last head, brought to the host. */
+    private ForwardResult hostResult(Batch batch) {
+        Activations a = acts;
+        int m = a.m;
         float[] logprobs = new float[m], entropy = new float[m], weights = new float[m];
-        k.download(a.logprob, logprobs);
-        k.download(a.entropy, entropy);
-        k.download(a.weights, weights); // batch.weights, or what a TokenWeights computed
+        kernels.download(a.logprob, logprobs);
+        kernels.download(a.entropy, entropy);
+        kernels.download(a.weights, weights); // batch.weights, or what a loss head's caller wrote
         double loss = 0;
         for (int i = 0; i < m; i++) loss -= (double) weights[i] * logprobs[i];
         return new ForwardResult(batch, loss, logprobs, entropy);
+    }
+
+    private static void checkTemperature(float temperature) {
+        if (!(temperature > 0) || !Float.isFinite(temperature))
+            throw new IllegalArgumentException("temperature must be a positive number, got " + temperature);
     }
 
     private void backwardLayers(Modalities mods) {

@@ -9,6 +9,7 @@ import org.junit.jupiter.api.Test;
 import java.util.SplittableRandom;
 
 import static io.hintgrpo.engine.Check.*;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
 /**
@@ -303,6 +304,18 @@ class CpuKernelsGradTest extends CpuOpsTest {
         return new double[][]{lp, ent};
     }
 
+    /** log Σ_j exp(z[i,j]·invT) per row, in double. */
+    private static double[] logPartitions(double[] z, int m, int v, float invT) {
+        double[] out = new double[m];
+        for (int i = 0; i < m; i++) {
+            double max = Double.NEGATIVE_INFINITY, sum = 0;
+            for (int j = 0; j < v; j++) max = Math.max(max, z[i * v + j] * invT);
+            for (int j = 0; j < v; j++) sum += Math.exp(z[i * v + j] * invT - max);
+            out[i] = max + Math.log(sum);
+        }
+        return out;
+    }
+
     @ParameterizedTest
     @CsvSource({"1,2,1.0", "6,13,1.0", "5,100,0.7", "4,257,1.3"})
     void crossEntropy(int m, int v, float temperature) {
@@ -315,19 +328,24 @@ class CpuKernelsGradTest extends CpuOpsTest {
             targets[i] = i == 1 ? -1 : rng.nextInt(v);
             w[i] = (float) rng.nextGaussian(); // signed weights
         }
-        Buf zb = up(z), lp = poisoned(m), ent = poisoned(m), tb = upInts(targets), wb = up(w);
-        k.crossEntropy(zb, lp, ent, tb, wb, m, v, invT, false);
+        Buf zb = up(z), lp = poisoned(m), ent = poisoned(m), lz = poisoned(m), tb = upInts(targets), wb = up(w);
+        k.crossEntropy(zb, lp, ent, lz, tb, wb, m, v, invT, false);
         double[] zd = toDouble(z);
         double[][] ref = crossEntropyRef(zd, targets, m, v, invT);
         assertClose("logprob", down(lp), ref[0], FWD);
         assertClose("entropy", down(ent), ref[1], FWD);
+        assertClose("log-partition", down(lz), logPartitions(zd, m, v, invT), FWD);
         assertClose("forward leaves logits alone", down(zb), zd, 0);
 
-        k.crossEntropy(zb, lp, ent, tb, wb, m, v, invT, true);
         double[] negW = new double[m];
         for (int i = 0; i < m; i++) negW[i] = -w[i];
         double[] g = fdGrad(x -> crossEntropyRef(x, targets, m, v, invT)[0], zd, negW);
-        assertClose("dlogits", down(zb), g, BWD);
+        k.crossEntropyBackward(zb, lz, tb, wb, m, v, invT);
+        assertClose("dlogits of the backward pass", down(zb), g, BWD);
+        Buf fused = up(z);
+        k.crossEntropy(fused, lp, ent, null, tb, wb, m, v, invT, true);
+        assertClose("dlogits of the fused pass", down(fused), g, BWD);
+        assertArrayEquals(down(fused), down(zb), "the two backwards give the same bits");
     }
 
     // ---------------- optimizer ----------------

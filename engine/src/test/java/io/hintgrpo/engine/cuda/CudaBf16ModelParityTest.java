@@ -96,7 +96,7 @@ class CudaBf16ModelParityTest {
                 else assertEquals(inUseAfterFirstStep, gpu.memory().bytesInUse(), "device bytes in use grew over a step");
             }
             // generation runs its GEMMs through the same precision switch
-            Generator.Options greedy = new Generator.Options(3, 0f, 0, 1f, 1, null);
+            Generator.Options greedy = new Generator.Options(3, 0f, 0, 1f, 1, null).withLogprobs();
             var prompts = TestModels.randomSequences(cfg, new SplittableRandom(3), 5, 3);
             var want = new Generator(cpu).generate(prompts, greedy);
             var got = new Generator(dev).generate(prompts, greedy);

@@ -60,9 +60,9 @@ class CudaGraphDecodeTest {
             int stop = free.get(1).tokens()[1];
 
             for (Generator.Options opt : List.of(
-                    new Generator.Options(maxNew, 0f, 0, 1f, 1, new int[]{stop}),
-                    new Generator.Options(maxNew, 0.9f, 8, 0.95f, 17, null),
-                    new Generator.Options(maxNew, 1.2f, 0, 1f, 23, new int[]{stop}))) {
+                    new Generator.Options(maxNew, 0f, 0, 1f, 1, new int[]{stop}).withLogprobs(),
+                    new Generator.Options(maxNew, 0.9f, 8, 0.95f, 17, null).withLogprobs(),
+                    new Generator.Options(maxNew, 1.2f, 0, 1f, 23, new int[]{stop}).withLogprobs())) {
                 String what = "T=" + opt.temperature() + " seed " + opt.seed();
                 calls.clear();
                 List<Generator.Completion> eager = new Generator(dev, false).generate(prompts, opt);

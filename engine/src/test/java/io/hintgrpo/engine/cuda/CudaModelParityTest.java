@@ -137,9 +137,9 @@ class CudaModelParityTest {
             Model[] m = twinModels(cfg, gpu);
             List<Sequence> prompts = TestModels.randomSequences(cfg, new SplittableRandom(3), 9, 4, 6);
             for (Generator.Options opt : List.of(
-                    new Generator.Options(6, 0f, 0, 1f, 1, null),
-                    new Generator.Options(6, 0.8f, 10, 0.9f, 7, null),
-                    new Generator.Options(6, 1.3f, 0, 1f, 11, null))) {
+                    new Generator.Options(6, 0f, 0, 1f, 1, null).withLogprobs(),
+                    new Generator.Options(6, 0.8f, 10, 0.9f, 7, null).withLogprobs(),
+                    new Generator.Options(6, 1.3f, 0, 1f, 11, null).withLogprobs())) {
                 List<Generator.Completion> want = new Generator(m[0]).generate(prompts, opt);
                 List<Generator.Completion> got = new Generator(m[1]).generate(prompts, opt);
                 List<Sequence> full = new ArrayList<>();

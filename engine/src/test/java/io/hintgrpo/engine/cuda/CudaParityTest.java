@@ -718,12 +718,23 @@ class CudaParityTest {
             Buf[] tg = twin(targets), w = twin(random(m));
             for (float invT : new float[]{1f, 1f / 0.7f}) {
                 for (boolean backward : new boolean[]{false, true}) {
-                    Buf[] lg = twin(logits), lp = output(m), en = output(m);
-                    cpu.crossEntropy(lg[0], lp[0], en[0], tg[0], w[0], m, v, invT, backward);
-                    gpu.crossEntropy(lg[1], lp[1], en[1], tg[1], w[1], m, v, invT, backward);
+                    Buf[] lg = twin(logits), lp = output(m), en = output(m), lz = output(m);
+                    cpu.crossEntropy(lg[0], lp[0], en[0], lz[0], tg[0], w[0], m, v, invT, backward);
+                    gpu.crossEntropy(lg[1], lp[1], en[1], lz[1], tg[1], w[1], m, v, invT, backward);
                     check("cross_entropy.logprob", lp, 1e-5);
                     check("cross_entropy.entropy", en, 1e-5);
+                    check("cross_entropy.log_z", lz, 1e-5);
                     check(backward ? "cross_entropy.dlogits" : "cross_entropy.logits_untouched", lg, 1e-5);
+                    if (backward) continue;
+                    // the backward as a pass of its own, after the weights are known (the GRPO loss head)
+                    cpu.crossEntropyBackward(lg[0], lz[0], tg[0], w[0], m, v, invT);
+                    gpu.crossEntropyBackward(lg[1], lz[1], tg[1], w[1], m, v, invT);
+                    check("cross_entropy_backward.dlogits", lg, 1e-5);
+                    Buf[] fused = twin(logits), lp2 = output(m), en2 = output(m);
+                    gpu.crossEntropy(fused[1], lp2[1], en2[1], null, tg[1], w[1], m, v, invT, true);
+                    assertArrayEquals(read(fused[1]), read(lg[1]), "on the device, forward then backward is the fused pass bit for bit");
+                    cpu.crossEntropy(fused[0], lp2[0], en2[0], null, tg[0], w[0], m, v, invT, true);
+                    assertArrayEquals(read(fused[0]), read(lg[0]), "on cpu too");
                 }
             }
         }

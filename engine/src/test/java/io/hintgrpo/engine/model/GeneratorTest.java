@@ -26,7 +26,7 @@ class GeneratorTest {
         List<Sequence> prompts = TestModels.randomSequences(cfg, new SplittableRandom(3), 9, 4, 6);
         for (float temperature : new float[]{0f, 0.8f}) {
             List<Generator.Completion> out = new Generator(m).generate(prompts,
-                    new Generator.Options(7, temperature, 0, 1f, 99, null));
+                    new Generator.Options(7, temperature, 0, 1f, 99, null).withLogprobs());
             List<Sequence> full = new ArrayList<>();
             for (int s = 0; s < prompts.size(); s++) {
                 Sequence p = prompts.get(s);
@@ -51,9 +51,15 @@ class GeneratorTest {
         Model m = model(cfg);
         List<Sequence> prompts = TestModels.randomSequences(cfg, new SplittableRandom(8), 5, 3);
         Generator g = new Generator(m);
-        List<Generator.Completion> greedy = g.generate(prompts, new Generator.Options(6, 0f, 0, 1f, 1, null));
+        List<Generator.Completion> greedy = g.generate(prompts, new Generator.Options(6, 0f, 0, 1f, 1, null).withLogprobs());
         for (Generator.Completion c : greedy)
             for (float lp : c.logprobs()) assertTrue(lp > Math.log(1.0 / cfg.vocabSize()), "argmax is at least as likely as uniform");
+        // without asking, no log-probs are taken, and the tokens are the same
+        List<Generator.Completion> plain = g.generate(prompts, new Generator.Options(6, 0f, 0, 1f, 1, null));
+        for (int s = 0; s < prompts.size(); s++) {
+            assertNull(plain.get(s).logprobs());
+            assertArrayEquals(greedy.get(s).tokens(), plain.get(s).tokens());
+        }
         List<Generator.Completion> a = g.generate(prompts, new Generator.Options(6, 1.5f, 10, 0.9f, 7, null));
         List<Generator.Completion> b = g.generate(prompts, new Generator.Options(6, 1.5f, 10, 0.9f, 7, null));
         List<Generator.Completion> c = g.generate(prompts, new Generator.Options(6, 1.5f, 10, 0.9f, 8, null));

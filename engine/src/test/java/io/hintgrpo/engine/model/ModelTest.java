@@ -1,6 +1,8 @@
 package io.hintgrpo.engine.model;
 
 import io.hintgrpo.engine.BadInputException;
+import io.hintgrpo.engine.Buf;
+import io.hintgrpo.engine.cpu.CpuKernels;
 import io.hintgrpo.engine.cpu.Parallel;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -68,30 +70,55 @@ class ModelTest {
         return m.forward(batch, 0.9f).loss();
     }
 
-    /** Weights computed from the forward's log-probs give exactly the gradient of the same weights passed up front. */
-    @Test
-    void computedWeightsMatchGivenWeights() {
+    /**
+     * The loss head (chunk by chunk: forward, the caller's weights from the chunk's log-probs,
+     * backward) gives exactly the gradient of the same weights passed up front, over one chunk and
+     * over many (a backend with 3-row chunks), and refuses its steps out of order.
+     */
+    @ParameterizedTest
+    @ValueSource(ints = {0, 3})
+    void lossHeadWeightsMatchGivenWeights(int rowsPerChunk) {
         ModelConfig cfg = config("mlp");
-        Model m = model(cfg, 5);
+        Model m = new Model(rowsPerChunk == 0 ? new CpuKernels() : new CpuKernels((long) rowsPerChunk * cfg.vocabSize()), cfg);
+        m.initialize(5);
         List<Sequence> seqs = TestModels.randomSequences(cfg, new SplittableRandom(4), 6, 9, 3);
         Batch batch = Batch.pack(cfg, seqs);
         m.zeroGrad();
         Model.ForwardResult given = m.forwardBackward(batch, 0.8f);
         float[] expected = m.downloadGrad("model.layers.0.mlp.down_proj.weight");
         float[] expectedHead = m.downloadGrad(m.lmHeadName());
-        // the callback sees this forward's log-probs and writes the same weights as batch.weights
+        // the caller sees each chunk's log-probs and writes the same weights as batch.weights
         Batch zeroed = Batch.pack(cfg, seqs.stream().map(q -> new Sequence(q.ids(), null, q.audio(), q.vision())).toList());
-        float[][] seen = new float[1][];
+        float[] seen = new float[batch.rows()];
         m.zeroGrad();
-        Model.ForwardResult computed = m.forwardBackward(zeroed, 0.8f, (logprob, weights) -> {
-            seen[0] = new float[Math.toIntExact(logprob.length)];
-            m.kernels.download(logprob, seen[0]);
-            m.kernels.upload(weights, batch.weights);
-        });
-        assertArrayEquals(given.logprobs(), seen[0]);
+        Model.LossHead head = m.lossHead(zeroed, 0.8f);
+        assertEquals(rowsPerChunk == 0 ? 1 : (batch.rows() + 2) / 3, head.chunks());
+        assertThrows(IllegalStateException.class, () -> head.backward(0), "a backward before its forward");
+        for (int c = 0; c < head.chunks(); c++) {
+            int r0 = head.rowStart(c), n = head.rows(c);
+            head.forward(c);
+            float[] lp = new float[n];
+            m.kernels.download(head.logprob().slice(r0, n), lp);
+            System.arraycopy(lp, 0, seen, r0, n);
+            m.kernels.upload(head.weights().slice(r0, n), java.util.Arrays.copyOfRange(batch.weights, r0, r0 + n));
+            head.backward(c);
+        }
+        Model.ForwardResult computed = head.finish();
+        assertThrows(IllegalStateException.class, head::finish, "a head finishes once");
+        assertArrayEquals(given.logprobs(), seen);
         assertEquals(given.loss(), computed.loss(), 0.0);
         assertArrayEquals(expected, m.downloadGrad("model.layers.0.mlp.down_proj.weight"));
         assertArrayEquals(expectedHead, m.downloadGrad(m.lmHeadName()));
+
+        // the device-side log-probs of a forward are the host ones
+        Buf out = m.kernels.allocF32(batch.rows());
+        m.logprobs(batch, 0.8f, out);
+        float[] device = new float[batch.rows()];
+        m.kernels.download(out, device);
+        assertArrayEquals(given.logprobs(), device);
+        Model.LossHead stale = m.lossHead(zeroed, 0.8f);
+        m.forward(batch, 1f);
+        assertThrows(IllegalStateException.class, () -> stale.forward(0), "another forward ends a head");
     }
 
     @Test

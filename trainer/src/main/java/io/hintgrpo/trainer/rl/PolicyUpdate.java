@@ -14,9 +14,10 @@ import java.util.List;
  * The optimisation half of a GRPO step: the rollout batch (prompt ++ hint ++ completion per row)
  * is split into minibatches; β > 0 computes the reference log-probs once per minibatch (β = 0
  * never runs the reference); then mu passes over the minibatches, one optimizer step each. In
- * every forward the fused GRPO loss kernel turns this forward's log-probs into the LM-head
- * backward's per-token weights ({@link Model.TokenWeights}); on the first pass logp_old is that
- * same forward's logp, detached, so ρ = 1 exactly there (DESIGN.md).
+ * every forward the fused GRPO loss kernel turns each LM-head chunk's log-probs into that chunk's
+ * per-token weights before its backward ({@link Model.LossHead}); on the first pass logp_old is
+ * that same forward's logp, detached, so ρ = 1 exactly there (DESIGN.md). Log-probs, advantages
+ * and scales stay on the backend for the whole step.
  */
 public final class PolicyUpdate {
     private PolicyUpdate() {}
@@ -43,16 +44,40 @@ public final class PolicyUpdate {
         return rows;
     }
 
-    private static final class Minibatch {
+    /**
+     * One minibatch's inputs, on the backend for all of the step: the packed rows, the per-token
+     * advantage and scale (uploaded once), the reference log-probs (β > 0), and logp_old, set on
+     * the first pass from that pass's log-probs; none of them travels to the host and back.
+     */
+    private static final class Minibatch implements AutoCloseable {
         final Batch batch;
         final GrpoObjective.TokenInputs inputs;
-        final float[] ref;
-        float[] logpOld;
+        final Buf advantage, scale, ref, logpOld, loss, clipped, kl;
+        boolean haveOld;
+        private final Kernels k;
 
-        Minibatch(Batch batch, GrpoObjective.TokenInputs inputs, float[] ref) {
+        Minibatch(Kernels k, Batch batch, GrpoObjective.TokenInputs inputs, Model reference, float temperature) {
+            this.k = k;
             this.batch = batch;
             this.inputs = inputs;
-            this.ref = ref;
+            int m = batch.rows();
+            advantage = upload(k, inputs.advantage());
+            scale = upload(k, inputs.scale());
+            logpOld = k.allocF32(m);
+            loss = k.allocF32(m);
+            clipped = k.allocF32(m);
+            kl = k.allocF32(m);
+            if (reference == null) {
+                ref = null;
+            } else {
+                ref = k.allocF32(m);
+                reference.logprobs(batch, temperature, ref);
+            }
+        }
+
+        @Override
+        public void close() {
+            for (Buf b : new Buf[]{advantage, scale, ref, logpOld, loss, clipped, kl}) if (b != null) k.free(b);
         }
     }
 
@@ -61,36 +86,25 @@ public final class PolicyUpdate {
         if (u.beta() > 0 && reference == null) throw new IllegalArgumentException("beta > 0 needs a reference model");
         float temperature = cfg.sampling().temperature();
         int n = rows.size(), count = Math.min(u.minibatches(), n);
-        List<Minibatch> minibatches = new ArrayList<>();
-        for (int i = 0; i < count; i++) {
-            List<Row> part = rows.subList(n * i / count, n * (i + 1) / count);
-            Batch batch = Batch.pack(policy.config, part.stream().map(Row::sequence).toList());
-            GrpoObjective.TokenInputs inputs = GrpoObjective.tokenInputs(part.stream().map(Row::objective).toList(), batch.t,
-                    u.aggregation(), cfg.rollout().maxCompletionTokens());
-            float[] ref = u.beta() > 0 ? reference.forward(batch, temperature).logprobs() : null;
-            minibatches.add(new Minibatch(batch, inputs, ref));
-        }
         Kernels k = policy.kernels;
-        double loss = 0, norm = 0, kl = 0, clipped = 0, entropy = 0;
-        int tokens = 0, steps = 0, nonFinite = 0;
-        opt.setLearningRate(lr);
-        for (int pass = 0; pass < u.mu(); pass++) {
-            for (Minibatch mb : minibatches) {
-                int m = mb.batch.rows();
-                boolean first = mb.logpOld == null;
-                Buf adv = upload(k, mb.inputs.advantage()), scale = upload(k, mb.inputs.scale());
-                Buf ref = mb.ref == null ? null : upload(k, mb.ref);
-                Buf old = first ? k.allocF32(m) : upload(k, mb.logpOld);
-                Buf lossOut = k.allocF32(m), clipOut = k.allocF32(m), klOut = k.allocF32(m);
-                try {
+        List<Minibatch> minibatches = new ArrayList<>();
+        try {
+            for (int i = 0; i < count; i++) {
+                List<Row> part = rows.subList(n * i / count, n * (i + 1) / count);
+                Batch batch = Batch.pack(policy.config, part.stream().map(Row::sequence).toList());
+                GrpoObjective.TokenInputs inputs = GrpoObjective.tokenInputs(part.stream().map(Row::objective).toList(), batch.t,
+                        u.aggregation(), cfg.rollout().maxCompletionTokens());
+                minibatches.add(new Minibatch(k, batch, inputs, u.beta() > 0 ? reference : null, temperature));
+            }
+            double loss = 0, norm = 0, kl = 0, clipped = 0, entropy = 0;
+            int tokens = 0, steps = 0, nonFinite = 0;
+            opt.setLearningRate(lr);
+            for (int pass = 0; pass < u.mu(); pass++) {
+                for (Minibatch mb : minibatches) {
+                    int m = mb.batch.rows();
                     policy.zeroGrad();
-                    Model.ForwardResult fr = policy.forwardBackward(mb.batch, temperature, (logprob, weights) -> {
-                        if (first) k.copy(old, logprob);
-                        k.grpoPolicyLoss(lossOut, weights, clipOut, klOut, logprob, old, ref, adv, scale, m,
-                                u.epsLow(), u.epsHigh(), u.beta());
-                    });
-                    float[] l = download(k, lossOut, m), c = download(k, clipOut, m), q = download(k, klOut, m);
-                    if (first) mb.logpOld = download(k, old, m);
+                    Model.ForwardResult fr = lossPass(policy, mb, temperature, u);
+                    float[] l = download(k, mb.loss, m), c = download(k, mb.clipped, m), q = download(k, mb.kl, m);
                     double stepLoss = 0;
                     for (int t = 0; t < m; t++) {
                         stepLoss += l[t];
@@ -108,14 +122,37 @@ public final class PolicyUpdate {
                         norm += g;
                         steps++;
                     }
-                } finally {
-                    for (Buf b : new Buf[]{adv, scale, ref, old, lossOut, clipOut, klOut}) if (b != null) k.free(b);
                 }
             }
+            return new Stats(steps == 0 ? Double.NaN : loss / steps, steps == 0 ? Double.NaN : norm / steps,
+                    tokens == 0 ? 0 : kl / tokens, tokens == 0 ? 0 : clipped / tokens, tokens == 0 ? 0 : entropy / tokens,
+                    tokens, steps, nonFinite);
+        } finally {
+            for (Minibatch mb : minibatches) mb.close();
         }
-        return new Stats(steps == 0 ? Double.NaN : loss / steps, steps == 0 ? Double.NaN : norm / steps,
-                tokens == 0 ? 0 : kl / tokens, tokens == 0 ? 0 : clipped / tokens, tokens == 0 ? 0 : entropy / tokens,
-                tokens, steps, nonFinite);
+    }
+
+    /**
+     * The policy's forward and backward of one minibatch with the GRPO loss, chunk by chunk of the
+     * LM head: the chunk's log-probs, then (on the first pass) logp_old from them, detached, the
+     * fused loss kernel turning them into the chunk's token weights, then the chunk's backward on
+     * the same logits.
+     */
+    private static Model.ForwardResult lossPass(Model policy, Minibatch mb, float temperature, GrpoConfig.Update u) {
+        Kernels k = policy.kernels;
+        Model.LossHead head = policy.lossHead(mb.batch, temperature);
+        for (int c = 0; c < head.chunks(); c++) {
+            head.forward(c);
+            int r0 = head.rowStart(c), n = head.rows(c);
+            Buf logp = head.logprob().slice(r0, n), old = mb.logpOld.slice(r0, n);
+            if (!mb.haveOld) k.copy(old, logp);
+            k.grpoPolicyLoss(mb.loss.slice(r0, n), head.weights().slice(r0, n), mb.clipped.slice(r0, n), mb.kl.slice(r0, n), logp,
+                    old, mb.ref == null ? null : mb.ref.slice(r0, n), mb.advantage.slice(r0, n), mb.scale.slice(r0, n), n,
+                    u.epsLow(), u.epsHigh(), u.beta());
+            head.backward(c);
+        }
+        mb.haveOld = true;
+        return head.finish();
     }
 
     private static Buf upload(Kernels k, float[] host) {

@@ -394,6 +394,11 @@ public final class Model implements AutoCloseable {
         }
     }
 
+    /** Forwards over the layers run so far (training, log-prob and prefill forwards alike): what a run costs, for tests and benchmarks. */
+    public int forwardPasses() {
+        return forwardPasses;
+    }
+
     /** Raw LM-head logits [b·t, vocab] (tests and oracle comparisons; materialises them all). */
     public float[] logits(Batch batch) {
         Modalities mods = forwardLayers(batch);

@@ -61,18 +61,23 @@ final class DataCommand {
         @Option(names = "--filter-tolerance", defaultValue = "0.5", description = "Largest |answer - label| of a kept teacher chain (default: ${DEFAULT-VALUE}).")
         double filterTolerance;
 
+        @Option(names = "--teacher-blind-spot", defaultValue = "0", description = "Share of the hard (conflict) training utterances "
+                + "on which the teacher follows the words, so its chain is wrong and filtered out (default: ${DEFAULT-VALUE}).")
+        double teacherBlindSpot;
+
         @Override
         public Integer call() throws IOException {
             SynthCorpus.Options o = new SynthCorpus.Options(seed, size, teacherErrorRate, framesAudio, framesVision,
-                    conflictRate, filterTolerance);
+                    conflictRate, filterTolerance, teacherBlindSpot);
             SynthCorpus.Summary s = SynthCorpus.write(out, o);
             PrintWriter w = spec.commandLine().getOut();
             JsonNode m = s.manifest();
             w.printf("wrote %s: %d utterances in %s, vocabulary %d tokens%n", out, size, SynthCorpus.domains(), m.path("vocab_size").asInt());
             w.printf("classes: %s; conflicts: %s%n", m.path("classes"), m.path("conflicts"));
             JsonNode t = m.path("teacher");
-            w.printf("teacher chains: %d errors injected, filter kept %d and dropped %d%n",
-                    t.path("injected_errors").asInt(), t.path("kept").asInt(), t.path("dropped").asInt());
+            w.printf("teacher chains: %d errors injected, %d in the blind spot, filter kept %d and dropped %d%n",
+                    t.path("injected_errors").asInt(), t.path("blind_spot_chains").asInt(), t.path("kept").asInt(), t.path("dropped").asInt());
+            w.printf("hard subset: %s%n", m.path("hard_subset"));
             JsonNode x = m.path("text_only");
             w.printf("test MAE: text-only %.3f vs multimodal linear probe %.3f%n",
                     x.path("text_only_test_mae").asDouble(), x.path("multimodal_probe_test_mae").asDouble());

@@ -25,7 +25,7 @@ import java.util.Set;
 
 /**
  * Corpus files: one utterance per line as a JSON object
- * {@code {"id", "text", "label", "domain", "audio", "vision", "cot"}} (docs/data.md). Features are
+ * {@code {"id", "text", "label", "domain", "audio", "vision", "cot", "subset"}} (docs/data.md). Features are
  * either a path to a float32 {@code .npy} of shape T × D (relative paths resolve against the JSONL
  * file's folder) or an inline T × D array. A malformed line fails with {@code file:line: reason};
  * in skip-bad mode it is skipped and counted instead. {@link #readPrompts} reads the same format
@@ -142,7 +142,10 @@ public final class Jsonl {
         float[][] audio = features(rec, "audio", expect.audioDim(), folder, where);
         float[][] vision = features(rec, "vision", expect.visionDim(), folder, where);
         String cot = optionalString(rec, "cot", where);
-        return new Utterance(id, text, label, domain, audio, vision, cot);
+        String subset = optionalString(rec, "subset", where);
+        if (subset != null && !subset.equals(Utterance.HARD) && !subset.equals(Utterance.EASY))
+            throw new BadInputException(where, "\"subset\" must be \"hard\" or \"easy\", got \"" + subset + "\"");
+        return new Utterance(id, text, label, domain, audio, vision, cot, subset);
     }
 
     private static String requiredString(ObjectNode rec, String field, String where) {
@@ -242,6 +245,7 @@ public final class Jsonl {
             writeFeatures(rec, "audio", u.audio(), u.id(), how, folder, names);
             writeFeatures(rec, "vision", u.vision(), u.id(), how, folder, names);
             if (u.cot() != null) rec.put("cot", u.cot());
+            if (u.subset() != null) rec.put("subset", u.subset());
             lines.add(JSON.writeValueAsString(rec));
         }
         AtomicFiles.write(file, out -> {

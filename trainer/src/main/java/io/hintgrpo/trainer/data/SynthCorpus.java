@@ -48,12 +48,17 @@ public final class SynthCorpus {
     /** The embedded default model's vocabulary; the corpus tokenizer must fit in it. */
     public static final int MAX_VOCAB = 2048;
 
-    private static final long STREAM_UTTERANCE = 1, STREAM_TEACHER = 2;
+    private static final long STREAM_UTTERANCE = 1, STREAM_TEACHER = 2, STREAM_BLIND_SPOT = 3;
     private static final ObjectMapper JSON = new ObjectMapper();
 
     /** Generation settings; the CLI's flags. */
+    /**
+     * @param teacherBlindSpot share of the hard (conflict) training utterances on which the teacher
+     *                         follows the words: its polarity is wrong there, so the correctness
+     *                         filter drops those chains and SFT never sees good reasoning for them
+     */
     public record Options(long seed, int size, double teacherErrorRate, int framesAudio, int framesVision,
-                          double conflictRate, double filterTolerance) {
+                          double conflictRate, double filterTolerance, double teacherBlindSpot) {
         public static final double DEFAULT_TEACHER_ERROR_RATE = 0.1, DEFAULT_CONFLICT_RATE = 0.25;
         public static final int DEFAULT_FRAMES = 6;
 
@@ -66,6 +71,13 @@ public final class SynthCorpus {
             if (framesVision < 1 || framesVision > 256) throw new BadInputException("--frames-vision", "must be in [1, 256], got " + framesVision);
             if (!(filterTolerance >= 0) || !Double.isFinite(filterTolerance))
                 throw new BadInputException("--filter-tolerance", "must be a non-negative number, got " + filterTolerance);
+            rate("--teacher-blind-spot", teacherBlindSpot);
+        }
+
+        /** Without a teacher blind spot. */
+        public Options(long seed, int size, double teacherErrorRate, int framesAudio, int framesVision, double conflictRate,
+                       double filterTolerance) {
+            this(seed, size, teacherErrorRate, framesAudio, framesVision, conflictRate, filterTolerance, 0);
         }
 
         public static Options defaults(long seed, int size) {
@@ -87,7 +99,8 @@ public final class SynthCorpus {
         }
     }
 
-    public enum TeacherError { NONE, POLARITY, SCORE }
+    /** What the teacher got wrong: nothing, a random polarity, a random score, or the words' polarity (the blind spot). */
+    public enum TeacherError { NONE, POLARITY, SCORE, BLIND_SPOT }
 
     /**
      * One generated utterance (its cot is the teacher's unfiltered chain) with the latents behind it.
@@ -103,7 +116,7 @@ public final class SynthCorpus {
             return switch (teacherError) {
                 case NONE -> false;
                 case POLARITY -> true;
-                case SCORE -> Polarity.of(teacherScore) != truth
+                case SCORE, BLIND_SPOT -> Polarity.of(teacherScore) != truth
                         || Math.abs(Math.round(teacherScore * 10) - Math.round(utterance.label() * 10)) / 10.0 > tolerance + 1e-9;
             };
         }
@@ -187,7 +200,22 @@ public final class SynthCorpus {
         Polarity claimedClass = cls;
         int claimedTenths = labelTenths;
         Cues seen = cues;
-        if (teacher.chance(o.teacherErrorRate())) {
+        // the blind spot: its own random stream, so a corpus without one is the same as before
+        boolean blind = conflict != Conflict.NONE && split.equals("train") && o.teacherBlindSpot() > 0
+                && Rng.of(o.seed(), domainIndex, index, STREAM_BLIND_SPOT).chance(o.teacherBlindSpot());
+        if (blind) {
+            // the teacher reads the words alone: the words' class, a score where the words put it
+            error = TeacherError.BLIND_SPOT;
+            claimedClass = textClass;
+            claimedTenths = (int) Math.max(-30, Math.min(30, Math.round(surface * 10)));
+            if (Polarity.of(claimedTenths / 10f) != claimedClass)
+                claimedTenths = switch (claimedClass) {
+                    case NEGATIVE -> -6;
+                    case POSITIVE -> 6;
+                    case NEUTRAL -> 0;
+                };
+            seen = Cues.congruent(claimedTenths / 10f);
+        } else if (teacher.chance(o.teacherErrorRate())) {
             if (teacher.chance(0.5)) {
                 error = TeacherError.POLARITY;
                 Polarity[] others = Stream.of(Polarity.values()).filter(p -> p != cls).toArray(Polarity[]::new);
@@ -208,7 +236,8 @@ public final class SynthCorpus {
         float claimed = claimedTenths / 10f;
         String cot = TeacherChains.render(claimedClass, claimed, phrase.text(), textClass, seen);
         String id = domain.name() + "-" + String.format(java.util.Locale.ROOT, "%05d", index);
-        Utterance u = new Utterance(id, text, label, domain.name(), audio, vision, cot);
+        Utterance u = new Utterance(id, text, label, domain.name(), audio, vision, cot,
+                conflict == Conflict.NONE ? Utterance.EASY : Utterance.HARD);
         return new Sample(u, split, fv, conflict, phrase.text(), Lexicon.score(text), error, claimed);
     }
 
@@ -409,25 +438,30 @@ public final class SynthCorpus {
         m.put("conflict_rate", o.conflictRate());
         m.put("teacher_error_rate", o.teacherErrorRate());
         m.put("filter_tolerance", o.filterTolerance());
+        m.put("teacher_blind_spot", o.teacherBlindSpot());
         ObjectNode features = m.putObject("features");
         features.putObject("audio").put("frames", o.framesAudio()).put("dim", AUDIO_DIM);
         features.putObject("vision").put("frames", o.framesVision()).put("dim", VISION_DIM);
         m.put("vocab_size", vocabulary().size());
-        ObjectNode splits = m.putObject("splits");
+        ObjectNode splits = m.putObject("splits"), subsets = m.putObject("hard_subset");
         for (String domain : domains()) {
-            ObjectNode d = splits.putObject(domain);
-            for (String split : SPLITS)
+            ObjectNode d = splits.putObject(domain), h = subsets.putObject(domain);
+            for (String split : SPLITS) {
                 d.put(split, samples.stream().filter(s -> s.utterance().domain().equals(domain) && s.split().equals(split)).count());
+                h.put(split, samples.stream().filter(s -> s.utterance().domain().equals(domain) && s.split().equals(split)
+                        && Utterance.HARD.equals(s.utterance().subset())).count());
+            }
         }
         Map<Polarity, Integer> classes = new EnumMap<>(Polarity.class);
         Map<Conflict, Integer> conflicts = new EnumMap<>(Conflict.class);
         for (Conflict c : Conflict.values()) conflicts.put(c, 0);
-        int injectedPolarity = 0, injectedScore = 0, disagreeing = 0;
+        int injectedPolarity = 0, injectedScore = 0, blindSpot = 0, disagreeing = 0;
         for (Sample s : samples) {
             classes.merge(Polarity.of(s.utterance().label()), 1, Integer::sum);
             conflicts.merge(s.conflict(), 1, Integer::sum);
             if (s.teacherError() == TeacherError.POLARITY) injectedPolarity++;
             if (s.teacherError() == TeacherError.SCORE) injectedScore++;
+            if (s.teacherError() == TeacherError.BLIND_SPOT) blindSpot++;
             if (s.teacherDisagrees(o.filterTolerance())) disagreeing++;
         }
         ObjectNode cls = m.putObject("classes");
@@ -438,6 +472,7 @@ public final class SynthCorpus {
         teacher.put("injected_errors", injectedPolarity + injectedScore);
         teacher.put("injected_polarity_errors", injectedPolarity);
         teacher.put("injected_score_errors", injectedScore);
+        teacher.put("blind_spot_chains", blindSpot);
         teacher.put("injected_disagreeing", disagreeing);
         m.set("text_only", CorpusStats.compute(samples).toJson(JSON));
         return m;

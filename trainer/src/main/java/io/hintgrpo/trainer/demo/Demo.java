@@ -119,7 +119,7 @@ public final class Demo {
         float trainMean = 0;
         for (Utterance u : train) trainMean += u.label() / train.size();
         List<Prediction> baseline = new ArrayList<>();
-        for (Utterance u : test) baseline.add(Prediction.ofScore(u.domain(), u.label(), trainMean));
+        for (Utterance u : test) baseline.add(Prediction.ofScore(u.domain(), u.label(), trainMean, u.subset()));
         reports.put("training-mean predictor", Metrics.evaluate(baseline));
         evaluate(kernels, sft.modelDir(), tokenizerJson, test, "SFT", s, reports, log);
 

@@ -12,16 +12,23 @@ import java.util.Map;
 import java.util.TreeMap;
 
 /**
- * Metrics overall and per domain, as JSON (undefined values such as the correlation of constant
- * predictions are written as null) and as a markdown table (rates in percent, "n/a" where undefined).
+ * Metrics overall, per domain and per subset (hard, easy: where the corpus marks them; empty
+ * otherwise), as JSON (undefined values such as the correlation of constant predictions are written
+ * as null) and as a markdown table (rates in percent, "n/a" where undefined).
  */
-public record EvalReport(Scores overall, Map<String, Scores> byDomain) {
+public record EvalReport(Scores overall, Map<String, Scores> byDomain, Map<String, Scores> bySubset) {
     private static final ObjectMapper JSON = new ObjectMapper();
     private static final String[] FIELDS = {"n", "mae", "corr", "acc2_has0", "f1_has0", "n_non0", "acc2_non0", "f1_non0",
             "acc5", "acc7", "format_valid_rate", "disc_accuracy", "dc_consistency", "unparseable"};
 
     public EvalReport {
         byDomain = java.util.Collections.unmodifiableMap(new TreeMap<>(byDomain));
+        bySubset = java.util.Collections.unmodifiableMap(new TreeMap<>(bySubset));
+    }
+
+    /** Without subsets. */
+    public EvalReport(Scores overall, Map<String, Scores> byDomain) {
+        this(overall, byDomain, Map.of());
     }
 
     public String toJson() {
@@ -29,6 +36,10 @@ public record EvalReport(Scores overall, Map<String, Scores> byDomain) {
         root.set("overall", scoresJson(overall));
         ObjectNode domains = root.putObject("domains");
         new TreeMap<>(byDomain).forEach((d, s) -> domains.set(d, scoresJson(s)));
+        if (!bySubset.isEmpty()) {
+            ObjectNode subsets = root.putObject("subsets");
+            bySubset.forEach((d, s) -> subsets.set(d, scoresJson(s)));
+        }
         try {
             return JSON.writerWithDefaultPrettyPrinter().writeValueAsString(root) + "\n";
         } catch (JsonProcessingException e) {
@@ -46,16 +57,19 @@ public record EvalReport(Scores overall, Map<String, Scores> byDomain) {
         if (root == null || !root.path("overall").isObject()) throw new BadInputException(where, "no \"overall\" metrics");
         Map<String, Scores> domains = new TreeMap<>();
         for (Map.Entry<String, JsonNode> e : root.path("domains").properties()) domains.put(e.getKey(), scoresFrom(e.getValue(), where));
-        return new EvalReport(scoresFrom(root.get("overall"), where), domains);
+        Map<String, Scores> subsets = new TreeMap<>();
+        for (Map.Entry<String, JsonNode> e : root.path("subsets").properties()) subsets.put(e.getKey(), scoresFrom(e.getValue(), where));
+        return new EvalReport(scoresFrom(root.get("overall"), where), domains, subsets);
     }
 
-    /** One row per domain, then the overall row. */
+    /** One row per domain, one per subset ("hard subset"), then the overall row. */
     public String toMarkdown() {
         StringBuilder sb = new StringBuilder();
         sb.append("| domain | n | MAE | Corr | Acc-2 (has-0) | F1 (has-0) | Acc-2 (non-0) | F1 (non-0) | Acc-5 | Acc-7 "
                 + "| format valid | disc acc | DC consistency | unparseable |\n");
         sb.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
         new TreeMap<>(byDomain).forEach((d, s) -> row(sb, d, s));
+        bySubset.forEach((d, s) -> row(sb, d + " subset", s));
         row(sb, "**all**", overall);
         return sb.toString();
     }

@@ -62,7 +62,7 @@ public final class Evaluation {
     public static Outcome run(Model model, Tokenizer tok, List<Utterance> data, Options opt, Consumer<String> progress) {
         List<Row> rows = generate(model, tok, data, opt, progress);
         List<Prediction> predictions = new ArrayList<>();
-        for (Row r : rows) predictions.add(Prediction.of(r.utterance().domain(), r.utterance().label(), r.parsed()));
+        for (Row r : rows) predictions.add(Prediction.of(r.utterance().domain(), r.utterance().label(), r.parsed(), r.utterance().subset()));
         return new Outcome(Metrics.evaluate(predictions), rows);
     }
 

@@ -40,7 +40,11 @@ public final class Metrics {
         for (Prediction p : predictions) byDomain.computeIfAbsent(p.domain(), d -> new ArrayList<>()).add(p);
         Map<String, Scores> perDomain = new TreeMap<>();
         byDomain.forEach((d, ps) -> perDomain.put(d, scores(ps)));
-        return new EvalReport(scores(predictions), perDomain);
+        Map<String, List<Prediction>> bySubset = new TreeMap<>();
+        for (Prediction p : predictions) if (p.subset() != null) bySubset.computeIfAbsent(p.subset(), s -> new ArrayList<>()).add(p);
+        Map<String, Scores> perSubset = new TreeMap<>();
+        bySubset.forEach((s, ps) -> perSubset.put(s, scores(ps)));
+        return new EvalReport(scores(predictions), perDomain, perSubset);
     }
 
     public static Scores scores(List<Prediction> ps) {

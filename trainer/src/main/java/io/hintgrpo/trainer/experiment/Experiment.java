@@ -196,6 +196,8 @@ public final class Experiment {
                 o.put("mean_hard_group_rate", r.history().stream().mapToDouble(GrpoTrainer.StepMetrics::hardGroupRate).average().orElse(0));
                 o.put("mean_zero_advantage_share", r.history().stream()
                         .mapToDouble(GrpoTrainer.StepMetrics::zeroAdvantageShareBefore).average().orElse(0));
+                o.put("under_filled_steps", r.history().stream().filter(GrpoTrainer.StepMetrics::underFilled).count());
+                o.put("tokens_generated", r.history().stream().mapToLong(GrpoTrainer.StepMetrics::tokensGenerated).sum());
             }
         }
         AtomicFiles.writeString(outDir.resolve("results.json"), JSON.writerWithDefaultPrettyPrinter().writeValueAsString(json));
@@ -208,8 +210,8 @@ public final class Experiment {
                         + "Mean ± std (population) over seeds %s; SFT only is one deterministic evaluation.%n%n",
                 s.sftModel().getFileName(), s.trainDomain(), s.budget(), s.trainDomain(), s.seeds()));
         md.append("| method | seeds | steps | in-domain MAE ↓ | Acc-7 ↑ | Acc-2 ↑ | F1 ↑ | disc acc ↑ | cross-domain MAE ↓ | cross Acc-7 ↑ "
-                + "| dropped MAE | dropped Acc-7 | hard-group rate | zero-adv share |\n");
-        md.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+                + "| dropped MAE | dropped Acc-7 | hard-group rate | zero-adv share | under-filled steps |\n");
+        md.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
         Map<String, List<RunResult>> byMethod = new LinkedHashMap<>();
         for (RunResult r : results) byMethod.computeIfAbsent(r.method(), k -> new ArrayList<>()).add(r);
         for (Map.Entry<String, List<RunResult>> e : byMethod.entrySet()) {
@@ -222,10 +224,13 @@ public final class Experiment {
             md.append(' ').append(rl ? meanStd(rs.stream().mapToDouble(r -> r.history().stream()
                     .mapToDouble(GrpoTrainer.StepMetrics::hardGroupRate).average().orElse(0)).toArray(), 3) : "–").append(" |");
             md.append(' ').append(rl ? meanStd(rs.stream().mapToDouble(r -> r.history().stream()
-                    .mapToDouble(GrpoTrainer.StepMetrics::zeroAdvantageShareBefore).average().orElse(0)).toArray(), 3) : "–").append(" |\n");
+                    .mapToDouble(GrpoTrainer.StepMetrics::zeroAdvantageShareBefore).average().orElse(0)).toArray(), 3) : "–").append(" |");
+            md.append(' ').append(rl ? meanStd(rs.stream().mapToDouble(r -> r.history().stream()
+                    .filter(GrpoTrainer.StepMetrics::underFilled).count()).toArray(), 1) : "–").append(" |\n");
         }
         md.append("\nHard-group rate and zero-advantage share are means over a run's steps, measured on the free rollouts "
-                + "(before hints). Curves: `reward.png`, `zero_advantage.png`, `hard_groups.png`, `valid_mae.png` (mean over seeds per step).\n");
+                + "(before hints); under-filled steps: steps that dynamic sampling ended with fewer groups than prompts_per_step "
+                + "(still flat after the last refill round). Curves: `reward.png`, `zero_advantage.png`, `hard_groups.png`, `valid_mae.png` (mean over seeds per step).\n");
         AtomicFiles.writeString(outDir.resolve("results.md"), md.toString());
     }
 

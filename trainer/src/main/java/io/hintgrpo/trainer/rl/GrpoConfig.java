@@ -83,17 +83,19 @@ public record GrpoConfig(@Part LoopSettings loop,
         }
     }
 
-    /** The built-in reward terms' weights (0 leaves a term out) and the score term's Δ. */
+    /** The built-in reward terms' weights (0 leaves a term out), the score term's Δ, and its band when it is sparse. */
     public record RewardWeights(
             @Setting(value = "0.2", doc = "weight of format: 1 when the response follows the DC grammar") double formatWeight,
             @Setting(value = "0.4", doc = "weight of polarity: the <disc> class equals the label's") double polarityWeight,
             @Setting(value = "1.0", doc = "weight of score: 1 − min(|ŷ − y|, Δ)/Δ") double scoreWeight,
             @Setting(value = "0", doc = "weight of consistency: the <disc> class agrees with the answer") double consistencyWeight,
-            @Setting(value = "2.0", doc = "Δ of the score term") double scoreDelta) {
+            @Setting(value = "2.0", doc = "Δ of the score term") double scoreDelta,
+            @Setting(value = "0", doc = "0: the score term is continuous; > 0: it is 1 when |ŷ − y| ≤ score_band, else 0 (a sparse reward under which whole groups score alike)") double scoreBand) {
         public RewardWeights {
             for (double w : new double[]{formatWeight, polarityWeight, scoreWeight, consistencyWeight})
                 if (!Double.isFinite(w)) bad("reward weights must be finite numbers");
             if (!(scoreDelta > 0) || !Double.isFinite(scoreDelta)) bad("score_delta must be > 0, got " + scoreDelta);
+            if (!(scoreBand >= 0) || !Double.isFinite(scoreBand)) bad("score_band must be ≥ 0 (0 = continuous score), got " + scoreBand);
         }
     }
 

@@ -38,14 +38,17 @@ public final class GrpoTrainer implements TrainLoop.Steps<GrpoTrainer.StepMetric
      * step's first groups, "after" the batch the update trained on. A group is hard by the config's
      * rule on its free rollouts; zero-advantage groups have all rewards equal. kl, clip fraction and
      * entropy are means over loss-bearing tokens; completion length counts response tokens (hint
-     * included).
+     * included). underFilled: dynamic sampling ended the step with fewer groups than
+     * prompts_per_step (still flat after the last refill round). tokensGenerated counts every token
+     * sampled this step: free, hinted and refilled rollouts, dropped and replaced ones included (a
+     * hint's forced prefix is not sampled).
      */
     public record StepMetrics(int step, double loss, double gradNorm, float lr, double reward, Map<String, Double> rewardComponents,
                               double rewardBeforeHint, double rewardAfterHint, double hardGroupRate, int hintedGroups,
                               double zeroAdvantageShareBefore, double zeroAdvantageShareAfter, double meanCompletionLength,
                               double truncatedRate, double formatValidRate, double polarityAccuracy, double kl,
-                              double clipFraction, double entropy, int groups, int completionsGenerated, long completionsTotal,
-                              long tokensGenerated, double generationSeconds, double updateSeconds, boolean skipped)
+                              double clipFraction, double entropy, int groups, boolean underFilled, int completionsGenerated,
+                              long completionsTotal, long tokensGenerated, double generationSeconds, double updateSeconds, boolean skipped)
             implements TrainLoop.StepRecord {}
 
     /**
@@ -161,7 +164,8 @@ public final class GrpoTrainer implements TrainLoop.Steps<GrpoTrainer.StepMetric
         int g = ro.groupSize(), round = 0;
         List<Rollouts.Group> groups = new ArrayList<>();
         for (int p = 0; p < ro.promptsPerStep(); p++) groups.add(rollouts.group(order.next()));
-        int generated = fill(groups, step, round++);
+        long[] tokens = {0};
+        int generated = fill(groups, step, round++, tokens);
 
         // before hints: the free rollouts
         List<Rollouts.Rollout> free = new ArrayList<>();
@@ -187,6 +191,7 @@ public final class GrpoTrainer implements TrainLoop.Steps<GrpoTrainer.StepMetric
                     requests.add(new Rollouts.Request(groups.get(i), rollouts.hintIds(groups.get(i).utterance), cfg.hintedPerGroup()));
             if (!requests.isEmpty()) {
                 List<Rollouts.Rollout> again = rollouts.sample(requests, seed(step, round++));
+                tokens[0] += sampledTokens(again);
                 int k = 0;
                 for (Rollouts.Request q : requests) {
                     List<Rollouts.Rollout> rs = q.group().rollouts;
@@ -204,7 +209,7 @@ public final class GrpoTrainer implements TrainLoop.Steps<GrpoTrainer.StepMetric
                 if (missing == 0) break;
                 List<Rollouts.Group> fresh = new ArrayList<>();
                 for (int p = 0; p < missing; p++) fresh.add(rollouts.group(order.next()));
-                generated += fill(fresh, step, round++);
+                generated += fill(fresh, step, round++, tokens);
                 groups.addAll(fresh);
             }
             dropFlat(groups); // still flat after the last round: no signal to train on
@@ -222,8 +227,7 @@ public final class GrpoTrainer implements TrainLoop.Steps<GrpoTrainer.StepMetric
         }
         double length = batch.stream().mapToInt(Rollouts.Rollout::length).average().orElse(0);
         double truncated = batch.stream().filter(Rollouts.Rollout::truncated).count() / (double) Math.max(1, batch.size());
-        long tokens = 0; // generated this step, free and hinted (the hint prefix is forced, not generated)
-        for (Rollouts.Group gr : groups) for (Rollouts.Rollout r : gr.rollouts) tokens += r.tokens().length;
+        boolean underFilled = ro.dynamicSampling() && groups.size() < ro.promptsPerStep();
         double genSecs = (System.nanoTime() - t0) / 1e9;
 
         long t1 = System.nanoTime();
@@ -235,7 +239,7 @@ public final class GrpoTrainer implements TrainLoop.Steps<GrpoTrainer.StepMetric
         double updSecs = (System.nanoTime() - t1) / 1e9;
         return new StepMetrics(step + 1, u.loss(), u.gradNorm(), lr, rewardAfter, components, rewardBefore, rewardAfter,
                 hardCount / (double) hard.length, hinted, zeroBefore, zeroAfter, length, truncated, formatValid, polarityAcc,
-                u.kl(), u.clipFraction(), u.entropy(), groups.size(), generated, completionsBefore + generated, tokens,
+                u.kl(), u.clipFraction(), u.entropy(), groups.size(), underFilled, generated, completionsBefore + generated, tokens[0],
                 genSecs, updSecs, u.nonFiniteSteps() > 0 && u.optimizerSteps() == 0);
     }
 
@@ -246,13 +250,21 @@ public final class GrpoTrainer implements TrainLoop.Steps<GrpoTrainer.StepMetric
                 m.meanCompletionLength(), m.completionsTotal());
     }
 
-    private int fill(List<Rollouts.Group> groups, int step, int round) {
+    /** Draws G free rollouts for each group; returns how many, and adds their sampled tokens to tokens[0]. */
+    private int fill(List<Rollouts.Group> groups, int step, int round, long[] tokens) {
         int g = cfg.rollout().groupSize();
         List<Rollouts.Request> requests = new ArrayList<>();
         for (Rollouts.Group gr : groups) requests.add(new Rollouts.Request(gr, new int[0], g));
         List<Rollouts.Rollout> drawn = rollouts.sample(requests, seed(step, round));
+        tokens[0] += sampledTokens(drawn);
         for (int i = 0; i < groups.size(); i++) groups.get(i).rollouts.addAll(drawn.subList(i * g, (i + 1) * g));
         return drawn.size();
+    }
+
+    private static long sampledTokens(List<Rollouts.Rollout> rs) {
+        long n = 0;
+        for (Rollouts.Rollout r : rs) n += r.tokens().length;
+        return n;
     }
 
     private void dropFlat(List<Rollouts.Group> groups) {

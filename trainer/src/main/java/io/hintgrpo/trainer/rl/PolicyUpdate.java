@@ -16,8 +16,9 @@ import java.util.List;
  * never runs the reference); then mu passes over the minibatches, one optimizer step each. In
  * every forward the fused GRPO loss kernel turns each LM-head chunk's log-probs into that chunk's
  * per-token weights before its backward ({@link Model.LossHead}); on the first pass logp_old is
- * that same forward's logp, detached, so ρ = 1 exactly there (DESIGN.md). Log-probs, advantages
- * and scales stay on the backend for the whole step.
+ * that same forward's logp, detached, so ρ = 1 exactly there (DESIGN.md); with several
+ * minibatches one no-grad forward per minibatch before the first update takes logp_old under θ
+ * at the start of the step. Log-probs, advantages and scales stay on the backend for the whole step.
  */
 public final class PolicyUpdate {
     private PolicyUpdate() {}
@@ -96,6 +97,14 @@ public final class PolicyUpdate {
                         u.aggregation(), cfg.rollout().maxCompletionTokens());
                 minibatches.add(new Minibatch(k, batch, inputs, u.beta() > 0 ? reference : null, temperature));
             }
+            // logp_old is the policy that sampled the rollouts (θ at the start of the step). With one
+            // minibatch that is its first pass's own forward; with several, the later minibatches' first
+            // passes come after earlier updates, so every minibatch's logp_old is taken now, before any
+            if (minibatches.size() > 1)
+                for (Minibatch mb : minibatches) {
+                    policy.logprobs(mb.batch, temperature, mb.logpOld);
+                    mb.haveOld = true;
+                }
             double loss = 0, norm = 0, kl = 0, clipped = 0, entropy = 0;
             int tokens = 0, steps = 0, nonFinite = 0;
             opt.setLearningRate(lr);

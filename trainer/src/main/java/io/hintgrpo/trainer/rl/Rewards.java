@@ -32,7 +32,7 @@ public final class Rewards {
         List<Term> t = new ArrayList<>();
         if (w.formatWeight() != 0) t.add(new Term(format(), w.formatWeight()));
         if (w.polarityWeight() != 0) t.add(new Term(polarity(), w.polarityWeight()));
-        if (w.scoreWeight() != 0) t.add(new Term(score(w.scoreDelta()), w.scoreWeight()));
+        if (w.scoreWeight() != 0) t.add(new Term(w.scoreBand() > 0 ? bandedScore(w.scoreBand()) : score(w.scoreDelta()), w.scoreWeight()));
         if (w.consistencyWeight() != 0) t.add(new Term(consistency(), w.consistencyWeight()));
         return new Rewards(t);
     }
@@ -68,6 +68,12 @@ public final class Rewards {
     public static Reward score(double delta) {
         if (!(delta > 0)) throw new BadInputException("rewards", "score delta must be > 0, got " + delta);
         return named("score", (u, r, p) -> p.hasScore() ? 1 - Math.min(Math.abs(p.score() - u.label()), delta) / delta : 0);
+    }
+
+    /** The sparse score: 1 for a readable answer within band of the label (|ŷ − y| ≤ band), else 0. */
+    public static Reward bandedScore(double band) {
+        if (!(band > 0)) throw new BadInputException("rewards", "score band must be > 0, got " + band);
+        return named("score", (u, r, p) -> p.hasScore() && Math.abs(p.score() - u.label()) <= band + 1e-6 ? 1 : 0); // scores and labels are tenths held in floats
     }
 
     /** 1 when the disc polarity agrees with the answer's class (the chain is self-consistent), else 0. */

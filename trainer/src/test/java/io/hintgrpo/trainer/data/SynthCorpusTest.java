@@ -147,6 +147,54 @@ class SynthCorpusTest {
         }
     }
 
+    /** Every record says its subset: hard exactly where the words disagree with the face and voice. */
+    @Test
+    void theHardSubsetIsTheConflictUtterances() {
+        for (Sample s : CORPUS)
+            assertEquals(s.conflict() == Conflict.NONE ? Utterance.EASY : Utterance.HARD, s.utterance().subset(), s.utterance().id());
+        long hard = CORPUS.stream().filter(s -> Utterance.HARD.equals(s.utterance().subset())).count();
+        assertEquals(0.25 * 2000, hard, 60);
+    }
+
+    /**
+     * The teacher's blind spot: on that share of the hard training utterances the teacher follows
+     * the words, so its polarity is wrong and the filter drops every such chain; nothing else
+     * changes (a rate of 0 is the corpus without a blind spot, bit for bit).
+     */
+    @Test
+    void aBlindSpotTeacherFailsOnHardTrainingUtterancesOnly() throws Exception {
+        List<Sample> blind = SynthCorpus.generate(new Options(42, 2000, 0.1, 6, 6, 0.25, 0.5, 0.8));
+        int hardTrain = 0, blinded = 0;
+        for (int i = 0; i < CORPUS.size(); i++) {
+            Sample a = CORPUS.get(i), b = blind.get(i);
+            assertEquals(a.utterance().text(), b.utterance().text());
+            assertEquals(a.utterance().label(), b.utterance().label());
+            assertArrayEquals(a.utterance().audio()[0], b.utterance().audio()[0]);
+            boolean hardTrainItem = a.conflict() != Conflict.NONE && a.split().equals("train");
+            if (hardTrainItem) hardTrain++;
+            if (b.teacherError() == TeacherError.BLIND_SPOT) {
+                blinded++;
+                assertTrue(hardTrainItem, "only hard training utterances: " + b.utterance().id());
+                assertTrue(b.teacherDisagrees(0.5), "a blind-spot chain is wrong about the polarity");
+                assertNotEquals(Polarity.of(b.utterance().label()), DcParser.parse(b.utterance().cot()).polarity());
+            } else {
+                assertEquals(a.utterance().cot(), b.utterance().cot(), "every other chain is as before");
+            }
+        }
+        assertEquals(0.8 * hardTrain, blinded, 0.1 * hardTrain);
+        List<Utterance> kept = TeacherFilter.apply(blind.stream().map(Sample::utterance).toList(), 0.5).utterances();
+        for (int i = 0; i < kept.size(); i++)
+            if (blind.get(i).teacherError() == TeacherError.BLIND_SPOT) assertNull(kept.get(i).cot(), "filtered out");
+
+        Path a = dir.resolve("a"), b = dir.resolve("b");
+        SynthCorpus.write(a, new Options(7, 200, 0.1, 6, 6, 0.25, 0.5));
+        SynthCorpus.write(b, new Options(7, 200, 0.1, 6, 6, 0.25, 0.5, 0.0));
+        for (String domain : SynthCorpus.domains())
+            for (String split : SynthCorpus.SPLITS)
+                assertArrayEquals(Files.readAllBytes(SynthCorpus.splitFile(a, domain, split)),
+                        Files.readAllBytes(SynthCorpus.splitFile(b, domain, split)), domain + "/" + split);
+    }
+
     @Test
     void theFilterDropsExactlyTheInjectedErrorsThatDisagreeWithTheLabel() {
         for (double tolerance : new double[]{0.0, 0.3, 0.5, 1.0}) {

@@ -130,4 +130,22 @@ class MetricsTest {
         assertTrue(md.contains("| **all** | 5 | " + String.format(java.util.Locale.ROOT, "%.3f", Metrics.mae(P, Y)) + " |"));
         assertTrue(md.contains("| 80.0 |"), md);
     }
+
+    /** Predictions that carry a subset get per-subset rows (JSON and markdown); without subsets there are none. */
+    @Test
+    void subsetsGetTheirOwnRows() {
+        List<Prediction> ps = new ArrayList<>();
+        for (int i = 0; i < Y.length; i++) ps.add(Prediction.ofScore("reviews", (float) Y[i], (float) P[i], i % 2 == 0 ? "hard" : "easy"));
+        EvalReport r = Metrics.evaluate(ps);
+        assertEquals(3, r.bySubset().get("hard").n());
+        assertEquals(2, r.bySubset().get("easy").n());
+        List<Prediction> hard = List.of(ps.get(0), ps.get(2), ps.get(4));
+        assertEquals(Metrics.scores(hard).mae(), r.bySubset().get("hard").mae(), EPS);
+        EvalReport back = EvalReport.fromJson(r.toJson(), "r.json");
+        assertEquals(r.bySubset().get("hard").mae(), back.bySubset().get("hard").mae(), EPS);
+        assertTrue(r.toMarkdown().contains("| hard subset | 3 |"), r.toMarkdown());
+        EvalReport none = Metrics.evaluate(List.of(Prediction.ofScore("d", 0f, 1f)));
+        assertTrue(none.bySubset().isEmpty());
+        assertFalse(none.toJson().contains("subsets"));
+    }
 }

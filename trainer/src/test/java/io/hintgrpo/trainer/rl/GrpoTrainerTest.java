@@ -360,6 +360,70 @@ class GrpoTrainerTest {
         }
     }
 
+    /**
+     * logp_old is the policy that sampled the rollouts: with several minibatches it is taken by one
+     * no-grad forward per minibatch before the first update, so the later minibatches' first (and
+     * only) pass sees ρ ≠ 1 after the earlier updates and the clip acts (it never did when each
+     * minibatch took logp_old on its first visit). With one minibatch there is no extra forward and
+     * ρ = 1 exactly on the first pass.
+     */
+    @Test
+    void severalMinibatchesTakeLogpOldBeforeTheFirstUpdate() {
+        Utterance u = utterances.get(6);
+        List<Rollouts.Group> groups = List.of(group(u, new int[]{3, 5, 2, 4}, new double[]{1, 0.2, 0.6, 0}, new int[0]),
+                group(utterances.get(7), new int[]{4, 2, 6, 3}, new double[]{0.1, 0.9, 0.5, 0.3}, new int[0]));
+        GrpoConfig several = config(Map.of("beta", 0f, "mu", 1, "minibatches", 4, "lr", 1e-1f, "eps_low", 0.05f, "eps_high", 0.05f));
+        try (Model m = load()) {
+            int before = m.forwardPasses();
+            PolicyUpdate.Stats s = update(m, groups, several);
+            assertEquals(8, m.forwardPasses() - before, "4 no-grad forwards for logp_old, then 4 training passes");
+            assertEquals(4, s.optimizerSteps());
+            assertTrue(s.clipFraction() > 0, "later minibatches see the moved policy: " + s);
+        }
+        GrpoConfig one = config(Map.of("beta", 0f, "mu", 1, "minibatches", 1, "lr", 1e-1f, "eps_low", 0.05f, "eps_high", 0.05f));
+        try (Model m = load()) {
+            int before = m.forwardPasses();
+            PolicyUpdate.Stats s = update(m, groups, one);
+            assertEquals(1, m.forwardPasses() - before, "one minibatch: logp_old is its own first forward");
+            assertEquals(0.0, s.clipFraction(), "ρ = 1 exactly on the first pass");
+        }
+    }
+
+    /**
+     * Dynamic sampling with a reward that scores every rollout alike: every group stays flat through
+     * every refill round, so the step ends under-filled with nothing to train on, and the tokens of
+     * every dropped rollout still count as generated.
+     */
+    @Test
+    void underFilledStepsAndEveryGeneratedTokenAreCounted() {
+        Rewards flat = new Rewards(List.of(new Rewards.Term(new Reward() {
+            public String name() { return "constant"; }
+            public double score(Utterance x, String response, ParsedResponse parsed) { return 0.5; }
+        }, 1.0)));
+        GrpoConfig c = config(Map.of("beta", 0f, "hint", "none", "dynamic_sampling", true, "max_refill_rounds", 2));
+        try (Model m = load(); AdamW opt = c.optimizer().adamw(m)) {
+            GrpoTrainer.StepMetrics s = trainer(c, flat, m, opt, null, utterances).run(0, List.of());
+            assertTrue(s.underFilled());
+            assertEquals(0, s.groups());
+            assertEquals(3 * 2 * 4, s.completionsGenerated(), "the first draw and two refills of 2 groups × 4");
+            assertTrue(s.tokensGenerated() >= s.completionsGenerated(), "every completion has a token: " + s.tokensGenerated());
+        }
+    }
+
+    /** The sparse score: 1 within the band, else 0; 0 without a readable answer. */
+    @Test
+    void bandedScoreIsOneInsideTheBandOnly() {
+        Utterance o = utterances.get(0);
+        Utterance u = new Utterance(o.id(), o.text(), 1.2f, o.domain(), o.audio(), o.vision(), o.cot());
+        Reward banded = Rewards.bandedScore(0.5);
+        assertEquals(1.0, banded.score(u, "", DcParser.parse("<disc>polarity: positive.</disc><calib>x</calib><answer>1.6</answer>")));
+        assertEquals(1.0, banded.score(u, "", DcParser.parse("<disc>polarity: positive.</disc><calib>x</calib><answer>0.7</answer>")));
+        assertEquals(0.0, banded.score(u, "", DcParser.parse("<disc>polarity: positive.</disc><calib>x</calib><answer>1.8</answer>")));
+        assertEquals(0.0, banded.score(u, "", DcParser.parse("no answer")));
+        Rewards sparse = Rewards.of(config(Map.of("score_band", 0.5)).rewards());
+        assertEquals(List.of("format", "polarity", "score"), sparse.names());
+    }
+
     /** Bad settings are refused naming the setting. */
     @Test
     void badConfigIsRefusedNamingTheSetting() {

@@ -85,6 +85,34 @@ public final class ModelInit {
      */
     public record Result(Path dir, ModelConfig config, Map<String, Integer> addedTokens, int vocabBefore, String chatTemplate) {}
 
+    /**
+     * The embedded default model (the demo's shape: {@link SynthCorpus#modelConfig}) for a corpus's
+     * tokenizer, initialised from seed, written with the tokenizer as a new model directory.
+     */
+    public static Path embedded(Path tokenizerJson, Path out, long seed, Consumer<String> log) throws IOException {
+        if (Files.exists(out) && !isEmptyDirectory(out))
+            throw new BadInputException(out.toString(), "already exists and is not an empty directory; init writes a new model directory");
+        if (!Files.isRegularFile(tokenizerJson)) throw new BadInputException(tokenizerJson.toString(), "file not found (a corpus of data synth has one)");
+        Path parent = out.toAbsolutePath().getParent();
+        AtomicFiles.probeFolder(parent);
+        Path tmp = parent.resolve("." + out.getFileName() + ".init-" + Long.toHexString(System.nanoTime()) + ".tmp");
+        Files.createDirectory(tmp);
+        try (Tokenizer tok = Tokenizer.load(tokenizerJson); CpuKernels cpu = new CpuKernels();
+             Model model = new Model(cpu, SynthCorpus.modelConfig(tok))) {
+            model.initialize(seed);
+            ModelDir.save(model, tmp, Safetensors.Dtype.F32);
+            Files.copy(tokenizerJson, tmp.resolve(TOKENIZER));
+            if (Files.exists(out)) Files.delete(out); // empty, checked above
+            AtomicFiles.moveIntoPlace(tmp, out);
+            log.accept(String.format(java.util.Locale.ROOT, "wrote %s: the embedded default model, %,d parameters, seed %d",
+                    out, model.layout.count(), seed));
+            return out;
+        } catch (IOException | RuntimeException e) {
+            deleteTree(tmp);
+            throw e;
+        }
+    }
+
     public static Result run(Path from, Path out, Options opt, Consumer<String> log) throws IOException {
         if (log == null) log = s -> { };
         if (!Files.exists(from)) throw new BadInputException(from.toString(), "does not exist");

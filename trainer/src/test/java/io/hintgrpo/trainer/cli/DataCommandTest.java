@@ -20,6 +20,25 @@ class DataCommandTest {
         return r.code();
     }
 
+    /** A blind-spot corpus and the embedded default model for it, from the command line (docs/results' regime runs). */
+    @Test
+    void aBlindSpotCorpusAndItsEmbeddedModel() throws Exception {
+        Path corpus = dir.resolve("blind"), model = dir.resolve("init");
+        assertEquals(0, run("data", "synth", "--out", corpus.toString(), "--size", "200", "--teacher-blind-spot", "1"), err);
+        assertTrue(out.matches("(?s).*errors injected, [1-9]\\d* in the blind spot.*"), out);
+        assertTrue(out.contains("hard subset: {\"reviews\":{\"train\":"), out);
+        assertTrue(Files.readString(corpus.resolve("reviews/test.jsonl")).contains("\"subset\":\"hard\""));
+        assertEquals(0, run("init", "--embedded", corpus.toString(), "--out", model.toString(), "--seed", "3"), err);
+        try (var m = io.hintgrpo.engine.io.ModelDir.load(new io.hintgrpo.engine.cpu.CpuKernels(), model, 0, x -> {})) {
+            assertEquals(io.hintgrpo.engine.model.Presets.embeddedDefault().hiddenSize(), m.config.hiddenSize());
+        }
+        assertTrue(Files.isRegularFile(model.resolve("tokenizer.json")));
+        assertEquals(Main.EXIT_BAD_INPUT, run("init", "--embedded", corpus.toString(), "--out", model.toString()));
+        assertTrue(err.contains("already exists and is not an empty directory"), err);
+        assertEquals(Main.EXIT_BAD_INPUT, run("init", "--out", dir.resolve("m2").toString()));
+        assertTrue(err.contains("--from / --embedded: give exactly one of them"), err);
+    }
+
     @Test
     void synthWritesTheCorpusAndReportsWhatTheFilterDropped() {
         Path corpus = dir.resolve("corpus");

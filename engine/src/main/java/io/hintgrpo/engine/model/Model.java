@@ -253,7 +253,8 @@ public final class Model implements AutoCloseable {
     public ForwardResult forward(Batch batch, float temperature) {
         Modalities mods = forwardLayers(batch);
         mods.free();
-        return lmHead(batch, temperature, false);
+        lmHead(temperature, false);
+        return hostResult(batch);
     }
 
     /**
@@ -262,7 +263,8 @@ public final class Model implements AutoCloseable {
      */
     public ForwardResult forwardBackward(Batch batch, float temperature) {
         Modalities mods = forwardLayers(batch);
-        ForwardResult result = lmHead(batch, temperature, true);
+        lmHead(temperature, true);
+        ForwardResult result = hostResult(batch);
         backwardLayers(mods);
         mods.free();
         return result;
@@ -275,17 +277,8 @@ public final class Model implements AutoCloseable {
     public void logprobs(Batch batch, float temperature, Buf out) {
         Modalities mods = forwardLayers(batch);
         mods.free();
-        Activations a = acts;
-        int m = a.m, c = config.hiddenSize(), v = config.vocabSize();
-        checkTemperature(temperature);
-        for (int r0 = 0; r0 < m; r0 += a.chunkRows) {
-            int rows = Math.min(a.chunkRows, m - r0);
-            Buf logits = a.logits.slice(0, (long) rows * v);
-            gemm(Gemm.NT, logits, a.lnf.slice((long) r0 * c, (long) rows * c), param(lmHeadName()), null, rows, v, c, false);
-            kernels.crossEntropy(logits, a.logprob.slice(r0, rows), a.entropy.slice(r0, rows), null, a.targets.slice(r0, rows),
-                    a.weights.slice(r0, rows), rows, v, 1f / temperature, false);
-        }
-        kernels.copy(out, a.logprob.slice(0, m));
+        lmHead(temperature, false);
+        kernels.copy(out, acts.logprob.slice(0, acts.m));
     }
 
     /**
@@ -564,8 +557,9 @@ public final class Model implements AutoCloseable {
     /**
      * LM head and cross-entropy chunk by chunk; with backward, each chunk's logits become
      * ∂L/∂logits in place and feed dlnf (into acts.dln) and the head's weight gradient at once.
+     * Results stay on the backend (acts.logprob, acts.entropy); {@link #hostResult} brings them over.
      */
-    private ForwardResult lmHead(Batch batch, float temperature, boolean backward) {
+    private void lmHead(float temperature, boolean backward) {
         checkTemperature(temperature);
         Activations a = acts;
         Kernels k = kernels;
@@ -579,7 +573,6 @@ public final class Model implements AutoCloseable {
                     a.weights.slice(r0, rows), rows, v, 1f / temperature, backward);
             if (backward) headBackward(logits, r0, rows);
         }
-        return hostResult(batch);
     }
 
     /** The LM head's backward GEMMs of one chunk whose logits now hold ∂L/∂logits: dlnf into acts.dln, and the head's gradient. */

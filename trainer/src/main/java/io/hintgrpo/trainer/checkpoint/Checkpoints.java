@@ -209,8 +209,13 @@ public final class Checkpoints {
 
     /** A checkpoint folder must be inside this run's checkpoints folder after links are followed. */
     private Path inside(Path p) throws IOException {
-        if (!p.toRealPath().getParent().equals(root.toRealPath()))
-            throw new BadInputException(p.toString(), "links to " + p.toRealPath() + ", outside " + root + "; a run's checkpoints stay in it");
+        return directlyIn(p, root, root + "; a run's checkpoints stay in it");
+    }
+
+    /** p, after links are followed, sits directly in folder (named {@code what} in the error): nothing is read from elsewhere. */
+    private static Path directlyIn(Path p, Path folder, String what) throws IOException {
+        Path real = p.toRealPath();
+        if (!real.getParent().equals(folder.toRealPath())) throw new BadInputException(p.toString(), "links to " + real + ", outside " + what);
         return p;
     }
 
@@ -308,8 +313,7 @@ public final class Checkpoints {
             Path f = dir.resolve(e.getKey());
             if (!Files.isRegularFile(f)) throw new BadInputException(f.toString(), "missing from the checkpoint");
             try {
-                if (!f.toRealPath().getParent().equals(dir.toRealPath()))
-                    throw new BadInputException(f.toString(), "links to " + f.toRealPath() + ", outside the checkpoint folder");
+                directlyIn(f, dir, "the checkpoint folder");
             } catch (IOException io) {
                 throw BadInputException.io(f, "cannot read", io);
             }

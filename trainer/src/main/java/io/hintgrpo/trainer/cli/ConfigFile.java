@@ -86,16 +86,9 @@ final class ConfigFile {
     private static void checkType(OptionSpec o, JsonNode v, Path config) {
         if (v == null || v.isNull() || v.isArray()) return;
         Class<?> t = o.type();
-        String text = v.asText().strip(), kind = null;
-        try {
-            if (t == int.class || t == Integer.class) Integer.parseInt(text);
-            else if (t == long.class || t == Long.class) Long.parseLong(text);
-            else if (t == float.class || t == Float.class || t == double.class || t == Double.class) Double.parseDouble(text);
-            else if ((t == boolean.class || t == Boolean.class) && !text.equals("true") && !text.equals("false")) kind = "true or false";
-        } catch (NumberFormatException e) {
-            kind = t == float.class || t == Float.class || t == double.class || t == Double.class ? "a number" : "a whole number";
-        }
-        if (kind != null) throw new BadInputException(config.toString(), "setting \"" + key(o) + "\" must be " + kind + ", got " + v);
+        Class<?> plain = t == Integer.class ? int.class : t == Long.class ? long.class : t == Float.class ? float.class
+                : t == Double.class ? double.class : t == Boolean.class ? boolean.class : t;
+        if (plain.isPrimitive()) Settings.convert(v, plain, key(o), config.toString());
     }
 
     /** The (sub)command that args run: the last subcommand name on the path. */

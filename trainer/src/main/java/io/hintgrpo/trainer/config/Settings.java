@@ -89,11 +89,7 @@ public final class Settings {
     /** This record with the given flat values over its own (checked as {@link #bind} checks). */
     public static <T extends Record> T over(T base, ObjectNode values, Function<String, String> placeOf) {
         ObjectNode merged = flatten(base);
-        values.fieldNames().forEachRemaining(k -> {
-            if (!merged.has(k))
-                throw new BadInputException(placeOf.apply(k), "unknown setting \"" + k + "\"; known: " + String.join(", ", (Iterable<String>) merged::fieldNames));
-        });
-        merged.setAll(values);
+        merged.setAll(values); // an unknown key among values is bind's error
         @SuppressWarnings("unchecked") Class<T> type = (Class<T>) base.getClass();
         return bind(type, merged, placeOf);
     }
@@ -182,7 +178,12 @@ public final class Settings {
         }
     }
 
-    private static Object convert(JsonNode v, Class<?> t, String key, String place) {
+    /**
+     * A value of a setting (or of any option of these plain types: int, long, float, double,
+     * boolean, an enum, text) as type t; a value of the wrong kind is a {@link BadInputException}
+     * at place naming the key and the kind it must be.
+     */
+    public static Object convert(JsonNode v, Class<?> t, String key, String place) {
         String text = v.isTextual() ? v.textValue().strip() : v.toString();
         try {
             if (t == int.class) {

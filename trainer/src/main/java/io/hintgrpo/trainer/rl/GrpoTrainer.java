@@ -203,16 +203,15 @@ public final class GrpoTrainer implements TrainLoop.Steps<GrpoTrainer.StepMetric
             }
         }
         if (ro.dynamicSampling()) {
-            for (int refill = 0; refill < ro.maxRefillRounds(); refill++) {
-                dropFlat(groups);
+            for (int refill = 0; ; refill++) {
+                dropFlat(groups); // after the last round too: a group still flat has no signal to train on
                 int missing = ro.promptsPerStep() - groups.size();
-                if (missing == 0) break;
+                if (missing == 0 || refill == ro.maxRefillRounds()) break;
                 List<Rollouts.Group> fresh = new ArrayList<>();
                 for (int p = 0; p < missing; p++) fresh.add(rollouts.group(order.next()));
                 generated += fill(fresh, step, round++, tokens);
                 groups.addAll(fresh);
             }
-            dropFlat(groups); // still flat after the last round: no signal to train on
         }
         Advantages batchAdvantages = advantages(groups);
         double zeroAfter = batchAdvantages.flatShare();

@@ -3,6 +3,7 @@ package io.hintgrpo.engine.cpu;
 import io.hintgrpo.engine.Bf16;
 import io.hintgrpo.engine.Buf;
 import io.hintgrpo.engine.Kernels;
+import io.hintgrpo.engine.Kernels.Gemm;
 
 import java.util.Arrays;
 
@@ -331,11 +332,15 @@ public final class CpuKernels implements Kernels {
         float[] o = f(out), gu = f(gateUp);
         int oo = out.off(), go = gateUp.off();
         Parallel.forEach(Parallel.tasksFor((long) m * inter, 1 << 14), rowsTask(m, (long) m * inter, 1 << 14, r -> {
-            for (int j = 0; j < inter; j++) {
-                float g = gu[go + r * 2 * inter + j], u = gu[go + r * 2 * inter + inter + j];
-                o[oo + r * inter + j] = g / (1f + (float) Math.exp(-g)) * u;
-            }
+            int g = go + r * 2 * inter, y = oo + r * inter;
+            if (CpuGemm.vectorized()) VectorOps.swiglu(gu, g, o, y, inter);
+            else swigluScalar(gu, g, o, y, 0, inter);
         }));
+    }
+
+    /** out[j] = silu(g_j)·u_j for j in [j0, inter), g_j at gu[g + j], u_j at gu[g + inter + j]; silu(g) = g / (1 + e^−g). */
+    static void swigluScalar(float[] gu, int g, float[] o, int y, int j0, int inter) {
+        for (int j = j0; j < inter; j++) o[y + j] = gu[g + j] / (1f + Softmax.exp(-gu[g + j])) * gu[g + inter + j];
     }
 
     @Override
@@ -343,14 +348,20 @@ public final class CpuKernels implements Kernels {
         float[] dgu = f(dgateUp), d = f(dout), gu = f(gateUp);
         int dgo = dgateUp.off(), dof = dout.off(), go = gateUp.off();
         Parallel.forEach(Parallel.tasksFor((long) m * inter, 1 << 14), rowsTask(m, (long) m * inter, 1 << 14, r -> {
-            for (int j = 0; j < inter; j++) {
-                int gi = go + r * 2 * inter + j;
-                float g = gu[gi], u = gu[gi + inter], dy = d[dof + r * inter + j];
-                float sig = 1f / (1f + (float) Math.exp(-g));
-                dgu[dgo + r * 2 * inter + j] = dy * u * sig * (1f + g * (1f - sig));
-                dgu[dgo + r * 2 * inter + inter + j] = dy * g * sig;
-            }
+            int g = go + r * 2 * inter, dg = dgo + r * 2 * inter, dy = dof + r * inter;
+            if (CpuGemm.vectorized()) VectorOps.swigluBackward(gu, g, d, dy, dgu, dg, inter);
+            else swigluBackwardScalar(gu, g, d, dy, dgu, dg, 0, inter);
         }));
+    }
+
+    /** ∂gate = dy·u·σ(g)·(1 + g·(1 − σ(g))), ∂up = dy·g·σ(g) for j in [j0, inter) (layouts as {@link #swigluScalar}). */
+    static void swigluBackwardScalar(float[] gu, int g, float[] d, int dy, float[] dgu, int dg, int j0, int inter) {
+        for (int j = j0; j < inter; j++) {
+            float gj = gu[g + j], u = gu[g + inter + j], dyj = d[dy + j];
+            float sig = 1f / (1f + Softmax.exp(-gj));
+            dgu[dg + j] = dyj * u * sig * (1f + gj * (1f - sig));
+            dgu[dg + inter + j] = dyj * gj * sig;
+        }
     }
 
     private static final float GELU_K = 0.7978845608028654f; // sqrt(2/pi)
@@ -418,6 +429,47 @@ public final class CpuKernels implements Kernels {
         return inv;
     }
 
+    /*
+     * Attention runs per (sequence, head) as GEMMs on the head's rows gathered into contiguous
+     * scratch (the n valid rows of q, k, v): scores S = Q·Kᵀ over the full n×n square (the masked
+     * half costs less than the row-at-a-time dot products it replaces), a causal softmax per row,
+     * O = P·V. The backward recomputes P from the forward's log-sum-exp. Rows past a sequence's
+     * length are zero (and their lse 0). Every GEMM is serial inside its task (Parallel runs nested
+     * calls inline), so results do not depend on the thread count.
+     */
+
+    /** Per-thread scratch of the attention GEMMs, grown to the largest (t, headDim) seen. */
+    private static final class AttentionScratch {
+        float[] q = new float[0], k = q, v = q, dy = q, o = q, dq = q, dk = q, dv = q, p = q, dp = q; // o: the forward's P·V
+
+        static final ThreadLocal<AttentionScratch> LOCAL = ThreadLocal.withInitial(AttentionScratch::new);
+
+        static AttentionScratch get(int t, int headDim) {
+            AttentionScratch w = LOCAL.get();
+            int rows = t * headDim, square = t * t;
+            if (w.q.length < rows) {
+                w.q = new float[rows]; w.k = new float[rows]; w.v = new float[rows]; w.dy = new float[rows];
+                w.o = new float[rows]; w.dq = new float[rows]; w.dk = new float[rows]; w.dv = new float[rows];
+            }
+            if (w.p.length < square) {
+                w.p = new float[square];
+                w.dp = new float[square];
+            }
+            return w;
+        }
+    }
+
+    /** dst[r·d + i] = src[so + r·stride + i] for n rows of d: one head's slice of interleaved rows, made contiguous. */
+    private static void gatherRows(float[] src, int so, int stride, int n, int d, float[] dst) {
+        for (int r = 0; r < n; r++) System.arraycopy(src, so + r * stride, dst, r * d, d);
+    }
+
+    /** The inverse of {@link #gatherRows}, then zeros in rows [n, t) of the slice. */
+    private static void scatterRows(float[] src, int n, int t, int d, float[] dst, int dOff, int stride) {
+        for (int r = 0; r < n; r++) System.arraycopy(src, r * d, dst, dOff + r * stride, d);
+        for (int r = n; r < t; r++) Arrays.fill(dst, dOff + r * stride, dOff + r * stride + d, 0f);
+    }
+
     @Override
     public void attention(Buf out, Buf lse, Buf qkv, Buf lengths, int b, int t, int heads, int kvHeads, int headDim) {
         float[] o = f(out), l = f(lse), x = f(qkv);
@@ -427,57 +479,29 @@ public final class CpuKernels implements Kernels {
         float scale = (float) (1.0 / Math.sqrt(headDim));
         Parallel.forEach(b * heads, task -> {
             int s = task / heads, h = task % heads, g = h / group;
-            int n = len[leno + s];
-            int q0 = xo + s * t * width + h * headDim, o0 = oo + s * t * oWidth + h * headDim, l0 = lo + (s * heads + h) * t;
-            int k0 = xo + s * t * width + (heads + g) * headDim, v0 = xo + s * t * width + (heads + kvHeads + g) * headDim;
-            float[] w = new float[ROW_BLOCK * t]; // row r of a block: its scores, then its softmax weights
-            boolean blocked = CpuGemm.vectorized();
-            for (int row0 = 0; row0 < t; row0 += ROW_BLOCK) {
-                if (!blocked || row0 + ROW_BLOCK > Math.min(n, t)) { // past the blocks: a row at a time
-                    for (int row = row0; row < Math.min(row0 + ROW_BLOCK, t); row++) {
-                        int orow = o0 + row * oWidth;
-                        if (row >= n) {
-                            Arrays.fill(o, orow, orow + headDim, 0f);
-                            l[l0 + row] = 0f;
-                            continue;
-                        }
-                        for (int j = 0; j <= row; j++) w[j] = dot(x, q0 + row * width, x, k0 + j * width, headDim) * scale;
-                        l[l0 + row] = softmaxWeights(w, 0, row + 1);
-                        Arrays.fill(o, orow, orow + headDim, 0f);
-                        for (int j = 0; j <= row; j++) axpy(w[j], x, v0 + j * width, o, orow, headDim);
-                    }
-                    continue;
-                }
-                // ROW_BLOCK rows share each key and value row: keys ≤ row0 for all of them, then
-                // each row's last few alone; per element the same sums as a row at a time
-                for (int j = 0; j <= row0; j++) VectorOps.dot4(x, q0 + row0 * width, width, x, k0 + j * width, headDim, w, j, t);
-                for (int r = 0; r < ROW_BLOCK; r++) {
-                    for (int j = 0; j <= row0; j++) w[r * t + j] *= scale;
-                    for (int j = row0 + 1; j <= row0 + r; j++)
-                        w[r * t + j] = dot(x, q0 + (row0 + r) * width, x, k0 + j * width, headDim) * scale;
-                    l[l0 + row0 + r] = softmaxWeights(w, r * t, row0 + r + 1);
-                }
-                VectorOps.weightedSum4(w, 0, t, x, v0, width, row0 + 1, o, o0 + row0 * oWidth, oWidth, headDim);
-                for (int r = 1; r < ROW_BLOCK; r++)
-                    for (int j = row0 + 1; j <= row0 + r; j++) axpy(w[r * t + j], x, v0 + j * width, o, o0 + (row0 + r) * oWidth, headDim);
-            }
+            int n = len[leno + s], seq = xo + s * t * width, l0 = lo + (s * heads + h) * t;
+            AttentionScratch w = AttentionScratch.get(t, headDim);
+            gatherRows(x, seq + h * headDim, width, n, headDim, w.q);
+            gatherRows(x, seq + (heads + g) * headDim, width, n, headDim, w.k);
+            gatherRows(x, seq + (heads + kvHeads + g) * headDim, width, n, headDim, w.v);
+            CpuGemm.gemm(Gemm.NT, w.p, 0, w.q, 0, w.k, 0, null, 0, n, n, headDim, false);
+            for (int r = 0; r < n; r++) l[l0 + r] = causalSoftmax(w.p, r * n, r + 1, n, scale);
+            Arrays.fill(l, l0 + n, l0 + t, 0f);
+            CpuGemm.gemm(Gemm.NN, w.o, 0, w.p, 0, w.v, 0, null, 0, n, headDim, n, false);
+            scatterRows(w.o, n, t, headDim, o, oo + s * t * oWidth + h * headDim, oWidth);
         });
     }
 
-    /** Query rows of one head that share each key and value load (VectorOps' 4-row forms), forward and backward. */
-    private static final int ROW_BLOCK = 4;
-
-    /** Scaled scores w[wo .. wo+n) → softmax weights exp(w_j − max) / Σ; returns the log-sum-exp. */
-    private static float softmaxWeights(float[] w, int wo, int n) {
-        float max = Float.NEGATIVE_INFINITY;
-        for (int j = 0; j < n; j++) max = Math.max(max, w[wo + j]);
-        float sum = 0f;
-        for (int j = 0; j < n; j++) {
-            w[wo + j] = (float) Math.exp(w[wo + j] - max);
-            sum += w[wo + j];
-        }
+    /**
+     * Row p[o, o + n): the first `keys` scores ← softmax(score·scale), the rest ← 0 (masked);
+     * returns the row's log-sum-exp of the scaled scores.
+     */
+    private static float causalSoftmax(float[] p, int o, int keys, int n, float scale) {
+        float max = Softmax.max(p, o, keys) * scale; // = max of score·scale: rounding keeps the order
+        float sum = Softmax.expInPlace(p, o, keys, scale, max);
         float inv = 1f / sum;
-        for (int j = 0; j < n; j++) w[wo + j] *= inv;
+        for (int j = 0; j < keys; j++) p[o + j] *= inv;
+        Arrays.fill(p, o + keys, o + n, 0f);
         return max + (float) Math.log(sum);
     }
 
@@ -509,70 +533,65 @@ public final class CpuKernels implements Kernels {
     @Override
     public void attentionBackward(Buf dqkv, Buf dout, Buf qkv, Buf out, Buf lse, Buf lengths,
                                   int b, int t, int heads, int kvHeads, int headDim) {
-        float[] dx = f(dqkv), dy = f(dout), x = f(qkv), o = f(out), l = f(lse);
+        // out is not read: δ = Σ_d dout·out comes as Σ_j p_j·dp_j from the recomputed weights (softmaxBackwardRow)
+        float[] dx = f(dqkv), dy = f(dout), x = f(qkv), l = f(lse);
         int[] len = i(lengths);
-        int dxo = dqkv.off(), dyo = dout.off(), xo = qkv.off(), oo = out.off(), lo = lse.off(), leno = lengths.off();
-        int width = (heads + 2 * kvHeads) * headDim, group = heads / kvHeads;
+        int dxo = dqkv.off(), dyo = dout.off(), xo = qkv.off(), lo = lse.off(), leno = lengths.off();
+        int width = (heads + 2 * kvHeads) * headDim, group = heads / kvHeads, oWidth = heads * headDim;
         float scale = (float) (1.0 / Math.sqrt(headDim));
-        int oWidth = heads * headDim;
         // one task per (sequence, kv head): it owns dk/dv of that head and dq of its query heads
         Parallel.forEach(b * kvHeads, task -> {
-            int s = task / kvHeads, g = task % kvHeads;
-            int n = len[leno + s];
-            int kCol = (heads + g) * headDim, vCol = (heads + kvHeads + g) * headDim;
-            for (int row = 0; row < t; row++) {
-                int base = dxo + (s * t + row) * width;
-                Arrays.fill(dx, base + kCol, base + kCol + headDim, 0f);
-                Arrays.fill(dx, base + vCol, base + vCol + headDim, 0f);
-                for (int h = g * group; h < (g + 1) * group; h++)
-                    Arrays.fill(dx, base + h * headDim, base + (h + 1) * headDim, 0f);
-            }
-            int seqX = xo + s * t * width, seqDx = dxo + s * t * width;
-            int k0 = seqX + kCol, v0 = seqX + vCol, dk0 = seqDx + kCol, dv0 = seqDx + vCol;
-            boolean blocked = CpuGemm.vectorized();
-            float[] delta = new float[ROW_BLOCK], rowLse = new float[ROW_BLOCK];
-            float[] sc = new float[ROW_BLOCK], dp = new float[ROW_BLOCK], p = new float[ROW_BLOCK], ds = new float[ROW_BLOCK];
+            int s = task / kvHeads, g = task % kvHeads, n = len[leno + s];
+            int seq = xo + s * t * width, seqDx = dxo + s * t * width;
+            AttentionScratch w = AttentionScratch.get(t, headDim);
+            gatherRows(x, seq + (heads + g) * headDim, width, n, headDim, w.k);
+            gatherRows(x, seq + (heads + kvHeads + g) * headDim, width, n, headDim, w.v);
             for (int h = g * group; h < (g + 1) * group; h++) {
-                int q0 = seqX + h * headDim, dq0 = seqDx + h * headDim;
-                int dy0 = dyo + s * t * oWidth + h * headDim, o0 = oo + s * t * oWidth + h * headDim, l0 = lo + (s * heads + h) * t;
-                for (int row0 = 0; row0 < n; row0 += ROW_BLOCK) {
-                    int rows = Math.min(ROW_BLOCK, n - row0);
-                    for (int r = 0; r < rows; r++) {
-                        int row = row0 + r;
-                        delta[r] = dot(dy, dy0 + row * oWidth, o, o0 + row * oWidth, headDim); // Σ_d dout·out = Σ_j p_j dP_j
-                        rowLse[r] = l[l0 + row];
-                    }
-                    int shared = 0; // keys every row of the block sees, done for the 4 rows at once
-                    if (blocked && rows == ROW_BLOCK) {
-                        shared = row0 + 1;
-                        for (int j = 0; j < shared; j++) {
-                            VectorOps.dot4(dy, dy0 + row0 * oWidth, oWidth, x, v0 + j * width, headDim, dp, 0, 1);
-                            VectorOps.dot4(x, q0 + row0 * width, width, x, k0 + j * width, headDim, sc, 0, 1);
-                            for (int r = 0; r < ROW_BLOCK; r++) {
-                                p[r] = (float) Math.exp(sc[r] * scale - rowLse[r]);
-                                ds[r] = p[r] * (dp[r] - delta[r]) * scale;
-                            }
-                            VectorOps.axpy4(ds, x, k0 + j * width, dx, dq0 + row0 * width, width, headDim);
-                            VectorOps.axpyChain4(ds, x, q0 + row0 * width, width, dx, dk0 + j * width, headDim);
-                            VectorOps.axpyChain4(p, dy, dy0 + row0 * oWidth, oWidth, dx, dv0 + j * width, headDim);
-                        }
-                    }
-                    // the rest a (key, row) pair at a time: per key ascending rows, per row ascending keys
-                    for (int j = shared; j < row0 + rows; j++) {
-                        for (int r = Math.max(0, j - row0); r < rows; r++) {
-                            int row = row0 + r, q = q0 + row * width, dyRow = dy0 + row * oWidth;
-                            int k = k0 + j * width, v = v0 + j * width;
-                            float dpj = dot(dy, dyRow, x, v, headDim);
-                            float pj = (float) Math.exp(dot(x, q, x, k, headDim) * scale - rowLse[r]);
-                            float dsj = pj * (dpj - delta[r]) * scale;
-                            axpy(dsj, x, k, dx, dq0 + row * width, headDim);
-                            axpy(dsj, x, q, dx, dk0 + j * width, headDim);
-                            axpy(pj, dy, dyRow, dx, dv0 + j * width, headDim);
-                        }
-                    }
-                }
+                int l0 = lo + (s * heads + h) * t, yo = s * t * oWidth + h * headDim;
+                gatherRows(x, seq + h * headDim, width, n, headDim, w.q);
+                gatherRows(dy, dyo + yo, oWidth, n, headDim, w.dy);
+                CpuGemm.gemm(Gemm.NT, w.p, 0, w.q, 0, w.k, 0, null, 0, n, n, headDim, false);  // scores
+                CpuGemm.gemm(Gemm.NT, w.dp, 0, w.dy, 0, w.v, 0, null, 0, n, n, headDim, false); // ∂L/∂P
+                for (int r = 0; r < n; r++) softmaxBackwardRow(w.p, w.dp, r * n, r + 1, n, scale, l[l0 + r]);
+                boolean more = h > g * group; // the group's later heads add to dk, dv
+                CpuGemm.gemm(Gemm.NN, w.dq, 0, w.dp, 0, w.k, 0, null, 0, n, headDim, n, false);
+                CpuGemm.gemm(Gemm.TN, w.dk, 0, w.dp, 0, w.q, 0, null, 0, n, headDim, n, more);
+                CpuGemm.gemm(Gemm.TN, w.dv, 0, w.p, 0, w.dy, 0, null, 0, n, headDim, n, more);
+                scatterRows(w.dq, n, t, headDim, dx, seqDx + h * headDim, width);
             }
+            scatterRows(w.dk, n, t, headDim, dx, seqDx + (heads + g) * headDim, width);
+            scatterRows(w.dv, n, t, headDim, dx, seqDx + (heads + kvHeads + g) * headDim, width);
         });
+    }
+
+    /**
+     * One query row of the attention backward, in place over n keys of which the first `keys` are
+     * visible: p ← e^{score·scale − lse} (the forward's weights), dp ← p·(dp − δ)·scale (= ∂L/∂score)
+     * with δ = Σ_j p_j·dp_j (= Σ_d dout·out, from the same p and dp, so a row whose weights are one-hot
+     * gets an exact zero); masked keys get 0 in both.
+     */
+    static void softmaxBackwardRow(float[] p, float[] dp, int o, int keys, int n, float scale, float lse) {
+        boolean simd = CpuGemm.vectorized();
+        float delta = simd ? VectorOps.expRowDot(p, dp, o, keys, scale, lse) : expRowDot(p, dp, o, 0, keys, scale, lse, 0f);
+        if (simd) VectorOps.scoreGradient(p, dp, o, keys, scale, delta);
+        else scoreGradient(p, dp, o, 0, keys, scale, delta);
+        Arrays.fill(p, o + keys, o + n, 0f);
+        Arrays.fill(dp, o + keys, o + n, 0f);
+    }
+
+    /** p[o + j] ← e^{p_j·scale − lse} for j in [j0, keys); returns sum + Σ p_j·dp_j over them. */
+    static float expRowDot(float[] p, float[] dp, int o, int j0, int keys, float scale, float lse, float sum) {
+        for (int j = j0; j < keys; j++) {
+            float pj = Softmax.exp(p[o + j] * scale - lse);
+            p[o + j] = pj;
+            sum += pj * dp[o + j];
+        }
+        return sum;
+    }
+
+    /** dp[o + j] ← p_j·(dp_j − delta)·scale for j in [j0, keys). */
+    static void scoreGradient(float[] p, float[] dp, int o, int j0, int keys, float scale, float delta) {
+        for (int j = j0; j < keys; j++) dp[o + j] = p[o + j] * (dp[o + j] - delta) * scale;
     }
 
     // ---- decode ----
@@ -657,9 +676,11 @@ public final class CpuKernels implements Kernels {
             float kth = sorted[v - topK]; // a token survives when z ≥ the k-th largest value
             for (int j = 0; j < v; j++) keep[j] &= z[j] >= kth;
         }
+        double[] e = new double[v]; // each exp once: the sums below see the same values, in the same order, as recomputing would
+        for (int j = 0; j < v; j++) e[j] = keep[j] ? Math.exp(z[j] - max) : 0;
         if (topP < 1f) {
             double total = 0;
-            for (int j = 0; j < v; j++) if (keep[j]) total += Math.exp(z[j] - max);
+            for (int j = 0; j < v; j++) if (keep[j]) total += e[j];
             Integer[] order = new Integer[v];
             for (int j = 0; j < v; j++) order[j] = j;
             Arrays.sort(order, (a, c) -> Float.compare(z[c], z[a]));
@@ -669,7 +690,7 @@ public final class CpuKernels implements Kernels {
                 int end = j;
                 double group = 0;
                 while (end < v && z[order[end]] == z[order[j]]) {
-                    if (keep[order[end]]) group += Math.exp(z[order[end]] - max) / total;
+                    if (keep[order[end]]) group += e[order[end]] / total;
                     end++;
                 }
                 if (above >= topP) for (int q = j; q < end; q++) keep[order[q]] = false;
@@ -678,12 +699,12 @@ public final class CpuKernels implements Kernels {
             }
         }
         double total = 0;
-        for (int j = 0; j < v; j++) if (keep[j]) total += Math.exp(z[j] - max);
+        for (int j = 0; j < v; j++) if (keep[j]) total += e[j];
         double target = u * total, cum = 0;
         int last = -1;
         for (int j = 0; j < v; j++) {
             if (!keep[j]) continue;
-            cum += Math.exp(z[j] - max);
+            cum += e[j];
             last = j;
             if (cum > target) return j;
         }
@@ -701,19 +722,13 @@ public final class CpuKernels implements Kernels {
         int lzo = logZ == null ? 0 : logZ.off();
         Parallel.forEach(m, r -> {
             int row = zo + r * v;
-            float max = Float.NEGATIVE_INFINITY;
-            for (int j = 0; j < v; j++) max = Math.max(max, z[row + j] * invTemperature);
-            double sum = 0, sumPz = 0;
-            for (int j = 0; j < v; j++) {
-                float zj = z[row + j] * invTemperature;
-                double e = Math.exp(zj - max);
-                sum += e;
-                sumPz += e * zj;
-            }
-            double logZd = max + Math.log(sum);
-            en[eno + r] = (float) (logZd - sumPz / sum);
             int target = tg[tgo + r];
             if (target >= v) throw new IllegalArgumentException("target " + target + " ≥ vocabulary " + v);
+            float max = Softmax.max(z, row, v) * invTemperature; // = max of z·invT: rounding keeps the order
+            double[] sums = new double[2];
+            Softmax.expSums(z, row, v, invTemperature, max, sums);
+            double logSum = Math.log(sums[0]), logZd = max + logSum;
+            en[eno + r] = (float) (logSum - sums[1] / sums[0]);
             lp[lpo + r] = target < 0 ? 0f : (float) (z[row + target] * invTemperature - logZd);
             if (lz != null) lz[lzo + r] = (float) logZd;
             if (backward) softmaxGradient(z, row, v, target, w[wo + r] * invTemperature, (float) logZd, invTemperature);
@@ -734,14 +749,8 @@ public final class CpuKernels implements Kernels {
 
     /** Row z[row, row+v) ← scale · (p − onehot(target)), p = exp(z·invT − logZ); zeros without a target. */
     private static void softmaxGradient(float[] z, int row, int v, int target, float scale, float logZ, float invTemperature) {
-        if (target < 0) {
-            Arrays.fill(z, row, row + v, 0f);
-            return;
-        }
-        for (int j = 0; j < v; j++) {
-            float pj = (float) Math.exp(z[row + j] * invTemperature - logZ);
-            z[row + j] = scale * (j == target ? pj - 1f : pj);
-        }
+        if (target < 0) Arrays.fill(z, row, row + v, 0f);
+        else Softmax.gradient(z, row, v, target, scale, logZ, invTemperature);
     }
 
     // ---- optimizer ----

@@ -62,10 +62,13 @@ public final class Parallel {
         Future<?>[] helpers = new Future<?>[workers - 1];
         for (int j = 0; j < helpers.length; j++) helpers[j] = p.submit(worker);
         Throwable failure = null;
+        IN_WORKER.set(true); // a task that calls forEach again runs it inline: the pool is busy with this one
         try {
             worker.run();
         } catch (Throwable t) {
             failure = t;
+        } finally {
+            IN_WORKER.set(false);
         }
         for (Future<?> f : helpers) {
             try {

@@ -633,11 +633,7 @@ public final class CpuKernels implements Kernels {
                 scores[j] = dot(x, q, kc, kCache.off() + cache + j * headDim, headDim) * scale;
                 max = Math.max(max, scores[j]);
             }
-            float sum = 0f;
-            for (int j = 0; j < n; j++) {
-                scores[j] = (float) Math.exp(scores[j] - max);
-                sum += scores[j];
-            }
+            float sum = Softmax.expInPlace(scores, 0, n, 1f, max);
             int orow = out.off() + s * heads * headDim + h * headDim;
             Arrays.fill(o, orow, orow + headDim, 0f);
             for (int j = 0; j < n; j++) axpy(scores[j] / sum, vc, vCache.off() + cache + j * headDim, o, orow, headDim);

@@ -6,10 +6,11 @@ package io.hintgrpo.engine.cpu;
  * ({@link VectorOps}), plain loops otherwise.
  *
  * <p>exp here is {@link #exp}, fp32 built from +, ×, fma and bit operations only, so the SIMD lanes,
- * their scalar tails, the interpreter and every JIT tier give the same bits for the same input (a
- * library exp may differ between an intrinsic and its fallback, which would make results depend on
- * when the JIT compiled the loop). Within 2 ulp of the true value for x in [−87.3, 88]; exactly 0
- * below −87.3 (where e^x leaves the normal floats), NaN for NaN.
+ * their scalar tails, the scalar fallback, the interpreter and every JIT tier give the same bits
+ * for the same input on any JDK (a library exp — Math.exp, or the Vector API's EXP, an intrinsic
+ * on some JDKs — is not specified to agree with itself across those). Within 2 ulp of the true
+ * value for x in [−87.3, 88]; exactly 0 below −87.3 (where e^x leaves the normal floats), NaN for
+ * NaN. {@code SoftmaxTest} checks all of this, with compiled against interpreted (-Xint) runs.
  */
 final class Softmax {
     private Softmax() {}

@@ -16,12 +16,25 @@ final class VectorOps {
 
     private VectorOps() {}
 
+    /**
+     * The lanes' sum in lane order. Not reduceLanes(ADD): its association is unspecified and may
+     * differ between the interpreter and compiled code, which would make a result depend on when
+     * the JIT compiled the loop (see CpuGemmVector's lane sums).
+     */
+    static float sum(FloatVector v) {
+        float[] lanes = new float[S.length()];
+        v.intoArray(lanes, 0);
+        float s = 0f;
+        for (float x : lanes) s += x;
+        return s;
+    }
+
     static float dot(float[] a, int ao, float[] b, int bo, int n) {
         FloatVector acc = FloatVector.zero(S);
         int i = 0;
         for (int bound = S.loopBound(n); i < bound; i += S.length())
             acc = FloatVector.fromArray(S, a, ao + i).fma(FloatVector.fromArray(S, b, bo + i), acc);
-        float s = acc.reduceLanes(VectorOperators.ADD);
+        float s = sum(acc);
         for (; i < n; i++) s += a[ao + i] * b[bo + i];
         return s;
     }
@@ -81,8 +94,8 @@ final class VectorOps {
                 vs = vs.add(e);
                 vsx = e.fma(x, vsx);
             }
-            s += vs.reduceLanes(VectorOperators.ADD);
-            sx += vsx.reduceLanes(VectorOperators.ADD);
+            s += sum(vs);
+            sx += sum(vsx);
         }
         sums[0] = s;
         sums[1] = sx;
@@ -106,7 +119,7 @@ final class VectorOps {
             e.intoArray(z, o + j);
             sum = sum.add(e);
         }
-        return Softmax.expInPlaceScalar(z, o + j, n - j, scale, shift, sum.reduceLanes(VectorOperators.ADD));
+        return Softmax.expInPlaceScalar(z, o + j, n - j, scale, shift, sum(sum));
     }
 
     /** {@link CpuKernels#expRowDot} over [0, keys): lanes, then the tail. */
@@ -118,7 +131,7 @@ final class VectorOps {
             pj.intoArray(p, o + j);
             sum = pj.fma(FloatVector.fromArray(S, dp, o + j), sum);
         }
-        return CpuKernels.expRowDot(p, dp, o, j, keys, scale, lse, sum.reduceLanes(VectorOperators.ADD));
+        return CpuKernels.expRowDot(p, dp, o, j, keys, scale, lse, sum(sum));
     }
 
     /** {@link CpuKernels#scoreGradient} over [0, keys). */

@@ -7,7 +7,11 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
+import java.io.File;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
 import java.util.SplittableRandom;
+import java.util.concurrent.TimeUnit;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -139,5 +143,21 @@ class SoftmaxTest {
         assertArrayEquals(fwd[1], fwd[0], "forward");
         assertArrayEquals(bwd[1], bwd[0], "backward");
         for (float x : fwd[0]) assertTrue(Float.isFinite(x));
+    }
+
+    /** The same bits compiled (after a warm-up that gets the loops through C2) and interpreted (-Xint, in a child JVM). */
+    @Test
+    void resultsDoNotDependOnTheJit() throws Exception {
+        int compiled = 0;
+        for (int i = 0; i < 300; i++) compiled = JitIndependenceMain.hash();
+        String javaBin = Path.of(System.getProperty("java.home"), "bin", "java").toString();
+        String cp = System.getProperty("surefire.test.class.path", System.getProperty("java.class.path"));
+        Process p = new ProcessBuilder(javaBin, "-Xint", "--add-modules", "jdk.incubator.vector", "-cp", cp, JitIndependenceMain.class.getName())
+                .redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null"))).start();
+        assertTrue(p.waitFor(120, TimeUnit.SECONDS), "child JVM timed out");
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8).strip();
+        String err = new String(p.getErrorStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertEquals(0, p.exitValue(), err);
+        assertEquals(Integer.toHexString(compiled), out, "interpreted vs compiled; " + err);
     }
 }

@@ -89,7 +89,7 @@ final class BenchCommand implements Callable<Integer> {
         Path current;
 
         @Option(names = "--threshold", defaultValue = "10%",
-                description = "Smallest change that counts, as 10% or 0.1 (default: ${DEFAULT-VALUE}).")
+                description = "Smallest change that counts, as 10%% or 0.1 (default: ${DEFAULT-VALUE}).")
         String threshold;
 
         @Override

@@ -32,7 +32,10 @@ import java.util.Set;
  * {@code --config}: {@code {"<command>": {every setting}}}.
  */
 final class ConfigFile {
-    private static final ObjectMapper JSON = new ObjectMapper();
+    /** Jackson on first use, not when the class loads: every command line passes through here, most without --config. */
+    private static final class Json {
+        static final ObjectMapper MAPPER = new ObjectMapper();
+    }
 
     /** The option itself, mixed into commands that have no other run options. */
     static final class Mixin {
@@ -67,7 +70,7 @@ final class ConfigFile {
                 try {
                     return Configs.settingsFor(config, c.name(), keys(c), sections, anyKnown);
                 } catch (BadInputException e) {
-                    return JSON.createObjectNode(); // not the command that runs: its problems are not this run's
+                    return Json.MAPPER.createObjectNode(); // not the command that runs: its problems are not this run's
                 }
             });
             JsonNode n = v.get(key(o));
@@ -136,7 +139,7 @@ final class ConfigFile {
 
     /** The settings record of a command from its options' values (the file's, or the flags' over them). */
     static <T extends Record> T settings(CommandSpec spec, Class<T> type, Path config) {
-        ObjectNode values = JSON.createObjectNode();
+        ObjectNode values = Json.MAPPER.createObjectNode();
         Map<String, String> places = new HashMap<>();
         CommandLine.ParseResult parsed = spec.commandLine().getParseResult();
         for (Settings.Key k : Settings.keys(type)) {
@@ -155,9 +158,9 @@ final class ConfigFile {
      * the file's section of that name, then the flags given (null values are not given).
      */
     static <T extends Record> T section(Path config, String name, T base, Map<String, ?> flags) {
-        ObjectNode values = config == null ? JSON.createObjectNode() : Configs.section(config, name, Settings.names(base.getClass()));
+        ObjectNode values = config == null ? Json.MAPPER.createObjectNode() : Configs.section(config, name, Settings.names(base.getClass()));
         flags.forEach((k, v) -> {
-            if (v != null) values.set(k, JSON.valueToTree(v));
+            if (v != null) values.set(k, Json.MAPPER.valueToTree(v));
         });
         String where = config == null ? "flags" : config + " and flags";
         return Settings.over(base, values, key -> where);
@@ -183,9 +186,9 @@ final class ConfigFile {
 
     /** Every option of a command, as a --config file in {@code file}: {@code {"<command>": {…}}}. */
     static void writeEffective(CommandSpec cmd, Path file) throws IOException {
-        ObjectNode root = JSON.createObjectNode();
-        root.set(cmd.name(), JSON.valueToTree(optionValues(cmd, null)));
-        AtomicFiles.writeString(file, JSON.writerWithDefaultPrettyPrinter().writeValueAsString(root));
+        ObjectNode root = Json.MAPPER.createObjectNode();
+        root.set(cmd.name(), Json.MAPPER.valueToTree(optionValues(cmd, null)));
+        AtomicFiles.writeString(file, Json.MAPPER.writerWithDefaultPrettyPrinter().writeValueAsString(root));
     }
 
     /** The effective settings beside an output file: {@code out.jsonl} → {@code out.config.json}. */

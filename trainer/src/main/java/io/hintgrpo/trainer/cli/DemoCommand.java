@@ -28,8 +28,6 @@ import java.util.concurrent.Callable;
                 + "evaluates both in-domain and cross-domain (with and without audio and vision) and writes report.md / report.json. "
                 + "Re-running with the same --out resumes from the last checkpoint.")
 final class DemoCommand implements Callable<Integer> {
-    private static final ObjectMapper JSON = new ObjectMapper();
-
     @Spec CommandSpec spec;
 
     @Option(names = "--out", defaultValue = "demo-out", description = "Output folder (default: ${DEFAULT-VALUE}).")
@@ -72,14 +70,15 @@ final class DemoCommand implements Callable<Integer> {
 
     private int run(Demo.Settings s) throws Exception {
         // the effective settings, itself a valid --config of demo
-        ObjectNode effective = JSON.createObjectNode();
+        ObjectMapper json = new ObjectMapper();
+        ObjectNode effective = json.createObjectNode();
         ObjectNode demo = effective.putObject("demo");
         demo.put("seed", s.seed());
         demo.put("test_limit", s.testLimit());
         if (s.grpo() == null) demo.put("grpo_steps", 0);
         effective.set("sft", Settings.flatten(s.sft()));
         if (s.grpo() != null) effective.set("grpo", Settings.flatten(s.grpo()));
-        AtomicFiles.writeString(out.resolve("run_config.json"), JSON.writerWithDefaultPrettyPrinter().writeValueAsString(effective));
+        AtomicFiles.writeString(out.resolve("run_config.json"), json.writerWithDefaultPrettyPrinter().writeValueAsString(effective));
         StopSignal.install();
         long start = System.nanoTime();
         try (Kernels kernels = Backends.open(backend)) {

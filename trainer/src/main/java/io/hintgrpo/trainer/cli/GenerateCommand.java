@@ -41,7 +41,6 @@ final class GenerateCommand implements Callable<Integer> {
 
     @CommandLine.Mixin(name = "configFile")
     ConfigFile.Mixin configFile;
-    private static final ObjectMapper JSON = new ObjectMapper();
 
     @Option(names = "--model", required = true, description = "Model directory with tokenizer.json.")
     Path model;
@@ -96,7 +95,8 @@ final class GenerateCommand implements Callable<Integer> {
             List<Evaluation.Row> rows = Evaluation.generate(m, tok, utterances, opt, msg -> System.err.print("\rhintgrpo: " + msg));
             if (!rows.isEmpty()) System.err.println();
             List<String> lines = new ArrayList<>(rows.size());
-            for (int i = 0; i < rows.size(); i++) lines.add(JSON.writeValueAsString(outputRecord(records.get(i).json(), rows.get(i))));
+            ObjectMapper json = new ObjectMapper();
+            for (int i = 0; i < rows.size(); i++) lines.add(json.writeValueAsString(outputRecord(records.get(i).json(), rows.get(i))));
             AtomicFiles.write(output, out -> {
                 Writer w = new OutputStreamWriter(out, StandardCharsets.UTF_8);
                 for (String line : lines) w.write(line + "\n");

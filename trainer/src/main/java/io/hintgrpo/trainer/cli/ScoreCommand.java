@@ -42,7 +42,6 @@ final class ScoreCommand implements Callable<Integer> {
 
     @CommandLine.Mixin(name = "configFile")
     ConfigFile.Mixin configFile;
-    private static final ObjectMapper JSON = new ObjectMapper();
 
     @Option(names = "--model", required = true, description = "Model directory: config.json + model.safetensors (or sharded).")
     Path modelDir;
@@ -72,6 +71,7 @@ final class ScoreCommand implements Callable<Integer> {
             throw new BadInputException("--temperature", "must be a positive number, got " + temperature);
         if (!Files.isRegularFile(input)) throw new BadInputException(input.toString(), "input file not found");
         ConfigFile.checkOutput(output, "--output", List.of(input));
+        ObjectMapper json = new ObjectMapper();
         try (Kernels kernels = Backends.open(backend);
              Model model = ModelDir.load(kernels, modelDir, seed, msg -> System.err.println("hintgrpo: " + msg))) {
             List<ObjectNode> records = new ArrayList<>();
@@ -79,7 +79,7 @@ final class ScoreCommand implements Callable<Integer> {
             TextLines.forEach(input, (lineNo, line) -> {
                 if (line.isBlank()) return;
                 String where = input + ":" + lineNo;
-                ObjectNode rec = parseLine(line, where);
+                ObjectNode rec = parseLine(json, line, where);
                 Sequence seq = toSequence(rec, model.config, where);
                 Batch.validate(model.config, seq, where);
                 records.add(rec);
@@ -95,7 +95,7 @@ final class ScoreCommand implements Callable<Integer> {
                         ObjectNode rec = records.get(s0 + s);
                         ArrayNode lp = rec.putArray("logprobs");
                         for (float v : result.logprobs(s)) lp.add(v);
-                        out.write(JSON.writeValueAsString(rec));
+                        out.write(json.writeValueAsString(rec));
                         out.newLine();
                     }
                     int done = Math.min(seqs.size(), s0 + batchSize);
@@ -110,10 +110,10 @@ final class ScoreCommand implements Callable<Integer> {
         return 0;
     }
 
-    private static ObjectNode parseLine(String line, String where) {
+    private static ObjectNode parseLine(ObjectMapper json, String line, String where) {
         JsonNode node;
         try {
-            node = JSON.readTree(line);
+            node = json.readTree(line);
         } catch (IOException e) {
             throw new BadInputException(where, "not valid JSON");
         }

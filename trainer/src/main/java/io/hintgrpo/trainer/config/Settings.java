@@ -25,7 +25,10 @@ import java.util.function.Function;
  * all use the same name. Enums are written in lower case with dashes ({@code token-mean}).
  */
 public final class Settings {
-    private static final ObjectMapper JSON = new ObjectMapper();
+    /** Jackson on first use, not when the class loads: a command's --help lists the settings without it. */
+    private static final class Json {
+        static final ObjectMapper MAPPER = new ObjectMapper();
+    }
 
     private Settings() {}
 
@@ -58,7 +61,7 @@ public final class Settings {
 
     /** The record with every setting at its default. */
     public static <T extends Record> T defaults(Class<T> type) {
-        return bind(type, JSON.createObjectNode(), key -> type.getSimpleName() + " defaults");
+        return bind(type, Json.MAPPER.createObjectNode(), key -> type.getSimpleName() + " defaults");
     }
 
     /**
@@ -81,8 +84,8 @@ public final class Settings {
      * {@code Map.of("steps", 20, "hint", "mix")}); values may be Java values or their text.
      */
     public static <T extends Record> T with(T base, Map<String, ?> changes, String where) {
-        ObjectNode values = JSON.createObjectNode();
-        changes.forEach((k, v) -> values.set(k, v instanceof Enum<?> e ? TextNode.valueOf(name(e)) : JSON.valueToTree(v)));
+        ObjectNode values = Json.MAPPER.createObjectNode();
+        changes.forEach((k, v) -> values.set(k, v instanceof Enum<?> e ? TextNode.valueOf(name(e)) : Json.MAPPER.valueToTree(v)));
         return over(base, values, key -> where);
     }
 
@@ -103,7 +106,7 @@ public final class Settings {
 
     /** Every setting of the record with its value, flat, in declaration order (the effective config). */
     public static ObjectNode flatten(Record settings) {
-        ObjectNode out = JSON.createObjectNode();
+        ObjectNode out = Json.MAPPER.createObjectNode();
         flattenInto(settings, out);
         return out;
     }
@@ -225,7 +228,7 @@ public final class Settings {
                 throw new IllegalStateException(e);
             }
             if (c.getAnnotation(Part.class) != null) flattenInto((Record) v, out);
-            else out.set(snake(c.getName()), v instanceof Enum<?> e ? TextNode.valueOf(name(e)) : JSON.valueToTree(v));
+            else out.set(snake(c.getName()), v instanceof Enum<?> e ? TextNode.valueOf(name(e)) : Json.MAPPER.valueToTree(v));
         }
     }
 

@@ -1,18 +1,22 @@
 package io.hintgrpo.trainer.data;
 
+import com.fasterxml.jackson.core.JsonFactory;
+import com.fasterxml.jackson.core.JsonParseException;
+import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.core.JsonToken;
 import com.fasterxml.jackson.core.json.JsonReadFeature;
-import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.json.JsonMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.hintgrpo.engine.BadInputException;
 import io.hintgrpo.engine.model.ModelConfig;
 
 import java.io.IOException;
 import java.io.OutputStreamWriter;
+import java.io.UncheckedIOException;
 import java.io.Writer;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
@@ -41,11 +45,10 @@ public final class Jsonl {
     /** How many skipped records' reasons a skip-bad read keeps. */
     private static final int MAX_PROBLEMS_KEPT = 100;
 
-    // NaN / Infinity parse so that a non-finite label is reported as such, not as "bad JSON"
-    private static final ObjectMapper JSON = JsonMapper.builder()
-            .enable(JsonReadFeature.ALLOW_NON_NUMERIC_NUMBERS)
-            .enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS)
-            .build();
+    // NaN / Infinity parse so that a non-finite label is reported as such, not as "bad JSON". Lines are
+    // read into trees by our own few lines over Jackson's parser, not by an ObjectMapper: building a
+    // mapper costs more than checking a small corpus (start time: docs/benchmarks.md).
+    private static final JsonFactory JSON = JsonFactory.builder().enable(JsonReadFeature.ALLOW_NON_NUMERIC_NUMBERS).build();
 
     /** The feature widths records must have: audio and vision D, or {@link #ANY}. */
     public record Expect(int audioDim, int visionDim) {
@@ -123,12 +126,55 @@ public final class Jsonl {
     private static ObjectNode parseJson(String line, String where) {
         JsonNode node;
         try {
-            node = JSON.readTree(line);
+            node = readTree(line);
         } catch (JsonProcessingException e) {
             throw new BadInputException(where, "not valid JSON: " + e.getOriginalMessage());
+        } catch (IOException e) { // a parser over a string reads nothing from outside
+            throw new UncheckedIOException(e);
         }
         if (!(node instanceof ObjectNode rec)) throw new BadInputException(where, "expected a JSON object");
         return rec;
+    }
+
+    /** One JSON value and nothing after it, as a tree: what ObjectMapper.readTree gives with FAIL_ON_TRAILING_TOKENS. */
+    private static JsonNode readTree(String line) throws IOException {
+        try (JsonParser p = JSON.createParser(line)) {
+            JsonNode root = value(p, p.nextToken());
+            JsonToken after = p.nextToken();
+            if (after != null) throw new JsonParseException(p, "Trailing token (of type " + after + ") found after value");
+            return root;
+        }
+    }
+
+    private static JsonNode value(JsonParser p, JsonToken t) throws IOException {
+        JsonNodeFactory f = JsonNodeFactory.instance;
+        if (t == null) throw new JsonParseException(p, "No content to map due to end-of-input");
+        return switch (t) {
+            case START_OBJECT -> {
+                ObjectNode o = f.objectNode();
+                for (JsonToken k = p.nextToken(); k == JsonToken.FIELD_NAME; k = p.nextToken()) {
+                    String name = p.currentName();
+                    o.set(name, value(p, p.nextToken())); // a repeated key: the last wins, as in readTree
+                }
+                yield o;
+            }
+            case START_ARRAY -> {
+                ArrayNode a = f.arrayNode();
+                for (JsonToken v = p.nextToken(); v != JsonToken.END_ARRAY; v = p.nextToken()) a.add(value(p, v));
+                yield a;
+            }
+            case VALUE_STRING -> f.textNode(p.getText());
+            case VALUE_NUMBER_INT -> switch (p.getNumberType()) {
+                case INT -> f.numberNode(p.getIntValue());
+                case LONG -> f.numberNode(p.getLongValue());
+                default -> f.numberNode(p.getBigIntegerValue());
+            };
+            case VALUE_NUMBER_FLOAT -> f.numberNode(p.getDoubleValue()); // NaN and ±Infinity too
+            case VALUE_TRUE -> f.booleanNode(true);
+            case VALUE_FALSE -> f.booleanNode(false);
+            case VALUE_NULL -> f.nullNode();
+            default -> throw new JsonParseException(p, "Unexpected token " + t);
+        };
     }
 
     private static Utterance toUtterance(ObjectNode rec, Path folder, Expect expect, boolean labelRequired, String where) {
@@ -231,13 +277,17 @@ public final class Jsonl {
     /** Folder (beside the JSONL file) that {@link Features#NPY} writes into. */
     public static final String FEATURES_FOLDER = "features";
 
+    private static final class Writing { // an ObjectMapper only where records are written
+        static final ObjectMapper MAPPER = new ObjectMapper();
+    }
+
     /** Writes the records atomically (features first, then the JSONL file). */
     public static void write(Path file, List<Utterance> utterances, Features how) throws IOException {
         Path folder = file.toAbsolutePath().getParent();
         Set<String> names = new HashSet<>();
         List<String> lines = new ArrayList<>(utterances.size());
         for (Utterance u : utterances) {
-            ObjectNode rec = JSON.createObjectNode();
+            ObjectNode rec = JsonNodeFactory.instance.objectNode();
             rec.put("id", u.id());
             rec.put("text", u.text());
             rec.put("label", u.label());
@@ -246,7 +296,7 @@ public final class Jsonl {
             writeFeatures(rec, "vision", u.vision(), u.id(), how, folder, names);
             if (u.cot() != null) rec.put("cot", u.cot());
             if (u.subset() != null) rec.put("subset", u.subset());
-            lines.add(JSON.writeValueAsString(rec));
+            lines.add(Writing.MAPPER.writeValueAsString(rec));
         }
         AtomicFiles.write(file, out -> {
             Writer w = new OutputStreamWriter(out, StandardCharsets.UTF_8);

@@ -333,7 +333,7 @@ class ReliabilityTest extends TrainingCommandTest {
     @Test
     void everyOptionHasADescription() {
         List<String> bare = new ArrayList<>();
-        collect(new picocli.CommandLine(new Main()).getCommandSpec(), bare);
+        collect(Main.allCommands().getCommandSpec(), bare);
         assertEquals(List.of(), bare, "options without a description");
     }
 

@@ -173,6 +173,25 @@ class JsonlTest {
         assertEquals(third + ":2001: not UTF-8 text (byte 0xc3 at byte column 3)", e.getMessage());
     }
 
+    /** Lines are read into the tree ObjectMapper.readTree makes: node types, numbers, NaN, repeated keys, nesting. */
+    @Test
+    void aLinesTreeIsObjectMappers() throws Exception {
+        String[] lines = {
+                GOOD,
+                "{\"id\": \"n\", \"text\": \"t\\u00e9\\n\", \"label\": -0, \"x\": 12345678901, \"y\": 123456789012345678901234567890}",
+                "{\"id\": \"m\", \"text\": \"t\", \"label\": 2.5e-1, \"label\": 1, \"cot\": null, \"extra\": {\"a\": [true, false, null, [[1.5]], {}]}, \"e\": []}",
+                "{\"id\": \"q\", \"text\": \"t\", \"x\": NaN, \"y\": -Infinity, \"z\": 1e400}",
+        };
+        List<Jsonl.Record> read = Jsonl.readPrompts(write(lines), Expect.any());
+        com.fasterxml.jackson.databind.ObjectMapper mapper = new com.fasterxml.jackson.databind.ObjectMapper()
+                .enable(com.fasterxml.jackson.core.JsonParser.Feature.ALLOW_NON_NUMERIC_NUMBERS);
+        for (int i = 0; i < lines.length; i++) {
+            com.fasterxml.jackson.databind.JsonNode expected = mapper.readTree(lines[i]), got = read.get(i).json();
+            assertEquals(expected, got, lines[i]);
+            assertEquals(mapper.writeValueAsString(expected), mapper.writeValueAsString(got), "node types of " + lines[i]);
+        }
+    }
+
     private Path write(String... lines) throws Exception {
         Path f = Files.createTempFile(dir, "c", ".jsonl");
         Files.writeString(f, String.join("\n", lines) + "\n");

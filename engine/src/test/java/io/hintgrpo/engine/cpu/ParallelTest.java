@@ -77,10 +77,13 @@ class ParallelTest {
     void workersGoIdleWithoutWork() throws InterruptedException {
         Parallel.setThreads(2);
         Parallel.forEach(2, i -> {});
-        Thread.sleep(Parallel.SPIN_NANOS / 1_000_000 + 50);
-        long parked = Thread.getAllStackTraces().keySet().stream()
-                .filter(t -> t.getName().startsWith("hintgrpo-cpu-") && t.isAlive())
-                .filter(t -> t.getState() == Thread.State.WAITING || t.getState() == Thread.State.TIMED_WAITING).count();
+        long parked = 0;
+        for (long deadline = System.nanoTime() + 5_000_000_000L; parked == 0 && System.nanoTime() < deadline; ) {
+            Thread.sleep(Parallel.SPIN_NANOS / 1_000_000 + 10);
+            parked = Thread.getAllStackTraces().keySet().stream()
+                    .filter(t -> t.getName().startsWith("hintgrpo-cpu-") && t.isAlive())
+                    .filter(t -> t.getState() == Thread.State.WAITING || t.getState() == Thread.State.TIMED_WAITING).count();
+        }
         assertTrue(parked >= 1, "an idle worker parks instead of spinning forever");
     }
 }

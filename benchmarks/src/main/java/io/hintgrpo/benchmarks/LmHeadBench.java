@@ -23,11 +23,12 @@ import java.util.concurrent.TimeUnit;
  * The LM head with its fused softmax cross-entropy over a training batch's 8 × 128 rows, in chunks
  * of rows as the model runs it (at most 2²² logits at once, like the model's activation arena, so
  * full-vocabulary logits of a batch never exist): forward = gemm NT + crossEntropy; forwardBackward
- * adds the in-place ∂L/∂logits and the two gradient gemms (dlnf, dW). Time per call.
+ * adds the in-place ∂L/∂logits and the two gradient gemms (dlnf, dW). Time per call. The first
+ * call runs crossEntropy's loop interpreted (1.5–4 s), so the warm-up is longer than most.
  */
 @BenchmarkMode(Mode.AverageTime)
 @OutputTimeUnit(TimeUnit.MICROSECONDS)
-@Warmup(iterations = 3, time = 1)
+@Warmup(iterations = 5, time = 1)
 @Measurement(iterations = 5, time = 1)
 @Fork(value = 1, jvmArgsAppend = {"--add-modules", "jdk.incubator.vector", "-Xmx2g"})
 public class LmHeadBench {

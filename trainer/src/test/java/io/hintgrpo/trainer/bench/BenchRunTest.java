@@ -3,6 +3,9 @@ package io.hintgrpo.trainer.bench;
 import io.hintgrpo.trainer.cli.CliRun;
 
 import io.hintgrpo.engine.BadInputException;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -26,20 +29,52 @@ class BenchRunTest {
     Path fakeJar;
     String out, err;
 
-    /** A runnable jar whose main is {@link FakeJmh}, so the whole run path is exercised without JMH. */
+    /**
+     * A runnable jar whose main is {@link FakeJmh}, with a stand-in TorchReference, so the whole run
+     * path is exercised without JMH; the torch reference is off unless a test points it at a fake.
+     */
     @BeforeEach
     void packFakeJmh() throws IOException {
         fakeJar = dir.resolve("fake-benchmarks.jar");
         Manifest mf = new Manifest();
         mf.getMainAttributes().put(Attributes.Name.MANIFEST_VERSION, "1.0");
         mf.getMainAttributes().put(Attributes.Name.MAIN_CLASS, FakeJmh.class.getName());
-        String entry = FakeJmh.class.getName().replace('.', '/') + ".class";
-        try (OutputStream f = Files.newOutputStream(fakeJar); JarOutputStream jar = new JarOutputStream(f, mf);
-             InputStream cls = FakeJmh.class.getClassLoader().getResourceAsStream(entry)) {
-            jar.putNextEntry(new JarEntry(entry));
-            cls.transferTo(jar);
-            jar.closeEntry();
+        try (OutputStream f = Files.newOutputStream(fakeJar); JarOutputStream jar = new JarOutputStream(f, mf)) {
+            for (Class<?> c : List.of(FakeJmh.class, io.hintgrpo.benchmarks.TorchReference.class)) {
+                String entry = c.getName().replace('.', '/') + ".class";
+                try (InputStream cls = c.getClassLoader().getResourceAsStream(entry)) {
+                    jar.putNextEntry(new JarEntry(entry));
+                    cls.transferTo(jar);
+                    jar.closeEntry();
+                }
+            }
         }
+    }
+
+    @AfterEach
+    void clearTorchProperties() {
+        System.clearProperty(TorchRun.PYTHON_PROPERTY);
+        System.clearProperty(TorchRun.SCRIPT_PROPERTY);
+    }
+
+    /**
+     * A stand-in for scripts/torch_cpu_bench.py, run by /bin/sh: a twin of FwdBench.ours, a logits
+     * check, round 1 scoring 500 ops/s, then after a line on stdin round 2 scoring 1,000.
+     */
+    private void fakeTorch() throws IOException {
+        Path script = Files.writeString(dir.resolve("fake_torch.sh"), """
+                case "$1" in
+                  --list) echo FwdBench.ours; exit 0 ;;
+                  --probe) echo '{"torch": "fake", "threads": 2, "blas": "none", "env": {"OMP_WAIT_POLICY": "PASSIVE"}}'; exit 0 ;;
+                esac
+                echo "fake torch: $*"
+                echo '{"check": {"rel_l2": 1.5e-06}}'
+                echo '{"round": 1, "results": [{"benchmark": "FwdBench.ours", "mode": "thrpt", "unit": "ops/s", "scores": [400, 600], "score": 500}]}'
+                read line || exit 0
+                echo '{"round": 2, "results": [{"benchmark": "FwdBench.ours", "mode": "thrpt", "unit": "ops/s", "scores": [1000], "score": 1000}]}'
+                """);
+        System.setProperty(TorchRun.PYTHON_PROPERTY, "/bin/sh");
+        System.setProperty(TorchRun.SCRIPT_PROPERTY, script.toString());
     }
 
     private int cli(String... args) {
@@ -58,7 +93,7 @@ class BenchRunTest {
         assertTrue(s.contains("-f 1 -wi 0 -i 1 -r 100ms"), s);
         assertTrue(s.contains("-p config=embedded") && s.endsWith("-p config=25m -foe true -rf json -rff " + json.toAbsolutePath()), s);
         String q = String.join(" ", BenchRun.jmhArgs(BenchRun.Mode.QUICK, "x", List.of(), json));
-        assertTrue(q.startsWith("x -f 1 -wi 1 -w 1s -i 3 -r 1s -foe true"), q);
+        assertTrue(q.startsWith("x -f 1 -i 6 -r 500ms -foe true"), q);      // each class's own warm-up
         assertEquals(List.of("x", "-foe", "true", "-rf", "json", "-rff", json.toAbsolutePath().toString()),
                 BenchRun.jmhArgs(BenchRun.Mode.FULL, "x", List.of(), json));
     }
@@ -67,13 +102,82 @@ class BenchRunTest {
     void aRunWritesJsonAndAMarkdownTableWithTheRatioToTheReference() throws IOException {
         Path o = dir.resolve("results");
         assertEquals(0, cli("bench", "--quick", "--jar", fakeJar.toString(), "--filter", "ok", "--out", o.toString()), err);
-        assertTrue(out.contains("# fake JMH: ok -f 1 -wi 1"), out);                      // JMH's output is passed through
+        assertTrue(out.contains("# fake JMH: ok -f 1 -i 6"), out);                      // JMH's output is passed through
         String md = Files.readString(o.resolve(BenchRun.MARKDOWN));
         assertTrue(md.contains("| FwdBench.ours | config=embedded | 250.0 ± 5.000 | ops/s | 0.25× ort |"), md);
         assertTrue(md.contains("| FwdBench.ort | config=embedded | 1,000 ± 20.00 | ops/s | (reference) |"), md);
         assertTrue(md.contains("JMH quick run"), md);
         assertEquals(2, BenchCompare.read(o.resolve(BenchRun.JSON)).size());
         assertTrue(Files.readString(o.resolve(BenchRun.LOG)).contains("# fake JMH"));
+    }
+
+    @Test
+    void twinsRunInPairedBlocksWithTheTorchReferenceAndGetAnOursPerTorchColumn() throws IOException {
+        fakeTorch();
+        Path o = dir.resolve("paired");
+        assertEquals(0, cli("bench", "--quick", "--jar", fakeJar.toString(), "--filter", "torch", "--out", o.toString()), err + out);
+        // the benchmarks without a twin first, in one JMH run; then per config a torch round, ours, a torch round
+        assertTrue(out.contains("-e ^(\\Qio.hintgrpo.benchmarks.FwdBench.ours\\E)$"), out);
+        int embedded = out.indexOf("# paired with the torch reference, config embedded: FwdBench.ours");
+        int twentyFive = out.indexOf("# paired with the torch reference, config 25m: FwdBench.ours");
+        assertTrue(embedded > 0 && twentyFive > embedded, out);
+        assertTrue(out.indexOf("fake torch: ") > embedded && out.indexOf("fake torch: ") < twentyFive, out);
+        assertTrue(out.contains("--warmup 1.0 --iterations 6 --time 0.5 --rounds 2 --paired"), out);
+        assertTrue(out.substring(embedded).contains("-p config=embedded -foe true"), out);
+
+        assertEquals(4, BenchCompare.read(o.resolve(BenchRun.JSON)).size());     // the parts merged
+        String md = Files.readString(o.resolve(BenchRun.MARKDOWN));
+        // torch: the mean of round 1 (mean 500) and round 2 (1,000) = 750; ours 250 → 0.33×
+        assertTrue(md.contains("| FwdBench.ours | config=embedded | 250.0 ± 5.000 | ops/s | 0.25× ort | 0.33× torch |"), md);
+        assertTrue(md.contains("| FwdBench.ours | config=25m | 25.00 ± 5.000 | ops/s | 0.25× ort | 0.03× torch |"), md);
+        assertTrue(md.contains("| FwdBench.ort | config=embedded | 1,000 ± 20.00 | ops/s | (reference) |  |"), md);
+        assertTrue(md.contains("| FwdBench.ours | config=embedded | 750.0 | 500.0 | 1,000 | ops/s | 0.33 |"), md);
+        assertTrue(md.contains("Torch reference: torch fake (/bin/sh), 2 threads, BLAS none, OMP_WAIT_POLICY=PASSIVE; "
+                + "logits check ‖torch − ours‖/‖ours‖ ≤ 1e-4: 25m 1.5e-06 embedded 1.5e-06."), md);
+        JsonNode torch = new ObjectMapper().readTree(o.resolve(BenchRun.TORCH_JSON).toFile());
+        assertEquals(2, torch.get("results").size());
+        JsonNode first = torch.get("results").get(0);
+        assertEquals("config=embedded", first.get("params").asText());
+        assertEquals(750, first.get("score").asDouble(), 1e-9);
+        assertEquals(1 / 3.0, first.get("oursPerTorch").asDouble(), 1e-9);
+        assertEquals("[[400.0,600.0],[1000.0]]", first.get("rounds").toString());
+        assertEquals("fake", torch.get("torch").get("torch").asText());
+        try (var files = Files.list(o)) {
+            assertTrue(files.noneMatch(f -> f.getFileName().toString().startsWith(".jmh-part")), "part files removed");
+        }
+    }
+
+    @Test
+    void withoutTorchOneLineSaysWhyAndTheRunGoesOnJmhOnly() throws IOException {
+        fakeTorch();
+        System.setProperty(TorchRun.PYTHON_PROPERTY, dir.resolve("no-python").toString());
+        Path o = dir.resolve("skipped");
+        assertEquals(0, cli("bench", "--quick", "--jar", fakeJar.toString(), "--filter", "torch", "--out", o.toString()), err);
+        assertTrue(out.contains("torch reference skipped: " + dir.resolve("no-python") + " not found"), out);
+        assertEquals(1, out.lines().filter(l -> l.contains("torch reference skipped")).count(), out);
+        assertFalse(out.contains("-e ^("), out);                                // one JMH run, as without torch
+        assertTrue(Files.readString(o.resolve(BenchRun.MARKDOWN)).contains("torch reference skipped"));
+        assertFalse(Files.exists(o.resolve(BenchRun.TORCH_JSON)));
+
+        assertEquals(0, cli("bench", "--quick", "--no-torch", "--jar", fakeJar.toString(), "--filter", "torch", "--out", o.toString()), err);
+        assertFalse(out.contains("torch reference skipped"), out);
+        assertTrue(Files.readString(o.resolve(BenchRun.MARKDOWN)).contains("Torch reference: off (--no-torch)."));
+    }
+
+    @Test
+    void aTorchReferenceThatFailsFailsTheRun() throws IOException {
+        fakeTorch();
+        Files.writeString(Path.of(System.getProperty(TorchRun.SCRIPT_PROPERTY)), """
+                case "$1" in
+                  --list) echo FwdBench.ours; exit 0 ;;
+                  --probe) echo '{"torch": "fake"}'; exit 0 ;;
+                esac
+                echo "torch_cpu_bench.py: error: torch and our logits disagree"
+                exit 1
+                """);
+        assertEquals(1, cli("bench", "--quick", "--jar", fakeJar.toString(), "--filter", "torch", "--out", dir.resolve("f").toString()));
+        assertTrue(err.contains("torch reference (config embedded) exited with code 1 before its round 1: "
+                + "torch_cpu_bench.py: error: torch and our logits disagree"), err);
     }
 
     @Test

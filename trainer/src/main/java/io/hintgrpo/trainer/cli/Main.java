@@ -47,8 +47,9 @@ public final class Main {
             return EXIT_BAD_INPUT;
         }
         cli.setParameterExceptionHandler((e, given) -> {
+            String name = qualifiedName(e.getCommandLine());
             e.getCommandLine().getErr().println("hintgrpo: error: " + parameterProblem(e) + " (see 'hintgrpo "
-                    + qualifiedName(e.getCommandLine()) + " --help')");
+                    + (name.isEmpty() ? "" : name + " ") + "--help')");
             return EXIT_BAD_INPUT;
         });
         cli.setExecutionExceptionHandler((e, cmd, parsed) -> {

@@ -103,6 +103,8 @@ class ReliabilityTest extends TrainingCommandTest {
                 e -> e.sft(e.dir().resolve("r"), "--steps", "abc")));
         c.add(new Case("flags", "a plain option that is not a number", BAD, "--batch-size: \"abc\" is not a whole number (see 'hintgrpo score --help')",
                 e -> new String[]{"score", "--model", e.model().toString(), "--input", "x", "--output", "y", "--batch-size", "abc"}));
+        c.add(new Case("flags", "an unknown top-level option", BAD, "Unknown option: '--no-such-flag' (see 'hintgrpo --help')",
+                e -> new String[]{"--no-such-flag"}));
         c.add(new Case("flags", "an unknown option", BAD, "Unknown option: '--no-such-flag'",
                 e -> new String[]{"grpo", "--model", e.model().toString(), "--train", e.train(), "--out", e.dir().resolve("r").toString(),
                         "--no-such-flag"}));

@@ -485,24 +485,11 @@ public final class CpuKernels implements Kernels {
             gatherRows(x, seq + (heads + g) * headDim, width, n, headDim, w.k);
             gatherRows(x, seq + (heads + kvHeads + g) * headDim, width, n, headDim, w.v);
             CpuGemm.gemm(Gemm.NT, w.p, 0, w.q, 0, w.k, 0, null, 0, n, n, headDim, false);
-            for (int r = 0; r < n; r++) l[l0 + r] = causalSoftmax(w.p, r * n, r + 1, n, scale);
+            for (int r = 0; r < n; r++) l[l0 + r] = Softmax.causalRow(w.p, r * n, r + 1, n, scale);
             Arrays.fill(l, l0 + n, l0 + t, 0f);
             CpuGemm.gemm(Gemm.NN, w.o, 0, w.p, 0, w.v, 0, null, 0, n, headDim, n, false);
             scatterRows(w.o, n, t, headDim, o, oo + s * t * oWidth + h * headDim, oWidth);
         });
-    }
-
-    /**
-     * Row p[o, o + n): the first `keys` scores ← softmax(score·scale), the rest ← 0 (masked);
-     * returns the row's log-sum-exp of the scaled scores.
-     */
-    private static float causalSoftmax(float[] p, int o, int keys, int n, float scale) {
-        float max = Softmax.max(p, o, keys) * scale; // = max of score·scale: rounding keeps the order
-        float sum = Softmax.expInPlace(p, o, keys, scale, max);
-        float inv = 1f / sum;
-        for (int j = 0; j < keys; j++) p[o + j] *= inv;
-        Arrays.fill(p, o + keys, o + n, 0f);
-        return max + (float) Math.log(sum);
     }
 
     /** The twin of the bf16 tensor-core forward: q, k, v widened exactly to fp32, then {@link #attention}. */
@@ -533,7 +520,7 @@ public final class CpuKernels implements Kernels {
     @Override
     public void attentionBackward(Buf dqkv, Buf dout, Buf qkv, Buf out, Buf lse, Buf lengths,
                                   int b, int t, int heads, int kvHeads, int headDim) {
-        // out is not read: δ = Σ_d dout·out comes as Σ_j p_j·dp_j from the recomputed weights (softmaxBackwardRow)
+        // out is not read: δ = Σ_d dout·out comes as Σ_j p_j·dp_j from the recomputed weights (Softmax.causalBackwardRow)
         float[] dx = f(dqkv), dy = f(dout), x = f(qkv), l = f(lse);
         int[] len = i(lengths);
         int dxo = dqkv.off(), dyo = dout.off(), xo = qkv.off(), lo = lse.off(), leno = lengths.off();
@@ -552,7 +539,7 @@ public final class CpuKernels implements Kernels {
                 gatherRows(dy, dyo + yo, oWidth, n, headDim, w.dy);
                 CpuGemm.gemm(Gemm.NT, w.p, 0, w.q, 0, w.k, 0, null, 0, n, n, headDim, false);  // scores
                 CpuGemm.gemm(Gemm.NT, w.dp, 0, w.dy, 0, w.v, 0, null, 0, n, n, headDim, false); // ∂L/∂P
-                for (int r = 0; r < n; r++) softmaxBackwardRow(w.p, w.dp, r * n, r + 1, n, scale, l[l0 + r]);
+                for (int r = 0; r < n; r++) Softmax.causalBackwardRow(w.p, w.dp, r * n, r + 1, n, scale, l[l0 + r]);
                 boolean more = h > g * group; // the group's later heads add to dk, dv
                 CpuGemm.gemm(Gemm.NN, w.dq, 0, w.dp, 0, w.k, 0, null, 0, n, headDim, n, false);
                 CpuGemm.gemm(Gemm.TN, w.dk, 0, w.dp, 0, w.q, 0, null, 0, n, headDim, n, more);
@@ -562,36 +549,6 @@ public final class CpuKernels implements Kernels {
             scatterRows(w.dk, n, t, headDim, dx, seqDx + (heads + g) * headDim, width);
             scatterRows(w.dv, n, t, headDim, dx, seqDx + (heads + kvHeads + g) * headDim, width);
         });
-    }
-
-    /**
-     * One query row of the attention backward, in place over n keys of which the first `keys` are
-     * visible: p ← e^{score·scale − lse} (the forward's weights), dp ← p·(dp − δ)·scale (= ∂L/∂score)
-     * with δ = Σ_j p_j·dp_j (= Σ_d dout·out, from the same p and dp, so a row whose weights are one-hot
-     * gets an exact zero); masked keys get 0 in both.
-     */
-    static void softmaxBackwardRow(float[] p, float[] dp, int o, int keys, int n, float scale, float lse) {
-        boolean simd = CpuGemm.vectorized();
-        float delta = simd ? VectorOps.expRowDot(p, dp, o, keys, scale, lse) : expRowDot(p, dp, o, 0, keys, scale, lse, 0f);
-        if (simd) VectorOps.scoreGradient(p, dp, o, keys, scale, delta);
-        else scoreGradient(p, dp, o, 0, keys, scale, delta);
-        Arrays.fill(p, o + keys, o + n, 0f);
-        Arrays.fill(dp, o + keys, o + n, 0f);
-    }
-
-    /** p[o + j] ← e^{p_j·scale − lse} for j in [j0, keys); returns sum + Σ p_j·dp_j over them. */
-    static float expRowDot(float[] p, float[] dp, int o, int j0, int keys, float scale, float lse, float sum) {
-        for (int j = j0; j < keys; j++) {
-            float pj = Softmax.exp(p[o + j] * scale - lse);
-            p[o + j] = pj;
-            sum += pj * dp[o + j];
-        }
-        return sum;
-    }
-
-    /** dp[o + j] ← p_j·(dp_j − delta)·scale for j in [j0, keys). */
-    static void scoreGradient(float[] p, float[] dp, int o, int j0, int keys, float scale, float delta) {
-        for (int j = j0; j < keys; j++) dp[o + j] = p[o + j] * (dp[o + j] - delta) * scale;
     }
 
     // ---- decode ----

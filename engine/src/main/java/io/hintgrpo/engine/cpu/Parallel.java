@@ -151,7 +151,6 @@ public final class Parallel {
                 if (j != null && j.seq != done) {
                     done = j.seq;
                     j.work();
-                    j = null;
                     idleSince = System.nanoTime();
                 } else if (System.nanoTime() - idleSince < SPIN_NANOS) {
                     Thread.onSpinWait();

@@ -1,9 +1,13 @@
 package io.hintgrpo.engine.cpu;
 
+import java.util.Arrays;
+
 /**
- * The row pieces of a softmax over a long row (the LM head's vocabulary): its maximum, Σ exp and
- * Σ exp·(z − max) in one pass, and ∂L/∂z in place. SIMD where the vector module is present
- * ({@link VectorOps}), plain loops otherwise.
+ * The cpu backend's softmax rows: over the LM head's vocabulary (the maximum, Σ exp and
+ * Σ exp·(z − max) in one pass, ∂L/∂z in place) and over attention's causally masked score rows
+ * (forward weights with the log-sum-exp, and the backward to ∂L/∂score). SIMD where the vector
+ * module is present ({@link VectorOps}), plain loops otherwise; a SIMD piece runs its tail through
+ * the scalar piece on the rest of the row.
  *
  * <p>exp here is {@link #exp}, fp32 built from +, ×, fma and bit operations only, so the SIMD lanes,
  * their scalar tails, the scalar fallback, the interpreter and every JIT tier give the same bits
@@ -107,5 +111,45 @@ final class Softmax {
             sum += e;
         }
         return sum;
+    }
+
+    /**
+     * Attention's score row p[o, o + n) with the first `keys` visible: those ← softmax(score·scale),
+     * the rest ← 0; returns the log-sum-exp of the scaled scores.
+     */
+    static float causalRow(float[] p, int o, int keys, int n, float scale) {
+        float max = max(p, o, keys) * scale; // = max of score·scale: rounding keeps the order
+        float sum = expInPlace(p, o, keys, scale, max);
+        float inv = 1f / sum;
+        for (int j = 0; j < keys; j++) p[o + j] *= inv;
+        Arrays.fill(p, o + keys, o + n, 0f);
+        return max + (float) Math.log(sum);
+    }
+
+    /**
+     * The backward of {@link #causalRow}, in place: p ← e^{score·scale − lse} (the forward's
+     * weights), dp ← p·(dp − δ)·scale (= ∂L/∂score) with δ = Σ_j p_j·dp_j (= Σ_d dout·out, from the
+     * same p and dp, so a row whose weights are one-hot gets an exact zero); masked keys get 0 in both.
+     */
+    static void causalBackwardRow(float[] p, float[] dp, int o, int keys, int n, float scale, float lse) {
+        if (CpuGemm.vectorized()) VectorOps.causalBackwardRow(p, dp, o, keys, scale, lse);
+        else scoreGradientScalar(p, dp, o, keys, scale, expDotScalar(p, dp, o, keys, scale, lse, 0f));
+        Arrays.fill(p, o + keys, o + n, 0f);
+        Arrays.fill(dp, o + keys, o + n, 0f);
+    }
+
+    /** p[o + j] ← e^{p_j·scale − lse} over [o, o + n); returns sum + Σ p_j·dp_j over them. */
+    static float expDotScalar(float[] p, float[] dp, int o, int n, float scale, float lse, float sum) {
+        for (int j = 0; j < n; j++) {
+            float pj = exp(p[o + j] * scale - lse);
+            p[o + j] = pj;
+            sum += pj * dp[o + j];
+        }
+        return sum;
+    }
+
+    /** dp[o + j] ← p_j·(dp_j − delta)·scale over [o, o + n). */
+    static void scoreGradientScalar(float[] p, float[] dp, int o, int n, float scale, float delta) {
+        for (int j = 0; j < n; j++) dp[o + j] = p[o + j] * (dp[o + j] - delta) * scale;
     }
 }

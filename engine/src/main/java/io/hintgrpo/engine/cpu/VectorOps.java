@@ -122,24 +122,19 @@ final class VectorOps {
         return Softmax.expInPlaceScalar(z, o + j, n - j, scale, shift, sum(sum));
     }
 
-    /** {@link CpuKernels#expRowDot} over [0, keys): lanes, then the tail. */
-    static float expRowDot(float[] p, float[] dp, int o, int keys, float scale, float lse) {
+    /** The SIMD side of {@link Softmax#causalBackwardRow} over the visible keys [0, keys). */
+    static void causalBackwardRow(float[] p, float[] dp, int o, int keys, float scale, float lse) {
         FloatVector sum = FloatVector.zero(S);
-        int j = 0;
-        for (int bound = S.loopBound(keys); j < bound; j += S.length()) {
+        int j = 0, bound = S.loopBound(keys);
+        for (; j < bound; j += S.length()) {
             FloatVector pj = exp(FloatVector.fromArray(S, p, o + j).mul(scale).sub(lse));
             pj.intoArray(p, o + j);
             sum = pj.fma(FloatVector.fromArray(S, dp, o + j), sum);
         }
-        return CpuKernels.expRowDot(p, dp, o, j, keys, scale, lse, sum(sum));
-    }
-
-    /** {@link CpuKernels#scoreGradient} over [0, keys). */
-    static void scoreGradient(float[] p, float[] dp, int o, int keys, float scale, float delta) {
-        int j = 0;
-        for (int bound = S.loopBound(keys); j < bound; j += S.length())
+        float delta = Softmax.expDotScalar(p, dp, o + j, keys - j, scale, lse, sum(sum));
+        for (j = 0; j < bound; j += S.length())
             FloatVector.fromArray(S, p, o + j).mul(FloatVector.fromArray(S, dp, o + j).sub(delta)).mul(scale).intoArray(dp, o + j);
-        CpuKernels.scoreGradient(p, dp, o, j, keys, scale, delta);
+        Softmax.scoreGradientScalar(p, dp, o + j, keys - j, scale, delta);
     }
 
     // ---- SwiGLU rows (CpuKernels' scalar loops lane by lane, bit for bit) ----

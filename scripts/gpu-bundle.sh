@@ -45,6 +45,7 @@ for j in "$OUT"/deps/*.jar; do
   case "$(basename "$j")" in
     junit-*|opentest4j-*|apiguardian-*) ;;
     jcuda-natives-*) ;;
+    onnxruntime-*) ;; # 54 MB; only export onnx and the benchmarks use it, neither runs in the GPU check
     *) cp "$j" "$B/lib/" ;;
   esac
 done

@@ -6,6 +6,7 @@ import ai.onnxruntime.OrtException;
 import ai.onnxruntime.OrtSession;
 import io.hintgrpo.engine.model.Batch;
 import io.hintgrpo.engine.model.Model;
+import io.hintgrpo.trainer.export.OnnxExport;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
 import org.openjdk.jmh.annotations.Fork;
@@ -29,9 +30,10 @@ import java.util.concurrent.TimeUnit;
 /**
  * The model's forward over a text-only batch of 8 × 128 tokens: ours ({@link Model#forward}: layers,
  * then the LM head and cross-entropy chunk by chunk, on the cpu backend) against ONNX Runtime
- * running the same model with the same weights ({@link OnnxForwardModel}; method {@code ort}, the
- * in-run reference that {@code hintgrpo bench} and {@code bench compare} use). ORT writes the full
- * logits into a pinned output instead of reducing them to log-probs; both use 2 threads. Tokens/s.
+ * running the same model with the same weights (the graph {@code hintgrpo export onnx} writes,
+ * {@link OnnxExport}; method {@code ort}, the in-run reference that {@code hintgrpo bench} and
+ * {@code bench compare} use). ORT writes the full logits into a pinned output instead of reducing
+ * them to log-probs; both use 2 threads. Tokens/s.
  */
 @BenchmarkMode(Mode.Throughput)
 @OutputTimeUnit(TimeUnit.SECONDS)
@@ -60,7 +62,7 @@ public class ForwardBench {
     public static class Ort {
         OrtEnvironment env;
         OrtSession session;
-        OnnxTensor ids, logits;
+        OnnxTensor logits;
         Map<String, OnnxTensor> inputs, outputs;
 
         @Setup(Level.Trial)
@@ -70,24 +72,23 @@ public class ForwardBench {
                 opts.setIntraOpNumThreads(2);
                 opts.setInterOpNumThreads(1);
                 opts.setOptimizationLevel(OrtSession.SessionOptions.OptLevel.ALL_OPT);
-                session = env.createSession(OnnxForwardModel.build(d.model, B, T), opts);
+                session = env.createSession(OnnxExport.graph(d.model), opts);
             }
             // the graph computes what our model does, before any timing
-            double err = OnnxForwardModel.relativeError(env, session, d.model, d.batch);
-            if (!(err < 1e-4))
+            double err = OnnxExport.relativeError(env, session, d.model, d.batch);
+            if (!(err < OnnxExport.TOLERANCE))
                 throw new IllegalStateException("ORT and Model.logits disagree on config " + d.config + ": relative error " + err);
-            ids = OnnxForwardModel.inputIds(env, d.batch);
+            inputs = OnnxExport.inputs(env, d.model.config, d.batch);
             long n = (long) B * T * d.model.config.vocabSize();
             logits = OnnxTensor.createTensor(env, ByteBuffer.allocateDirect(Math.toIntExact(4 * n)).order(ByteOrder.nativeOrder()).asFloatBuffer(),
-                    new long[]{(long) B * T, d.model.config.vocabSize()}); // pinned output: no allocation per run
-            inputs = Map.of("input_ids", ids);
+                    new long[]{B, T, d.model.config.vocabSize()}); // pinned output: no allocation per run
             outputs = Map.of("logits", logits);
         }
 
         @TearDown(Level.Trial)
         public void close() throws OrtException {
             logits.close();
-            ids.close();
+            for (OnnxTensor t : inputs.values()) t.close();
             session.close();
         }
     }

@@ -1,6 +1,7 @@
 package io.hintgrpo.benchmarks;
 
 import io.hintgrpo.engine.Kernels.Gemm;
+import io.hintgrpo.trainer.export.Onnx;
 
 /**
  * A one-node ONNX model Y = op(A)·op(B) for one {@link Gemm} layout, written as ModelProto bytes by

@@ -234,6 +234,9 @@ class ReliabilityTest extends TrainingCommandTest {
                 e -> generate(e, "--output", e.file("plain", "x").resolve("out.jsonl").toString())));
         c.add(new Case("outputs", "data synth --out a folder that is not empty", BAD, "folder exists and is not empty",
                 e -> { e.file("c/keep.txt", "mine"); return new String[]{"data", "synth", "--out", e.dir().resolve("c").toString(), "--size", "40"}; }));
+        c.add(new Case("outputs", "export onnx --out is a folder", BAD, "cannot write: it is a folder",
+                e -> { Files.createDirectories(e.dir().resolve("m.onnx"));
+                    return new String[]{"export", "onnx", "--model", e.model().toString(), "--out", e.dir().resolve("m.onnx").toString()}; }));
         c.add(new Case("outputs", "sft --out is a file", BAD, "is a file, not a folder",
                 e -> e.sft(e.file("run", "not a folder"))));
         c.add(new Case("outputs", "init --out a folder that is not empty", BAD, "already exists and is not an empty directory",

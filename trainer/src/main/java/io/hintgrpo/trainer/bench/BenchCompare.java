@@ -21,10 +21,13 @@ import java.util.TreeMap;
  *
  * <p>An entry is a benchmark method plus its params. Where both files carry the entry's in-run
  * reference (by default the method {@code ort} of the same class, same params; see
- * {@link #REFERENCES}: ONNX Runtime for MatmulBench, torch for the GPU harness's bf16 GEMMs), the compared quantity is the speed relative to that reference, so a machine
- * that is uniformly slower or busier in one run does not read as a regression. Otherwise the raw
- * scores are compared, in the direction the mode implies (throughput: higher is better; average,
- * sample, single-shot time: lower is better).
+ * {@link #REFERENCES}: ONNX Runtime for MatmulBench, torch for the GPU harness's bf16 GEMMs), the
+ * compared quantity is the speed relative to that reference, so a machine that is uniformly slower
+ * or busier in one run does not read as a regression. Else, where both runs have a
+ * {@code torch-result.json} beside their JMH file ({@code hintgrpo bench} writes one with the
+ * PyTorch twins' paired rounds) holding the entry, the speed relative to torch is compared.
+ * Otherwise the raw scores are compared, in the direction the mode implies (throughput: higher is
+ * better; average, sample, single-shot time: lower is better).
  *
  * <p>A change is a regression only when it is worse than the threshold AND larger than the
  * measured error (both files' JMH {@code scoreError}, combined in quadrature; propagated through
@@ -69,7 +72,15 @@ public final class BenchCompare {
      * current/baseline − 1.
      */
     public record Row(String benchmark, String params, double baseline, double current, double change,
-                      Verdict verdict, boolean ratio, String unit) {}
+                      Verdict verdict, String basis, String unit) {
+        /** True when the compared values are speeds relative to a reference (basis {@code ort} or {@code torch}), not raw scores. */
+        public boolean ratio() { return !basis.equals(RAW); }
+    }
+
+    /** {@link Row#basis()} of rows that compare raw scores; the others name their reference. */
+    public static final String RAW = "raw", IN_RUN = "ratio", TORCH = "torch";
+    /** The PyTorch twins' results, written by {@code hintgrpo bench} beside jmh-result.json. */
+    public static final String TORCH_FILE = "torch-result.json";
 
     public record Report(List<Row> rows, List<String> onlyInBaseline, List<String> onlyInCurrent) {
         public long count(Verdict v) { return rows.stream().filter(r -> r.verdict == v).count(); }
@@ -142,7 +153,7 @@ public final class BenchCompare {
     /** Compares two files; refuses files with no entry in common. */
     public static Report compare(Path baselineFile, Path currentFile, double threshold) {
         Map<String, Result> base = read(baselineFile), cur = read(currentFile);
-        Report report = compare(base, cur, threshold);
+        Report report = compare(base, cur, torchBeside(baselineFile), torchBeside(currentFile), threshold);
         if (report.rows.isEmpty())
             throw new BadInputException(currentFile.toString(), "no benchmark in common with " + baselineFile
                     + (cur.isEmpty() ? " (no results at all)" : ""));
@@ -156,6 +167,12 @@ public final class BenchCompare {
     }
 
     public static Report compare(Map<String, Result> base, Map<String, Result> cur, double threshold) {
+        return compare(base, cur, Map.of(), Map.of(), threshold);
+    }
+
+    /** As above, with each run's torch twins (keyed like the JMH entries) as the reference where no in-run one exists. */
+    public static Report compare(Map<String, Result> base, Map<String, Result> cur, Map<String, Result> baseTorch,
+                                 Map<String, Result> curTorch, double threshold) {
         List<Row> rows = new ArrayList<>();
         List<String> onlyBase = new ArrayList<>(), onlyCur = new ArrayList<>();
         for (Result b : base.values()) if (!cur.containsKey(b.key())) onlyBase.add(b.key());
@@ -163,8 +180,14 @@ public final class BenchCompare {
             Result b = base.get(c.key());
             if (b == null) { onlyCur.add(c.key()); continue; }
             Result bRef = base.get(c.referenceKey()), cRef = cur.get(c.referenceKey());
-            boolean ratio = !c.isReference() && bRef != null && cRef != null
-                    && bRef.unit.equals(b.unit) && cRef.unit.equals(c.unit) && bRef.mode.equals(b.mode) && cRef.mode.equals(c.mode);
+            String basis = IN_RUN;
+            if (!comparable(b, bRef) || !comparable(c, cRef)) {
+                bRef = baseTorch.get(c.key());
+                cRef = curTorch.get(c.key());
+                basis = TORCH;
+            }
+            boolean ratio = !c.isReference() && comparable(b, bRef) && comparable(c, cRef);
+            if (!ratio) basis = RAW;
             // value and its error in each file, plus whether higher is better
             double vb, eb, vc, ec;
             boolean higherBetter;
@@ -183,9 +206,58 @@ public final class BenchCompare {
                     : gain < -threshold && beyondError ? Verdict.REGRESSION
                     : gain > threshold && beyondError ? Verdict.IMPROVEMENT
                     : Verdict.SAME;
-            rows.add(new Row(c.benchmark, c.params, vb, vc, change, v, ratio, c.unit));
+            rows.add(new Row(c.benchmark, c.params, vb, vc, change, v, basis, c.unit));
         }
         return new Report(rows, onlyBase, onlyCur);
+    }
+
+    /** A reference that exists and measures the same way as r. */
+    private static boolean comparable(Result r, Result ref) {
+        return ref != null && ref.unit.equals(r.unit) && ref.mode.equals(r.mode);
+    }
+
+    /**
+     * The torch twins of the run whose JMH file is jmhFile: {@link #TORCH_FILE} in the same folder,
+     * keyed like {@link #read}'s entries, each scored by the mean of its rounds with half the spread
+     * of the round means as its error (how much the load moved between the rounds before and after
+     * ours); empty when there is no such file.
+     */
+    public static Map<String, Result> torchBeside(Path jmhFile) {
+        Path file = jmhFile.toAbsolutePath().resolveSibling(TORCH_FILE);
+        Map<String, Result> out = new LinkedHashMap<>();
+        if (!Files.isRegularFile(file)) return out;
+        JsonNode results;
+        try {
+            results = new ObjectMapper().readTree(Files.readString(file)).path("results");
+        } catch (JsonProcessingException e) {
+            throw new BadInputException(file.toString(), "malformed JSON: " + e.getOriginalMessage());
+        } catch (IOException e) {
+            throw new BadInputException(file.toString(), "cannot read: " + e.getMessage());
+        }
+        for (int i = 0; i < results.size(); i++) {
+            JsonNode e = results.get(i);
+            if (!e.path("benchmark").isTextual() || !e.path("params").isTextual() || !e.path("mode").isTextual()
+                    || !e.path("unit").isTextual() || !e.path("rounds").isArray())
+                throw new BadInputException(file.toString(), "results[" + i + "] needs benchmark, params, mode, unit and rounds");
+            double lo = Double.POSITIVE_INFINITY, hi = Double.NEGATIVE_INFINITY, sum = 0;
+            int n = 0;
+            for (JsonNode round : e.get("rounds")) {
+                double m = 0;
+                for (JsonNode x : round) m += number(x);
+                m /= Math.max(1, round.size());
+                lo = Math.min(lo, m);
+                hi = Math.max(hi, m);
+                sum += m;
+                n++;
+            }
+            double score = sum / Math.max(1, n);
+            if (!(score > 0) || Double.isInfinite(score))
+                throw new BadInputException(file.toString(), "results[" + i + "] (" + e.get("benchmark").asText() + "): no positive score in its rounds");
+            Result r = new Result(e.get("benchmark").asText(), e.get("params").asText(), e.get("mode").asText(), score,
+                    n > 1 ? (hi - lo) / 2 : 0, e.get("unit").asText());
+            out.put(r.key(), r);
+        }
+        return out;
     }
 
     /** Our speed over the reference's: ours/ref for throughput, ref/ours for time. */
@@ -207,7 +279,7 @@ public final class BenchCompare {
             lines.add(new String[]{bench, r.params.isEmpty() ? "-" : r.params,
                     value(r, r.baseline), value(r, r.current),
                     String.format(Locale.ROOT, "%+.1f%%", 100 * r.change),
-                    r.verdict.name().toLowerCase(Locale.ROOT), r.ratio ? "ratio" : "raw"});
+                    r.verdict.name().toLowerCase(Locale.ROOT), r.basis});
         }
         int[] width = new int[lines.get(0).length];
         for (String[] l : lines) for (int i = 0; i < l.length; i++) width[i] = Math.max(width[i], l[i].length());
@@ -223,12 +295,12 @@ public final class BenchCompare {
         }
         for (String k : report.onlyInBaseline) sb.append("only in baseline: ").append(k).append('\n');
         for (String k : report.onlyInCurrent) sb.append("only in current:  ").append(k).append('\n');
-        sb.append(String.format(Locale.ROOT, "%d regression(s), %d improvement(s), %d same; ratio rows are speed relative to the in-run reference%n",
+        sb.append(String.format(Locale.ROOT, "%d regression(s), %d improvement(s), %d same; ratio rows are speed relative to the in-run reference, torch rows to the paired PyTorch twin%n",
                 report.count(Verdict.REGRESSION), report.count(Verdict.IMPROVEMENT), report.count(Verdict.SAME)));
         return sb.toString();
     }
 
     private static String value(Row r, double v) {
-        return r.ratio ? String.format(Locale.ROOT, "%.3fx ref", v) : String.format(Locale.ROOT, "%.4g %s", v, r.unit);
+        return r.ratio() ? String.format(Locale.ROOT, "%.3fx %s", v, r.basis.equals(TORCH) ? "torch" : "ref") : String.format(Locale.ROOT, "%.4g %s", v, r.unit);
     }
 }

@@ -79,7 +79,8 @@ final class BenchCommand implements Callable<Integer> {
 
     @Command(name = "compare", mixinStandardHelpOptions = true,
             description = {"Compares two JMH JSON result files (-rf json). Where both carry the in-run reference "
-                    + "(ONNX Runtime: method 'ort'), compares speed relative to it, else raw scores.",
+                    + "(ONNX Runtime: method 'ort'), compares speed relative to it; else, where both runs have torch-result.json beside them, "
+                    + "speed relative to the PyTorch twin; else raw scores.",
                     "Exit 0: no regression; 1: a regression beyond the threshold and the measured error; 2: bad input."})
     static final class Compare implements Callable<Integer> {
         @Spec

@@ -57,6 +57,7 @@ class BenchCompareTest {
 
     private Path write(String name, String text) throws IOException {
         Path p = dir.resolve(name);
+        Files.createDirectories(p.getParent());
         Files.writeString(p, text);
         return p;
     }
@@ -150,6 +151,48 @@ class BenchCompareTest {
         Path tc = write("tc.json", "[" + entry("x.Y.f", "avgt", "", 130, 1, "ms/op") + "]");
         assertEquals(Verdict.REGRESSION, BenchCompare.compare(tb, tc, 0.1).rows().get(0).verdict());
         assertEquals(Verdict.IMPROVEMENT, BenchCompare.compare(tc, tb, 0.1).rows().get(0).verdict());
+    }
+
+    /** torch-result.json as hintgrpo bench writes it: the training step's torch twin with two rounds of iteration scores. */
+    private void torch(String folder, double round1, double round2) throws IOException {
+        write(folder + "/" + BenchCompare.TORCH_FILE, """
+                {"torch": {"torch": "1.13.1"}, "pairing": "rounds", "checks": {},
+                 "results": [{"benchmark": "%s", "params": "config=embedded", "mode": "thrpt", "unit": "ops/s",
+                              "score": %s, "rounds": [[%s, %s], [%s, %s]], "ours": 1, "oursPerTorch": 1}]}
+                """.formatted(STEP, (round1 + round2) / 2, round1, round1, round2, round2));
+    }
+
+    @Test
+    void theTorchTwinIsTheReferenceWhereNoInRunOneExists() throws IOException {
+        // the machine is 30% slower in the second run for both sides: not a regression
+        Path base = run("a/jmh-result.json", 1, 1, 3700, 0.01);
+        Path cur = run("b/jmh-result.json", 1, 1, 3700 * 0.7, 0.01);
+        torch("a", 3000, 3000);
+        torch("b", 2100, 2100);
+        BenchCompare.Report r = BenchCompare.compare(base, cur, 0.10);
+        BenchCompare.Row step = row(r, STEP, "config=embedded");
+        assertEquals(BenchCompare.TORCH, step.basis());
+        assertEquals(Verdict.SAME, step.verdict());
+        assertEquals(3700 / 3000.0, step.baseline(), 1e-9);
+        assertEquals(0, cli("bench", "compare", base.toString(), cur.toString()));
+        assertTrue(out.contains("x torch"), out);
+        // ours 30% slower while torch kept its speed: a regression against torch
+        torch("b", 3000, 3000);
+        assertEquals(Verdict.REGRESSION, row(BenchCompare.compare(base, cur, 0.10), STEP, "config=embedded").verdict());
+        // rounds that moved a lot make a wide error: the same 30% is then within it
+        torch("b", 1500, 4500);
+        assertEquals(Verdict.SAME, row(BenchCompare.compare(base, cur, 0.10), STEP, "config=embedded").verdict());
+        // an in-run reference still wins where it exists
+        assertEquals("ratio", row(r, MATMUL + "ours", "shape=NT:1024:704:256").basis());
+    }
+
+    @Test
+    void aMalformedTorchFileIsOneClearError() throws IOException {
+        Path base = run("a/jmh-result.json", 1, 1, 3700, 0.01);
+        Path cur = run("b/jmh-result.json", 1, 1, 3700, 0.01);
+        write("b/" + BenchCompare.TORCH_FILE, "{\"results\": [{\"benchmark\": 3}]}");
+        assertEquals(2, cli("bench", "compare", base.toString(), cur.toString()));
+        assertTrue(err.contains(BenchCompare.TORCH_FILE) && err.contains("results[0]"), err);
     }
 
     @Test

@@ -7,7 +7,8 @@
 //
 // The step of the uniform is stepAt[0] when stepAt is non-null (Kernels.sample with a device step:
 // a captured CUDA graph bakes its scalar arguments in, so a per-token step must come from memory),
-// else the scalar step.
+// else the scalar step. With rowKeys (Kernels.sampleRows) each row has its own stream: the uniform
+// of (key = rowKeys[2·row] | rowKeys[2·row + 1] << 32, 0, stepAt[row]).
 //
 // Semantics, as CpuKernels.sampleRow (banned tokens count as z = −inf throughout):
 //   greedy: argmax of the logits, lowest index on ties.
@@ -83,7 +84,7 @@ static __device__ inline int block_max(int v, int* scratch) {
 
 extern "C" __global__ void sample_tokens(int* tokens, const float* logits, int v, int greedy, float invT, int topK,
                                          float topP, long long seed, long long step, const int* stepAt,
-                                         const int* banned, int nBanned) {
+                                         const int* rowKeys, const int* banned, int nBanned) {
     using namespace hg_sample;
     __shared__ float fscratch[THREADS];
     __shared__ int iscratch[THREADS];
@@ -180,8 +181,15 @@ extern "C" __global__ void sample_tokens(int* tokens, const float* logits, int v
         total_mass = run;
     }
     __syncthreads();
-    if (stepAt != nullptr) step = stepAt[0];
-    double target = (double)uniform((unsigned long long)seed, (unsigned long long)row, (unsigned long long)step) * total_mass;
+    unsigned long long stream = (unsigned long long)row;
+    if (rowKeys != nullptr) {
+        seed = (long long)((unsigned long long)(unsigned)rowKeys[2 * row] | ((unsigned long long)(unsigned)rowKeys[2 * row + 1] << 32));
+        stream = 0;
+        step = stepAt[row];
+    } else if (stepAt != nullptr) {
+        step = stepAt[0];
+    }
+    double target = (double)uniform((unsigned long long)seed, stream, (unsigned long long)step) * total_mass;
     int found = NONE, last = -1;
     double cum = dscratch[tid];
     for (int j = begin; j < end; j++) {

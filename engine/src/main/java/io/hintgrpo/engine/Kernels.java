@@ -268,6 +268,35 @@ public interface Kernels extends AutoCloseable {
         sample(tokens, logits, b, v, temperature, topK, topP, seed, at[0], banned, nBanned);
     }
 
+    /**
+     * {@link #sample} with a random stream per row: row r draws with u = uniform(key_r, 0, steps[r]),
+     * key_r the 64-bit key in keys[2r] (low half) and keys[2r + 1] (high half), steps [b] each row's
+     * own step count, both I32 on the device (so a captured graph reads new steps on each replay).
+     * A row's tokens then depend only on its key and its own steps, never on its position in the
+     * batch or on the other rows: a request gets the same tokens whoever shares its batch.
+     * {@link #streamKey} makes keys.
+     */
+    void sampleRows(Buf tokens, Buf logits, int b, int v, float temperature, int topK, float topP, Buf keys, Buf steps,
+                    Buf banned, int nBanned);
+
+    /** The key of {@link #sampleRows} for stream `row` of a seed: splitmix64 of (seed, row), so nearby rows and seeds get unrelated streams. */
+    static long streamKey(long seed, long row) {
+        long x = seed + 0x9E3779B97F4A7C15L * (row + 1);
+        x = (x ^ (x >>> 30)) * 0xBF58476D1CE4E5B9L;
+        x = (x ^ (x >>> 27)) * 0x94D049BB133111EBL;
+        return x ^ (x >>> 31);
+    }
+
+    /** keys for {@link #sampleRows} as the I32 pairs (low, high) it reads. */
+    static int[] keyWords(long[] keys) {
+        int[] w = new int[2 * keys.length];
+        for (int r = 0; r < keys.length; r++) {
+            w[2 * r] = (int) keys[r];
+            w[2 * r + 1] = (int) (keys[r] >>> 32);
+        }
+        return w;
+    }
+
     /** The counter-based uniform in [0, 1) of {@link #sample}: splitmix64 of (seed, row, step), 24 bits. */
     static float uniform(long seed, long row, long step) {
         long x = seed + 0x9E3779B97F4A7C15L * (row + 1) + 0xD1B54A32D192ED03L * (step + 1);

@@ -608,6 +608,21 @@ public final class CpuKernels implements Kernels {
                 Kernels.uniform(seed, r, step), isBanned));
     }
 
+    @Override
+    public void sampleRows(Buf tokens, Buf logits, int b, int v, float temperature, int topK, float topP, Buf keys, Buf steps,
+                           Buf banned, int nBanned) {
+        float[] z = f(logits);
+        int[] tok = i(tokens), k = i(keys), st = i(steps);
+        int ko = keys.off(), so = steps.off();
+        boolean[] isBanned = new boolean[v];
+        for (int j = 0; j < nBanned; j++) isBanned[i(banned)[banned.off() + j]] = true;
+        Parallel.forEach(b, r -> {
+            long key = (k[ko + 2 * r] & 0xFFFFFFFFL) | ((long) k[ko + 2 * r + 1] << 32);
+            tok[tokens.off() + r] = sampleRow(z, logits.off() + r * v, v, temperature, topK, topP,
+                    Kernels.uniform(key, 0, st[so + r]), isBanned);
+        });
+    }
+
     static int sampleRow(float[] logits, int off, int v, float temperature, int topK, float topP, float u, boolean[] banned) {
         if (temperature == 0f) {
             int best = -1;

@@ -540,18 +540,26 @@ public final class CudaKernels implements Kernels {
     @Override
     public void sample(Buf tokens, Buf logits, int b, int v, float temperature, int topK, float topP, long seed, long step,
                        Buf banned, int nBanned) {
-        sample(tokens, logits, b, v, temperature, topK, topP, seed, step, null, banned, nBanned);
+        sample(tokens, logits, b, v, temperature, topK, topP, seed, step, null, null, banned, nBanned);
     }
 
     /** The kernel reads the step from the device (stepAt), so a captured graph draws anew on each replay. */
     @Override
     public void sample(Buf tokens, Buf logits, int b, int v, float temperature, int topK, float topP, long seed, Buf step,
                        Buf banned, int nBanned) {
-        sample(tokens, logits, b, v, temperature, topK, topP, seed, 0, step, banned, nBanned);
+        sample(tokens, logits, b, v, temperature, topK, topP, seed, 0, step, null, banned, nBanned);
     }
 
+    /** Keys and steps per row, both read by the kernel from the device. */
+    @Override
+    public void sampleRows(Buf tokens, Buf logits, int b, int v, float temperature, int topK, float topP, Buf keys, Buf steps,
+                           Buf banned, int nBanned) {
+        sample(tokens, logits, b, v, temperature, topK, topP, 0, 0, steps, keys, banned, nBanned);
+    }
+
+    /** stepAt: null, or the step ([1]; [b] with rowKeys); rowKeys: null, or per-row keys as I32 pairs [2b]. */
     private void sample(Buf tokens, Buf logits, int b, int v, float temperature, int topK, float topP, long seed, long step,
-                        Buf stepAt, Buf banned, int nBanned) {
+                        Buf stepAt, Buf rowKeys, Buf banned, int nBanned) {
         String op = "sample";
         positive(op, b, v, nBanned);
         if (!(temperature >= 0) || !Float.isFinite(temperature))
@@ -559,10 +567,11 @@ public final class CudaKernels implements Kernels {
         if (b == 0) return;
         boolean greedy = temperature == 0f;
         long bannedA = nBanned == 0 && banned == null ? 0L : i32(op, "banned", banned, nBanned);
-        long stepA = stepAt == null ? 0L : i32(op, "step", stepAt, 1);
+        long stepA = stepAt == null ? 0L : i32(op, "step", stepAt, rowKeys == null ? 1 : b);
+        long keysA = rowKeys == null ? 0L : i32(op, "keys", rowKeys, 2L * b);
         driver.launch("sample_tokens", b, 1, 1, LaunchShapes.SAMPLE_THREADS, 1, 1, 0,
                 i32(op, "tokens", tokens, b), f32(op, "logits", logits, (long) b * v), v, greedy ? 1 : 0,
-                greedy ? 1f : 1f / temperature, topK, topP, seed, step, stepA, bannedA, nBanned);
+                greedy ? 1f : 1f / temperature, topK, topP, seed, step, stepA, keysA, bannedA, nBanned);
     }
 
     // ---- LM head loss ----

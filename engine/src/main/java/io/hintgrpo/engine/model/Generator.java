@@ -122,7 +122,19 @@ public final class Generator {
         }
     }
 
+    /** Draws with {@code (opt.seed, row in this batch, step)}: a prompt's tokens depend on where it sits in the batch. */
     public List<Completion> generate(List<Sequence> prompts, Options opt) {
+        return generate(prompts, opt, null);
+    }
+
+    /**
+     * With keys (one per prompt, e.g. {@link Kernels#streamKey}(seed, request)), prompt s draws from
+     * its own stream (keys[s], its own step): its tokens do not depend on the batch it is in, its
+     * position there, or the other prompts ({@link Kernels#sampleRows}). Null: as {@link #generate(List, Options)}.
+     */
+    public List<Completion> generate(List<Sequence> prompts, Options opt, long[] keys) {
+        if (keys != null && keys.length != prompts.size())
+            throw new IllegalArgumentException(keys.length + " stream keys for " + prompts.size() + " prompts");
         ModelConfig cfg = model.config;
         Kernels k = model.kernels;
         int b = prompts.size(), c = cfg.hiddenSize(), vocab = cfg.vocabSize();
@@ -132,7 +144,7 @@ public final class Generator {
             throw new IllegalArgumentException("prompt length " + batch.t + " + " + opt.maxNewTokens()
                     + " new tokens exceed max_position_embeddings " + cfg.maxPositionEmbeddings());
         Cache cache = new Cache(b, maxT);
-        Step step = new Step(b, cache, opt);
+        Step step = new Step(b, cache, opt, keys);
         Kernels.Graph graph = null;
         try {
             // prefill: the training forward over the prompts, storing k and v of every real row
@@ -214,15 +226,16 @@ public final class Generator {
         final Cache cache;
         final Options opt;
         final Buf hidden, logits, tokens, logprob, entropy, weights, banned, seqIds;
-        // per-step inputs in one buffer, one upload: positions [b] | lengths [b] | the sampler's step [1]
-        final Buf inputs, positions, lengths, stepIndex;
+        // per-step inputs in one buffer, one upload: positions [b] | lengths [b] | each row's sampler step [b]
+        final Buf inputs, positions, lengths, steps, stepIndex;
+        final Buf keys; // per-row stream keys (I32 pairs), or null: one stream per batch row
         final int[] hostInputs;
         final int nBanned;
         final Model.LayerBufs[] bufs = new Model.LayerBufs[2];
         final Buf rstd, ln, qkv, att, xmid, ln2, rstd2, gateUp, act;
         final Buf[] x = new Buf[2];
 
-        Step(int b, Cache cache, Options opt) {
+        Step(int b, Cache cache, Options opt, long[] rowKeys) {
             this.b = b;
             this.cache = cache;
             this.opt = opt;
@@ -237,11 +250,18 @@ public final class Generator {
             if (nBanned > 0) k.upload(banned.slice(0, nBanned), placeholders);
             seqIds = k.allocI32(b); // a decode step writes row s to sequence s's cache
             k.upload(seqIds, java.util.stream.IntStream.range(0, b).toArray());
-            inputs = k.allocI32(2L * b + 1);
+            inputs = k.allocI32(3L * b);
             positions = inputs.slice(0, b);
             lengths = inputs.slice(b, b);
-            stepIndex = inputs.slice(2L * b, 1);
-            hostInputs = new int[2 * b + 1];
+            steps = inputs.slice(2L * b, b);
+            stepIndex = inputs.slice(2L * b, 1); // every row is at the same step here
+            hostInputs = new int[3 * b];
+            if (rowKeys != null) {
+                keys = k.allocI32(2L * b);
+                k.upload(keys, Kernels.keyWords(rowKeys));
+            } else {
+                keys = null;
+            }
             hidden = k.allocF32((long) b * c);
             logits = k.allocF32((long) b * cfg.vocabSize());
             tokens = k.allocI32(b);
@@ -269,8 +289,8 @@ public final class Generator {
             for (int s = 0; s < b; s++) {
                 hostInputs[s] = len[s];
                 hostInputs[b + s] = len[s] + 1;
+                hostInputs[2 * b + s] = n;
             }
-            hostInputs[2 * b] = n;
             model.kernels.upload(inputs, hostInputs);
         }
 
@@ -304,8 +324,11 @@ public final class Generator {
             ModelConfig cfg = model.config;
             Kernels k = model.kernels;
             model.gemm(Gemm.NT, logits, hidden, model.param(model.lmHeadName()), null, b, cfg.vocabSize(), cfg.hiddenSize(), false);
-            k.sample(tokens, logits, b, cfg.vocabSize(), opt.temperature(), opt.topK(), opt.topP(), opt.seed(), stepIndex,
-                    banned, nBanned);
+            if (keys != null)
+                k.sampleRows(tokens, logits, b, cfg.vocabSize(), opt.temperature(), opt.topK(), opt.topP(), keys, steps, banned, nBanned);
+            else
+                k.sample(tokens, logits, b, cfg.vocabSize(), opt.temperature(), opt.topK(), opt.topP(), opt.seed(), stepIndex,
+                        banned, nBanned);
             if (!opt.logprobs()) return;
             float t = opt.temperature() == 0f ? 1f : opt.temperature();
             k.fill(weights, 0f);
@@ -316,6 +339,7 @@ public final class Generator {
             Kernels k = model.kernels;
             for (Buf buf : Arrays.asList(banned, seqIds, inputs, hidden, logits, tokens, logprob, entropy, weights, rstd, ln,
                     qkv, att, xmid, ln2, rstd2, gateUp, act, x[0], x[1])) k.free(buf);
+            if (keys != null) k.free(keys);
         }
     }
 }

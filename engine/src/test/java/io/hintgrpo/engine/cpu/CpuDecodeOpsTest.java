@@ -51,6 +51,50 @@ class CpuDecodeOpsTest extends CpuOpsTest {
         }
     }
 
+    /**
+     * sampleRows: a row's token depends only on its key and its own step — the same row at another
+     * position, beside other rows, or alone gives the same token — and equals sample's draw with
+     * that key as the seed at stream 0.
+     */
+    @Test
+    void perRowStreamsDoNotDependOnTheBatch() {
+        int b = 6, v = 40;
+        SplittableRandom rng = new SplittableRandom(3);
+        float[] logits = randn(rng, b * v, 1.5);
+        long[] keys = new long[b];
+        int[] steps = new int[b];
+        for (int r = 0; r < b; r++) {
+            keys[r] = io.hintgrpo.engine.Kernels.streamKey(11, r);
+            steps[r] = rng.nextInt(50);
+        }
+        Buf none = k.allocI32(1);
+        for (float[] st : new float[][]{{1f, 0, 1f}, {0.8f, 7, 0.9f}}) {
+            Buf tok = k.allocI32(b);
+            k.sampleRows(tok, up(logits), b, v, st[0], (int) st[1], st[2], upInts(io.hintgrpo.engine.Kernels.keyWords(keys)), upInts(steps), none, 0);
+            int[] all = downInts(tok);
+            // reversed order: row r of the reversed batch is row b-1-r of the original
+            float[] rev = new float[b * v];
+            long[] revKeys = new long[b];
+            int[] revSteps = new int[b];
+            for (int r = 0; r < b; r++) {
+                System.arraycopy(logits, (b - 1 - r) * v, rev, r * v, v);
+                revKeys[r] = keys[b - 1 - r];
+                revSteps[r] = steps[b - 1 - r];
+            }
+            k.sampleRows(tok, up(rev), b, v, st[0], (int) st[1], st[2], upInts(io.hintgrpo.engine.Kernels.keyWords(revKeys)), upInts(revSteps), none, 0);
+            int[] reversed = downInts(tok);
+            for (int r = 0; r < b; r++) {
+                assertEquals(all[r], reversed[b - 1 - r], "row " + r + " moved to the other end");
+                Buf one = k.allocI32(1);
+                float[] row = java.util.Arrays.copyOfRange(logits, r * v, (r + 1) * v);
+                k.sampleRows(one, up(row), 1, v, st[0], (int) st[1], st[2], upInts(io.hintgrpo.engine.Kernels.keyWords(new long[]{keys[r]})),
+                        upInts(new int[]{steps[r]}), none, 0);
+                assertEquals(all[r], downInts(one)[0], "row " + r + " alone");
+                assertEquals(all[r], draw(row, st[0], (int) st[1], st[2], keys[r], steps[r]), "row " + r + " as sample with its key as the seed");
+            }
+        }
+    }
+
     private int draw(float[] logits, float temperature, int topK, float topP, long seed, long step, int... banned) {
         Buf tok = k.allocI32(1);
         k.sample(tok, up(logits), 1, logits.length, temperature, topK, topP, seed, step, upInts(banned.length == 0 ? new int[1] : banned), banned.length);

@@ -90,6 +90,17 @@ class CudaGraphDecodeTest {
                     assertTrue(graph.get(1).stopped() && graph.get(1).tokens().length < maxNew, what + ": sequence 1 stops early");
                 }
             }
+            // a stream per prompt (sampleRows, per-row steps from the device): graph = eager = cpu
+            long[] keys = new long[prompts.size()];
+            for (int s = 0; s < keys.length; s++) keys[s] = io.hintgrpo.engine.Kernels.streamKey(41, s);
+            Generator.Options keyed = new Generator.Options(maxNew, 1.1f, 0, 0.9f, 0, null);
+            List<Generator.Completion> eager = new Generator(dev, false).generate(prompts, keyed, keys);
+            List<Generator.Completion> graph = new Generator(dev, true).generate(prompts, keyed, keys);
+            List<Generator.Completion> want = new Generator(cpu).generate(prompts, keyed, keys);
+            for (int s = 0; s < prompts.size(); s++) {
+                assertArrayEquals(eager.get(s).tokens(), graph.get(s).tokens(), "keyed, sequence " + s + ": graph vs eager");
+                assertArrayEquals(want.get(s).tokens(), graph.get(s).tokens(), "keyed, sequence " + s + ": vs cpu");
+            }
             assertEquals(calls.get("captureGraph"), calls.get("destroyGraph"), "each graph is destroyed with its generate call");
             dev.close();
         }

@@ -693,6 +693,20 @@ class CudaParityTest {
                     int[] want = readInts(tok[0]), got = readInts(tok[1]);
                     assertArrayEquals(want, got, "v=" + v + " T=" + temperature + " topK=" + topK + " topP=" + topP + " step=" + step);
                 }
+            // a stream per row: keys as I32 pairs, a different step per row
+            long[] keys = new long[b];
+            int[] steps = new int[b];
+            for (int r = 0; r < b; r++) {
+                keys[r] = io.hintgrpo.engine.Kernels.streamKey(-5, 3 * r) ^ (r % 2 == 0 ? Long.MIN_VALUE : 0); // high bit set on some
+                steps[r] = 7 * r;
+            }
+            Buf[] ks = twin(io.hintgrpo.engine.Kernels.keyWords(keys)), sts = twin(steps);
+            for (float[] st : settings) {
+                gpu.fill(tok[1], -7f);
+                cpu.sampleRows(tok[0], lg[0], b, v, st[0], (int) st[1], st[2], ks[0], sts[0], bn[0], banned.length);
+                gpu.sampleRows(tok[1], lg[1], b, v, st[0], (int) st[1], st[2], ks[1], sts[1], bn[1], banned.length);
+                assertArrayEquals(readInts(tok[0]), readInts(tok[1]), "sampleRows v=" + v + " T=" + st[0] + " topK=" + st[1] + " topP=" + st[2]);
+            }
             // no banned list at all
             cpu.sample(tok[0], lg[0], b, v, 0.9f, 0, 0.95f, 7, 0, bn[0], 0);
             gpu.sample(tok[1], lg[1], b, v, 0.9f, 0, 0.95f, 7, 0, bn[1], 0);

@@ -67,6 +67,38 @@ class GeneratorTest {
         assertFalse(Arrays.equals(a.get(0).tokens(), c.get(0).tokens()) && Arrays.equals(a.get(1).tokens(), c.get(1).tokens()));
     }
 
+    /** With a stream key per prompt, a prompt's sampled tokens are the same alone, in any batch, at any position. */
+    @Test
+    void perPromptStreamsDoNotDependOnTheBatch() {
+        ModelConfig cfg = TestModels.multimodalConfig("linear");
+        Model m = model(cfg);
+        List<Sequence> prompts = TestModels.randomSequences(cfg, new SplittableRandom(12), 5, 9, 3, 7, 4);
+        long[] keys = new long[prompts.size()];
+        for (int s = 0; s < keys.length; s++) keys[s] = io.hintgrpo.engine.Kernels.streamKey(33, s);
+        Generator g = new Generator(m);
+        Generator.Options opt = new Generator.Options(6, 1.3f, 0, 0.95f, 0, null).withLogprobs();
+        List<Generator.Completion> all = g.generate(prompts, opt, keys);
+        List<Sequence> reversed = new ArrayList<>(prompts);
+        java.util.Collections.reverse(reversed);
+        long[] reversedKeys = new long[keys.length];
+        for (int s = 0; s < keys.length; s++) reversedKeys[s] = keys[keys.length - 1 - s];
+        List<Generator.Completion> back = g.generate(reversed, opt, reversedKeys);
+        for (int s = 0; s < prompts.size(); s++) {
+            Generator.Completion alone = g.generate(List.of(prompts.get(s)), opt, new long[]{keys[s]}).get(0);
+            assertArrayEquals(all.get(s).tokens(), alone.tokens(), "prompt " + s + " alone");
+            assertArrayEquals(all.get(s).tokens(), back.get(prompts.size() - 1 - s).tokens(), "prompt " + s + " in reversed order");
+            assertArrayEquals(all.get(s).logprobs(), alone.logprobs(), 1e-5f, "prompt " + s + " log-probs alone");
+        }
+        // and the draws are random: other keys give other tokens somewhere
+        long[] other = keys.clone();
+        for (int s = 0; s < other.length; s++) other[s] ^= 0x5555L;
+        List<Generator.Completion> moved = g.generate(prompts, opt, other);
+        boolean differs = false;
+        for (int s = 0; s < prompts.size(); s++) differs |= !Arrays.equals(all.get(s).tokens(), moved.get(s).tokens());
+        assertTrue(differs, "other keys, other samples");
+        assertThrows(IllegalArgumentException.class, () -> g.generate(prompts, opt, new long[2]));
+    }
+
     @Test
     void stopsAtAStopTokenPerSequence() {
         ModelConfig cfg = TestModels.textConfig();

@@ -87,7 +87,10 @@ public final class Evaluation {
             List<Utterance> chunk = data.subList(i, Math.min(data.size(), i + opt.batchSize()));
             List<io.hintgrpo.engine.model.Sequence> prompts = new ArrayList<>();
             for (Utterance u : chunk) prompts.add(Examples.prompt(opt.drop().apply(u), tok, model.config).sequence());
-            List<Generator.Completion> out = gen.generate(prompts, g);
+            // utterance i draws from stream (seed, i): its response does not depend on --batch-size or its batch
+            long[] keys = new long[chunk.size()];
+            for (int s = 0; s < keys.length; s++) keys[s] = io.hintgrpo.engine.Kernels.streamKey(opt.seed(), i + s);
+            List<Generator.Completion> out = gen.generate(prompts, g, keys);
             for (int s = 0; s < chunk.size(); s++) {
                 int[] ids = out.get(s).tokens();
                 // the end-of-turn token is not part of the response text

@@ -96,6 +96,11 @@ class GenerateCommandTest {
         List<JsonNode> c = generate("c.jsonl", "--temperature", "1.5", "--top-p", "0.95", "--seed", "4");
         assertEquals(a, b, "same seed, same responses");
         assertNotEquals(a, c, "another seed samples other responses");
+        // a line's draws come from (seed, line index): the batch it falls in does not matter
+        List<JsonNode> one = generate("one.jsonl", "--temperature", "1.5", "--top-p", "0.95", "--seed", "3", "--batch-size", "1");
+        List<JsonNode> many = generate("many.jsonl", "--temperature", "1.5", "--top-p", "0.95", "--seed", "3", "--batch-size", "32");
+        assertEquals(a, one, "batch size 1");
+        assertEquals(a, many, "one batch for all");
     }
 
     @Test

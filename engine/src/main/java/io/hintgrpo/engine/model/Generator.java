@@ -217,6 +217,170 @@ public final class Generator {
         }
     }
 
+    /** One generated token of a {@link DecodeBatch} row: its log-prob (NaN unless asked), and whether the row ended with it. */
+    public record Token(int slot, int token, float logprob, boolean last, boolean stopped) {}
+
+    /**
+     * A decode batch that admits and retires rows between steps (continuous batching): a request
+     * joins as soon as a slot is free instead of waiting for a running batch to end. Each slot has
+     * its own KV cache rows (up to maxT positions), stream key, step count, token budget and stop
+     * tokens; the sampling settings (temperature, top-k, top-p, log-probs) are the batch's. A row's
+     * tokens depend only on its prompt, key and settings: the same alone, in any slot, beside any
+     * other rows ({@link Kernels#sampleRows}; a test shows it).
+     *
+     * <p>{@link #admit} runs the prompt's prefill on its own (one forward over its rows, k and v into
+     * the slot's cache) and draws its first token; {@link #step} feeds every active row's last token
+     * through the layers at once and draws the next. Free slots ride along on the step (position 0
+     * of their own cache; results ignored): the step's shape never changes, so on a backend with
+     * graphs it is captured once and replayed. Not thread-safe: one caller drives it.
+     */
+    public final class DecodeBatch implements AutoCloseable {
+        private final int capacity, maxT;
+        private final Options opt;
+        private final Cache cache;
+        private final Step step;
+        private final Kernels.Graph[] graph = new Kernels.Graph[1];
+        private final boolean[] active;
+        private final int[] lengths, generated, budget;
+        private final int[][] stops;
+        private final int[] drawn;
+        private final float[] logprobs;
+
+        /** capacity rows of up to maxT positions (prompt + new tokens) each; opt's maxNewTokens, seed and stop tokens are unused (per row instead). */
+        public DecodeBatch(int capacity, int maxT, Options opt) {
+            if (capacity < 1) throw new IllegalArgumentException("capacity must be ≥ 1, got " + capacity);
+            if (maxT < 2 || maxT > model.config.maxPositionEmbeddings())
+                throw new IllegalArgumentException("maxT must be in [2, max_position_embeddings " + model.config.maxPositionEmbeddings() + "], got " + maxT);
+            this.capacity = capacity;
+            this.maxT = maxT;
+            this.opt = opt;
+            cache = new Cache(capacity, maxT);
+            step = new Step(capacity, cache, opt, new long[capacity]);
+            active = new boolean[capacity];
+            lengths = new int[capacity];
+            generated = new int[capacity];
+            budget = new int[capacity];
+            stops = new int[capacity][];
+            drawn = new int[capacity];
+            logprobs = new float[capacity];
+        }
+
+        public int capacity() {
+            return capacity;
+        }
+
+        /** Rows in use. */
+        public int active() {
+            int n = 0;
+            for (boolean a : active) if (a) n++;
+            return n;
+        }
+
+        /** A free slot, or −1. */
+        public int freeSlot() {
+            for (int s = 0; s < capacity; s++) if (!active[s]) return s;
+            return -1;
+        }
+
+        /**
+         * Starts a row in a free slot: prefill, then its first token (step 0 of stream key). The row
+         * ends after maxNewTokens tokens or at the first of stopTokens (kept). Refused when no slot
+         * is free or prompt + maxNewTokens exceeds maxT.
+         */
+        public Token admit(Sequence prompt, long key, int maxNewTokens, int[] stopTokens) {
+            int slot = freeSlot();
+            if (slot < 0) throw new IllegalStateException("no free slot (capacity " + capacity + ")");
+            if (maxNewTokens < 1) throw new IllegalArgumentException("maxNewTokens must be ≥ 1, got " + maxNewTokens);
+            int len = prompt.length();
+            if (len + maxNewTokens > maxT)
+                throw new IllegalArgumentException("prompt length " + len + " + " + maxNewTokens + " new tokens exceed the batch's " + maxT + " positions");
+            Kernels k = model.kernels;
+            ModelConfig cfg = model.config;
+            int c = cfg.hiddenSize(), v = cfg.vocabSize();
+            Batch batch = Batch.pack(cfg, List.of(prompt));
+            int[] seq = new int[len], pos = new int[len];
+            for (int i = 0; i < len; i++) { seq[i] = slot; pos[i] = i; }
+            cache.target(seq, pos);
+            model.forwardLayers(batch, cache).free();
+            Buf last = k.allocI32(1);
+            k.upload(last, new int[]{len - 1});
+            k.gatherRows(step.hidden.slice((long) slot * c, c), model.finalHidden(), last, 1, c);
+            k.free(last);
+            k.upload(step.keys.slice(2L * slot, 2), Kernels.keyWords(new long[]{key}));
+            k.upload(step.steps.slice(slot, 1), new int[]{0});
+            // the first token: the head on this row alone
+            Buf logits = step.logits.slice((long) slot * v, v), token = step.tokens.slice(slot, 1);
+            model.gemm(Gemm.NT, logits, step.hidden.slice((long) slot * c, c), model.param(model.lmHeadName()), null, 1, v, c, false);
+            k.sampleRows(token, logits, 1, v, opt.temperature(), opt.topK(), opt.topP(), step.keys.slice(2L * slot, 2),
+                    step.steps.slice(slot, 1), step.banned, step.nBanned);
+            float lp = Float.NaN;
+            if (opt.logprobs()) {
+                float[] out = new float[1];
+                step.logprobOf(logits, token, step.logprob.slice(slot, 1), step.entropy.slice(slot, 1), step.weights.slice(slot, 1), 1);
+                k.download(step.logprob.slice(slot, 1), out);
+                lp = out[0];
+            }
+            int[] t = new int[1];
+            k.download(token, t);
+            active[slot] = true;
+            lengths[slot] = len;
+            generated[slot] = 1;
+            budget[slot] = maxNewTokens;
+            stops[slot] = stopTokens == null ? new int[0] : stopTokens.clone();
+            return finish(slot, t[0], lp);
+        }
+
+        /** The row's end when token ends it (a stop token or the budget); frees the slot then. */
+        private Token finish(int slot, int token, float lp) {
+            boolean stopped = false;
+            for (int st : stops[slot]) stopped |= token == st;
+            boolean last = stopped || generated[slot] >= budget[slot];
+            if (last) active[slot] = false;
+            return new Token(slot, token, lp, last, stopped);
+        }
+
+        /** Frees a slot now (a cancelled request); its next tokens are never drawn. */
+        public void retire(int slot) {
+            active[slot] = false;
+        }
+
+        /** One token for every active row; empty when none is active. */
+        public List<Token> step() {
+            List<Token> out = new ArrayList<>();
+            if (active() == 0) return out;
+            Kernels k = model.kernels;
+            for (int s = 0; s < capacity; s++) {
+                // active rows feed their last token at position lengths + generated − 1; free ones sit at 0
+                int at = active[s] ? lengths[s] + generated[s] - 1 : 0;
+                step.hostInputs[s] = at;
+                step.hostInputs[capacity + s] = at + 1;
+                step.hostInputs[2 * capacity + s] = active[s] ? generated[s] : 0;
+            }
+            k.upload(step.inputs, step.hostInputs);
+            if (graphs && k.supportsGraphs()) {
+                if (graph[0] == null) graph[0] = k.captureGraph(step::run);
+                graph[0].launch();
+            } else {
+                step.run();
+            }
+            k.download(step.tokens, drawn);
+            if (opt.logprobs()) k.download(step.logprob, logprobs);
+            for (int s = 0; s < capacity; s++) {
+                if (!active[s]) continue;
+                generated[s]++;
+                out.add(finish(s, drawn[s], opt.logprobs() ? logprobs[s] : Float.NaN));
+            }
+            return out;
+        }
+
+        @Override
+        public void close() {
+            if (graph[0] != null) graph[0].close();
+            step.free();
+            cache.free();
+        }
+    }
+
     /**
      * Buffers and ops of one decode step over b rows. Nothing here allocates, uploads or downloads
      * between {@link #setInputs} and the caller's downloads, so {@link #run} can be captured.
@@ -262,6 +426,7 @@ public final class Generator {
             } else {
                 keys = null;
             }
+            k.fill(inputs, 0f); // rows that never get inputs (a DecodeBatch's free slots) read position 0
             hidden = k.allocF32((long) b * c);
             logits = k.allocF32((long) b * cfg.vocabSize());
             tokens = k.allocI32(b);
@@ -329,10 +494,15 @@ public final class Generator {
             else
                 k.sample(tokens, logits, b, cfg.vocabSize(), opt.temperature(), opt.topK(), opt.topP(), opt.seed(), stepIndex,
                         banned, nBanned);
-            if (!opt.logprobs()) return;
+            if (opt.logprobs()) logprobOf(logits, tokens, logprob, entropy, weights, b);
+        }
+
+        /** The log-prob of each drawn token at the sampling temperature (1 when greedy), over n rows. */
+        void logprobOf(Buf logits, Buf tokens, Buf logprob, Buf entropy, Buf weights, int n) {
+            Kernels k = model.kernels;
             float t = opt.temperature() == 0f ? 1f : opt.temperature();
             k.fill(weights, 0f);
-            k.crossEntropy(logits, logprob, entropy, null, tokens, weights, b, cfg.vocabSize(), 1f / t, false);
+            k.crossEntropy(logits, logprob, entropy, null, tokens, weights, n, model.config.vocabSize(), 1f / t, false);
         }
 
         void free() {

@@ -101,9 +101,35 @@ class CudaGraphDecodeTest {
                 assertArrayEquals(eager.get(s).tokens(), graph.get(s).tokens(), "keyed, sequence " + s + ": graph vs eager");
                 assertArrayEquals(want.get(s).tokens(), graph.get(s).tokens(), "keyed, sequence " + s + ": vs cpu");
             }
+            // continuous batching: rows admitted mid-run; the step is captured once and replayed
+            int[][] devTokens = decodeBatch(dev, prompts, calls), cpuTokens = decodeBatch(cpu, prompts, null);
+            for (int s = 0; s < prompts.size(); s++) assertArrayEquals(cpuTokens[s], devTokens[s], "decode batch, request " + s + ": vs cpu");
             assertEquals(calls.get("captureGraph"), calls.get("destroyGraph"), "each graph is destroyed with its generate call");
             dev.close();
         }
+    }
+
+    /** Each prompt's tokens through a 2-slot DecodeBatch that admits a request whenever a slot is free. */
+    private static int[][] decodeBatch(Model m, List<Sequence> prompts, Map<String, Integer> calls) {
+        int[][] out = new int[prompts.size()][];
+        List<List<Integer>> got = new java.util.ArrayList<>();
+        for (int i = 0; i < prompts.size(); i++) got.add(new java.util.ArrayList<>());
+        int[] requestOf = new int[2];
+        int next = 0;
+        int captures = calls == null ? 0 : calls.getOrDefault("captureGraph", 0);
+        try (Generator.DecodeBatch batch = new Generator(m, true).new DecodeBatch(2, 16, new Generator.Options(4, 1.1f, 0, 0.9f, 0, null))) {
+            while (next < prompts.size() || batch.active() > 0) {
+                if (next < prompts.size() && batch.freeSlot() >= 0) {
+                    Generator.Token t = batch.admit(prompts.get(next), io.hintgrpo.engine.Kernels.streamKey(3, next), 2 + next % 3, null);
+                    requestOf[t.slot()] = next;
+                    got.get(next++).add(t.token());
+                }
+                for (Generator.Token t : batch.step()) got.get(requestOf[t.slot()]).add(t.token());
+            }
+        }
+        if (calls != null) assertEquals(captures + 1, calls.get("captureGraph"), "one capture per decode batch");
+        for (int i = 0; i < out.length; i++) out[i] = got.get(i).stream().mapToInt(Integer::intValue).toArray();
+        return out;
     }
 
     @Test

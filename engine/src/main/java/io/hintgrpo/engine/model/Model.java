@@ -49,7 +49,15 @@ public final class Model implements AutoCloseable {
 
     /** One tensor from the seed; the values depend only on (seed, name), never on the others. */
     public void initialize(String name, long seed) {
-        ParamLayout.Entry e = layout.get(name);
+        upload(name, initialValues(layout.get(name), seed));
+    }
+
+    /**
+     * The values {@link #initialize} gives one tensor, without a model: init writes a model too
+     * large for memory tensor by tensor from these.
+     */
+    public static float[] initialValues(ParamLayout.Entry e, long seed) {
+        String name = e.name();
         float[] v = new float[Math.toIntExact(e.size())];
         if (name.endsWith("layernorm.weight") || name.equals("model.norm.weight")) {
             java.util.Arrays.fill(v, 1f);
@@ -63,7 +71,7 @@ public final class Model implements AutoCloseable {
                 if (i + 1 < v.length) v[i + 1] = (float) (r * Math.sin(2 * Math.PI * u2));
             }
         }
-        upload(name, v);
+        return v;
     }
 
     public Buf param(String name) {

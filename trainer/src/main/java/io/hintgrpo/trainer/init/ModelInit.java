@@ -11,6 +11,7 @@ import io.hintgrpo.engine.io.Safetensors;
 import io.hintgrpo.engine.model.Model;
 import io.hintgrpo.engine.model.ModelConfig;
 import io.hintgrpo.engine.model.ParamLayout;
+import io.hintgrpo.engine.model.Presets;
 import io.hintgrpo.trainer.data.AtomicFiles;
 import io.hintgrpo.trainer.data.SynthCorpus;
 import io.hintgrpo.trainer.tokenizer.SpecialTokens;
@@ -22,9 +23,11 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collection;
+import java.util.Collections;
 import java.util.Comparator;
 import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
 import java.util.function.Consumer;
@@ -47,7 +50,11 @@ import java.util.stream.Stream;
  *     that the files listing special tokens list the new ones; old weight formats are left out.</li>
  * </ol>
  *
- * The directory is built under a temporary name beside {@code out} and renamed into place, so
+ * {@link #preset} starts without a checkpoint instead: a named shape of {@link Presets}, a
+ * tokenizer.json given the same special tokens, every tensor from the seed, written tensor by
+ * tensor (fp32, or bf16 for shapes whose fp32 weights pass {@link #F32_LIMIT_BYTES}).
+ *
+ * <p>The directory is built under a temporary name beside {@code out} and renamed into place, so
  * {@code out} either holds the whole model or nothing. {@value #MANIFEST} records what init did,
  * including that the chat template was kept: hintgrpo itself prompts with {@code DcFormat}.
  */
@@ -58,11 +65,22 @@ public final class ModelInit {
     public static final String MANIFEST = "hintgrpo.json";
     private static final String TOKENIZER = "tokenizer.json";
     private static final ObjectMapper JSON = new ObjectMapper();
+    /** The files beside a tokenizer.json that belong to it; --preset carries them along (chat template included). */
+    private static final List<String> TOKENIZER_FILES = List.of("tokenizer_config.json", "special_tokens_map.json",
+            "added_tokens.json", "chat_template.jinja", "chat_template.json");
+    /**
+     * --preset writes fp32 weights up to this size and bf16 above it. Every preset is written tensor by
+     * tensor; the size decides the dtype: the 1.5B (6.2 GB of fp32) and 7B (30 GB) shapes do not fit
+     * the default JVM heap of the 24 GiB development machine (6 GiB), the 7B not even its memory, so
+     * they are written as Qwen publishes them, in bf16; the 0.5B shape (2 GB) and the smaller stay fp32.
+     * A fixed size, not the heap, so the same command writes the same bytes on every machine.
+     */
+    static final long F32_LIMIT_BYTES = 4L << 30;
     /** Weights in formats init does not rewrite: copying them would leave stale tensors with the old vocabulary. */
     private static final List<String> WEIGHT_SUFFIXES = List.of(".safetensors", ".bin", ".pt", ".pth", ".h5", ".msgpack",
             ".ckpt", ".gguf", ".onnx");
 
-    /** Modality feature widths (0 = modality absent), projector type ("mlp" or "linear") and the projectors' seed. */
+    /** Modality feature widths (0 = modality absent), projector type ("mlp" or "linear") and the seed (of the projectors; with {@link #preset} of every weight). */
     public record Options(int audioDim, int visionDim, String projector, long seed) {
         /** The synthetic corpus's feature widths, MLP projectors, seed 0. */
         public static Options defaults() {
@@ -80,45 +98,113 @@ public final class ModelInit {
     /**
      * @param config      the written model's config
      * @param addedTokens the special tokens added, with their ids (empty when the tokenizer had them all)
-     * @param vocabBefore vocab_size of the original config.json
+     * @param vocabBefore vocab_size of the original config.json (of the preset's shape for {@link #preset})
      * @param chatTemplate the file that holds the (unchanged) chat template, or null when the source has none
      */
     public record Result(Path dir, ModelConfig config, Map<String, Integer> addedTokens, int vocabBefore, String chatTemplate) {}
 
     /**
-     * The embedded default model (the demo's shape: {@link SynthCorpus#modelConfig}) for a corpus's
-     * tokenizer, initialised from seed, written with the tokenizer as a new model directory.
+     * A new model of a named shape ({@link Presets#all}) for a tokenizer: the special tokens of
+     * {@link SpecialTokens#REQUIRED} the tokenizer lacks are added as {@link #run} adds them;
+     * vocab_size is the tokenizer's size after that, rounded up to a multiple of 64, and never below
+     * a Qwen2.5 shape's published one; every tensor (new token rows included) comes from the seed as
+     * {@link Model#initialize} makes it. The tensors are computed and written one at a time, so the
+     * heap holds one tensor, never the model. {@code tokenizer} is a tokenizer.json or a folder
+     * holding one (a corpus of data synth, a model directory); the files of {@link #TOKENIZER_FILES}
+     * beside it come along.
      */
-    public static Path embedded(Path tokenizerJson, Path out, long seed, Consumer<String> log) throws IOException {
-        if (Files.exists(out) && !isEmptyDirectory(out))
-            throw new BadInputException(out.toString(), "already exists and is not an empty directory; init writes a new model directory");
-        if (!Files.isRegularFile(tokenizerJson)) throw new BadInputException(tokenizerJson.toString(), "file not found (a corpus of data synth has one)");
-        Path parent = out.toAbsolutePath().getParent();
-        AtomicFiles.probeFolder(parent);
-        Path tmp = parent.resolve("." + out.getFileName() + ".init-" + Long.toHexString(System.nanoTime()) + ".tmp");
-        Files.createDirectory(tmp);
-        try (Tokenizer tok = Tokenizer.load(tokenizerJson); CpuKernels cpu = new CpuKernels();
-             Model model = new Model(cpu, SynthCorpus.modelConfig(tok))) {
-            model.initialize(seed);
-            ModelDir.save(model, tmp, Safetensors.Dtype.F32);
-            Files.copy(tokenizerJson, tmp.resolve(TOKENIZER));
-            if (Files.exists(out)) Files.delete(out); // empty, checked above
+    public static Result preset(String name, Path tokenizer, Path out, Options opt, Consumer<String> log) throws IOException {
+        return preset(name, tokenizer, out, opt, log, F32_LIMIT_BYTES);
+    }
+
+    /** As above, with the fp32 limit as a parameter so a test can force the bf16 path on a tiny shape. */
+    static Result preset(String name, Path tokenizer, Path out, Options opt, Consumer<String> log, long f32LimitBytes)
+            throws IOException {
+        if (log == null) log = s -> { };
+        Presets.Named preset = Presets.all().stream().filter(p -> p.name().equals(name)).findFirst()
+                .orElseThrow(() -> new BadInputException("--preset", "unknown preset \"" + name + "\"; known: "
+                        + String.join(", ", Presets.all().stream().map(Presets.Named::name).toList())));
+        Path tokenizerFile = Files.isDirectory(tokenizer) ? tokenizer.resolve(TOKENIZER) : tokenizer;
+        if (!Files.isRegularFile(tokenizerFile))
+            throw new BadInputException(tokenizerFile.toString(), "file not found (--tokenizer takes a tokenizer.json or a "
+                    + "folder holding one: a corpus of data synth, a model directory)");
+        requireNewOutput(out);
+
+        NewTokens nt = newTokens(tokenizerFile);
+        ModelConfig shape = preset.shape();
+        int vocab = presetVocab(preset, nt.tokensAfter());
+        ModelConfig cfg = new ModelConfig(shape.hiddenSize(), shape.intermediateSize(), shape.numHeads(), shape.numKvHeads(),
+                shape.numLayers(), vocab, shape.rmsNormEps(), shape.ropeTheta(), shape.tieWordEmbeddings(),
+                shape.maxPositionEmbeddings(), opt.audioDim(), opt.visionDim(),
+                opt.audioDim() > 0 ? nt.audioId() : -1, opt.visionDim() > 0 ? nt.visionId() : -1, opt.projector());
+        ParamLayout layout = new ParamLayout(cfg);
+        long params = layout.count();
+        Safetensors.Dtype dtype = params * 4 <= f32LimitBytes ? Safetensors.Dtype.F32 : Safetensors.Dtype.BF16;
+        requireRoom(out, layout, params * dtype.bytes);
+        log.accept(String.format(Locale.ROOT, "preset %s: %,d parameters, vocab_size %,d; adding %d special tokens %s; "
+                        + "writing %s (%s) tensor by tensor from seed %d",
+                name, params, vocab, nt.added().size(), nt.added().keySet(), dtype, bytesText(params * dtype.bytes), opt.seed()));
+
+        Path tmp = newTempDir(out);
+        try {
+            Map<String, int[]> shapes = new LinkedHashMap<>();
+            for (ParamLayout.Entry e : layout.entries()) shapes.put(e.name(), e.shape());
+            boolean big = params * dtype.bytes > (1L << 30);
+            Consumer<String> progress = log;
+            Safetensors.write(tmp.resolve(ModelDir.WEIGHTS), dtype, shapes, tensor -> {
+                if (big && tensor.endsWith(".mlp.down_proj.weight")) progress.accept("writing " + tensor);
+                return Model.initialValues(layout.get(tensor), opt.seed());
+            });
+            Files.writeString(tmp.resolve(ModelDir.CONFIG), cfg.toJson(dtype == Safetensors.Dtype.BF16 ? "bfloat16" : "float32"));
+            writeTokenizer(tokenizerFile, tmp.resolve(TOKENIZER), nt.added());
+            String chatTemplate = copyOtherFiles(tokenizerFile.toAbsolutePath().getParent(), tmp, nt.added(), TOKENIZER_FILES, log);
+            ObjectNode m = JSON.createObjectNode();
+            m.put("preset", name);
+            m.put("tokenizer", tokenizerFile.toAbsolutePath().normalize().toString());
+            m.put("seed", opt.seed());
+            m.put("parameters", params);
+            m.put("dtype", dtype.name());
+            writeJson(tmp.resolve(MANIFEST), describe(m, opt, shape.vocabSize(), vocab, nt.added(), chatTemplate));
             AtomicFiles.moveIntoPlace(tmp, out);
-            log.accept(String.format(java.util.Locale.ROOT, "wrote %s: the embedded default model, %,d parameters, seed %d",
-                    out, model.layout.count(), seed));
-            return out;
+            log.accept("wrote " + out);
+            return new Result(out, cfg, Collections.unmodifiableMap(nt.added()), shape.vocabSize(), chatTemplate);
         } catch (IOException | RuntimeException e) {
             deleteTree(tmp);
             throw e;
         }
     }
 
+    /** The tokenizer's ids rounded up to a multiple of 64, and never below a published vocab_size. */
+    static int presetVocab(Presets.Named preset, int tokens) {
+        return Math.max(preset.publishedVocab() ? preset.shape().vocabSize() : 0, (tokens + 63) / 64 * 64);
+    }
+
+    /**
+     * Before the long write: the largest tensor fits the heap as floats, and the disk holds the
+     * weights; either failing names the sizes.
+     */
+    private static void requireRoom(Path out, ParamLayout layout, long weightBytes) throws IOException {
+        ParamLayout.Entry largest = layout.entries().stream().max(Comparator.comparingLong(ParamLayout.Entry::size)).orElseThrow();
+        long heap = Runtime.getRuntime().maxMemory();
+        if (largest.size() * 4 > heap * 3 / 4)
+            throw new BadInputException("--preset", "its largest tensor " + largest.name() + " needs " + bytesText(largest.size() * 4)
+                    + " as floats, more than the JVM's heap of " + bytesText(heap) + " allows; raise it (HINTGRPO_JAVA_OPTS=-Xmx…)");
+        Path parent = out.toAbsolutePath().getParent();
+        AtomicFiles.probeFolder(parent);
+        long free = Files.getFileStore(parent).getUsableSpace();
+        if (weightBytes > free)
+            throw new BadInputException(out.toString(), "the weights need " + bytesText(weightBytes) + ", the disk has " + bytesText(free) + " free");
+    }
+
+    private static String bytesText(long bytes) {
+        return bytes >= 1e9 ? String.format(Locale.ROOT, "%.2f GB", bytes / 1e9) : String.format(Locale.ROOT, "%.1f MB", bytes / 1e6);
+    }
+
     public static Result run(Path from, Path out, Options opt, Consumer<String> log) throws IOException {
         if (log == null) log = s -> { };
         if (!Files.exists(from)) throw new BadInputException(from.toString(), "does not exist");
         if (!Files.isDirectory(from)) throw new BadInputException(from.toString(), "not a directory (expected a Hugging Face model directory)");
-        if (Files.exists(out) && !isEmptyDirectory(out))
-            throw new BadInputException(out.toString(), "already exists and is not an empty directory; init writes a new model directory");
+        requireNewOutput(out);
 
         Path configFile = from.resolve(ModelDir.CONFIG);
         ModelConfig source = ModelConfig.load(configFile);
@@ -130,35 +216,24 @@ public final class ModelInit {
         Path tokenizerFile = from.resolve(TOKENIZER);
         if (!Files.isRegularFile(tokenizerFile))
             throw new BadInputException(tokenizerFile.toString(), "file not found (init needs the model's fast tokenizer, tokenizer.json)");
-        Map<String, Integer> added = new LinkedHashMap<>();
-        int tokensBefore, audioId, visionId;
-        try (Tokenizer tok = Tokenizer.load(tokenizerFile)) {
-            tokensBefore = tok.vocabSize();
-            if (tokensBefore > source.vocabSize())
-                throw new BadInputException(configFile.toString(), "vocab_size " + source.vocabSize() + " is smaller than the "
-                        + tokensBefore + " token ids of " + tokenizerFile);
-            int next = tokensBefore;
-            for (String t : SpecialTokens.REQUIRED) if (tok.idOf(t) < 0) added.put(t, next++);
-            audioId = added.containsKey(SpecialTokens.AUDIO) ? added.get(SpecialTokens.AUDIO) : tok.idOf(SpecialTokens.AUDIO);
-            visionId = added.containsKey(SpecialTokens.VISION) ? added.get(SpecialTokens.VISION) : tok.idOf(SpecialTokens.VISION);
-        }
-        int tokensAfter = tokensBefore + added.size();
+        NewTokens nt = newTokens(tokenizerFile);
+        Map<String, Integer> added = nt.added();
+        if (nt.tokensBefore() > source.vocabSize())
+            throw new BadInputException(configFile.toString(), "vocab_size " + source.vocabSize() + " is smaller than the "
+                    + nt.tokensBefore() + " token ids of " + tokenizerFile);
         int multiple = source.vocabSize() % 64 == 0 ? 64 : 1;
-        int vocab = Math.max(source.vocabSize(), (tokensAfter + multiple - 1) / multiple * multiple);
+        int vocab = Math.max(source.vocabSize(), (nt.tokensAfter() + multiple - 1) / multiple * multiple);
         ModelConfig cfg = new ModelConfig(source.hiddenSize(), source.intermediateSize(), source.numHeads(), source.numKvHeads(),
                 source.numLayers(), vocab, source.rmsNormEps(), source.ropeTheta(), source.tieWordEmbeddings(),
                 source.maxPositionEmbeddings(), opt.audioDim(), opt.visionDim(),
-                opt.audioDim() > 0 ? audioId : -1, opt.visionDim() > 0 ? visionId : -1, opt.projector());
+                opt.audioDim() > 0 ? nt.audioId() : -1, opt.visionDim() > 0 ? nt.visionId() : -1, opt.projector());
         log.accept("adding " + added.size() + " special tokens " + added.keySet() + "; vocab_size " + source.vocabSize() + " → " + vocab);
 
-        Path parent = out.toAbsolutePath().getParent();
-        AtomicFiles.probeFolder(parent);
-        Path tmp = parent.resolve("." + out.getFileName() + ".init-" + Long.toHexString(System.nanoTime()) + ".tmp");
-        Files.createDirectory(tmp);
+        Path tmp = newTempDir(out);
         try {
             Safetensors.Dtype dtype;
             try (CpuKernels cpu = new CpuKernels(); Model model = new Model(cpu, cfg)) {
-                dtype = fill(model, from, source.vocabSize(), tokensBefore, added.values(), opt.seed(), log);
+                dtype = fill(model, from, source.vocabSize(), nt.tokensBefore(), added.values(), opt.seed(), log);
                 ModelDir.save(model, tmp, dtype);
             }
             // config.json: the original fields (token ids, generation defaults, ...) with ours over them
@@ -166,17 +241,57 @@ public final class ModelInit {
             configJson.setAll((ObjectNode) JSON.readTree(cfg.toJson(dtypeName)));
             if (configJson.has("dtype")) configJson.put("dtype", dtypeName); // transformers 5's name for torch_dtype
             writeJson(tmp.resolve(ModelDir.CONFIG), configJson);
-            writeJson(tmp.resolve(TOKENIZER), withAddedTokens((ObjectNode) JSON.readTree(Files.readString(tokenizerFile)), added));
-            checkAddedIds(tmp.resolve(TOKENIZER), tokenizerFile, added);
-            String chatTemplate = copyOtherFiles(from, tmp, added, log);
-            writeJson(tmp.resolve(MANIFEST), manifest(from, opt, source.vocabSize(), vocab, tokensBefore, added, chatTemplate));
+            writeTokenizer(tokenizerFile, tmp.resolve(TOKENIZER), added);
+            String chatTemplate = copyOtherFiles(from, tmp, added, null, log);
+            ObjectNode m = JSON.createObjectNode();
+            m.put("initialized_from", from.toAbsolutePath().normalize().toString());
+            m.put("seed", opt.seed());
+            describe(m, opt, source.vocabSize(), vocab, added, chatTemplate);
+            m.put("new_rows", "mean of the embedding (and untied lm_head) rows of the original tokenizer's " + nt.tokensBefore() + " ids");
+            writeJson(tmp.resolve(MANIFEST), m);
             AtomicFiles.moveIntoPlace(tmp, out);
             log.accept("wrote " + out);
-            return new Result(out, cfg, java.util.Collections.unmodifiableMap(added), source.vocabSize(), chatTemplate);
+            return new Result(out, cfg, Collections.unmodifiableMap(added), source.vocabSize(), chatTemplate);
         } catch (IOException | RuntimeException e) {
             deleteTree(tmp);
             throw e;
         }
+    }
+
+    /**
+     * The tokens of {@link SpecialTokens#REQUIRED} a tokenizer lacks, with the ids they get (after
+     * its highest, in that order), and the ids the modality placeholders will have.
+     */
+    private record NewTokens(int tokensBefore, Map<String, Integer> added, int audioId, int visionId) {
+        int tokensAfter() {
+            return tokensBefore + added.size();
+        }
+    }
+
+    private static NewTokens newTokens(Path tokenizerFile) {
+        try (Tokenizer tok = Tokenizer.load(tokenizerFile)) {
+            Map<String, Integer> added = new LinkedHashMap<>();
+            int next = tok.vocabSize();
+            for (String t : SpecialTokens.REQUIRED) if (tok.idOf(t) < 0) added.put(t, next++);
+            int audio = added.containsKey(SpecialTokens.AUDIO) ? added.get(SpecialTokens.AUDIO) : tok.idOf(SpecialTokens.AUDIO);
+            int vision = added.containsKey(SpecialTokens.VISION) ? added.get(SpecialTokens.VISION) : tok.idOf(SpecialTokens.VISION);
+            return new NewTokens(tok.vocabSize(), added, audio, vision);
+        }
+    }
+
+    /** init writes a new model directory: {@code out} must not exist or be empty. */
+    private static void requireNewOutput(Path out) throws IOException {
+        if (Files.exists(out) && !isEmptyDirectory(out))
+            throw new BadInputException(out.toString(), "already exists and is not an empty directory; init writes a new model directory");
+    }
+
+    /** The hidden folder beside {@code out} that the model is built in before the rename. */
+    private static Path newTempDir(Path out) throws IOException {
+        Path parent = out.toAbsolutePath().getParent();
+        AtomicFiles.probeFolder(parent);
+        Path tmp = parent.resolve("." + out.getFileName() + ".init-" + Long.toHexString(System.nanoTime()) + ".tmp");
+        Files.createDirectory(tmp);
+        return tmp;
     }
 
     /**
@@ -227,6 +342,19 @@ public final class ModelInit {
         return out;
     }
 
+    /**
+     * tokenizer.json into the new model: copied byte for byte when nothing is added, else with the
+     * new tokens appended, checked to encode to the ids their rows were given.
+     */
+    private static void writeTokenizer(Path source, Path target, Map<String, Integer> added) throws IOException {
+        if (added.isEmpty()) {
+            Files.copy(source, target);
+            return;
+        }
+        writeJson(target, withAddedTokens((ObjectNode) JSON.readTree(Files.readString(source)), added));
+        checkAddedIds(target, source, added);
+    }
+
     /** tokenizer.json with the new tokens appended to added_tokens as special tokens; everything else as it was. */
     private static ObjectNode withAddedTokens(ObjectNode tokenizer, Map<String, Integer> added) {
         JsonNode list = tokenizer.get("added_tokens");
@@ -261,13 +389,15 @@ public final class ModelInit {
     }
 
     /**
-     * Copies the source's other top-level files. The ones that list special tokens
-     * (tokenizer_config.json's added_tokens_decoder and additional_special_tokens,
-     * special_tokens_map.json, added_tokens.json, generation_config.json's eos_token_id where the end
-     * of turn is new) get the new tokens; the rest, chat template included, is copied byte for byte.
-     * Returns the file that holds the chat template, or null.
+     * Copies the source's other top-level files ({@code only} null), or just those named in
+     * {@code only}. The ones that list special tokens (tokenizer_config.json's added_tokens_decoder
+     * and additional_special_tokens, special_tokens_map.json, added_tokens.json,
+     * generation_config.json's eos_token_id where the end of turn is new) get the new tokens; the
+     * rest, chat template included, is copied byte for byte. Returns the file that holds the chat
+     * template, or null.
      */
-    private static String copyOtherFiles(Path from, Path to, Map<String, Integer> added, Consumer<String> log) throws IOException {
+    private static String copyOtherFiles(Path from, Path to, Map<String, Integer> added, List<String> only, Consumer<String> log)
+            throws IOException {
         String chatTemplate = null;
         List<String> skipped = new ArrayList<>();
         List<Path> files;
@@ -276,6 +406,7 @@ public final class ModelInit {
         }
         for (Path f : files) {
             String name = f.getFileName().toString();
+            if (only != null && !only.contains(name)) continue;
             if (Set.of(ModelDir.CONFIG, ModelDir.INDEX, TOKENIZER, MANIFEST).contains(name) || name.startsWith(".")) continue;
             if (WEIGHT_SUFFIXES.stream().anyMatch(name::endsWith)) {
                 if (!name.startsWith("model") || !name.endsWith(".safetensors")) skipped.add(name);
@@ -321,11 +452,9 @@ public final class ModelInit {
         return chatTemplate;
     }
 
-    private static ObjectNode manifest(Path from, Options opt, int vocabBefore, int vocab, int tokensBefore,
-                                       Map<String, Integer> added, String chatTemplate) {
-        ObjectNode m = JSON.createObjectNode();
-        m.put("initialized_from", from.toAbsolutePath().normalize().toString());
-        m.put("seed", opt.seed());
+    /** The manifest's fields common to both ways of init: modalities, vocabulary, added tokens, chat template, prompt. */
+    private static ObjectNode describe(ObjectNode m, Options opt, int vocabBefore, int vocab, Map<String, Integer> added,
+                                       String chatTemplate) {
         m.put("audio_feature_size", opt.audioDim());
         m.put("vision_feature_size", opt.visionDim());
         m.put("projector_type", opt.projector());
@@ -333,7 +462,6 @@ public final class ModelInit {
         m.put("vocab_size", vocab);
         ObjectNode tokens = m.putObject("added_tokens");
         added.forEach(tokens::put);
-        m.put("new_rows", "mean of the embedding (and untied lm_head) rows of the original tokenizer's " + tokensBefore + " ids");
         m.put("chat_template_kept", chatTemplate != null);
         if (chatTemplate != null) m.put("chat_template_file", chatTemplate);
         m.put("prompt", "hintgrpo trains and evaluates with DcFormat's prompt (ChatML user turn, no system message), "

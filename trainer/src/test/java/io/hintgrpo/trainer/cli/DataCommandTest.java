@@ -36,7 +36,7 @@ class DataCommandTest {
         assertEquals(Main.EXIT_BAD_INPUT, run("init", "--embedded", corpus.toString(), "--out", model.toString()));
         assertTrue(err.contains("already exists and is not an empty directory"), err);
         assertEquals(Main.EXIT_BAD_INPUT, run("init", "--out", dir.resolve("m2").toString()));
-        assertTrue(err.contains("--from / --embedded: give exactly one of them"), err);
+        assertTrue(err.contains("--from / --preset / --embedded: give exactly one of them"), err);
     }
 
     @Test

@@ -52,17 +52,8 @@ class ModelInitTest {
     @BeforeEach
     void writeHfDirectory() throws Exception {
         hf = dir.resolve("hf");
-        // the corpus tokenizer without our special tokens: only <|endoftext|>, <|im_start|>, <|im_end|>, <unk>
-        ObjectNode tok = (ObjectNode) JSON.readTree(SynthCorpus.tokenizerJson());
-        Set<String> ours = new HashSet<>(SpecialTokens.REQUIRED);
-        ours.removeAll(List.of(SpecialTokens.PAD, SpecialTokens.IM_START, SpecialTokens.IM_END));
-        for (Iterator<JsonNode> it = tok.withArray("added_tokens").iterator(); it.hasNext(); )
-            if (ours.contains(it.next().get("content").asText())) it.remove();
-        ObjectNode vocab = (ObjectNode) tok.get("model").get("vocab");
-        ours.forEach(vocab::remove);
-        renumber(vocab);
         Files.createDirectories(hf);
-        Files.writeString(hf.resolve("tokenizer.json"), JSON.writeValueAsString(tok));
+        Files.writeString(hf.resolve("tokenizer.json"), JSON.writeValueAsString(tokenizerWithoutOurSpecials()));
         try (Tokenizer t = Tokenizer.load(hf)) {
             assertFalse(t.hasSpecials());
             tokensBefore = t.vocabSize();
@@ -242,6 +233,19 @@ class ModelInitTest {
         assertEquals(before, listNames(dir), "nothing written for: " + e.getMessage());
     }
 
+    /** The corpus tokenizer without our special tokens, as Qwen's: only <|endoftext|>, <|im_start|>, <|im_end|>, <unk>. */
+    static ObjectNode tokenizerWithoutOurSpecials() throws Exception {
+        ObjectNode tok = (ObjectNode) JSON.readTree(SynthCorpus.tokenizerJson());
+        Set<String> ours = new HashSet<>(SpecialTokens.REQUIRED);
+        ours.removeAll(List.of(SpecialTokens.PAD, SpecialTokens.IM_START, SpecialTokens.IM_END));
+        for (Iterator<JsonNode> it = tok.withArray("added_tokens").iterator(); it.hasNext(); )
+            if (ours.contains(it.next().get("content").asText())) it.remove();
+        ObjectNode vocab = (ObjectNode) tok.get("model").get("vocab");
+        ours.forEach(vocab::remove);
+        renumber(vocab);
+        return tok;
+    }
+
     /** Ids 0, 1, 2, ... in the old order: a real vocabulary has no gaps (the tokenizers library numbers added tokens after it). */
     private static void renumber(ObjectNode vocab) {
         List<String> tokens = new ArrayList<>();
@@ -259,7 +263,7 @@ class ModelInitTest {
         return to;
     }
 
-    private static List<String> listNames(Path p) throws Exception {
+    static List<String> listNames(Path p) throws Exception {
         try (Stream<Path> s = Files.list(p)) {
             return s.map(f -> f.getFileName().toString()).sorted().toList();
         }

@@ -116,7 +116,9 @@ final class DataCommand {
         public Integer call() throws IOException {
             PrintWriter err = spec.commandLine().getErr();
             MmsaImport.Summary s = MmsaImport.run(new MmsaImport.Options(pkl, out, name, poolFrames), msg -> err.println("hintgrpo: " + msg));
-            spec.commandLine().getOut().print(s.report());
+            PrintWriter w = spec.commandLine().getOut();
+            w.print(s.report());
+            w.flush(); // print does not flush an autoflush writer; the JVM exits next
             return 0;
         }
     }

@@ -102,7 +102,6 @@ public final class MmsaImport {
         String name = o.name() != null ? checkName(o.name()) : nameFromPath(o.pkl());
         AtomicFiles.refuseNonEmptyFolder(o.out()); // before reading gigabytes
         AtomicFiles.probeFolder(o.out().toAbsolutePath().getParent());
-        progress.accept("reading " + o.pkl());
         try (Pickle p = Pickle.open(o.pkl())) {
             String file = o.pkl().toString();
             if (!(p.root() instanceof Map<?, ?> root))

@@ -1,7 +1,6 @@
 package io.hintgrpo.trainer.data;
 
 import com.fasterxml.jackson.core.JsonProcessingException;
-import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
@@ -19,7 +18,9 @@ import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Set;
 import java.util.TreeMap;
+import java.util.TreeSet;
 import java.util.function.Consumer;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -74,7 +75,7 @@ public final class MmsaImport {
     }
 
     /** One modality of one split: the padded array, how padding is cut, and what the import counted. */
-    private static final class Stream {
+    private static final class Modality {
         final String key;
         final NdArray x;
         final int frames, dim;
@@ -83,7 +84,7 @@ public final class MmsaImport {
         int empty, beyondLength, keptMin = Integer.MAX_VALUE, keptMax, writtenMax;
         long keptSum;
 
-        Stream(String key, NdArray x, int[] lengths) {
+        Modality(String key, NdArray x, int[] lengths) {
             this.key = key;
             this.x = x;
             this.frames = (int) x.shape()[1];
@@ -95,7 +96,7 @@ public final class MmsaImport {
 
     /** One split, checked: everything but the features is read. */
     private record Split(String name, int n, List<String> ids, List<String> texts, float[] labels, float[][] unimodal,
-                         Stream[] streams, List<String> unknownKeys, List<String> unusedKeys) {}
+                         Modality[] modalities, List<String> unknownKeys, List<String> unusedKeys) {}
 
     public static Summary run(Options o, Consumer<String> progress) throws IOException {
         if (o.poolFrames() < 0) throw new BadInputException("--pool-frames", "must be ≥ 1, or 0 to keep every frame, got " + o.poolFrames());
@@ -112,10 +113,16 @@ public final class MmsaImport {
                     throw new BadInputException(file, "no '" + s + "' split (the pickle has " + keysText(root) + ")");
                 splits.add(split(root.get(s), s, file));
             }
-            List<String> unknownTop = new ArrayList<>();
-            for (Object k : root.keySet()) if (!SPLITS.contains(k)) unknownTop.add(String.valueOf(k));
+            // keys left out: unknown ones with where they stand (exports vary), known MMSA ones the format has no place for
+            Map<String, List<String>> unknown = new TreeMap<>();
+            Set<String> unused = new TreeSet<>();
+            for (Split s : splits) {
+                for (String k : s.unknownKeys()) unknown.computeIfAbsent(k, x -> new ArrayList<>()).add(s.name());
+                unused.addAll(s.unusedKeys());
+            }
+            for (Object k : root.keySet()) if (!SPLITS.contains(k)) unknown.computeIfAbsent(String.valueOf(k), x -> new ArrayList<>()).add("top level");
             boolean sims = checkAcross(splits, file);
-            ObjectNode manifest = manifest(o, name, p, splits, sims, unknownTop);
+            ObjectNode manifest = manifest(o, name, p, splits, sims, unknown, unused);
             AtomicFiles.writeFolder(o.out(), tmp -> {
                 ObjectNode stats = null;
                 for (Split s : splits) {
@@ -127,7 +134,7 @@ public final class MmsaImport {
                 AtomicFiles.writeString(tmp.resolve(MANIFEST_FILE), json(manifest));
                 return null;
             });
-            return new Summary(manifest, report(manifest, o, splits));
+            return new Summary(manifest, report(o, name, p, sims, splits, unknown, unused));
         }
     }
 
@@ -142,12 +149,10 @@ public final class MmsaImport {
         List<String> ids = strings(require(d, "id", where), n, where + ": id");
         List<String> texts = strings(require(d, "raw_text", where), n, where + ": raw_text");
         for (int i = 0; i < n; i++) if (ids.get(i).isEmpty()) throw new BadInputException(where + ": id", "element " + i + " is empty");
-        Stream[] streams = new Stream[MODALITIES.length];
-        for (int m = 0; m < MODALITIES.length; m++) streams[m] = stream(d, MODALITIES[m], n, where);
+        Modality[] modalities = new Modality[MODALITIES.length];
+        for (int m = 0; m < MODALITIES.length; m++) modalities[m] = modality(d, MODALITIES[m], n, where);
         float[][] unimodal = null;
-        int present = 0;
-        for (String k : UNIMODAL_KEYS) if (d.containsKey(k)) present++;
-        if (present > 0) {
+        if (Arrays.stream(UNIMODAL_KEYS).anyMatch(d::containsKey)) { // one of them: all three are required
             unimodal = new float[UNIMODAL_KEYS.length][];
             for (int u = 0; u < UNIMODAL_KEYS.length; u++) {
                 String k = UNIMODAL_KEYS[u];
@@ -162,10 +167,10 @@ public final class MmsaImport {
             if (KNOWN_UNUSED.contains(key)) unused.add(key);
             else if (!USED_KEYS.contains(key)) unknown.add(key);
         }
-        return new Split(split, n, ids, texts, labels, unimodal, streams, unknown, unused);
+        return new Split(split, n, ids, texts, labels, unimodal, modalities, unknown, unused);
     }
 
-    private static Stream stream(Map<?, ?> d, String key, int n, String where) {
+    private static Modality modality(Map<?, ?> d, String key, int n, String where) {
         String at = where + ": " + key;
         Object v = require(d, key, where);
         if (!(v instanceof NdArray x)) throw new BadInputException(at, "is a " + Pickle.typeName(v) + ", expected a numpy array [N, T, D]");
@@ -191,7 +196,7 @@ public final class MmsaImport {
                 lengths[i] = (int) l;
             }
         }
-        return new Stream(key, x, lengths);
+        return new Modality(key, x, lengths);
     }
 
     /** The split's dicts agree across splits: feature widths, and CH-SIMS' unimodal labels present in all or none. Returns whether it is CH-SIMS. */
@@ -199,9 +204,9 @@ public final class MmsaImport {
         Split first = splits.get(0);
         for (Split s : splits) {
             for (int m = 0; m < MODALITIES.length; m++)
-                if (s.streams()[m].dim != first.streams()[m].dim)
-                    throw new BadInputException(file + ": " + s.name() + ": " + MODALITIES[m], "has " + s.streams()[m].dim
-                            + " features per frame, " + first.name() + " has " + first.streams()[m].dim);
+                if (s.modalities()[m].dim != first.modalities()[m].dim)
+                    throw new BadInputException(file + ": " + s.name() + ": " + MODALITIES[m], "has " + s.modalities()[m].dim
+                            + " features per frame, " + first.name() + " has " + first.modalities()[m].dim);
             if ((s.unimodal() == null) != (first.unimodal() == null))
                 throw new BadInputException(file + ": " + (s.unimodal() == null ? s : first).name(), "has no regression_labels_T/A/V but "
                         + (s.unimodal() == null ? first : s).name() + " has (CH-SIMS has them in every split)");
@@ -239,14 +244,14 @@ public final class MmsaImport {
         Jsonl.Writer w = new Jsonl.Writer(SynthCorpus.splitFile(dir, name, s.name()), Jsonl.Features.NPY);
         float scale = s.unimodal() != null ? 3f : 1f;
         Moments[] moments = new Moments[MODALITIES.length];
-        for (int m = 0; m < MODALITIES.length; m++) moments[m] = new Moments(s.streams()[m].dim);
+        for (int m = 0; m < MODALITIES.length; m++) moments[m] = new Moments(s.modalities()[m].dim);
         float[][] rows = new float[MODALITIES.length][];
-        for (int m = 0; m < MODALITIES.length; m++) rows[m] = new float[s.streams()[m].frames * s.streams()[m].dim];
+        for (int m = 0; m < MODALITIES.length; m++) rows[m] = new float[s.modalities()[m].frames * s.modalities()[m].dim];
         long lastReport = System.nanoTime();
         for (int i = 0; i < s.n(); i++) {
             float[][][] frames = new float[MODALITIES.length][][];
             for (int m = 0; m < MODALITIES.length; m++) {
-                frames[m] = frames(s.streams()[m], i, rows[m], pool);
+                frames[m] = frames(s.modalities()[m], i, rows[m], pool);
                 moments[m].add(frames[m]);
             }
             Map<String, Float> extra = new LinkedHashMap<>();
@@ -271,7 +276,7 @@ public final class MmsaImport {
     }
 
     /** Utterance i's frames of one modality: padding cut, non-finite values zeroed (and counted), pooled. */
-    private static float[][] frames(Stream s, int i, float[] row, int pool) {
+    private static float[][] frames(Modality s, int i, float[] row, int pool) {
         int d = s.dim;
         s.x.floats((long) i * s.frames * d, row);
         int from, to;
@@ -372,7 +377,8 @@ public final class MmsaImport {
 
     // ---- manifest and report
 
-    private static ObjectNode manifest(Options o, String name, Pickle p, List<Split> splits, boolean sims, List<String> unknownTop) {
+    private static ObjectNode manifest(Options o, String name, Pickle p, List<Split> splits, boolean sims, Map<String, List<String>> unknown,
+                                       Set<String> unused) {
         ObjectNode m = JSON.createObjectNode();
         m.put("generator", "hintgrpo import-mmsa 1");
         m.put("source", o.pkl().toAbsolutePath().toString());
@@ -388,37 +394,29 @@ public final class MmsaImport {
         if (sims) for (String f : UNIMODAL_FIELDS) uni.add(f);
         m.put("pool_frames", o.poolFrames());
         ObjectNode features = m.putObject("features");
-        Split first = splits.get(0);
         for (int k = 0; k < MODALITIES.length; k++) {
-            Stream st = first.streams()[k];
             ObjectNode f = features.putObject(MODALITIES[k]);
-            f.put("dim", st.dim);
+            f.put("dim", splits.get(0).modalities()[k].dim);
             ObjectNode padded = f.putObject("padded_frames");
-            for (Split s : splits) padded.put(s.name(), s.streams()[k].frames);
+            for (Split s : splits) padded.put(s.name(), s.modalities()[k].frames);
             ObjectNode cut = f.putObject("padding_cut_by");
-            for (Split s : splits) cut.put(s.name(), s.streams()[k].lengths != null ? st.key + "_lengths" : "zero frames at both ends");
+            for (Split s : splits) cut.put(s.name(), cutBy(s.modalities()[k]));
         }
         ObjectNode keys = m.putObject("ignored_keys");
-        Map<String, List<String>> unknown = new TreeMap<>(), unused = new TreeMap<>();
-        for (Split s : splits) {
-            for (String k : s.unknownKeys()) unknown.computeIfAbsent(k, x -> new ArrayList<>()).add(s.name());
-            for (String k : s.unusedKeys()) unused.computeIfAbsent(k, x -> new ArrayList<>()).add(s.name());
-        }
-        for (String k : unknownTop) unknown.computeIfAbsent(k, x -> new ArrayList<>()).add("(top level)");
         keys.set("unknown", JSON.valueToTree(unknown));
-        keys.set("not_used", JSON.valueToTree(unused.keySet()));
+        keys.set("not_used", JSON.valueToTree(unused));
         m.putObject("splits");
         return m;
     }
 
-    /** Per split: records, frames kept and written, empty streams, non-finite values per dimension. */
+    /** Per split: records, frames kept and written, utterances without a real frame, non-finite values per dimension. */
     private static void fillCounts(ObjectNode manifest, List<Split> splits) {
         ObjectNode out = (ObjectNode) manifest.get("splits");
         for (Split s : splits) {
             ObjectNode o = out.putObject(s.name());
             o.put("records", s.n());
             for (int k = 0; k < MODALITIES.length; k++) {
-                Stream st = s.streams()[k];
+                Modality st = s.modalities()[k];
                 ObjectNode f = o.putObject(MODALITIES[k]);
                 f.put("frames_kept_min", s.n() == 0 ? 0 : st.keptMin);
                 f.put("frames_kept_mean", s.n() == 0 ? 0 : (double) st.keptSum / s.n());
@@ -427,82 +425,78 @@ public final class MmsaImport {
                 f.put("no_real_frames", st.empty);
                 if (st.lengths != null) f.put("nonzero_after_length", st.beyondLength);
                 ObjectNode nf = f.putObject("non_finite");
-                long total = 0;
-                ObjectNode byDim = JSON.createObjectNode();
-                for (int j = 0; j < st.dim; j++) {
-                    if (st.nonFinite[j] > 0) byDim.put(String.valueOf(j), st.nonFinite[j]);
-                    total += st.nonFinite[j];
-                }
-                nf.put("total", total);
-                nf.set("by_dim", byDim);
+                nf.put("total", total(st.nonFinite));
+                ObjectNode byDim = nf.putObject("by_dim");
+                for (int j = 0; j < st.dim; j++) if (st.nonFinite[j] > 0) byDim.put(String.valueOf(j), st.nonFinite[j]);
             }
         }
     }
 
-    private static String report(ObjectNode m, Options o, List<Split> splits) {
+    private static String report(Options o, String name, Pickle p, boolean sims, List<Split> splits, Map<String, List<String>> unknown,
+                                 Set<String> unused) {
         StringBuilder sb = new StringBuilder();
-        String name = m.path("name").asText();
-        sb.append(String.format(Locale.ROOT, "%s: %s (pickle protocol %d, %s) → %s%n", name, o.pkl(), m.path("pickle").path("protocol").asInt(),
-                m.path("pickle").path("numpy_module").isNull() ? "no numpy objects" : m.path("pickle").path("numpy_module").asText(), o.out()));
-        sb.append(m.path("labels").path("scale").asInt() == 3
-                ? "labels: CH-SIMS (regression_labels_T/A/V present): [-1, 1] scaled by 3 to [-3, 3]; unimodal labels as label_text, label_audio, label_vision\n"
-                : "labels: CMU-MOSI/MOSEI scale [-3, 3], copied\n");
-        for (String mod : MODALITIES) {
-            ObjectNode f = (ObjectNode) m.path("features").path(mod);
-            sb.append(String.format(Locale.ROOT, "%s: %d features per frame, padding cut by %s%n", mod, f.path("dim").asInt(),
-                    String.join(" / ", new LinkedHashSet<>(textValues(f.path("padding_cut_by"))))));
+        sb.append(String.format(Locale.ROOT, "%s: %s (pickle protocol %d, %s) → %s%n", name, o.pkl(), p.protocol(),
+                p.numpyModule() == null ? "no numpy objects" : p.numpyModule(), o.out()));
+        sb.append(sims ? "labels: CH-SIMS (regression_labels_T/A/V present): [-1, 1] scaled by 3 to [-3, 3]; unimodal labels as "
+                + "label_text, label_audio, label_vision\n" : "labels: CMU-MOSI/MOSEI scale [-3, 3], copied\n");
+        for (int k = 0; k < MODALITIES.length; k++) {
+            Set<String> cut = new LinkedHashSet<>();
+            for (Split s : splits) cut.add(cutBy(s.modalities()[k]));
+            sb.append(String.format(Locale.ROOT, "%s: %d features per frame, padding cut by %s%n", MODALITIES[k],
+                    splits.get(0).modalities()[k].dim, String.join(" / ", cut)));
         }
         sb.append(o.poolFrames() > 0 ? "pooling: average of consecutive frames, at most " + o.poolFrames() + " per utterance\n" : "pooling: none\n");
-        sb.append("\n| split | records | audio frames kept (min/mean/max) | vision frames kept (min/mean/max) | non-finite audio | non-finite vision | no real frames (audio/vision) |\n");
-        sb.append("|---|---:|---|---|---:|---:|---|\n");
+        sb.append("\n| split | records | audio frames kept (min/mean/max) | vision frames kept (min/mean/max) | non-finite audio "
+                + "| non-finite vision | no real frames (audio/vision) |\n|---|---:|---|---|---:|---:|---|\n");
         List<String> notes = new ArrayList<>();
         int maxWritten = 0;
         for (Split s : splits) {
-            ObjectNode o2 = (ObjectNode) m.path("splits").path(s.name());
-            ObjectNode a = (ObjectNode) o2.path("audio"), v = (ObjectNode) o2.path("vision");
-            sb.append(String.format(Locale.ROOT, "| %s | %d | %s | %s | %d | %d | %d / %d |%n", s.name(), s.n(), framesText(a), framesText(v),
-                    a.path("non_finite").path("total").asLong(), v.path("non_finite").path("total").asLong(),
-                    a.path("no_real_frames").asInt(), v.path("no_real_frames").asInt()));
-            for (String mod : MODALITIES) {
-                ObjectNode f = (ObjectNode) o2.path(mod);
-                maxWritten = Math.max(maxWritten, f.path("frames_written_max").asInt());
-                if (f.path("non_finite").path("total").asLong() > 0)
-                    notes.add("non-finite values replaced by 0 in " + s.name() + " " + mod + ", by dimension: " + dimsText(f.path("non_finite").path("by_dim")));
-                if (f.path("nonzero_after_length").asInt() > 0)
-                    notes.add("warning: " + s.name() + " " + mod + ": " + f.path("nonzero_after_length").asInt() + " utterances have non-zero frames after "
-                            + mod + "_lengths (is the padding on the left?); only the first length frames were kept");
+            Modality a = s.modalities()[0], v = s.modalities()[1];
+            sb.append(String.format(Locale.ROOT, "| %s | %d | %s | %s | %d | %d | %d / %d |%n", s.name(), s.n(), framesText(a, s.n()),
+                    framesText(v, s.n()), total(a.nonFinite), total(v.nonFinite), a.empty, v.empty));
+            for (Modality f : s.modalities()) {
+                maxWritten = Math.max(maxWritten, f.writtenMax);
+                if (total(f.nonFinite) > 0)
+                    notes.add("non-finite values replaced by 0 in " + s.name() + " " + f.key + ", by dimension: " + dimsText(f.nonFinite));
+                if (f.beyondLength > 0)
+                    notes.add("warning: " + s.name() + " " + f.key + ": " + f.beyondLength + " utterances have non-zero frames after "
+                            + f.key + "_lengths (is the padding on the left?); only the first length frames were kept");
             }
         }
         sb.append('\n');
         for (String n : notes) sb.append(n).append('\n');
-        ObjectNode keys = (ObjectNode) m.path("ignored_keys");
-        if (!keys.path("unknown").isEmpty()) {
+        if (!unknown.isEmpty()) {
             List<String> parts = new ArrayList<>();
-            keys.path("unknown").fields().forEachRemaining(e -> parts.add(e.getKey() + " (" + String.join(", ", textValues(e.getValue())) + ")"));
+            unknown.forEach((k, where) -> parts.add(k + " (" + String.join(", ", where) + ")"));
             sb.append("unknown keys ignored: ").append(String.join(", ", parts)).append('\n');
         }
-        if (!keys.path("not_used").isEmpty()) sb.append("keys not used: ").append(String.join(", ", textValues(keys.path("not_used")))).append('\n');
+        if (!unused.isEmpty()) sb.append("keys not used: ").append(String.join(", ", unused)).append('\n');
         if (o.poolFrames() == 0 && maxWritten > 64)
             sb.append("note: up to ").append(maxWritten).append(" frames per utterance; each frame is a prompt token, consider --pool-frames 32\n");
         sb.append("manifest: ").append(o.out().resolve(MANIFEST_FILE)).append('\n');
         return sb.toString();
     }
 
-    private static String framesText(ObjectNode f) {
-        return String.format(Locale.ROOT, "%d / %.1f / %d", f.path("frames_kept_min").asInt(), f.path("frames_kept_mean").asDouble(), f.path("frames_kept_max").asInt());
+    private static String cutBy(Modality m) {
+        return m.lengths != null ? m.key + "_lengths" : "zero frames at both ends";
     }
 
-    private static String dimsText(JsonNode byDim) {
+    private static long total(long[] counts) {
+        long t = 0;
+        for (long c : counts) t += c;
+        return t;
+    }
+
+    private static String framesText(Modality m, int n) {
+        return String.format(Locale.ROOT, "%d / %.1f / %d", n == 0 ? 0 : m.keptMin, n == 0 ? 0 : (double) m.keptSum / n, m.keptMax);
+    }
+
+    /** The dimensions with a count, "3: 12, 7: 4"; past 12 of them the rest is in the manifest. */
+    private static String dimsText(long[] counts) {
         List<String> parts = new ArrayList<>();
-        byDim.fields().forEachRemaining(e -> parts.add(e.getKey() + ": " + e.getValue().asLong()));
+        for (int j = 0; j < counts.length; j++) if (counts[j] > 0) parts.add(j + ": " + counts[j]);
         if (parts.size() > 12) return String.join(", ", parts.subList(0, 12)) + ", … (" + parts.size() + " dimensions; all in " + MANIFEST_FILE + ")";
         return String.join(", ", parts);
-    }
-
-    private static List<String> textValues(JsonNode n) {
-        List<String> out = new ArrayList<>();
-        n.elements().forEachRemaining(x -> out.add(x.asText()));
-        return out;
     }
 
     // ---- names

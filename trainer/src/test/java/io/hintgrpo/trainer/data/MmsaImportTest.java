@@ -29,6 +29,10 @@ import static org.junit.jupiter.api.Assertions.*;
  * python3-numpy; scripts/test.sh installs python3-torch, which brings it): every layout the issue
  * lists is imported and compared with what numpy computes for it (mmsa_pickles.py writes both), and
  * every bad pickle ends with one error line and no output. Without numpy these tests fail, never skip.
+ *
+ * <p>Still to come (issue 15 part 3): a synthetic pickle → import → {@code init --preset embedded} →
+ * {@code grpo} → {@code eval} test, once {@code init --preset} exists; the import's side of that chain
+ * (the corpus data check and the trainer's reader accept, eval of another dataset) is covered here.
  */
 class MmsaImportTest {
     static final String PYTHON = "/usr/bin/python3";

@@ -4,6 +4,7 @@ import io.hintgrpo.engine.BadInputException;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import io.hintgrpo.trainer.data.Jsonl;
+import io.hintgrpo.trainer.data.MmsaImport;
 import io.hintgrpo.trainer.data.SynthCorpus;
 import io.hintgrpo.trainer.data.Utterance;
 import io.hintgrpo.trainer.format.Polarity;
@@ -22,10 +23,11 @@ import java.util.Map;
 import java.util.TreeMap;
 import java.util.concurrent.Callable;
 
-/** {@code hintgrpo data}: make the embedded corpus, or check a corpus file. */
+/** {@code hintgrpo data}: make the embedded corpus, import an MMSA pickle, or check a corpus file. */
 @Command(name = "data", mixinStandardHelpOptions = true,
-        description = "Corpus files: make the embedded synthetic corpus (synth) or check a JSONL corpus (check).",
-        subcommands = {DataCommand.Synth.class, DataCommand.Check.class})
+        description = "Corpus files: make the embedded synthetic corpus (synth), import an MMSA feature pickle (import-mmsa) "
+                + "or check a JSONL corpus (check).",
+        subcommands = {DataCommand.Synth.class, DataCommand.ImportMmsa.class, DataCommand.Check.class})
 final class DataCommand {
 
     @Command(name = "synth", mixinStandardHelpOptions = true,
@@ -81,6 +83,42 @@ final class DataCommand {
             JsonNode x = m.path("text_only");
             w.printf("test MAE: text-only %.3f vs multimodal linear probe %.3f%n",
                     x.path("text_only_test_mae").asDouble(), x.path("multimodal_probe_test_mae").asDouble());
+            return 0;
+        }
+    }
+
+    @Command(name = "import-mmsa", mixinStandardHelpOptions = true,
+            description = "Converts an MMSA feature pickle (CMU-MOSI, CMU-MOSEI aligned_50.pkl / unaligned_50.pkl, CH-SIMS "
+                    + "unaligned_39.pkl) into the corpus format: OUT/NAME/{train,valid,test}.jsonl with .npy features and the "
+                    + "OUT/mmsa.json manifest. Padding frames are cut, non-finite values become 0 (counted), CH-SIMS labels are "
+                    + "scaled by 3 (docs/data.md).")
+    static final class ImportMmsa implements Callable<Integer> {
+        @Spec CommandSpec spec;
+
+        @CommandLine.Mixin(name = "configFile")
+        ConfigFile.Mixin configFile;
+
+        @Option(names = "--pkl", required = true, description = "The MMSA pickle (a dict of train, valid, test).")
+        Path pkl;
+
+        @Option(names = "--out", required = true, description = "Output folder (must not exist or be empty).")
+        Path out;
+
+        @Option(names = "--name", description = "Dataset name: the domain and the folder inside OUT (default: mosi, mosei or sims "
+                + "when the pickle's path names one).")
+        String name;
+
+        @Option(names = "--pool-frames", defaultValue = "0", description = "Average consecutive frames down to at most N per "
+                + "utterance and modality; 0 keeps every frame (default: ${DEFAULT-VALUE}).")
+        int poolFrames;
+
+        @Override
+        public Integer call() throws IOException {
+            PrintWriter err = spec.commandLine().getErr();
+            MmsaImport.Summary s = MmsaImport.run(new MmsaImport.Options(pkl, out, name, poolFrames), msg -> err.println("hintgrpo: " + msg));
+            PrintWriter w = spec.commandLine().getOut();
+            w.print(s.report());
+            w.flush(); // print does not flush an autoflush writer; the JVM exits next
             return 0;
         }
     }

@@ -70,7 +70,7 @@ final class EvalCommand implements Callable<Integer> {
             GenerateCommand.checkMaxNewTokens(maxNewTokens, m.config);
             List<Utterance> all = new ArrayList<>();
             for (Path f : data) {
-                Jsonl.Loaded l = Jsonl.read(f, Jsonl.Expect.of(m.config), skipBad);
+                Jsonl.Loaded l = Jsonl.read(f, d.expect(m.config), skipBad); // a dropped modality may have any width
                 if (l.skipped() > 0) System.err.println("hintgrpo: " + f + ": skipped " + l.skipped() + " malformed records (--skip-bad)");
                 all.addAll(l.utterances());
             }

@@ -89,7 +89,7 @@ final class GenerateCommand implements Callable<Integer> {
              Model m = ModelDir.load(kernels, model, seed, msg -> System.err.println("hintgrpo: " + msg));
              Tokenizer tok = Tokenizer.load(model)) {
             checkMaxNewTokens(maxNewTokens, m.config);
-            List<Jsonl.Record> records = Jsonl.readPrompts(input, Jsonl.Expect.of(m.config));
+            List<Jsonl.Record> records = Jsonl.readPrompts(input, opt.drop().expect(m.config));
             List<Utterance> utterances = new ArrayList<>(records.size());
             for (Jsonl.Record r : records) utterances.add(r.utterance());
             List<Evaluation.Row> rows = Evaluation.generate(m, tok, utterances, opt, msg -> System.err.print("\rhintgrpo: " + msg));

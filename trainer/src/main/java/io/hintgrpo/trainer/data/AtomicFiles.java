@@ -12,6 +12,8 @@ import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.util.Collection;
+import java.util.Comparator;
+import java.util.stream.Stream;
 
 /**
  * Writes that either land whole or not at all: the bytes go to a temporary file beside the target
@@ -131,6 +133,52 @@ public final class AtomicFiles {
             } catch (IOException e) {
                 throw BadInputException.io(output, "cannot compare with the input " + in, e);
             }
+        }
+    }
+
+    /** Produces a folder's files inside a temporary folder; returns what the caller wants back. */
+    public interface FolderContent<T> {
+        T writeInto(Path tmp) throws IOException;
+    }
+
+    /**
+     * Refuses an output folder that exists and is not empty: a corpus is written as a new folder,
+     * never over another. Cheap, so callers run it before long work too.
+     */
+    public static void refuseNonEmptyFolder(Path out) throws IOException {
+        if (!Files.exists(out)) return;
+        if (!Files.isDirectory(out)) throw new BadInputException(out.toString(), "exists and is not a folder");
+        try (Stream<Path> entries = Files.list(out)) {
+            if (entries.findAny().isPresent()) throw new BadInputException(out.toString(), "folder exists and is not empty; refusing to overwrite");
+        }
+    }
+
+    /**
+     * Writes a new folder whole or not at all: content fills a temporary folder beside out, which is
+     * renamed onto out at the end (out must not exist or be empty). On failure the temporary folder
+     * is removed and out is as it was.
+     */
+    public static <T> T writeFolder(Path out, FolderContent<T> content) throws IOException {
+        refuseNonEmptyFolder(out);
+        Path target = out.toAbsolutePath();
+        probeFolder(target.getParent());
+        Path tmp = Files.createTempDirectory(target.getParent(), "." + target.getFileName() + "-");
+        readableByAll(tmp);
+        try {
+            T result = content.writeInto(tmp);
+            if (Files.exists(target)) Files.delete(target); // empty, checked above
+            moveIntoPlace(tmp, target);
+            return result;
+        } catch (IOException | RuntimeException e) {
+            deleteTree(tmp);
+            throw e;
+        }
+    }
+
+    private static void deleteTree(Path root) throws IOException {
+        if (!Files.exists(root)) return;
+        try (Stream<Path> walk = Files.walk(root)) {
+            for (Path p : walk.sorted(Comparator.reverseOrder()).toList()) Files.deleteIfExists(p);
         }
     }
 

@@ -17,7 +17,6 @@ import io.hintgrpo.engine.model.ModelConfig;
 import java.io.IOException;
 import java.io.OutputStreamWriter;
 import java.io.UncheckedIOException;
-import java.io.Writer;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -283,10 +282,29 @@ public final class Jsonl {
 
     /** Writes the records atomically (features first, then the JSONL file). */
     public static void write(Path file, List<Utterance> utterances, Features how) throws IOException {
-        Path folder = file.toAbsolutePath().getParent();
-        Set<String> names = new HashSet<>();
-        List<String> lines = new ArrayList<>(utterances.size());
-        for (Utterance u : utterances) {
+        Writer w = new Writer(file, how);
+        for (Utterance u : utterances) w.add(u, Map.of());
+        w.finish();
+    }
+
+    /**
+     * Writes records one at a time, so a large corpus need not be in memory: each record's feature
+     * files are written when it is added, the JSONL file whole (atomically) at {@link #finish}.
+     */
+    public static final class Writer {
+        private final Path file, folder;
+        private final Features how;
+        private final Set<String> names = new HashSet<>();
+        private final List<String> lines = new ArrayList<>();
+
+        public Writer(Path file, Features how) {
+            this.file = file;
+            this.folder = file.toAbsolutePath().getParent();
+            this.how = how;
+        }
+
+        /** Adds a record with extra numeric fields after the standard ones (e.g. CH-SIMS' unimodal labels); readers ignore them. */
+        public void add(Utterance u, Map<String, Float> extra) throws IOException {
             ObjectNode rec = JsonNodeFactory.instance.objectNode();
             rec.put("id", u.id());
             rec.put("text", u.text());
@@ -296,13 +314,17 @@ public final class Jsonl {
             writeFeatures(rec, "vision", u.vision(), u.id(), how, folder, names);
             if (u.cot() != null) rec.put("cot", u.cot());
             if (u.subset() != null) rec.put("subset", u.subset());
+            extra.forEach(rec::put);
             lines.add(Writing.MAPPER.writeValueAsString(rec));
         }
-        AtomicFiles.write(file, out -> {
-            Writer w = new OutputStreamWriter(out, StandardCharsets.UTF_8);
-            for (String line : lines) w.write(line + "\n");
-            w.flush();
-        });
+
+        public void finish() throws IOException {
+            AtomicFiles.write(file, out -> {
+                java.io.Writer w = new OutputStreamWriter(out, StandardCharsets.UTF_8);
+                for (String line : lines) w.write(line + "\n");
+                w.flush();
+            });
+        }
     }
 
     private static void writeFeatures(ObjectNode rec, String field, float[][] frames, String id, Features how,

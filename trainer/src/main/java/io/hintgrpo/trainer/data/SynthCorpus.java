@@ -18,7 +18,6 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.Comparator;
 import java.util.EnumMap;
 import java.util.List;
 import java.util.Map;
@@ -386,18 +385,10 @@ public final class SynthCorpus {
      * Everything is built in a temporary folder beside {@code out} and renamed into place at the end.
      */
     public static Summary write(Path out, Options o) throws IOException {
-        Path target = out.toAbsolutePath();
-        if (Files.exists(target)) {
-            if (!Files.isDirectory(target)) throw new BadInputException(out.toString(), "exists and is not a folder");
-            try (Stream<Path> entries = Files.list(target)) {
-                if (entries.findAny().isPresent()) throw new BadInputException(out.toString(), "folder exists and is not empty; refusing to overwrite");
-            }
-        }
-        AtomicFiles.probeFolder(target.getParent());
+        AtomicFiles.refuseNonEmptyFolder(out);
+        AtomicFiles.probeFolder(out.toAbsolutePath().getParent());
         List<Sample> samples = generate(o);
-        Path tmp = Files.createTempDirectory(target.getParent(), "." + target.getFileName() + "-");
-        AtomicFiles.readableByAll(tmp);
-        try {
+        return AtomicFiles.writeFolder(out, tmp -> {
             ObjectNode manifest = manifest(o, samples);
             ObjectNode splitFilter = ((ObjectNode) manifest.get("teacher")).putObject("by_split");
             int kept = 0, dropped = 0;
@@ -421,13 +412,8 @@ public final class SynthCorpus {
             Summary summary = new Summary(manifest);
             AtomicFiles.writeString(tmp.resolve(TOKENIZER_FILE), tokenizerJson());
             AtomicFiles.writeString(tmp.resolve(MANIFEST_FILE), summary.toJson());
-            if (Files.exists(target)) Files.delete(target); // empty, checked above
-            AtomicFiles.moveIntoPlace(tmp, target);
             return summary;
-        } catch (IOException | RuntimeException e) {
-            deleteTree(tmp);
-            throw e;
-        }
+        });
     }
 
     private static ObjectNode manifest(Options o, List<Sample> samples) {
@@ -476,12 +462,4 @@ public final class SynthCorpus {
         teacher.put("injected_disagreeing", disagreeing);
         m.set("text_only", CorpusStats.compute(samples).toJson(JSON));
         return m;
-    }
-
-    private static void deleteTree(Path root) throws IOException {
-        if (!Files.exists(root)) return;
-        try (Stream<Path> walk = Files.walk(root)) {
-            for (Path p : walk.sorted(Comparator.reverseOrder()).toList()) Files.deleteIfExists(p);
-        }
-    }
-}
+    }}

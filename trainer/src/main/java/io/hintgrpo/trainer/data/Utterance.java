@@ -28,14 +28,22 @@ public record Utterance(String id, String text, float label, String domain,
 
     /** The same utterance with the named modalities' frames replaced by zeros (same shapes): the ablation input. */
     public Utterance withZeroed(boolean zeroAudio, boolean zeroVision) {
-        return new Utterance(id, text, label, domain,
-                zeroAudio ? zerosLike(audio) : audio, zeroVision ? zerosLike(vision) : vision, cot, subset);
+        return withZeroed(zeroAudio, zeroVision, -1, -1);
     }
 
-    private static float[][] zerosLike(float[][] frames) {
+    /**
+     * The same, with the zero frames {@code audioDim} / {@code visionDim} wide (-1: as wide as the
+     * frames), so that a model can run text-only on data of another dataset's feature widths.
+     */
+    public Utterance withZeroed(boolean zeroAudio, boolean zeroVision, int audioDim, int visionDim) {
+        return new Utterance(id, text, label, domain,
+                zeroAudio ? zerosLike(audio, audioDim) : audio, zeroVision ? zerosLike(vision, visionDim) : vision, cot, subset);
+    }
+
+    private static float[][] zerosLike(float[][] frames, int width) {
         if (frames == null) return null;
         float[][] out = new float[frames.length][];
-        for (int t = 0; t < frames.length; t++) out[t] = new float[frames[t].length];
+        for (int t = 0; t < frames.length; t++) out[t] = new float[width < 0 ? frames[t].length : width];
         return out;
     }
 }

@@ -3,6 +3,8 @@ package io.hintgrpo.trainer.eval;
 import io.hintgrpo.engine.BadInputException;
 import io.hintgrpo.engine.model.Generator;
 import io.hintgrpo.engine.model.Model;
+import io.hintgrpo.engine.model.ModelConfig;
+import io.hintgrpo.trainer.data.Jsonl;
 import io.hintgrpo.trainer.data.Utterance;
 import io.hintgrpo.trainer.format.DcParser;
 import io.hintgrpo.trainer.format.Examples;
@@ -38,8 +40,28 @@ public final class Evaluation {
             };
         }
 
-        public Utterance apply(Utterance u) {
-            return this == NONE ? u : u.withZeroed(this == AUDIO || this == BOTH, this == VISION || this == BOTH);
+        /**
+         * The utterance as the model sees it: a dropped modality becomes zero frames (as many) of the
+         * model's width, so data of another dataset's widths evaluates text-only (docs/data.md).
+         */
+        public Utterance apply(Utterance u, ModelConfig cfg) {
+            if (this == NONE) return u;
+            return u.withZeroed(dropsAudio(), dropsVision(), cfg.hasAudio() ? cfg.audioFeatureSize() : -1,
+                    cfg.hasVision() ? cfg.visionFeatureSize() : -1);
+        }
+
+        /** The feature widths records must have: the model's, any for a dropped modality. */
+        public Jsonl.Expect expect(ModelConfig cfg) {
+            Jsonl.Expect e = Jsonl.Expect.of(cfg);
+            return new Jsonl.Expect(dropsAudio() ? Jsonl.ANY : e.audioDim(), dropsVision() ? Jsonl.ANY : e.visionDim());
+        }
+
+        private boolean dropsAudio() {
+            return this == AUDIO || this == BOTH;
+        }
+
+        private boolean dropsVision() {
+            return this == VISION || this == BOTH;
         }
     }
 
@@ -86,7 +108,7 @@ public final class Evaluation {
         for (int i = 0; i < data.size(); i += opt.batchSize()) {
             List<Utterance> chunk = data.subList(i, Math.min(data.size(), i + opt.batchSize()));
             List<io.hintgrpo.engine.model.Sequence> prompts = new ArrayList<>();
-            for (Utterance u : chunk) prompts.add(Examples.prompt(opt.drop().apply(u), tok, model.config).sequence());
+            for (Utterance u : chunk) prompts.add(Examples.prompt(opt.drop().apply(u, model.config), tok, model.config).sequence());
             // utterance i draws from stream (seed, i): its response does not depend on --batch-size or its batch
             long[] keys = new long[chunk.size()];
             for (int s = 0; s < keys.length; s++) keys[s] = io.hintgrpo.engine.Kernels.streamKey(opt.seed(), i + s);

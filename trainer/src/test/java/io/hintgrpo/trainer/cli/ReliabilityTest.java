@@ -143,6 +143,9 @@ class ReliabilityTest extends TrainingCommandTest {
                 e -> new String[]{"data", "synth", "--out", e.dir().resolve("c").toString(), "--teacher-error-rate", "2"}));
         c.add(new Case("flags", "data check --audio-dim below -1", BAD, "--audio-dim: must be ≥ 0, or -1 for any",
                 e -> new String[]{"data", "check", e.train(), "--audio-dim", "-2"}));
+        c.add(new Case("flags", "data import-mmsa --pool-frames below 0", BAD, "--pool-frames: must be ≥ 1, or 0 to keep every frame",
+                e -> new String[]{"data", "import-mmsa", "--pkl", "x.pkl", "--out", e.dir().resolve("c").toString(), "--name", "mosi",
+                        "--pool-frames", "-1"}));
         c.add(new Case("flags", "init --audio-dim below 0", BAD, "--audio-dim: must be ≥ 0",
                 e -> new String[]{"init", "--from", e.model().toString(), "--out", e.dir().resolve("m").toString(), "--audio-dim", "-1"}));
         c.add(new Case("flags", "bench compare --threshold not a number", BAD, "--threshold: not a number or percentage",
@@ -213,6 +216,11 @@ class ReliabilityTest extends TrainingCommandTest {
         c.add(new Case("inputs", "a weights file whose header lies", BAD, "model.safetensors",
                 e -> new String[]{"score", "--model", truncatedWeights(e).toString(), "--input", e.file("ids.jsonl", "{\"ids\": [1, 2]}\n").toString(),
                         "--output", e.dir().resolve("o.jsonl").toString(), "--backend", "cpu"}));
+        c.add(new Case("inputs", "a pickle that would call os.system", BAD, "global os.system is not allowed",
+                e -> { Path pkl = e.dir().resolve("evil.pkl"); // protocol 2: os.system('echo'), refused at the global
+                    Files.write(pkl, new byte[]{(byte) 0x80, 2, 'c', 'o', 's', '\n', 's', 'y', 's', 't', 'e', 'm', '\n', 'X', 4, 0, 0, 0,
+                            'e', 'c', 'h', 'o', (byte) 0x85, 'R', '.'});
+                    return new String[]{"data", "import-mmsa", "--pkl", pkl.toString(), "--out", e.dir().resolve("c").toString(), "--name", "mosi"}; }));
         // ---- outputs
         c.add(new Case("outputs", "generate --output is the input", BAD, "is the input",
                 e -> { Path in = e.file("in.jsonl", firstLine(e) + "\n"); return generate(e, "--input", in.toString(), "--output", in.toString()); }));
@@ -237,6 +245,9 @@ class ReliabilityTest extends TrainingCommandTest {
         c.add(new Case("outputs", "export onnx --out is a folder", BAD, "cannot write: it is a folder",
                 e -> { Files.createDirectories(e.dir().resolve("m.onnx"));
                     return new String[]{"export", "onnx", "--model", e.model().toString(), "--out", e.dir().resolve("m.onnx").toString()}; }));
+        c.add(new Case("outputs", "data import-mmsa --out a folder that is not empty", BAD, "folder exists and is not empty",
+                e -> { e.file("c/keep.txt", "mine"); return new String[]{"data", "import-mmsa", "--pkl", "x.pkl", "--out",
+                        e.dir().resolve("c").toString(), "--name", "mosi"}; }));
         c.add(new Case("outputs", "sft --out is a file", BAD, "is a file, not a folder",
                 e -> e.sft(e.file("run", "not a folder"))));
         c.add(new Case("outputs", "init --out a folder that is not empty", BAD, "already exists and is not an empty directory",

@@ -30,9 +30,8 @@ import static org.junit.jupiter.api.Assertions.*;
  * lists is imported and compared with what numpy computes for it (mmsa_pickles.py writes both), and
  * every bad pickle ends with one error line and no output. Without numpy these tests fail, never skip.
  *
- * <p>Still to come (issue 15 part 3): a synthetic pickle → import → {@code init --preset embedded} →
- * {@code grpo} → {@code eval} test, once {@code init --preset} exists; the import's side of that chain
- * (the corpus data check and the trainer's reader accept, eval of another dataset) is covered here.
+ * <p>The whole door: a synthetic pickle → import → {@code init --preset embedded} with Qwen's real
+ * tokenizer → {@code grpo} → {@code eval} ({@link #anImportedCorpusTrainsWithGrpoAndEvaluates}).
  */
 class MmsaImportTest {
     static final String PYTHON = "/usr/bin/python3";
@@ -332,6 +331,34 @@ class MmsaImportTest {
         r = CliRun.of("eval", "--model", model.toString(), "--data", test, "--backend", "cpu", "--max-new-tokens", "4", "--drop-modality", "both");
         assertEquals(0, r.code(), r.err());
         assertTrue(r.out().contains("mosi"), r.out());
+    }
+
+    /**
+     * Real data end to end on the cpu backend: an MMSA pickle (English, Chinese and emoji text; 5
+     * audio and 4 vision features) → import → a new embedded-shape model for Qwen's tokenizer at
+     * those widths → GRPO (imported data has no teacher chains; GRPO needs none) → eval of the
+     * trained model on the imported test split.
+     */
+    @Test
+    void anImportedCorpusTrainsWithGrpoAndEvaluates() throws Exception {
+        Path qwen = io.hintgrpo.trainer.QwenTokenizerFiles.dir();
+        Path corpus = dir.resolve("corpus"), model = dir.resolve("model"), run = dir.resolve("run"), eval = dir.resolve("eval.json");
+        CliRun r = CliRun.of("data", "import-mmsa", "--pkl", pickles.resolve("p5_lengths.pkl").toString(), "--out", corpus.toString(),
+                "--name", "mosi", "--pool-frames", "4");
+        assertEquals(0, r.code(), r.err());
+        r = CliRun.of("init", "--preset", "embedded", "--tokenizer", qwen.resolve("tokenizer.json").toString(), "--audio-dim", "5",
+                "--vision-dim", "4", "--seed", "3", "--out", model.toString());
+        assertEquals(0, r.code(), r.err());
+        String train = corpus.resolve("mosi/train.jsonl").toString(), test = corpus.resolve("mosi/test.jsonl").toString();
+        r = CliRun.of("grpo", "--model", model.toString(), "--train", train, "--out", run.toString(), "--backend", "cpu",
+                "--steps", "1", "--prompts-per-step", "2", "--group-size", "2", "--max-completion-tokens", "6");
+        assertEquals(0, r.code(), r.err());
+        assertTrue(Files.isRegularFile(run.resolve("model/config.json")), "the trained model");
+        r = CliRun.of("eval", "--model", run.resolve("model").toString(), "--data", test, "--out", eval.toString(), "--backend", "cpu",
+                "--max-new-tokens", "6");
+        assertEquals(0, r.code(), r.err());
+        assertTrue(r.out().contains("mosi"), r.out());
+        assertTrue(Files.readString(eval).contains("\"mosi\""), "the JSON report has the imported domain");
     }
 
     @Test

@@ -5,6 +5,8 @@ import io.hintgrpo.engine.BadInputException;
 import com.fasterxml.jackson.databind.JsonNode;
 import io.hintgrpo.trainer.data.Jsonl;
 import io.hintgrpo.trainer.data.MmsaImport;
+import io.hintgrpo.trainer.data.RemoteTeacher;
+import io.hintgrpo.trainer.data.TeacherFilter;
 import io.hintgrpo.trainer.data.SynthCorpus;
 import io.hintgrpo.trainer.data.Utterance;
 import io.hintgrpo.trainer.format.Polarity;
@@ -27,7 +29,7 @@ import java.util.concurrent.Callable;
 @Command(name = "data", mixinStandardHelpOptions = true,
         description = "Corpus files: make the embedded synthetic corpus (synth), import an MMSA feature pickle (import-mmsa) "
                 + "or check a JSONL corpus (check).",
-        subcommands = {DataCommand.Synth.class, DataCommand.ImportMmsa.class, DataCommand.Check.class})
+        subcommands = {DataCommand.Synth.class, DataCommand.ImportMmsa.class, DataCommand.Teacher.class, DataCommand.Check.class})
 final class DataCommand {
 
     @Command(name = "synth", mixinStandardHelpOptions = true,
@@ -119,6 +121,74 @@ final class DataCommand {
             PrintWriter w = spec.commandLine().getOut();
             w.print(s.report());
             w.flush(); // print does not flush an autoflush writer; the JVM exits next
+            return 0;
+        }
+    }
+
+    @Command(name = "teacher", mixinStandardHelpOptions = true,
+            description = "Asks an OpenAI-compatible chat server (vLLM, SGLang, llama.cpp, Ollama, hintgrpo serve) for a DC "
+                    + "teacher chain per record and keeps it as \"cot\" where the distillation filter keeps it. Appends to --out "
+                    + "as records finish; a rerun skips the ids already there. The API key comes from the environment "
+                    + "variable --api-key-env names (default OPENAI_API_KEY), never from a flag.")
+    static final class Teacher implements Callable<Integer> {
+        @Spec CommandSpec spec;
+
+        @CommandLine.Mixin(name = "configFile")
+        ConfigFile.Mixin configFile;
+
+        @Option(names = "--endpoint", required = true, description = "The server's API base, e.g. http://127.0.0.1:8000/v1 (requests go to ENDPOINT/chat/completions).")
+        java.net.URI endpoint;
+
+        @Option(names = "--model", description = "The model name the server serves (sent as \"model\"; omitted when not given).")
+        String model;
+
+        @Option(names = "--in", required = true, description = "JSONL records with labels (the corpus format).")
+        Path in;
+
+        @Option(names = "--out", required = true, description = "JSONL written as records finish: each input record, with \"cot\" where a chain was kept.")
+        Path out;
+
+        @Option(names = "--prompts", description = "JSON {\"system\": …, \"user\": …} templates; {text}, {label}, {polarity}, {id}, {domain} are filled in (default: docs/data.md).")
+        Path prompts;
+
+        @Option(names = "--concurrency", defaultValue = "4", description = "Requests in flight (default: ${DEFAULT-VALUE}).")
+        int concurrency;
+
+        @Option(names = "--retries", defaultValue = "5", description = "Retries of a request after 429, 5xx, a timeout or a refused connection (default: ${DEFAULT-VALUE}).")
+        int retries;
+
+        @Option(names = "--timeout", defaultValue = "120", description = "Seconds to wait for one answer (default: ${DEFAULT-VALUE}).")
+        double timeoutSeconds;
+
+        @Option(names = "--tolerance", defaultValue = "" + TeacherFilter.DEFAULT_TOLERANCE, description = "Largest |answer − label| of a kept chain (default: ${DEFAULT-VALUE}).")
+        double tolerance;
+
+        @Option(names = "--temperature", defaultValue = "0.7", description = "Sampling temperature asked of the server (default: ${DEFAULT-VALUE}).")
+        double temperature;
+
+        @Option(names = "--max-tokens", defaultValue = "256", description = "Longest chain asked for (default: ${DEFAULT-VALUE}).")
+        int maxTokens;
+
+        @Option(names = "--api-key-env", defaultValue = "OPENAI_API_KEY", description = "Environment variable holding the API key; unset or empty: no key (default: ${DEFAULT-VALUE}).")
+        String apiKeyEnv;
+
+        @Override
+        public Integer call() throws IOException {
+            if (!(timeoutSeconds > 0) || Double.isInfinite(timeoutSeconds))
+                throw new BadInputException("--timeout", "must be a positive number of seconds, got " + timeoutSeconds);
+            if (maxTokens < 1) throw new BadInputException("--max-tokens", "must be ≥ 1, got " + maxTokens);
+            if (!(temperature >= 0) || Double.isInfinite(temperature)) throw new BadInputException("--temperature", "must be ≥ 0, got " + temperature);
+            if (!java.nio.file.Files.isRegularFile(in)) throw new BadInputException(in.toString(), "input file not found");
+            io.hintgrpo.trainer.data.AtomicFiles.refuseInput(out, "--out", List.of(in));
+            io.hintgrpo.trainer.data.AtomicFiles.probeFile(out);
+            PrintWriter err = spec.commandLine().getErr();
+            RemoteTeacher.Report r = RemoteTeacher.run(new RemoteTeacher.Settings(endpoint, model, in, out, prompts, concurrency, retries,
+                    java.time.Duration.ofMillis((long) (timeoutSeconds * 1000)), tolerance, temperature, maxTokens, apiKeyEnv),
+                    msg -> err.println("hintgrpo: " + msg));
+            PrintWriter w = spec.commandLine().getOut();
+            w.print(r.table());
+            w.println(r.json());
+            w.flush();
             return 0;
         }
     }

@@ -148,6 +148,15 @@ class ReliabilityTest extends TrainingCommandTest {
                         "--pool-frames", "-1"}));
         c.add(new Case("flags", "init --audio-dim below 0", BAD, "--audio-dim: must be ≥ 0",
                 e -> new String[]{"init", "--from", e.model().toString(), "--out", e.dir().resolve("m").toString(), "--audio-dim", "-1"}));
+        c.add(new Case("flags", "init --preset with an unknown name", BAD, "--preset: unknown preset \"nope\"; known: embedded, 25m",
+                e -> new String[]{"init", "--preset", "nope", "--tokenizer", e.model().toString(), "--out", e.dir().resolve("m").toString()}));
+        c.add(new Case("flags", "init --preset without --tokenizer", BAD, "--tokenizer: required with --preset",
+                e -> new String[]{"init", "--preset", "embedded", "--out", e.dir().resolve("m").toString()}));
+        c.add(new Case("flags", "init --preset and --from together", BAD, "--preset",
+                e -> new String[]{"init", "--preset", "embedded", "--from", e.model().toString(), "--tokenizer", e.model().toString(),
+                        "--out", e.dir().resolve("m").toString()}));
+        c.add(new Case("flags", "data teacher --endpoint that is not http", BAD, "--endpoint: not an http(s) URL",
+                e -> new String[]{"data", "teacher", "--endpoint", "ftp://x", "--in", e.train(), "--out", e.dir().resolve("t.jsonl").toString()}));
         c.add(new Case("flags", "bench compare --threshold not a number", BAD, "--threshold: not a number or percentage",
                 e -> new String[]{"bench", "compare", e.file("a.json", "{}").toString(), e.file("b.json", "{}").toString(), "--threshold", "lots"}));
         c.add(new Case("flags", "an unknown backend", BAD, "unknown backend \"tpu\"",

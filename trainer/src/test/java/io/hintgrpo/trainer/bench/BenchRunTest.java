@@ -109,6 +109,10 @@ class BenchRunTest {
         assertTrue(md.contains("JMH quick run"), md);
         assertEquals(2, BenchCompare.read(o.resolve(BenchRun.JSON)).size());
         assertTrue(Files.readString(o.resolve(BenchRun.LOG)).contains("# fake JMH"));
+        assertTrue(out.contains("# jmh.ignoreLock=null"), "a measuring run respects JMH's lock: " + out);
+        Path s = dir.resolve("smoke");
+        cli("bench", "--smoke", "--jar", fakeJar.toString(), "--filter", "ok", "--out", s.toString(), "--no-torch");
+        assertTrue(out.contains("# jmh.ignoreLock=true"), "the smoke runs beside another JMH: " + out + err);
     }
 
     @Test

@@ -28,6 +28,7 @@ public final class FakeJmh {
             return;
         }
         System.out.println("# fake JMH: " + String.join(" ", args));
+        System.out.println("# jmh.ignoreLock=" + System.getProperty("jmh.ignoreLock"));
         Path json = Path.of(a.get(a.indexOf("-rff") + 1));
         if (filter.equals("torch")) {       // with -e, everything but the twin
             String ort = entry(TWIN + ".ort", "embedded", 1000, 20) + "," + entry(TWIN + ".ort", "25m", 100, 2);

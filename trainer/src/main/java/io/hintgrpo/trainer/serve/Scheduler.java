@@ -94,6 +94,7 @@ public final class Scheduler {
         final Generator.DecodeBatch batch;
         final Row[] rows;
         boolean draining; // takes no new rows, so it empties and its place goes to a setting that waits
+        long idleSince = -1; // System.nanoTime when its last row ended, −1 while rows run
 
         Lane(Sampling sampling, Generator.DecodeBatch batch) {
             this.sampling = sampling;
@@ -101,6 +102,9 @@ public final class Scheduler {
             this.rows = new Row[batch.capacity()];
         }
     }
+
+    /** How long a batch without rows stays open. */
+    static final long IDLE_CLOSE_NANOS = TimeUnit.SECONDS.toNanos(2);
 
     private final Tokenizer tok;
     private final Generator generator;
@@ -116,7 +120,7 @@ public final class Scheduler {
     private int jobs; // submitted and not yet released; guarded by this
     private boolean intakeClosed; // guarded by this
     private volatile boolean abandon;
-    private volatile int running, waiting;
+    private volatile int running, waiting, batches;
 
     /**
      * batchSize rows per decode batch, maxContext positions (prompt + response) per row, at most
@@ -156,6 +160,11 @@ public final class Scheduler {
 
     public int waiting() {
         return waiting;
+    }
+
+    /** Decode batches open (busy, or idle for less than {@link #IDLE_CLOSE_NANOS}). */
+    public int batches() {
+        return batches;
     }
 
     public long cancelledRows() {
@@ -308,12 +317,20 @@ public final class Scheduler {
         }
     }
 
-    /** Idle batches go (their caches are the memory), unless a waiting row wants their setting. */
+    /**
+     * Batches idle for {@link #IDLE_CLOSE_NANOS} go (their caches are the memory); a client's next
+     * request within that time finds its batch (and on a GPU its captured graph) still there.
+     */
     private void closeIdleLanes() {
+        long now = System.nanoTime();
         for (Iterator<Lane> it = lanes.iterator(); it.hasNext(); ) {
             Lane l = it.next();
-            if (l.batch.active() > 0) continue;
-            if (!l.draining && pending.stream().anyMatch(r -> r.job.request.sampling().equals(l.sampling))) continue;
+            if (l.batch.active() > 0) {
+                l.idleSince = -1;
+                continue;
+            }
+            if (l.idleSince < 0) l.idleSince = now;
+            if (!l.draining && now - l.idleSince < IDLE_CLOSE_NANOS) continue;
             l.batch.close();
             it.remove();
         }
@@ -401,6 +418,7 @@ public final class Scheduler {
         int r = 0;
         for (Lane l : lanes) r += l.batch.active();
         running = r;
+        batches = lanes.size();
         waiting = pending.size() + incoming.size();
     }
 }

@@ -392,6 +392,7 @@ public final class Server {
         out.put("requests", scheduler.requests());
         out.put("running_rows", scheduler.running());
         out.put("waiting_rows", scheduler.waiting());
+        out.put("batches", scheduler.batches());
         return out;
     }
 

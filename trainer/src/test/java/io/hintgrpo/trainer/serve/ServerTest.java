@@ -397,6 +397,36 @@ class ServerTest {
         chat(request(u, true).put("user", "someone").put("model", "tiny").putNull("top_p").putNull("stop"));
     }
 
+    @Test
+    void withAllowPathsFeaturesMayBeNpyFilesAndAnswerAsInline() throws Exception {
+        Utterance u = utterances.get(1);
+        Path audio = dir.resolve("u1.audio.npy"), vision = dir.resolve("u1.vision.npy");
+        io.hintgrpo.trainer.data.Npy.write(audio, u.audio());
+        io.hintgrpo.trainer.data.Npy.write(vision, u.vision());
+        String inline = content(chat(request(u, true, 1f, 12)), 0);
+        ObjectNode byPath = request(u, false, 1f, 12);
+        ((ObjectNode) byPath.get("messages").get(1)).put("audio", audio.toString()).put("vision", vision.toString());
+        assertError(post(server, byPath.toString()), 400, "messages[1].audio"); // this server does not read paths
+        try (Kernels k = new CpuKernels(); Model m = ModelDir.load(k, modelDir, 0, msg -> {})) {
+            Server.Settings base = settings(0, 4, 8, 1 << 20);
+            Server s = Server.start(m, tok, new Server.Settings(base.host(), 0, base.modelName(), base.batchSize(), base.maxBatches(),
+                    base.maxContext(), base.maxTokens(), base.maxBodyBytes(), base.maxQueue(), true, 30), msg -> {});
+            try {
+                HttpResponse<String> r = post(s, byPath.toString());
+                assertEquals(200, r.statusCode(), r.body());
+                assertEquals(inline, content(JSON.readTree(r.body()), 0));
+                ((ObjectNode) byPath.get("messages").get(1)).put("vision", dir.resolve("missing.npy").toString());
+                assertError(post(s, byPath.toString()), 400, "messages[1].vision");
+                // an idle batch closes after a while
+                long deadline = System.nanoTime() + 20_000_000_000L;
+                while (s.scheduler().batches() > 0 && System.nanoTime() < deadline) Thread.sleep(20);
+                assertEquals(0, JSON.readTree(get(s, "/health").body()).get("batches").asInt());
+            } finally {
+                s.stop();
+            }
+        }
+    }
+
     /** A streamed request with many rows: long enough that its client can leave while it runs. */
     static ObjectNode longRequest(Utterance u) {
         return request(u, false, 1f, 77).put("n", 64).put("max_tokens", 200);

@@ -153,11 +153,12 @@ public final class Scheduler {
         incoming.add(job);
     }
 
-    /** Rows decoding now, rows waiting for a slot, rows retired because their client went away. */
+    /** Rows decoding now. */
     public int running() {
         return running;
     }
 
+    /** Rows waiting for a slot. */
     public int waiting() {
         return waiting;
     }
@@ -167,6 +168,7 @@ public final class Scheduler {
         return batches;
     }
 
+    /** Rows retired or dropped because their request was cancelled (its client went away, or it failed). */
     public long cancelledRows() {
         return cancelledRows.get();
     }

@@ -11,7 +11,6 @@ import com.sun.net.httpserver.HttpServer;
 import io.hintgrpo.engine.BadInputException;
 import io.hintgrpo.engine.model.Model;
 import io.hintgrpo.trainer.format.DcParser;
-import io.hintgrpo.trainer.format.ParsedResponse;
 import io.hintgrpo.trainer.tokenizer.Tokenizer;
 
 import java.io.IOException;
@@ -247,17 +246,7 @@ public final class Server {
 
         /** What the DC parser finds in the text, and the request's seed. */
         ObjectNode extension(long seed) {
-            ParsedResponse p = DcParser.parse(text.toString());
-            ObjectNode h = JSON.createObjectNode();
-            h.put("format_valid", p.formatValid());
-            if (p.polarity() == null) h.putNull("polarity");
-            else h.put("polarity", p.polarity().word());
-            if (p.hasScore()) h.put("score", p.score());
-            else h.putNull("score");
-            if (p.problem() == null) h.putNull("problem");
-            else h.put("problem", p.problem());
-            h.put("seed", seed);
-            return h;
+            return DcParser.parse(text.toString()).writeTo(JSON.createObjectNode()).put("seed", seed);
         }
     }
 

@@ -44,6 +44,27 @@ class ServeCommandTest {
         assertTrue(missing.err().contains("nope: not a model directory"), missing.err());
     }
 
+    /** bench serve runs its load levels and the generate reference, and every greedy answer equals generate's. */
+    @Test
+    void benchServePrintsItsTableAndAgreesWithGenerate() throws Exception {
+        Path model = dir.resolve("model");
+        TinyModels.write(model, 3);
+        Path data = dir.resolve("in.jsonl");
+        List<io.hintgrpo.trainer.data.Utterance> us = new java.util.ArrayList<>();
+        for (io.hintgrpo.trainer.data.SynthCorpus.Sample s : io.hintgrpo.trainer.data.SynthCorpus.generate(
+                io.hintgrpo.trainer.data.SynthCorpus.Options.defaults(2, 20)).subList(0, 6)) us.add(s.utterance());
+        io.hintgrpo.trainer.data.Jsonl.write(data, us, io.hintgrpo.trainer.data.Jsonl.Features.INLINE);
+        CliRun r = CliRun.of("bench", "serve", "--model", model.toString(), "--data", data.toString(), "--clients", "1,3",
+                "--requests", "5", "--max-tokens", "12", "--batch-size", "2", "--backend", "cpu");
+        assertEquals(0, r.code(), r.err());
+        List<String> rows = r.out().lines().filter(l -> l.startsWith("| ")).toList();
+        assertEquals(4, rows.size(), r.out());
+        assertTrue(rows.get(1).startsWith("| 1 | 5 | ") && rows.get(1).endsWith("| 0 |"), rows.get(1));
+        assertTrue(rows.get(2).startsWith("| 3 | 5 | ") && rows.get(2).endsWith("| 0 |"), rows.get(2));
+        assertTrue(rows.get(3).startsWith("| generate, batch 2 (reference) | 5 | "), rows.get(3));
+        assertEquals(Main.EXIT_BAD_INPUT, CliRun.of("bench", "serve", "--model", model.toString(), "--data", data.toString(), "--clients", "0").code());
+    }
+
     /** A child JVM: `serve --port 0` prints its URL; SIGTERM with a request in flight lets it finish, then the process exits. */
     @Test
     void sigtermFinishesTheRequestInFlightThenExits() throws Exception {

@@ -1,6 +1,14 @@
 package io.hintgrpo.trainer.cli;
 
 import io.hintgrpo.engine.BadInputException;
+import io.hintgrpo.engine.Backends;
+import io.hintgrpo.engine.Kernels;
+import io.hintgrpo.engine.io.ModelDir;
+import io.hintgrpo.engine.model.Model;
+import io.hintgrpo.trainer.data.Jsonl;
+import io.hintgrpo.trainer.data.Utterance;
+import io.hintgrpo.trainer.serve.LoadBench;
+import io.hintgrpo.trainer.tokenizer.Tokenizer;
 import io.hintgrpo.trainer.bench.BenchCompare;
 import io.hintgrpo.trainer.bench.BenchRun;
 import picocli.CommandLine.Command;
@@ -9,6 +17,7 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
 
+import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -19,11 +28,11 @@ import java.util.concurrent.Callable;
  * {@code hintgrpo bench}: runs the JMH suite (benchmarks.jar in a child JVM) and writes its JSON
  * and a markdown table; {@code bench compare} compares two runs for the CI regression gate.
  */
-@Command(name = "bench", mixinStandardHelpOptions = true, subcommands = BenchCommand.Compare.class,
+@Command(name = "bench", mixinStandardHelpOptions = true, subcommands = {BenchCommand.Compare.class, BenchCommand.Serve.class},
         description = {"Runs the JMH benchmarks (benchmarks.jar) and writes " + BenchRun.JSON + " (JMH JSON) and "
                 + BenchRun.MARKDOWN + " (score ± error, ratio to the in-run reference and to the PyTorch twin) into --out.",
                 "Exit 0: done; 1: a benchmark failed or left no result; 2: bad input (filter, jar, params).",
-                "'bench compare' compares two result files."})
+                "'bench compare' compares two result files; 'bench serve' puts hintgrpo serve under load."})
 final class BenchCommand implements Callable<Integer> {
     /** Exit code when at least one benchmark regressed (compare). */
     static final int EXIT_REGRESSION = 1;
@@ -103,6 +112,60 @@ final class BenchCommand implements Callable<Integer> {
             spec.commandLine().getOut().print(BenchCompare.format(report));
             spec.commandLine().getOut().flush();
             return report.hasRegression() ? EXIT_REGRESSION : 0;
+        }
+    }
+
+    @Command(name = "serve", mixinStandardHelpOptions = true,
+            description = {"Load benchmark of hintgrpo serve on loopback: for each client count, concurrent clients send greedy requests "
+                    + "for the utterances of --data until all are answered (requests/s, completion tokens/s, p50/p99 latency); then generate "
+                    + "runs the same utterances as the in-run reference, and every answer is checked against it. Prints a markdown table."})
+    static final class Serve implements Callable<Integer> {
+        @Spec
+        CommandSpec spec;
+
+        @Option(names = "--model", required = true, description = "Model directory with tokenizer.json.")
+        Path model;
+
+        @Option(names = "--data", required = true, description = "JSONL of utterances (the corpus format, label optional).")
+        Path data;
+
+        @Option(names = "--clients", defaultValue = "1,8,32", split = ",", description = "Concurrent clients per run (default: ${DEFAULT-VALUE}).")
+        int[] clients;
+
+        @Option(names = "--requests", defaultValue = "64", description = "Utterances sent per run, the first of --data (default: ${DEFAULT-VALUE}).")
+        int requests;
+
+        @Option(names = "--max-tokens", defaultValue = "128", description = "Tokens per answer at most (default: ${DEFAULT-VALUE}).")
+        int maxTokens;
+
+        @Option(names = "--batch-size", defaultValue = "8", description = "Rows per decode batch, and generate's batch (default: ${DEFAULT-VALUE}).")
+        int batchSize;
+
+        @Option(names = "--backend", defaultValue = "auto", description = "auto | cpu | cuda | cuda-emu (default: ${DEFAULT-VALUE}).")
+        String backend;
+
+        @Override
+        public Integer call() throws IOException, InterruptedException {
+            for (int c : clients) if (c < 1) throw new BadInputException("--clients", "each must be ≥ 1, got " + c);
+            if (requests < 1) throw new BadInputException("--requests", "must be ≥ 1, got " + requests);
+            if (maxTokens < 1) throw new BadInputException("--max-tokens", "must be ≥ 1, got " + maxTokens);
+            if (batchSize < 1) throw new BadInputException("--batch-size", "must be ≥ 1, got " + batchSize);
+            PrintWriter o = spec.commandLine().getOut();
+            try (Kernels kernels = Backends.open(backend);
+                 Model m = ModelDir.load(kernels, model, 0, msg -> System.err.println("hintgrpo: " + msg));
+                 Tokenizer tok = Tokenizer.load(model)) {
+                List<Utterance> utterances = new ArrayList<>();
+                for (Jsonl.Record r : Jsonl.readPrompts(data, Jsonl.Expect.of(m.config)))
+                    if (utterances.size() < requests) utterances.add(r.utterance());
+                if (utterances.isEmpty()) throw new BadInputException(data.toString(), "no utterances");
+                LoadBench.Result r = LoadBench.run(m, tok, utterances, clients, batchSize,
+                        maxTokens, msg -> System.err.println("hintgrpo: bench serve: " + msg));
+                o.printf("hintgrpo serve on %s, %s, batch %d, %d utterances of %s, greedy, ≤ %d tokens each%n%n", kernels.name(),
+                        model.getFileName(), batchSize, utterances.size(), data.getFileName(), maxTokens);
+                o.print(LoadBench.markdown(r));
+                o.flush();
+            }
+            return 0;
         }
     }
 }

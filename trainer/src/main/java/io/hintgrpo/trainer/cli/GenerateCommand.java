@@ -11,7 +11,6 @@ import io.hintgrpo.trainer.data.AtomicFiles;
 import io.hintgrpo.trainer.data.Jsonl;
 import io.hintgrpo.trainer.data.Utterance;
 import io.hintgrpo.trainer.eval.Evaluation;
-import io.hintgrpo.trainer.format.ParsedResponse;
 import io.hintgrpo.trainer.tokenizer.Tokenizer;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -118,16 +117,8 @@ final class GenerateCommand implements Callable<Integer> {
     /** The input fields as written, then the response, what the parser found, and the generated token count. */
     static ObjectNode outputRecord(ObjectNode input, Evaluation.Row row) {
         ObjectNode rec = input.deepCopy();
-        ParsedResponse p = row.parsed();
         rec.put("response", row.response());
-        ObjectNode parsed = rec.putObject("parsed");
-        parsed.put("format_valid", p.formatValid());
-        if (p.polarity() == null) parsed.putNull("polarity");
-        else parsed.put("polarity", p.polarity().word());
-        if (p.hasScore()) parsed.put("score", p.score());
-        else parsed.putNull("score");
-        if (p.problem() == null) parsed.putNull("problem");
-        else parsed.put("problem", p.problem());
+        row.parsed().writeTo(rec.putObject("parsed"));
         rec.put("tokens", row.tokens());
         return rec;
     }

@@ -184,8 +184,8 @@ public final class Jsonl {
         float label = labelRequired || (y != null && !y.isNull()) ? label(rec, where) : Float.NaN;
         String domain = optionalString(rec, "domain", where);
         if (domain == null) domain = DEFAULT_DOMAIN;
-        float[][] audio = features(rec, "audio", expect.audioDim(), folder, where);
-        float[][] vision = features(rec, "vision", expect.visionDim(), folder, where);
+        float[][] audio = features(rec.get("audio"), "audio", expect.audioDim(), folder, where);
+        float[][] vision = features(rec.get("vision"), "vision", expect.visionDim(), folder, where);
         String cot = optionalString(rec, "cot", where);
         String subset = optionalString(rec, "subset", where);
         if (subset != null && !subset.equals(Utterance.HARD) && !subset.equals(Utterance.EASY))
@@ -218,9 +218,12 @@ public final class Jsonl {
         return (float) y;
     }
 
-    /** A modality's frames: absent/null → null; a string → .npy path; an array → inline rows. */
-    private static float[][] features(ObjectNode rec, String field, int expectDim, Path folder, String where) {
-        JsonNode n = rec.get(field);
+    /**
+     * A modality's frames (field names it in errors): absent/null → null; a string → .npy path
+     * resolved against folder; an array → inline rows. Checked: at least one frame, expectDim
+     * features per frame (unless {@link #ANY}), every value finite.
+     */
+    public static float[][] features(JsonNode n, String field, int expectDim, Path folder, String where) {
         if (n == null || n.isNull()) return null;
         float[][] frames;
         if (n.isTextual()) {

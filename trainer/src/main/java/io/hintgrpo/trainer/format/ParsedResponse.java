@@ -1,5 +1,7 @@
 package io.hintgrpo.trainer.format;
 
+import com.fasterxml.jackson.databind.node.ObjectNode;
+
 /**
  * What {@link DcParser} found in a model's response. {@code problem} is null exactly when the
  * response follows the grammar; the polarity, score and segments are reported whenever they can be
@@ -13,6 +15,21 @@ public record ParsedResponse(boolean formatValid, String problem, Polarity polar
                              String disc, String calib, String answer) {
     public boolean hasScore() {
         return !Float.isNaN(score);
+    }
+
+    /**
+     * format_valid, polarity (its word or null), score (or null) and problem (or null) into out:
+     * the "parsed" of hintgrpo generate's lines and the "hintgrpo" extension of serve's choices.
+     */
+    public ObjectNode writeTo(ObjectNode out) {
+        out.put("format_valid", formatValid);
+        if (polarity == null) out.putNull("polarity");
+        else out.put("polarity", polarity.word());
+        if (hasScore()) out.put("score", score);
+        else out.putNull("score");
+        if (problem == null) out.putNull("problem");
+        else out.put("problem", problem);
+        return out;
     }
 
     /** The disc polarity agrees with the answer's class (both present). */

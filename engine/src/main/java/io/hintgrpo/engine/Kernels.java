@@ -140,6 +140,20 @@ public interface Kernels extends AutoCloseable {
     void gemm(Gemm layout, Buf out, Buf a, Buf b, Buf bias, int m, int n, int k, boolean accumulate);
 
     /**
+     * A copy of the weight w [n, k] arranged for {@link #gemmPrepared}, for a weight that many NT
+     * GEMMs read while it does not change (decode steps); null where the backend gains nothing
+     * from it (the default: cuda reads weights in place). The caller frees it.
+     */
+    default Buf prepareWeight(Buf w, int n, int k) {
+        return null;
+    }
+
+    /** {@link #gemm} NT with b = the weight {@link #prepareWeight} arranged into prepared. */
+    default void gemmPrepared(Buf out, Buf a, Buf prepared, Buf bias, int m, int n, int k, boolean accumulate) {
+        throw new UnsupportedOperationException("this backend prepares no weights");
+    }
+
+    /**
      * {@link #gemm} on bf16 operands with fp32 accumulation: out[m,n] (F32) = op(a)·op(b)
      * (+ bias[n] (F32) broadcast over rows, when bias is non-null), written or, with accumulate,
      * added to out. a and b are BF16 buffers shaped per {@link Gemm} (a: m·k elements, b: n·k).

@@ -60,6 +60,31 @@ public final class CpuGemm {
         else scalar(layout, out, outOff, a, aOff, b, bOff, bias, biasOff, m, n, k, accumulate);
     }
 
+    /**
+     * w [n, k] arranged once for {@link #gemmPrepared} (NT with w as b), or null where that gains
+     * nothing (the scalar path). A weight used by many GEMMs in a row (decode steps) then is never
+     * repacked per call.
+     */
+    public static float[] prepareNT(float[] w, int wOff, int n, int k) {
+        if (!vectorized() || n == 0 || k == 0) return null;
+        range("w", w, wOff, (long) n * k, Gemm.NT, 0, n, k);
+        return CpuGemmVector.prepareNT(w, wOff, n, k);
+    }
+
+    /** {@link #gemm} NT with b given as {@link #prepareNT} arranged it; rounding as gemm's for m ≥ 16 rows. */
+    public static void gemmPrepared(float[] out, int outOff, float[] a, int aOff, float[] prepared, float[] bias, int biasOff,
+                                    int m, int n, int k, boolean accumulate) {
+        if (m < 0 || n <= 0 || k <= 0)
+            throw new IllegalArgumentException("gemmPrepared: shape m=" + m + " n=" + n + " k=" + k);
+        range("out", out, outOff, (long) m * n, Gemm.NT, m, n, k);
+        range("a", a, aOff, (long) m * k, Gemm.NT, m, n, k);
+        if (prepared.length != CpuGemmVector.preparedLength(n, k))
+            throw new IllegalArgumentException("gemmPrepared: " + prepared.length + " prepared floats do not hold an n=" + n + " k=" + k + " matrix");
+        if (bias != null) range("bias", bias, biasOff, n, Gemm.NT, m, n, k);
+        if (m == 0) return;
+        CpuGemmVector.gemmPrepared(out, outOff, a, aOff, prepared, bias, biasOff, m, n, k, accumulate);
+    }
+
     /** Fails before any write when a shape does not fit its array (a worker would fail half-way). */
     private static void check(Gemm layout, float[] out, int outOff, float[] a, int aOff, float[] b, int bOff,
                               float[] bias, int biasOff, int m, int n, int k) {

@@ -73,7 +73,36 @@ final class CpuGemmVector {
     static void gemm(Gemm layout, float[] out, int outOff, float[] a, int aOff, float[] b, int bOff,
                      float[] bias, int biasOff, int m, int n, int k, boolean accumulate) {
         if (layout == Gemm.NT && m < DOT_M) dotNT(out, outOff, a, aOff, b, bOff, bias, biasOff, m, n, k, accumulate);
-        else packed(layout, out, outOff, a, aOff, b, bOff, bias, biasOff, m, n, k, accumulate);
+        else packed(layout, out, outOff, a, aOff, b, bOff, null, bias, biasOff, m, n, k, accumulate);
+    }
+
+    /** Floats {@link #prepareNT} makes for w [n, k]: whole panels of NR columns over all k. */
+    static long preparedLength(int n, int k) {
+        return (long) (n + NR - 1) / NR * NR * k;
+    }
+
+    /**
+     * w [n, k] packed once as {@link #packed} packs B for NT when it shares B across row blocks:
+     * every panel, k-block after k-block (block (k0, kcb), panel q at k0·panels·NR + q·kcb·NR).
+     * A weight used by many calls (decode steps) is then never repacked.
+     */
+    static float[] prepareNT(float[] w, int wOff, int n, int k) {
+        int kBlocks = (k + KC - 1) / KC, kc = (k + kBlocks - 1) / kBlocks, panels = (n + NR - 1) / NR;
+        float[] pb = new float[Math.toIntExact(preparedLength(n, k))];
+        int per = Math.max(1, (1 << 16) / (k * NR));
+        run(2L * n * k >= PARALLEL_FLOPS, (panels + per - 1) / per, t -> packB(Gemm.NT, w, wOff, n, k, kc, 0, panels, t * per,
+                Math.min(panels, (t + 1) * per), pb, SCRATCH.get().rows));
+        return pb;
+    }
+
+    /**
+     * out = a·wᵀ (+ bias) with w as {@link #prepareNT} made it: the packed path for every m (no dot
+     * products for few rows: without packing to pay for, the micro-kernel wins there too), bit for
+     * bit what {@link #gemm} gives for m ≥ {@link #DOT_M}.
+     */
+    static void gemmPrepared(float[] out, int outOff, float[] a, int aOff, float[] prepared, float[] bias, int biasOff,
+                             int m, int n, int k, boolean accumulate) {
+        packed(Gemm.NT, out, outOff, a, aOff, null, 0, prepared, bias, biasOff, m, n, k, accumulate);
     }
 
     private static void run(boolean parallel, int tasks, IntConsumer body) {
@@ -95,18 +124,19 @@ final class CpuGemmVector {
      * <p>Packed A: row block after row block (MC·k floats each), k-block after k-block within it,
      * each a run of row panels stored [kcb][h]. Packed B: see {@link #packB}.
      */
-    private static void packed(Gemm layout, float[] out, int outOff, float[] a, int aOff, float[] b, int bOff,
+    private static void packed(Gemm layout, float[] out, int outOff, float[] a, int aOff, float[] b, int bOff, float[] prepared,
                                float[] bias, int biasOff, int m, int n, int k, boolean accumulate) {
         int kBlocks = (k + KC - 1) / KC, kc = (k + kBlocks - 1) / kBlocks; // near-equal k-blocks, each ≤ KC
         int panels = (n + NR - 1) / NR, rowBlocks = (m + MC - 1) / MC;
-        int bMode = rowBlocks > 1 ? B_SHARED : layout != Gemm.NT && m <= IN_PLACE_M ? B_IN_PLACE : B_PANEL;
-        int bChunk = bMode != B_SHARED ? panels : (int) Math.max(1, Math.min(panels, CHUNK / ((long) k * NR)));
+        int bMode = rowBlocks > 1 || prepared != null ? B_SHARED : layout != Gemm.NT && m <= IN_PLACE_M ? B_IN_PLACE : B_PANEL;
+        // prepared: all of B is one chunk, already packed
+        int bChunk = bMode != B_SHARED || prepared != null ? panels : (int) Math.max(1, Math.min(panels, CHUNK / ((long) k * NR)));
         int aChunk = (int) Math.max(1, Math.min(rowBlocks, CHUNK / ((long) k * MC)));
         boolean parallel = 2L * m * n * k >= PARALLEL_FLOPS;
         Scratch caller = SCRATCH.get();
         if (caller.pa.length < aChunk * MC * k) caller.pa = new float[aChunk * MC * k];
-        if (bMode == B_SHARED && caller.pb.length < bChunk * NR * k) caller.pb = new float[bChunk * NR * k];
-        float[] pa = caller.pa, pb = caller.pb;
+        if (bMode == B_SHARED && prepared == null && caller.pb.length < bChunk * NR * k) caller.pb = new float[bChunk * NR * k];
+        float[] pa = caller.pa, pb = prepared != null ? prepared : caller.pb;
 
         for (int q0 = 0; q0 < panels; q0 += bChunk) {
             int np = Math.min(bChunk, panels - q0), jc = q0 * NR;
@@ -114,7 +144,7 @@ final class CpuGemmVector {
                 int nrb = Math.min(aChunk, rowBlocks - rb0), i0 = rb0 * MC;
                 // pack: a task per row block of A, then (shared B, first time round for this chunk) ~64K floats of B per task
                 int bPer = Math.max(1, (1 << 16) / (k * NR));
-                int bTasks = bMode == B_SHARED && rb0 == 0 ? (np + bPer - 1) / bPer : 0;
+                int bTasks = bMode == B_SHARED && prepared == null && rb0 == 0 ? (np + bPer - 1) / bPer : 0;
                 run(parallel, nrb + bTasks, t -> {
                     if (t < nrb) {
                         int r0 = i0 + t * MC;

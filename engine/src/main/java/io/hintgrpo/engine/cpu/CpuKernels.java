@@ -235,6 +235,18 @@ public final class CpuKernels implements Kernels {
     }
 
     @Override
+    public Buf prepareWeight(Buf w, int n, int k) {
+        float[] p = CpuGemm.prepareNT(f(w), w.off(), n, k);
+        return p == null ? null : new Buf(p, Buf.Type.F32, 0, p.length);
+    }
+
+    @Override
+    public void gemmPrepared(Buf out, Buf a, Buf prepared, Buf bias, int m, int n, int k, boolean accumulate) {
+        CpuGemm.gemmPrepared(f(out), out.off(), f(a), a.off(), f(prepared), bias == null ? null : f(bias), bias == null ? 0 : bias.off(),
+                m, n, k, accumulate);
+    }
+
+    @Override
     public void gemmBf16(Gemm layout, Buf out, Buf a, Buf b, Buf bias, int m, int n, int k, boolean accumulate) {
         String op = "gemmBf16 " + layout;
         if (m < 0 || n < 0 || k < 0)

@@ -146,6 +146,7 @@ public final class Generator {
         Cache cache = new Cache(b, maxT);
         Step step = new Step(b, cache, opt, keys);
         Kernels.Graph graph = null;
+        model.holdWeights(); // the weights stay fixed until the last token: NT GEMMs read them prepared
         try {
             // prefill: the training forward over the prompts, storing k and v of every real row
             int[] seq = new int[batch.rows()], pos = new int[batch.rows()];
@@ -214,6 +215,7 @@ public final class Generator {
             if (graph != null) graph.close(); // before the buffers it uses go
             step.free();
             cache.free();
+            model.releaseWeights();
         }
     }
 
@@ -256,6 +258,7 @@ public final class Generator {
             this.opt = opt;
             cache = new Cache(capacity, maxT);
             step = new Step(capacity, cache, opt, new long[capacity]);
+            model.holdWeights(); // until close: the weights do not change while the batch decodes
             active = new boolean[capacity];
             lengths = new int[capacity];
             generated = new int[capacity];
@@ -378,6 +381,7 @@ public final class Generator {
             if (graph[0] != null) graph[0].close();
             step.free();
             cache.free();
+            model.releaseWeights();
         }
     }
 

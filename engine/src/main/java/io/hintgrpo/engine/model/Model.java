@@ -125,6 +125,49 @@ public final class Model implements AutoCloseable {
      */
     public void paramsChanged() {
         paramsBf16Stale = true;
+        dropPrepared();
+    }
+
+    // ---- prepared weights (generation) ----
+
+    /** Weight offset → its arrangement for {@link Kernels#gemmPrepared}, while {@link #holdWeights} holds; null otherwise. */
+    private java.util.Map<Long, Buf> prepared;
+    private int weightHolds;
+
+    /**
+     * Generation says the weights stay fixed until {@link #releaseWeights}: NT GEMMs on a weight
+     * then use its prepared arrangement, made once on first use ({@link Kernels#prepareWeight}; the
+     * cpu backend packs it, so a decode step no longer repacks every weight per call). Holds nest
+     * (a server's decode batches overlap); {@link #paramsChanged} drops the arrangements anyway.
+     * Costs a second copy of the weights used while held.
+     */
+    public void holdWeights() {
+        if (weightHolds++ == 0) prepared = new java.util.HashMap<>();
+    }
+
+    public void releaseWeights() {
+        if (weightHolds == 0) throw new IllegalStateException("releaseWeights without holdWeights");
+        if (--weightHolds == 0) {
+            dropPrepared();
+            prepared = null;
+        }
+    }
+
+    private void dropPrepared() {
+        if (prepared == null) return;
+        for (Buf p : prepared.values()) if (p != null) kernels.free(p);
+        prepared.clear();
+    }
+
+    /** The prepared arrangement of weight b [n, k], made on first use; null where the backend prepares none. */
+    private Buf preparedWeight(Buf b, int n, int k) {
+        Long at = b.offset;
+        Buf p = prepared.get(at);
+        if (p == null && !prepared.containsKey(at)) {
+            p = kernels.prepareWeight(b, n, k);
+            prepared.put(at, p); // null too: asked once
+        }
+        return p;
     }
 
     /**
@@ -138,7 +181,11 @@ public final class Model implements AutoCloseable {
      */
     void gemm(Gemm layout, Buf out, Buf a, Buf b, Buf bias, int m, int n, int k, boolean accumulate) {
         if (precision == Precision.FP32) {
-            kernels.gemm(layout, out, a, b, bias, m, n, k, accumulate);
+            // a weight (a slice of the parameter matrices) while generation holds them: its prepared form
+            Buf p = prepared != null && layout == Gemm.NT && b.memory == params.memory && b.length == (long) n * k
+                    ? preparedWeight(b, n, k) : null;
+            if (p != null) kernels.gemmPrepared(out, a, p, bias, m, n, k, accumulate);
+            else kernels.gemm(layout, out, a, b, bias, m, n, k, accumulate);
             return;
         }
         kernels.gemmBf16(layout, out, bf16(a, (long) m * k, 0), bf16(b, (long) n * k, 1), bias, m, n, k, accumulate);
@@ -669,6 +716,7 @@ public final class Model implements AutoCloseable {
 
     @Override
     public void close() {
+        dropPrepared();
         freeBf16();
         if (acts != null) acts.free();
         if (grads != null) kernels.free(grads);

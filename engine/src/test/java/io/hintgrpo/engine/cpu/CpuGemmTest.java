@@ -142,6 +142,40 @@ class CpuGemmTest {
             }
     }
 
+    /**
+     * A prepared weight gives gemm's result bit for bit where gemm packs (m ≥ 16 rows), within fp32
+     * rounding of the exact product where gemm takes dot products (fewer rows), for any thread count;
+     * bias, accumulation, ragged panels and several k-blocks included.
+     */
+    @Test
+    void preparedWeightsGiveGemmsResult() {
+        int[][] shapes = {{16, 257, 513}, {300, 96, 64}, {97, 129, 255}, {1, 1000, 300}, {8, 2048, 256}, {15, 33, 700}};
+        for (int[] s : shapes) {
+            int m = s[0], n = s[1], k = s[2];
+            SplittableRandom rnd = new SplittableRandom(m * 7 + n);
+            float[] a = random(m * k + 3, rnd), w = random(n * k + 5, rnd), bias = random(n + 1, rnd), init = random(m * n + 2, rnd);
+            float[] prepared = CpuGemm.prepareNT(w, 5, n, k);
+            float[] want = init.clone();
+            CpuGemm.gemm(Gemm.NT, want, 2, a, 3, w, 5, bias, 1, m, n, k, true);
+            double[] exact = reference(Gemm.NT, init, 2, a, 3, w, 5, bias, 1, m, n, k, true);
+            for (int threads : new int[]{1, 2, 3}) {
+                Parallel.setThreads(threads);
+                float[] got = init.clone();
+                CpuGemm.gemmPrepared(got, 2, a, 3, prepared, bias, 1, m, n, k, true);
+                if (m >= CpuGemmVector.DOT_M) assertArrayEquals(want, got, 0f, Arrays.toString(s) + " threads=" + threads);
+                for (int i = 0; i < m * n; i++)
+                    assertEquals(exact[i], got[2 + i], 1e-5 * (1 + Math.abs(exact[i])) * Math.sqrt(k), Arrays.toString(s) + " element " + i);
+                assertEquals(init[0], got[0]);
+                assertEquals(init[1], got[1], "nothing before outOff is touched");
+            }
+            Parallel.setThreads(THREADS);
+        }
+        assertThrows(IllegalArgumentException.class, () -> CpuGemm.gemmPrepared(new float[4], 0, new float[4], 0, new float[3], null, 0, 2, 2, 2, false),
+                "a prepared array of another shape");
+        CpuGemm.forceScalar = true;
+        assertEquals(null, CpuGemm.prepareNT(new float[4], 0, 2, 2), "the scalar path prepares nothing");
+    }
+
     @Test
     void emptyAndDegenerateShapes() {
         float[] out = {1f, 2f, 3f, 4f};

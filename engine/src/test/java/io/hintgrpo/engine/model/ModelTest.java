@@ -121,6 +121,34 @@ class ModelTest {
         assertThrows(IllegalStateException.class, () -> stale.forward(0), "another forward ends a head");
     }
 
+    /**
+     * While generation holds the weights, NT GEMMs read them prepared: the logits of a text batch of
+     * ≥ 16 rows (every GEMM packs then, held or not) are bit for bit the unheld ones; a weight written
+     * during a hold is seen at once (the prepared copies are dropped); holds nest; an unmatched
+     * release fails.
+     */
+    @Test
+    void heldWeightsGiveTheSameLogitsAndNeverGoStale() {
+        ModelConfig cfg = config("text");
+        Model m = model(cfg, 6);
+        Batch batch = Batch.pack(cfg, TestModels.randomSequences(cfg, new SplittableRandom(5), 9, 11));
+        float[] free = m.logits(batch);
+        m.holdWeights();
+        m.holdWeights();
+        assertArrayEquals(free, m.logits(batch), 0f, "prepared weights, same rounding");
+        m.releaseWeights();
+        assertArrayEquals(free, m.logits(batch), 0f, "still held once");
+        String w = "model.layers.0.mlp.down_proj.weight";
+        float[] v = m.download(w);
+        for (int i = 0; i < v.length; i++) v[i] *= -2;
+        m.upload(w, v);
+        float[] changed = m.logits(batch);
+        m.releaseWeights();
+        assertArrayEquals(m.logits(batch), changed, 0f, "a write during a hold is used at once");
+        assertFalse(java.util.Arrays.equals(free, changed));
+        assertThrows(IllegalStateException.class, m::releaseWeights);
+    }
+
     @Test
     void paddingDoesNotChangeASequencesResults() {
         ModelConfig cfg = config("mlp");

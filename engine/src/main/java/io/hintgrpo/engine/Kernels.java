@@ -295,10 +295,7 @@ public interface Kernels extends AutoCloseable {
 
     /** The key of {@link #sampleRows} for stream `row` of a seed: splitmix64 of (seed, row), so nearby rows and seeds get unrelated streams. */
     static long streamKey(long seed, long row) {
-        long x = seed + 0x9E3779B97F4A7C15L * (row + 1);
-        x = (x ^ (x >>> 30)) * 0xBF58476D1CE4E5B9L;
-        x = (x ^ (x >>> 27)) * 0x94D049BB133111EBL;
-        return x ^ (x >>> 31);
+        return splitmix64(seed + 0x9E3779B97F4A7C15L * (row + 1));
     }
 
     /** keys for {@link #sampleRows} as the I32 pairs (low, high) it reads. */
@@ -313,11 +310,14 @@ public interface Kernels extends AutoCloseable {
 
     /** The counter-based uniform in [0, 1) of {@link #sample}: splitmix64 of (seed, row, step), 24 bits. */
     static float uniform(long seed, long row, long step) {
-        long x = seed + 0x9E3779B97F4A7C15L * (row + 1) + 0xD1B54A32D192ED03L * (step + 1);
+        return (splitmix64(seed + 0x9E3779B97F4A7C15L * (row + 1) + 0xD1B54A32D192ED03L * (step + 1)) >>> 40) * 0x1.0p-24f;
+    }
+
+    /** splitmix64's output mix (the CUDA sampler has its twin in sampling.cu). */
+    private static long splitmix64(long x) {
         x = (x ^ (x >>> 30)) * 0xBF58476D1CE4E5B9L;
         x = (x ^ (x >>> 27)) * 0x94D049BB133111EBL;
-        x ^= x >>> 31;
-        return (x >>> 40) * 0x1.0p-24f;
+        return x ^ (x >>> 31);
     }
 
     // ---- LM head loss ----

@@ -434,8 +434,8 @@ public final class CpuKernels implements Kernels {
         }));
     }
 
-    /** theta^(-2i/d) in fp32, as HF computes it. */
-    static float[] ropeInverseFrequencies(int headDim, float theta) {
+    /** theta^(-2i/d) in fp32, as HF computes it (also ONNX export's rope tables). */
+    public static float[] ropeInverseFrequencies(int headDim, float theta) {
         float[] inv = new float[headDim / 2];
         for (int i = 0; i < inv.length; i++) inv[i] = (float) (1.0 / Math.pow(theta, (float) (2 * i) / headDim));
         return inv;
@@ -612,27 +612,27 @@ public final class CpuKernels implements Kernels {
     @Override
     public void sample(Buf tokens, Buf logits, int b, int v, float temperature, int topK, float topP, long seed, long step,
                        Buf banned, int nBanned) {
-        float[] z = f(logits);
-        int[] tok = i(tokens);
-        boolean[] isBanned = new boolean[v];
-        for (int j = 0; j < nBanned; j++) isBanned[i(banned)[banned.off() + j]] = true;
-        Parallel.forEach(b, r -> tok[tokens.off() + r] = sampleRow(z, logits.off() + r * v, v, temperature, topK, topP,
-                Kernels.uniform(seed, r, step), isBanned));
+        drawRows(tokens, logits, b, v, temperature, topK, topP, banned, nBanned, r -> Kernels.uniform(seed, r, step));
     }
 
     @Override
     public void sampleRows(Buf tokens, Buf logits, int b, int v, float temperature, int topK, float topP, Buf keys, Buf steps,
                            Buf banned, int nBanned) {
-        float[] z = f(logits);
-        int[] tok = i(tokens), k = i(keys), st = i(steps);
+        int[] k = i(keys), st = i(steps);
         int ko = keys.off(), so = steps.off();
+        drawRows(tokens, logits, b, v, temperature, topK, topP, banned, nBanned, r ->
+                Kernels.uniform((k[ko + 2 * r] & 0xFFFFFFFFL) | ((long) k[ko + 2 * r + 1] << 32), 0, st[so + r]));
+    }
+
+    /** One token per row of logits, drawn with the uniform u(r) of its row (sample and sampleRows differ only there). */
+    private void drawRows(Buf tokens, Buf logits, int b, int v, float temperature, int topK, float topP, Buf banned, int nBanned,
+                          java.util.function.IntToDoubleFunction u) {
+        float[] z = f(logits);
+        int[] tok = i(tokens);
         boolean[] isBanned = new boolean[v];
         for (int j = 0; j < nBanned; j++) isBanned[i(banned)[banned.off() + j]] = true;
-        Parallel.forEach(b, r -> {
-            long key = (k[ko + 2 * r] & 0xFFFFFFFFL) | ((long) k[ko + 2 * r + 1] << 32);
-            tok[tokens.off() + r] = sampleRow(z, logits.off() + r * v, v, temperature, topK, topP,
-                    Kernels.uniform(key, 0, st[so + r]), isBanned);
-        });
+        Parallel.forEach(b, r -> tok[tokens.off() + r] = sampleRow(z, logits.off() + r * v, v, temperature, topK, topP,
+                (float) u.applyAsDouble(r), isBanned));
     }
 
     static int sampleRow(float[] logits, int off, int v, float temperature, int topK, float topP, float u, boolean[] banned) {

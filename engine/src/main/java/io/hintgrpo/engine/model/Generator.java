@@ -169,10 +169,12 @@ public final class Generator {
             List<float[]> logprobs = new ArrayList<>();
             boolean[] stopped = new boolean[b];
             int[] generated = new int[b];
+            int[] stepOf = new int[b]; // every row draws its n-th token at step n
             for (int n = 0; n < opt.maxNewTokens(); n++) {
-                step.setInputs(lengths, n);
+                Arrays.fill(stepOf, n);
+                step.setInputs(lengths, stepOf);
                 if (n == 0) {
-                    step.head(); // the prefill's last hidden rows
+                    step.head(0, b); // the prefill's last hidden rows
                 } else {
                     // feed the tokens drawn at n - 1 at each sequence's next position, then draw
                     if (!replay) {
@@ -245,7 +247,7 @@ public final class Generator {
         private final boolean[] active;
         private final int[] lengths, generated, budget;
         private final int[][] stops;
-        private final int[] drawn;
+        private final int[] drawn, at, stepOf;
         private final float[] logprobs;
 
         /** capacity rows of up to maxT positions (prompt + new tokens) each; opt's maxNewTokens, seed and stop tokens are unused (per row instead). */
@@ -265,6 +267,8 @@ public final class Generator {
             budget = new int[capacity];
             stops = new int[capacity][];
             drawn = new int[capacity];
+            at = new int[capacity];
+            stepOf = new int[capacity];
             logprobs = new float[capacity];
         }
 
@@ -299,7 +303,7 @@ public final class Generator {
                 throw new IllegalArgumentException("prompt length " + len + " + " + maxNewTokens + " new tokens exceed the batch's " + maxT + " positions");
             Kernels k = model.kernels;
             ModelConfig cfg = model.config;
-            int c = cfg.hiddenSize(), v = cfg.vocabSize();
+            int c = cfg.hiddenSize();
             Batch batch = Batch.pack(cfg, List.of(prompt));
             int[] seq = new int[len], pos = new int[len];
             for (int i = 0; i < len; i++) { seq[i] = slot; pos[i] = i; }
@@ -311,20 +315,15 @@ public final class Generator {
             k.free(last);
             k.upload(step.keys.slice(2L * slot, 2), Kernels.keyWords(new long[]{key}));
             k.upload(step.steps.slice(slot, 1), new int[]{0});
-            // the first token: the head on this row alone
-            Buf logits = step.logits.slice((long) slot * v, v), token = step.tokens.slice(slot, 1);
-            model.gemm(Gemm.NT, logits, step.hidden.slice((long) slot * c, c), model.param(model.lmHeadName()), null, 1, v, c, false);
-            k.sampleRows(token, logits, 1, v, opt.temperature(), opt.topK(), opt.topP(), step.keys.slice(2L * slot, 2),
-                    step.steps.slice(slot, 1), step.banned, step.nBanned);
+            step.head(slot, 1); // the first token: the head on this row alone
             float lp = Float.NaN;
             if (opt.logprobs()) {
                 float[] out = new float[1];
-                step.logprobOf(logits, token, step.logprob.slice(slot, 1), step.entropy.slice(slot, 1), step.weights.slice(slot, 1), 1);
                 k.download(step.logprob.slice(slot, 1), out);
                 lp = out[0];
             }
             int[] t = new int[1];
-            k.download(token, t);
+            k.download(step.tokens.slice(slot, 1), t);
             active[slot] = true;
             lengths[slot] = len;
             generated[slot] = 1;
@@ -354,12 +353,10 @@ public final class Generator {
             Kernels k = model.kernels;
             for (int s = 0; s < capacity; s++) {
                 // active rows feed their last token at position lengths + generated − 1; free ones sit at 0
-                int at = active[s] ? lengths[s] + generated[s] - 1 : 0;
-                step.hostInputs[s] = at;
-                step.hostInputs[capacity + s] = at + 1;
-                step.hostInputs[2 * capacity + s] = active[s] ? generated[s] : 0;
+                at[s] = active[s] ? lengths[s] + generated[s] - 1 : 0;
+                stepOf[s] = active[s] ? generated[s] : 0;
             }
-            k.upload(step.inputs, step.hostInputs);
+            step.setInputs(at, stepOf);
             if (graphs && k.supportsGraphs()) {
                 if (graph[0] == null) graph[0] = k.captureGraph(step::run);
                 graph[0].launch();
@@ -453,12 +450,12 @@ public final class Generator {
             bufs[1] = new Model.LayerBufs(x[1], ln, rstd, qkv, att, xmid, ln2, rstd2, gateUp, act, x[0]);
         }
 
-        /** Step n feeds each sequence's token at position lengths[s] (its cache then holds lengths[s] + 1). */
-        void setInputs(int[] len, int n) {
+        /** Row s feeds its token at position pos[s] (its cache then holds pos[s] + 1) and draws with sampler step stepOf[s]. */
+        void setInputs(int[] pos, int[] stepOf) {
             for (int s = 0; s < b; s++) {
-                hostInputs[s] = len[s];
-                hostInputs[b + s] = len[s] + 1;
-                hostInputs[2 * b + s] = n;
+                hostInputs[s] = pos[s];
+                hostInputs[b + s] = pos[s] + 1;
+                hostInputs[2 * b + s] = stepOf[s];
             }
             model.kernels.upload(inputs, hostInputs);
         }
@@ -466,7 +463,7 @@ public final class Generator {
         /** The step after the first: the last drawn tokens through the layers, then the head. */
         void run() {
             body();
-            head();
+            head(0, b);
         }
 
         /** One token per sequence through every layer with cache attention, ending in the final norm. */
@@ -486,27 +483,26 @@ public final class Generator {
         }
 
         /**
-         * LM head on the final-normed hidden rows, a draw into tokens, and, when asked, the log-prob of
-         * each drawn token at the sampling temperature (1 when greedy) into logprob.
+         * Rows [r0, r0 + n) of the final-normed hidden: LM head, a draw into tokens, and, when asked,
+         * the log-prob of each drawn token at the sampling temperature (1 when greedy) into logprob.
+         * Without per-row keys only the whole batch (r0 = 0, n = b): its streams are the batch rows.
          */
-        void head() {
+        void head(int r0, int n) {
             ModelConfig cfg = model.config;
             Kernels k = model.kernels;
-            model.gemm(Gemm.NT, logits, hidden, model.param(model.lmHeadName()), null, b, cfg.vocabSize(), cfg.hiddenSize(), false);
+            int c = cfg.hiddenSize(), v = cfg.vocabSize();
+            Buf lg = logits.slice((long) r0 * v, (long) n * v), tok = tokens.slice(r0, n);
+            model.gemm(Gemm.NT, lg, hidden.slice((long) r0 * c, (long) n * c), model.param(model.lmHeadName()), null, n, v, c, false);
             if (keys != null)
-                k.sampleRows(tokens, logits, b, cfg.vocabSize(), opt.temperature(), opt.topK(), opt.topP(), keys, steps, banned, nBanned);
-            else
-                k.sample(tokens, logits, b, cfg.vocabSize(), opt.temperature(), opt.topK(), opt.topP(), opt.seed(), stepIndex,
+                k.sampleRows(tok, lg, n, v, opt.temperature(), opt.topK(), opt.topP(), keys.slice(2L * r0, 2L * n), steps.slice(r0, n),
                         banned, nBanned);
-            if (opt.logprobs()) logprobOf(logits, tokens, logprob, entropy, weights, b);
-        }
-
-        /** The log-prob of each drawn token at the sampling temperature (1 when greedy), over n rows. */
-        void logprobOf(Buf logits, Buf tokens, Buf logprob, Buf entropy, Buf weights, int n) {
-            Kernels k = model.kernels;
+            else
+                k.sample(tok, lg, n, v, opt.temperature(), opt.topK(), opt.topP(), opt.seed(), stepIndex, banned, nBanned);
+            if (!opt.logprobs()) return;
             float t = opt.temperature() == 0f ? 1f : opt.temperature();
-            k.fill(weights, 0f);
-            k.crossEntropy(logits, logprob, entropy, null, tokens, weights, n, model.config.vocabSize(), 1f / t, false);
+            Buf w = weights.slice(r0, n);
+            k.fill(w, 0f);
+            k.crossEntropy(lg, logprob.slice(r0, n), entropy.slice(r0, n), null, tok, w, n, v, 1f / t, false);
         }
 
         void free() {

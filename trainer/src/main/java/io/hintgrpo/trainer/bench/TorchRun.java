@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.hintgrpo.trainer.data.AtomicFiles;
 
 import java.io.BufferedReader;
 import java.io.IOException;
@@ -16,7 +17,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Collection;
-import java.util.Comparator;
 import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
@@ -25,7 +25,6 @@ import java.util.Map;
 import java.util.Set;
 import java.util.TreeMap;
 import java.util.function.Consumer;
-import java.util.stream.Stream;
 
 /**
  * The in-run PyTorch reference of {@code hintgrpo bench}: scripts/torch_cpu_bench.py on Debian's
@@ -271,8 +270,8 @@ final class TorchRun implements AutoCloseable {
     @Override
     public void close() {
         if (running != null) running.destroyForcibly();
-        try (Stream<Path> files = Files.walk(refs)) {
-            for (Path f : files.sorted(Comparator.reverseOrder()).toList()) Files.deleteIfExists(f);
+        try {
+            AtomicFiles.deleteTree(refs);
         } catch (IOException e) {
             // a leftover temporary folder is harmless
         }

@@ -174,10 +174,8 @@ final class DataCommand {
 
         @Override
         public Integer call() throws IOException {
-            if (!(timeoutSeconds > 0) || Double.isInfinite(timeoutSeconds))
+            if (!(timeoutSeconds > 0) || Double.isInfinite(timeoutSeconds)) // before it becomes a Duration
                 throw new BadInputException("--timeout", "must be a positive number of seconds, got " + timeoutSeconds);
-            if (maxTokens < 1) throw new BadInputException("--max-tokens", "must be ≥ 1, got " + maxTokens);
-            if (!(temperature >= 0) || Double.isInfinite(temperature)) throw new BadInputException("--temperature", "must be ≥ 0, got " + temperature);
             if (!java.nio.file.Files.isRegularFile(in)) throw new BadInputException(in.toString(), "input file not found");
             io.hintgrpo.trainer.data.AtomicFiles.refuseInput(out, "--out", List.of(in));
             io.hintgrpo.trainer.data.AtomicFiles.probeFile(out);

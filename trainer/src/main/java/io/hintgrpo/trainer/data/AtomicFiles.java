@@ -175,7 +175,8 @@ public final class AtomicFiles {
         }
     }
 
-    private static void deleteTree(Path root) throws IOException {
+    /** Removes a folder and everything in it (a temporary folder that did not become an output). */
+    public static void deleteTree(Path root) throws IOException {
         if (!Files.exists(root)) return;
         try (Stream<Path> walk = Files.walk(root)) {
             for (Path p : walk.sorted(Comparator.reverseOrder()).toList()) Files.deleteIfExists(p);

@@ -127,6 +127,9 @@ public final class RemoteTeacher {
         if (s.concurrency() < 1) throw new BadInputException("--concurrency", "must be ≥ 1, got " + s.concurrency());
         if (s.retries() < 0) throw new BadInputException("--retries", "must be ≥ 0, got " + s.retries());
         if (!(s.tolerance() >= 0)) throw new BadInputException("--tolerance", "must be ≥ 0, got " + s.tolerance());
+        if (s.maxTokens() < 1) throw new BadInputException("--max-tokens", "must be ≥ 1, got " + s.maxTokens());
+        if (!(s.temperature() >= 0) || Double.isInfinite(s.temperature()))
+            throw new BadInputException("--temperature", "must be ≥ 0, got " + s.temperature());
         String scheme = s.endpoint().getScheme();
         if (scheme == null || !(scheme.equals("http") || scheme.equals("https")) || s.endpoint().getHost() == null)
             throw new BadInputException("--endpoint", "not an http(s) URL: " + s.endpoint());

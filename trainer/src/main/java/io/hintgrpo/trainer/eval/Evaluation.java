@@ -12,7 +12,6 @@ import io.hintgrpo.trainer.format.ParsedResponse;
 import io.hintgrpo.trainer.tokenizer.Tokenizer;
 
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
@@ -103,7 +102,7 @@ public final class Evaluation {
         Tokenizer.Specials sp = tok.specials();
         Generator gen = new Generator(model);
         Generator.Options g = new Generator.Options(opt.maxNewTokens(), opt.temperature(), opt.topK(), opt.topP(), opt.seed(),
-                new int[]{sp.answerClose(), sp.imEnd()});
+                sp.responseStops());
         List<Row> rows = new ArrayList<>();
         for (int i = 0; i < data.size(); i += opt.batchSize()) {
             List<Utterance> chunk = data.subList(i, Math.min(data.size(), i + opt.batchSize()));
@@ -115,9 +114,7 @@ public final class Evaluation {
             List<Generator.Completion> out = gen.generate(prompts, g, keys);
             for (int s = 0; s < chunk.size(); s++) {
                 int[] ids = out.get(s).tokens();
-                // the end-of-turn token is not part of the response text
-                if (ids.length > 0 && ids[ids.length - 1] == sp.imEnd()) ids = Arrays.copyOf(ids, ids.length - 1);
-                String text = tok.decode(ids);
+                String text = tok.responseText(ids, ids.length);
                 rows.add(new Row(chunk.get(s), text, DcParser.parse(text), out.get(s).tokens().length));
             }
             if (progress != null) progress.accept("generated " + Math.min(data.size(), i + opt.batchSize()) + "/" + data.size());

@@ -64,7 +64,9 @@ public final class Onnx {
 
     /** TensorProto {dims = 1, data_type = 2, name = 8, raw_data = 9 (little-endian)} of floats. */
     public static Pb floatTensor(String name, float[] values, long... dims) {
-        return tensor(name, FLOAT, littleEndian(values), dims);
+        ByteBuffer raw = ByteBuffer.allocate(4 * values.length).order(ByteOrder.LITTLE_ENDIAN);
+        raw.asFloatBuffer().put(values);
+        return tensor(name, FLOAT, raw.array(), dims);
     }
 
     public static Pb int64Tensor(String name, long[] values, long... dims) {
@@ -86,12 +88,6 @@ public final class Onnx {
         t.message(13, new Pb().string(1, "offset").string(2, Long.toString(offset)));
         t.message(13, new Pb().string(1, "length").string(2, Long.toString(length)));
         return t.varint(14, DATA_LOCATION_EXTERNAL);
-    }
-
-    static byte[] littleEndian(float[] values) {
-        ByteBuffer raw = ByteBuffer.allocate(4 * values.length).order(ByteOrder.LITTLE_ENDIAN);
-        raw.asFloatBuffer().put(values);
-        return raw.array();
     }
 
     private static Pb tensor(String name, int type, byte[] raw, long[] dims) {
@@ -127,11 +123,6 @@ public final class Onnx {
 
         public byte[] bytes() {
             return out.toByteArray();
-        }
-
-        /** Bytes written so far. */
-        public long size() {
-            return out.size();
         }
 
         /** Base-128 varint; a negative int64 takes all ten bytes, as protobuf writes it. */

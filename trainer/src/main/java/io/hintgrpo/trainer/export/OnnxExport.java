@@ -4,6 +4,7 @@ import ai.onnxruntime.OnnxTensor;
 import ai.onnxruntime.OrtEnvironment;
 import ai.onnxruntime.OrtException;
 import ai.onnxruntime.OrtSession;
+import io.hintgrpo.engine.cpu.CpuKernels;
 import io.hintgrpo.engine.model.Batch;
 import io.hintgrpo.engine.model.Model;
 import io.hintgrpo.engine.model.ModelConfig;
@@ -21,13 +22,11 @@ import java.nio.LongBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.Comparator;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
 import java.util.function.Consumer;
-import java.util.stream.Stream;
 
 /**
  * The model's forward as an ONNX graph of standard operators (opset 17) that ONNX Runtime, or any
@@ -139,9 +138,7 @@ public final class OnnxExport {
             for (int len : probe.lengths) tokens += len;
             return new Result(out, external ? finalData : null, weightBytes, err, probe.b, tokens);
         } finally {
-            try (Stream<Path> files = Files.walk(tmp)) {
-                for (Path p : files.sorted(Comparator.reverseOrder()).toList()) Files.deleteIfExists(p);
-            }
+            AtomicFiles.deleteTree(tmp);
         }
     }
 
@@ -428,10 +425,10 @@ public final class OnnxExport {
     static float[][] ropeTables(int positions, int d, float theta) {
         int half = d / 2;
         float[] cos = new float[positions * d], sin = new float[positions * d];
+        float[] invFreq = CpuKernels.ropeInverseFrequencies(d, theta);
         for (int i = 0; i < half; i++) {
-            float invFreq = (float) (1.0 / Math.pow(theta, (float) (2 * i) / d));
             for (int p = 0; p < positions; p++) {
-                float angle = (float) p * invFreq;
+                float angle = (float) p * invFreq[i];
                 cos[p * d + i] = cos[p * d + i + half] = (float) Math.cos(angle);
                 sin[p * d + i] = sin[p * d + i + half] = (float) Math.sin(angle);
             }

@@ -481,8 +481,8 @@ public final class ModelInit {
     }
 
     private static void deleteTree(Path root) {
-        try (Stream<Path> s = Files.walk(root)) {
-            for (Path p : s.sorted(Comparator.reverseOrder()).toList()) Files.deleteIfExists(p);
+        try {
+            AtomicFiles.deleteTree(root);
         } catch (IOException ignored) {
             // best effort: the original error matters more than a leftover hidden folder
         }

@@ -134,7 +134,7 @@ public final class Rollouts {
             while (to < prompts.size() && to - from < MAX_BATCH && owner.get(to).hint().length == hintLength) to++;
             Generator.Options opt = new Generator.Options(Math.max(1, maxCompletionTokens - hintLength), sampling.temperature(),
                     sampling.topK(), sampling.topP(),
-                    seed * 0x9E3779B97F4A7C15L + from, new int[]{specials.answerClose(), specials.imEnd()});
+                    seed * 0x9E3779B97F4A7C15L + from, specials.responseStops());
             List<Generator.Completion> done = gen.generate(prompts.subList(from, to), opt);
             for (int i = from; i < to; i++) out.add(score(owner.get(i).group().utterance, owner.get(i).hint(), done.get(i - from)));
             from = to;

@@ -110,7 +110,6 @@ public final class Scheduler {
     private final Generator generator;
     private final int batchSize, maxContext, maxBatches, maxQueue;
     private final int[] stopTokens;
-    private final int imEnd;
     private final Consumer<String> log;
     private final BlockingQueue<Job> incoming = new LinkedBlockingQueue<>();
     private final List<Row> pending = new ArrayList<>();
@@ -134,9 +133,7 @@ public final class Scheduler {
         this.maxBatches = maxBatches;
         this.maxQueue = maxQueue;
         this.log = log;
-        Tokenizer.Specials sp = tok.specials();
-        this.stopTokens = new int[]{sp.answerClose(), sp.imEnd()}; // as hintgrpo generate stops
-        this.imEnd = sp.imEnd();
+        this.stopTokens = tok.specials().responseStops(); // as hintgrpo generate stops
         thread = new Thread(this::loop, "hintgrpo-scheduler");
         thread.setDaemon(true);
         thread.start();
@@ -347,10 +344,9 @@ public final class Scheduler {
         String delta = "";
         // text is decoded per token only where someone reads it early (streaming) or stop strings need it
         if (finish != null || q.stream() || !q.stop().isEmpty()) {
-            int n = r.count > 0 && r.tokens[r.count - 1] == imEnd ? r.count - 1 : r.count; // end of turn is not text
             String text;
             synchronized (tok) {
-                text = tok.decode(Arrays.copyOf(r.tokens, n));
+                text = tok.responseText(r.tokens, r.count);
             }
             int cut = firstStop(text, q.stop());
             if (cut >= 0) {

@@ -32,7 +32,12 @@ public final class Tokenizer implements AutoCloseable {
 
     /** Ids of the tokens in {@link SpecialTokens#REQUIRED}. */
     public record Specials(int pad, int imStart, int imEnd, int audio, int vision,
-                           int discOpen, int discClose, int calibOpen, int calibClose, int answerOpen, int answerClose) {}
+                           int discOpen, int discClose, int calibOpen, int calibClose, int answerOpen, int answerClose) {
+        /** Where a response ends: the answer's closing tag, or the end of the turn (kept in the completion). */
+        public int[] responseStops() {
+            return new int[]{answerClose, imEnd};
+        }
+    }
 
     private Tokenizer(HuggingFaceTokenizer hf, Map<String, Integer> idOfToken, int vocabSize, String where) {
         this.hf = hf;
@@ -94,6 +99,12 @@ public final class Tokenizer implements AutoCloseable {
         long[] arr = new long[known.size()];
         for (int i = 0; i < arr.length; i++) arr[i] = known.get(i);
         return hf.decode(arr, false);
+    }
+
+    /** A response's text: its tokens decoded, a final end-of-turn token left out (it ends the turn, it is not text). */
+    public String responseText(int[] ids, int count) {
+        int n = count > 0 && ids[count - 1] == idOf(SpecialTokens.IM_END) ? count - 1 : count;
+        return decode(java.util.Arrays.copyOf(ids, n));
     }
 
     /** One more than the largest token id (the model's vocab_size must be at least this). */

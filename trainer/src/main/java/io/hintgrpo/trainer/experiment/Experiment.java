@@ -14,7 +14,7 @@ import io.hintgrpo.trainer.data.Jsonl;
 import io.hintgrpo.trainer.data.Utterance;
 import io.hintgrpo.trainer.eval.Evaluation;
 import io.hintgrpo.trainer.eval.Metrics;
-import io.hintgrpo.trainer.report.LinePlot;
+import io.hintgrpo.trainer.report.Chart;
 import io.hintgrpo.trainer.rl.GrpoConfig;
 import io.hintgrpo.trainer.rl.GrpoRun;
 import io.hintgrpo.trainer.rl.GrpoTrainer;
@@ -254,7 +254,7 @@ public final class Experiment {
         Map<String, List<RunResult>> byMethod = new LinkedHashMap<>();
         for (RunResult r : results) if (!r.history().isEmpty()) byMethod.computeIfAbsent(r.method(), k -> new ArrayList<>()).add(r);
         for (Curve c : curves) {
-            LinePlot plot = new LinePlot(c.title(), "step", c.title());
+            Chart plot = new Chart(c.title(), "step", c.title());
             byMethod.forEach((method, rs) -> {
                 int n = rs.stream().mapToInt(r -> r.history().size()).max().orElse(0);
                 double[] x = new double[n], y = new double[n];
@@ -269,7 +269,7 @@ public final class Experiment {
             });
             plot.write(outDir.resolve(c.file()), 760, 440);
         }
-        LinePlot mae = new LinePlot("validation MAE (greedy)", "step", "MAE");
+        Chart mae = new Chart("validation MAE (greedy)", "step", "MAE");
         byMethod.forEach((method, rs) -> {
             Map<Double, double[]> at = new java.util.TreeMap<>();
             for (RunResult r : rs)

@@ -9,7 +9,7 @@ import io.hintgrpo.trainer.data.Utterance;
 import io.hintgrpo.trainer.format.Polarity;
 import io.hintgrpo.trainer.loop.LrSchedule;
 import io.hintgrpo.trainer.loop.TrainLoop;
-import io.hintgrpo.trainer.report.LinePlot;
+import io.hintgrpo.trainer.report.Chart;
 import io.hintgrpo.trainer.tokenizer.Tokenizer;
 
 import java.io.IOException;
@@ -326,7 +326,7 @@ public final class GrpoTrainer implements TrainLoop.Steps<GrpoTrainer.StepMetric
             hard[i] = m.hardGroupRate();
             zero[i] = m.zeroAdvantageShareAfter();
         }
-        LinePlot plot = new LinePlot("GRPO", "step", "value")
+        Chart plot = new Chart("GRPO", "step", "value")
                 .add("reward (free rollouts)", x, before).add("reward (trained batch)", x, after)
                 .add("hard-group rate", x, hard).add("zero-advantage share", x, zero);
         double[] ex = evals.stream().mapToDouble(TrainLoop.Eval::step).toArray();

@@ -10,7 +10,7 @@ import io.hintgrpo.trainer.loop.Evaluator;
 import io.hintgrpo.trainer.loop.LrSchedule;
 import io.hintgrpo.trainer.loop.Run;
 import io.hintgrpo.trainer.loop.TrainLoop;
-import io.hintgrpo.trainer.report.LinePlot;
+import io.hintgrpo.trainer.report.Chart;
 
 import java.io.IOException;
 import java.nio.file.Path;
@@ -122,7 +122,7 @@ public final class SftTrainer implements TrainLoop.Steps<SftTrainer.StepMetrics>
             x[i] = history.get(i).step();
             y[i] = history.get(i).loss();
         }
-        new LinePlot("SFT loss", "step", "loss").add("train loss", x, y).write(file, 720, 420);
+        new Chart("SFT loss", "step", "loss").add("train loss", x, y).write(file, 720, 420);
     }
 
     static int responseTokens(Sequence s) {

@@ -54,8 +54,8 @@ class FaultInjectionTest {
         c.put("init", List.of("init", "--from", m, "--out", d.resolve("m").toString()));
         c.put("demo", List.of("demo", "--out", d.resolve("demo").toString(), "--steps", "1", "--grpo-steps", "0", "--test-limit", "2",
                 "--backend", "cpu"));
-        c.put("experiment", List.of("experiment", "--sft", m, "--corpus", dir.resolve("corpus").toString(), "--work",
-                d.resolve("work").toString(), "--out", d.resolve("results").toString(), "--budget", "4", "--backend", "cpu"));
+        c.put("experiment", List.of("experiment", "--work", d.resolve("work").toString(), "--out", d.resolve("results").toString(),
+                "--budget", "4", "--corpus-size", "40", "--eval-size", "2", "--sft-steps", "1", "--seeds", "1", "--backend", "cpu"));
         return c;
     }
 

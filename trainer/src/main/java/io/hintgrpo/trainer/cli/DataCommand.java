@@ -69,14 +69,21 @@ final class DataCommand {
                 + "on which the teacher follows the words, so its chain is wrong and filtered out (default: ${DEFAULT-VALUE}).")
         double teacherBlindSpot;
 
+        @Option(names = "--eval-size", defaultValue = "0", description = "Valid and test utterances per domain, e.g. 1000 for "
+                + "≥ 200 hard test items per domain; --size then decides the training split alone (80 %% of it) and the training "
+                + "records stay the same (default: ${DEFAULT-VALUE} = 10 %% of each domain each).")
+        int evalSize;
+
         @Override
         public Integer call() throws IOException {
             SynthCorpus.Options o = new SynthCorpus.Options(seed, size, teacherErrorRate, framesAudio, framesVision,
-                    conflictRate, filterTolerance, teacherBlindSpot);
+                    conflictRate, filterTolerance, teacherBlindSpot, evalSize);
             SynthCorpus.Summary s = SynthCorpus.write(out, o);
             PrintWriter w = spec.commandLine().getOut();
             JsonNode m = s.manifest();
-            w.printf("wrote %s: %d utterances in %s, vocabulary %d tokens%n", out, size, SynthCorpus.domains(), m.path("vocab_size").asInt());
+            int total = 0;
+            for (JsonNode d : m.path("splits")) for (JsonNode n : d) total += n.asInt();
+            w.printf("wrote %s: %d utterances in %s, vocabulary %d tokens%n", out, total, SynthCorpus.domains(), m.path("vocab_size").asInt());
             w.printf("classes: %s; conflicts: %s%n", m.path("classes"), m.path("conflicts"));
             JsonNode t = m.path("teacher");
             w.printf("teacher chains: %d errors injected, %d in the blind spot, filter kept %d and dropped %d%n",

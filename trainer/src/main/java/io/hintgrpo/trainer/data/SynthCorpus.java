@@ -55,9 +55,12 @@ public final class SynthCorpus {
      * @param teacherBlindSpot share of the hard (conflict) training utterances on which the teacher
      *                         follows the words: its polarity is wrong there, so the correctness
      *                         filter drops those chains and SFT never sees good reasoning for them
+     * @param evalSize         valid and test utterances per domain (0: 10 % of the domain's share of
+     *                         size each); the training split stays 80 % of that share either way, so
+     *                         a larger evaluation set leaves the training records unchanged
      */
     public record Options(long seed, int size, double teacherErrorRate, int framesAudio, int framesVision,
-                          double conflictRate, double filterTolerance, double teacherBlindSpot) {
+                          double conflictRate, double filterTolerance, double teacherBlindSpot, int evalSize) {
         public static final double DEFAULT_TEACHER_ERROR_RATE = 0.1, DEFAULT_CONFLICT_RATE = 0.25;
         public static final int DEFAULT_FRAMES = 6;
 
@@ -71,12 +74,19 @@ public final class SynthCorpus {
             if (!(filterTolerance >= 0) || !Double.isFinite(filterTolerance))
                 throw new BadInputException("--filter-tolerance", "must be a non-negative number, got " + filterTolerance);
             rate("--teacher-blind-spot", teacherBlindSpot);
+            if (evalSize < 0 || evalSize > 1_000_000) throw new BadInputException("--eval-size", "must be in [0, 1000000] (0 = 10 % of each domain), got " + evalSize);
+        }
+
+        /** With the default evaluation splits. */
+        public Options(long seed, int size, double teacherErrorRate, int framesAudio, int framesVision, double conflictRate,
+                       double filterTolerance, double teacherBlindSpot) {
+            this(seed, size, teacherErrorRate, framesAudio, framesVision, conflictRate, filterTolerance, teacherBlindSpot, 0);
         }
 
         /** Without a teacher blind spot. */
         public Options(long seed, int size, double teacherErrorRate, int framesAudio, int framesVision, double conflictRate,
                        double filterTolerance) {
-            this(seed, size, teacherErrorRate, framesAudio, framesVision, conflictRate, filterTolerance, 0);
+            this(seed, size, teacherErrorRate, framesAudio, framesVision, conflictRate, filterTolerance, 0, 0);
         }
 
         public static Options defaults(long seed, int size) {
@@ -139,7 +149,9 @@ public final class SynthCorpus {
             SynthDomain domain = domains.get(d);
             List<Phrase> phrases = Lexicon.phrases(domain);
             int n = domainSize(o.size(), d, domains.size());
-            int nTrain = n * 8 / 10, nValid = n / 10;
+            int nTrain = n * 8 / 10, nValid = o.evalSize() > 0 ? o.evalSize() : n / 10;
+            // utterance i always draws from stream (seed, domain, i): --eval-size moves indices past nTrain between valid and test only
+            if (o.evalSize() > 0) n = nTrain + 2 * o.evalSize();
             for (int i = 0; i < n; i++) {
                 String split = i < nTrain ? "train" : i < nTrain + nValid ? "valid" : "test";
                 out.add(utterance(o, d, domain, i, split, phrases));
@@ -425,6 +437,7 @@ public final class SynthCorpus {
         m.put("teacher_error_rate", o.teacherErrorRate());
         m.put("filter_tolerance", o.filterTolerance());
         m.put("teacher_blind_spot", o.teacherBlindSpot());
+        m.put("eval_size", o.evalSize());
         ObjectNode features = m.putObject("features");
         features.putObject("audio").put("frames", o.framesAudio()).put("dim", AUDIO_DIM);
         features.putObject("vision").put("frames", o.framesVision()).put("dim", VISION_DIM);

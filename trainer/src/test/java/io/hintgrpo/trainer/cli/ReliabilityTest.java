@@ -133,8 +133,8 @@ class ReliabilityTest extends TrainingCommandTest {
                 e -> new String[]{"demo", "--out", e.dir().resolve("d").toString(), "--steps", "0"}));
         c.add(new Case("flags", "experiment --budget 0", BAD, "--budget: must be ≥ 1",
                 e -> new String[]{"experiment", "--budget", "0", "--work", e.dir().resolve("w").toString()}));
-        c.add(new Case("flags", "experiment --test-limit 0", BAD, "--test-limit: must be ≥ 1",
-                e -> new String[]{"experiment", "--test-limit", "0", "--work", e.dir().resolve("w").toString()}));
+        c.add(new Case("flags", "experiment --regimes with an unknown corpus", BAD, "--regimes: expected CORPUS/REWARD",
+                e -> new String[]{"experiment", "--regimes", "blind/banded", "--work", e.dir().resolve("w").toString()}));
         c.add(new Case("flags", "experiment --seeds with a word", BAD, "--seeds: \"one\" is not a whole number",
                 e -> new String[]{"experiment", "--seeds", "1,one"}));
         c.add(new Case("flags", "data synth --size too small", BAD, "--size: must be at least",

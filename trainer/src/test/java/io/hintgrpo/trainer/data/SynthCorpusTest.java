@@ -195,6 +195,29 @@ class SynthCorpusTest {
                         Files.readAllBytes(SynthCorpus.splitFile(b, domain, split)), domain + "/" + split);
     }
 
+    /** --eval-size: that many valid and test utterances per domain, the training records exactly those of the same --size. */
+    @Test
+    void aLargerEvaluationSetLeavesTheTrainingSplitAlone() {
+        List<Sample> small = SynthCorpus.generate(Options.defaults(8, 200));
+        List<Sample> big = SynthCorpus.generate(new Options(8, 200, 0.1, 6, 6, 0.25, 0.5, 0.0, 70));
+        for (String domain : SynthCorpus.domains()) {
+            List<Sample> a = small.stream().filter(s -> s.utterance().domain().equals(domain)).toList();
+            List<Sample> b = big.stream().filter(s -> s.utterance().domain().equals(domain)).toList();
+            List<Sample> trainA = a.stream().filter(s -> s.split().equals("train")).toList();
+            List<Sample> trainB = b.stream().filter(s -> s.split().equals("train")).toList();
+            assertEquals(80, trainA.size());
+            assertEquals(trainA.size(), trainB.size());
+            for (int i = 0; i < trainA.size(); i++) {
+                assertEquals(trainA.get(i).utterance().id(), trainB.get(i).utterance().id());
+                assertEquals(trainA.get(i).utterance().text(), trainB.get(i).utterance().text());
+                assertEquals(trainA.get(i).utterance().cot(), trainB.get(i).utterance().cot());
+            }
+            assertEquals(70, b.stream().filter(s -> s.split().equals("valid")).count(), domain);
+            assertEquals(70, b.stream().filter(s -> s.split().equals("test")).count(), domain);
+        }
+        assertThrows(BadInputException.class, () -> new Options(8, 200, 0.1, 6, 6, 0.25, 0.5, 0.0, -1));
+    }
+
     @Test
     void theFilterDropsExactlyTheInjectedErrorsThatDisagreeWithTheLabel() {
         for (double tolerance : new double[]{0.0, 0.3, 0.5, 1.0}) {

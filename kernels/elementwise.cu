@@ -1,7 +1,7 @@
-// Elementwise ops (Kernels.add, swiglu, swigluBackward, gelu, geluBackward, fill of F32, I32, BF16).
+// Elementwise ops (Kernels.add, addBlock, swiglu, swigluBackward, gelu, geluBackward, fill of F32, I32, BF16).
 //
 // Launch shapes: grid (min(ceil(n / 256), 4096)), block (256), grid-stride loops over n
-// elements (n is 64-bit; for the SwiGLU kernels n = m · inter).
+// elements (n is 64-bit; for the SwiGLU kernels n = m · inter, for add_block n = m · cols).
 
 #include "common/cuda_compat.cuh"
 
@@ -14,6 +14,16 @@ constexpr float GELU_K = 0.7978845608028654f; // sqrt(2/pi)
 
 extern "C" __global__ void add_f32(float* out, const float* a, const float* b, long long n) {
     GRID_STRIDE(i, n) out[i] = a[i] + b[i];
+}
+
+// dst[r, j] += alpha · src[r, j] over an m × cols block, each matrix row-major with its own row
+// stride: a LoRA delta into its column block of a packed GEMM output (q|k|v, gate|up), or a column
+// block of a packed gradient gathered out (into zeros)
+extern "C" __global__ void add_block(float* dst, int ldDst, const float* src, int ldSrc, int cols, float alpha, long long n) {
+    GRID_STRIDE(i, n) {
+        long long r = i / cols, j = i % cols;
+        dst[r * ldDst + j] += alpha * src[r * ldSrc + j];
+    }
 }
 
 extern "C" __global__ void fill_f32(float* dst, float value, long long n) {

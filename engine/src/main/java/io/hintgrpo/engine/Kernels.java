@@ -170,12 +170,20 @@ public interface Kernels extends AutoCloseable {
     /** out = a + b, elementwise over n. */
     void add(Buf out, Buf a, Buf b, long n);
 
+    /**
+     * dst[i·ldDst + j] += alpha · src[i·ldSrc + j] for i < m, j < n: an m × n block of two row-major
+     * matrices with their own row strides (ld ≥ n). With slices at a column offset this adds a LoRA
+     * delta into its column block of a packed GEMM output (q|k|v, gate|up), and, into zeros, gathers
+     * a column block out of a packed gradient.
+     */
+    void addBlock(Buf dst, int ldDst, Buf src, int ldSrc, int m, int n, float alpha);
+
     // ---- norm, activations ----
 
     /** out[i,:] = w · x[i,:] / sqrt(mean(x[i,:]²) + eps); rstd[i] saves 1/sqrt(…) for the backward. */
     void rmsnorm(Buf out, Buf rstd, Buf x, Buf weight, int m, int c, float eps);
 
-    /** dx += ∂L/∂x and dweight += ∂L/∂w, from dout, the saved x and rstd. */
+    /** dx += ∂L/∂x and dweight += ∂L/∂w, from dout, the saved x and rstd; dweight null (a frozen norm): dx only. */
     void rmsnormBackward(Buf dx, Buf dweight, Buf dout, Buf x, Buf weight, Buf rstd, int m, int c);
 
     /** out[i,j] = silu(gateUp[i,j]) · gateUp[i, inter + j]: gate and up are one [m, 2·inter] GEMM output. */

@@ -297,6 +297,18 @@ public final class CpuKernels implements Kernels {
         });
     }
 
+    @Override
+    public void addBlock(Buf dst, int ldDst, Buf src, int ldSrc, int m, int n, float alpha) {
+        if (ldDst < n || ldSrc < n)
+            throw new IllegalArgumentException("addBlock: row strides " + ldDst + ", " + ldSrc + " must be ≥ n = " + n);
+        float[] d = f(dst), s = f(src);
+        int dOff = dst.off(), sOff = src.off();
+        Parallel.forEach(Parallel.tasksFor((long) m * n, 1 << 15), rowsTask(m, (long) m * n, 1 << 15, r -> {
+            int di = dOff + r * ldDst, si = sOff + r * ldSrc;
+            for (int j = 0; j < n; j++) d[di + j] += alpha * s[si + j];
+        }));
+    }
+
     // ---- norm, activations ----
 
     @Override
@@ -317,8 +329,8 @@ public final class CpuKernels implements Kernels {
 
     @Override
     public void rmsnormBackward(Buf dx, Buf dweight, Buf dout, Buf x, Buf weight, Buf rstd, int m, int c) {
-        float[] dxs = f(dx), dw = f(dweight), dy = f(dout), xs = f(x), w = f(weight), rs = f(rstd);
-        int dxo = dx.off(), dwo = dweight.off(), dyo = dout.off(), xo = x.off(), wo = weight.off(), ro = rstd.off();
+        float[] dxs = f(dx), dy = f(dout), xs = f(x), w = f(weight), rs = f(rstd);
+        int dxo = dx.off(), dyo = dout.off(), xo = x.off(), wo = weight.off(), ro = rstd.off();
         Parallel.forEach(Parallel.tasksFor((long) m * c, 1 << 14), rowsTask(m, (long) m * c, 1 << 14, r -> {
             float inv = rs[ro + r];
             float dot = 0f; // Σ_j w_j dy_j x_j
@@ -327,6 +339,9 @@ public final class CpuKernels implements Kernels {
             for (int j = 0; j < c; j++)
                 dxs[dxo + r * c + j] += inv * w[wo + j] * dy[dyo + r * c + j] - k * xs[xo + r * c + j];
         }));
+        if (dweight == null) return;
+        float[] dw = f(dweight);
+        int dwo = dweight.off();
         int cols = 64, tasks = (c + cols - 1) / cols;
         Parallel.forEach(tasks, task -> {
             int c0 = task * cols, c1 = Math.min(c, c0 + cols);

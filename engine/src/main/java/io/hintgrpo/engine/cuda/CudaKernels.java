@@ -343,6 +343,18 @@ public final class CudaKernels implements Kernels {
         launch1D("add_f32", n, f32(op, "out", out, n), f32(op, "a", a, n), f32(op, "b", b, n), n);
     }
 
+    @Override
+    public void addBlock(Buf dst, int ldDst, Buf src, int ldSrc, int m, int n, float alpha) {
+        String op = "addBlock";
+        positive(op, m, n);
+        if (ldDst < n || ldSrc < n)
+            throw new IllegalArgumentException(op + ": row strides " + ldDst + ", " + ldSrc + " must be ≥ n = " + n);
+        long total = (long) m * n;
+        if (total == 0) return;
+        launch1D("add_block", total, f32(op, "dst", dst, (long) (m - 1) * ldDst + n), ldDst,
+                f32(op, "src", src, (long) (m - 1) * ldSrc + n), ldSrc, n, alpha, total);
+    }
+
     // ---- norm, activations ----
 
     @Override
@@ -360,11 +372,12 @@ public final class CudaKernels implements Kernels {
         String op = "rmsnormBackward";
         positive(op, m, c);
         if (m == 0 || c == 0) return;
-        long dxA = f32(op, "dx", dx, (long) m * c), dwA = f32(op, "dweight", dweight, c);
+        long dxA = f32(op, "dx", dx, (long) m * c);
         long dyA = f32(op, "dout", dout, (long) m * c), xA = f32(op, "x", x, (long) m * c);
         long wA = f32(op, "weight", weight, c), rA = f32(op, "rstd", rstd, m);
         driver.launch("rmsnorm_backward_dx", m, 1, 1, rowThreads(c), 1, 1, 0, dxA, dyA, xA, wA, rA, c);
-        driver.launch("rmsnorm_backward_dweight", ceilDiv(c, 32), 1, 1, 32, 8, 1, 0, dwA, dyA, xA, rA, m, c);
+        if (dweight == null) return; // a frozen norm
+        driver.launch("rmsnorm_backward_dweight", ceilDiv(c, 32), 1, 1, 32, 8, 1, 0, f32(op, "dweight", dweight, c), dyA, xA, rA, m, c);
     }
 
     @Override

@@ -15,14 +15,17 @@ final class Activations {
     final Buf lnf, rstdf, logprob, entropy, weights, logZ, logits;
     final Buf dx, dln, dqkv, datt, dgateUp, dact;
     final Buf embedIds, positions, lengths, targets;
+    final long loraPerRow;
+    final Buf lora; // the adapters' scratch [m · loraPerRow] (forward and backward alike), null without LoRA
     private final Kernels k;
     private final Buf floats, ints;
 
-    Activations(Kernels k, ModelConfig cfg, int b, int t) {
+    Activations(Kernels k, ModelConfig cfg, int b, int t, long loraPerRow) {
         this.k = k;
         this.b = b;
         this.t = t;
         this.m = b * t;
+        this.loraPerRow = loraPerRow;
         int layers = cfg.numLayers(), c = cfg.hiddenSize(), inter = cfg.intermediateSize();
         // rows of LM-head logits materialised at once: full-vocabulary logits for a whole batch never exist
         chunkRows = (int) Math.max(1, Math.min(m, k.logitChunkFloats() / cfg.vocabSize()));
@@ -33,7 +36,8 @@ final class Activations {
         long total = (layers + 1) * mc + layers * perLayer
                 + mc + m + m + m + m + m /* lnf, rstdf, logprob, entropy, weights, logZ */
                 + (long) chunkRows * cfg.vocabSize()
-                + mc + mc + (long) m * cfg.qkvDim() + (long) m * cfg.qDim() + 2L * m * inter + (long) m * inter;
+                + mc + mc + (long) m * cfg.qkvDim() + (long) m * cfg.qDim() + 2L * m * inter + (long) m * inter
+                + m * loraPerRow;
         floats = k.allocF32(total);
         ints = k.allocI32(3L * m + b);
         long[] at = {0};
@@ -67,6 +71,7 @@ final class Activations {
         datt = take(at, (long) m * cfg.qDim());
         dgateUp = take(at, 2L * m * inter);
         dact = take(at, (long) m * inter);
+        lora = loraPerRow > 0 ? take(at, m * loraPerRow) : null;
         embedIds = ints.slice(0, m);
         positions = ints.slice(m, m);
         targets = ints.slice(2L * m, m);
@@ -74,7 +79,7 @@ final class Activations {
     }
 
     Model.LayerBufs layer(int l) {
-        return new Model.LayerBufs(x[l], ln1[l], rstd1[l], qkv[l], att[l], xmid[l], ln2[l], rstd2[l], gateUp[l], act[l], x[l + 1]);
+        return new Model.LayerBufs(x[l], ln1[l], rstd1[l], qkv[l], att[l], xmid[l], ln2[l], rstd2[l], gateUp[l], act[l], x[l + 1], lora);
     }
 
     private Buf take(long[] at, long n) {

@@ -398,6 +398,7 @@ public final class Generator {
         final int nBanned;
         final Model.LayerBufs[] bufs = new Model.LayerBufs[2];
         final Buf rstd, ln, qkv, att, xmid, ln2, rstd2, gateUp, act;
+        final Buf lora; // the adapters' scratch when the model has LoRA (allocated here: a captured step cannot allocate)
         final Buf[] x = new Buf[2];
 
         Step(int b, Cache cache, Options opt, long[] rowKeys) {
@@ -445,9 +446,11 @@ public final class Generator {
             act = k.allocF32((long) b * inter);
             x[0] = k.allocF32((long) b * c);
             x[1] = k.allocF32((long) b * c);
+            long loraPerRow = model.loraScratchPerRow();
+            lora = loraPerRow > 0 ? k.allocF32(b * loraPerRow) : null;
             // layers alternate between the two residual buffers
-            bufs[0] = new Model.LayerBufs(x[0], ln, rstd, qkv, att, xmid, ln2, rstd2, gateUp, act, x[1]);
-            bufs[1] = new Model.LayerBufs(x[1], ln, rstd, qkv, att, xmid, ln2, rstd2, gateUp, act, x[0]);
+            bufs[0] = new Model.LayerBufs(x[0], ln, rstd, qkv, att, xmid, ln2, rstd2, gateUp, act, x[1], lora);
+            bufs[1] = new Model.LayerBufs(x[1], ln, rstd, qkv, att, xmid, ln2, rstd2, gateUp, act, x[0], lora);
         }
 
         /** Row s feeds its token at position pos[s] (its cache then holds pos[s] + 1) and draws with sampler step stepOf[s]. */
@@ -510,6 +513,7 @@ public final class Generator {
             for (Buf buf : Arrays.asList(banned, seqIds, inputs, hidden, logits, tokens, logprob, entropy, weights, rstd, ln,
                     qkv, att, xmid, ln2, rstd2, gateUp, act, x[0], x[1])) k.free(buf);
             if (keys != null) k.free(keys);
+            if (lora != null) k.free(lora);
         }
     }
 }

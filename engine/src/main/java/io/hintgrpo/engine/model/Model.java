@@ -6,6 +6,8 @@ import io.hintgrpo.engine.Kernels.Gemm;
 
 import java.util.SplittableRandom;
 
+import static io.hintgrpo.engine.model.LoraConfig.Target.*;
+
 /**
  * The Qwen2-style multimodal decoder: its config, the one contiguous parameter buffer on a
  * backend, the gradients that mirror it, and the explicit forward and backward (no autograd:
@@ -14,8 +16,13 @@ import java.util.SplittableRandom;
  * <p>Precision ({@link #setPrecision}): every GEMM goes through {@link #gemm}, the one place that
  * runs it on fp32 or bf16 operands, and the training forward's attention picks its kernel in one
  * place too; the rest of the forward and backward is the same code in both.
+ *
+ * <p>LoRA ({@link #attachLora}): adapters on the q/k/v/o/gate/up/down Linears and a trainable copy
+ * of the projectors, in a {@link Lora} buffer of their own; the base is frozen. The forward adds
+ * each adapter's delta beside its base GEMM (training and decode alike), the backward writes only
+ * the adapter's gradients, and {@link #trainable()} hands the adapter to the optimizer.
  */
-public final class Model implements AutoCloseable {
+public final class Model implements Trainable, AutoCloseable {
     /** Standard deviation of the normal initialisation of matrices (HF initializer_range). */
     public static final double INIT_STD = 0.02;
 
@@ -32,6 +39,8 @@ public final class Model implements AutoCloseable {
     private boolean paramsBf16Stale;
     // BF16 only: bf16 copies of a GEMM's activation operands (a, and b of TN) and of attention's qkv, grown on demand
     private final Buf[] castScratch = new Buf[3];
+    private Lora lora; // null: no adapter, every parameter trains
+    private boolean adaptersEnabled = true;
 
     /** Allocates zeroed parameters; call {@link #initialize} or load a checkpoint into them. */
     public Model(Kernels kernels, ModelConfig config) {
@@ -62,7 +71,7 @@ public final class Model implements AutoCloseable {
         if (name.endsWith("layernorm.weight") || name.equals("model.norm.weight")) {
             java.util.Arrays.fill(v, 1f);
         } else if (e.shape().length == 2) {
-            SplittableRandom rng = new SplittableRandom(seed * 0x9E3779B97F4A7C15L + name.hashCode());
+            SplittableRandom rng = initRandom(seed, name);
             for (int i = 0; i < v.length; i += 2) {
                 // Box-Muller: two normals per pair of uniforms
                 double u1 = 1.0 - rng.nextDouble(), u2 = rng.nextDouble();
@@ -72,6 +81,11 @@ public final class Model implements AutoCloseable {
             }
         }
         return v;
+    }
+
+    /** The random stream of one tensor's initial values: a function of (seed, name) only. */
+    static SplittableRandom initRandom(long seed, String name) {
+        return new SplittableRandom(seed * 0x9E3779B97F4A7C15L + name.hashCode());
     }
 
     public Buf param(String name) {
@@ -123,6 +137,7 @@ public final class Model implements AutoCloseable {
      * recasts it (one cast pass over the matrices). {@link #upload} and {@link AdamW#step} call it;
      * code that writes {@link #params} through the kernels directly must too.
      */
+    @Override
     public void paramsChanged() {
         paramsBf16Stale = true;
         dropPrepared();
@@ -263,10 +278,101 @@ public final class Model implements AutoCloseable {
         return config.tieWordEmbeddings() ? "model.embed_tokens.weight" : "lm_head.weight";
     }
 
+    // ---- the trainable set, LoRA ----
+
+    // the model as the trainable set of full training: its fields layout and params
+    @Override
+    public ParamLayout layout() {
+        return layout;
+    }
+
+    @Override
+    public Buf params() {
+        return params;
+    }
+
+    /** What training updates: this model's every parameter, or with LoRA attached the adapter (adapters and projectors). */
+    public Trainable trainable() {
+        return lora != null ? lora : this;
+    }
+
+    /**
+     * Freezes the base and attaches a LoRA adapter (see {@link Lora}): A from the seed, B = 0 (so
+     * the model computes what it did), the projectors copied into the adapter's buffer where they
+     * train. Any base gradient buffer is freed; from here {@link #forwardBackward} and
+     * {@link #lossHead} write only {@link Lora#grads()}, and {@link #grads()} refuses. Adapters start enabled.
+     */
+    public Lora attachLora(LoraConfig config, long seed) {
+        if (lora != null) throw new IllegalStateException("a LoRA adapter is already attached (merge or detach it first)");
+        lora = new Lora(this, config, seed);
+        adaptersEnabled = true;
+        if (grads != null) kernels.free(grads);
+        grads = null;
+        return lora;
+    }
+
+    /** The attached adapter, or null. */
+    public Lora lora() {
+        return lora;
+    }
+
+    /**
+     * With adapters off the model is exactly its base (the projectors too are read from the base
+     * buffer): the starting model, e.g. GRPO's reference policy without a second model. Forwards
+     * only: a backward with adapters off is refused. A decode already running (a captured graph) keeps what it started with.
+     */
+    public void setAdaptersEnabled(boolean enabled) {
+        if (lora == null) throw new IllegalStateException("no LoRA adapter attached");
+        adaptersEnabled = enabled;
+    }
+
+    public boolean adaptersEnabled() {
+        return lora != null && adaptersEnabled;
+    }
+
+    /**
+     * Folds the adapter into the base, W += (alpha/r)·B·A per target (fp32, on the master weights),
+     * copies the trained projectors back into the base, and detaches the adapter: the model then
+     * computes what base + adapter did, and trains fully again.
+     */
+    public void mergeLora() {
+        if (lora == null) throw new IllegalStateException("no LoRA adapter attached");
+        lora.mergeInto(this);
+        paramsChanged();
+        detachLora();
+    }
+
+    /** Drops the adapter unmerged: the model is its base again. */
+    public void detachLora() {
+        if (lora == null) throw new IllegalStateException("no LoRA adapter attached");
+        lora.free();
+        lora = null;
+        adaptersEnabled = true;
+    }
+
+    /** A projector tensor as the forward reads it: the adapter's trainable copy while adapters are on, else the base's. */
+    private Buf projectorParam(String name) {
+        return adaptersEnabled() ? lora.param(name) : param(name);
+    }
+
+    private Buf projectorGrad(String name) {
+        return lora != null ? lora.grad(name) : grad(name);
+    }
+
     // ---- gradients ----
 
-    /** The gradient buffer (same layout as params), allocated zeroed on first use. */
+    /** Whether the base gradient buffer exists (it never does while LoRA is attached). */
+    public boolean hasGrads() {
+        return grads != null;
+    }
+
+    /**
+     * The gradient buffer (same layout as params), allocated zeroed on first use. Refused while
+     * LoRA is attached: the base is frozen and has none ({@link Lora#grads()} instead).
+     */
+    @Override
     public Buf grads() {
+        if (lora != null) throw new IllegalStateException("the base is frozen while LoRA is attached: its gradients are lora().grads()");
         if (grads == null) {
             grads = kernels.allocF32(layout.size());
             kernels.fill(grads, 0f);
@@ -274,8 +380,9 @@ public final class Model implements AutoCloseable {
         return grads;
     }
 
+    /** Zeroes the trainable set's gradients: every parameter's, or with LoRA the adapter's. */
     public void zeroGrad() {
-        kernels.fill(grads(), 0f);
+        kernels.fill(trainable().grads(), 0f);
     }
 
     public float[] downloadGrad(String name) {
@@ -314,9 +421,11 @@ public final class Model implements AutoCloseable {
 
     /**
      * Forward and backward of L = −Σ weights·logprob at the temperature; gradients are added to
-     * {@link #grads()} (call {@link #zeroGrad()} between steps). Returns the loss and per-row results.
+     * the trainable set's ({@link #trainable()}: {@link #grads()}, or with LoRA {@link Lora#grads()};
+     * call {@link #zeroGrad()} between steps). Returns the loss and per-row results.
      */
     public ForwardResult forwardBackward(Batch batch, float temperature) {
+        checkBackward();
         Modalities mods = forwardLayers(batch);
         lmHead(temperature, true);
         ForwardResult result = hostResult(batch);
@@ -349,6 +458,7 @@ public final class Model implements AutoCloseable {
      */
     public LossHead lossHead(Batch batch, float temperature) {
         checkTemperature(temperature);
+        checkBackward();
         return new LossHead(batch, forwardLayers(batch), temperature);
     }
 
@@ -419,7 +529,7 @@ public final class Model implements AutoCloseable {
             next++;
         }
 
-        /** The layers' backward (gradients added to {@link #grads()}) after every chunk's; the loss −Σ weight·logprob and per-row results. */
+        /** The layers' backward (gradients added to the trainable set's) after every chunk's; the loss −Σ weight·logprob and per-row results. */
         public ForwardResult finish() {
             check(next, !inChunk && next == chunks(), "finish after chunk");
             finished = true;
@@ -466,11 +576,17 @@ public final class Model implements AutoCloseable {
     }
 
     private Activations activations(Batch batch) {
-        if (acts == null || acts.b != batch.b || acts.t != batch.t) {
+        long loraPerRow = loraScratchPerRow();
+        if (acts == null || acts.b != batch.b || acts.t != batch.t || acts.loraPerRow != loraPerRow) {
             if (acts != null) acts.free();
-            acts = new Activations(kernels, config, batch.b, batch.t);
+            acts = new Activations(kernels, config, batch.b, batch.t, loraPerRow);
         }
         return acts;
+    }
+
+    /** Floats per row of the adapters' scratch in {@link LayerBufs#lora()}; 0 without LoRA. */
+    long loraScratchPerRow() {
+        return lora == null ? 0 : lora.scratchPerRow();
     }
 
     /** Modality projector inputs and saved activations for one batch. */
@@ -510,10 +626,10 @@ public final class Model implements AutoCloseable {
 
         void forward(Buf x0) {
             int c = config.hiddenSize();
-            gemm(Gemm.NT, hidden, features, param(prefix + "linear_1.weight"), param(prefix + "linear_1.bias"), n, c, dim, false);
+            gemm(Gemm.NT, hidden, features, projectorParam(prefix + "linear_1.weight"), projectorParam(prefix + "linear_1.bias"), n, c, dim, false);
             if (config.mlpProjector()) {
                 kernels.gelu(activated, hidden, (long) n * c);
-                gemm(Gemm.NT, out, activated, param(prefix + "linear_2.weight"), param(prefix + "linear_2.bias"), n, c, c, false);
+                gemm(Gemm.NT, out, activated, projectorParam(prefix + "linear_2.weight"), projectorParam(prefix + "linear_2.bias"), n, c, c, false);
             }
             kernels.scatterRows(x0, out, rows, n, c);
         }
@@ -524,16 +640,16 @@ public final class Model implements AutoCloseable {
             kernels.gatherRows(dout, dx0, rows, n, c);
             Buf dhidden = dout;
             if (config.mlpProjector()) {
-                gemm(Gemm.TN, grad(prefix + "linear_2.weight"), dout, activated, null, c, c, n, true);
-                kernels.biasBackward(grad(prefix + "linear_2.bias"), dout, n, c);
+                gemm(Gemm.TN, projectorGrad(prefix + "linear_2.weight"), dout, activated, null, c, c, n, true);
+                kernels.biasBackward(projectorGrad(prefix + "linear_2.bias"), dout, n, c);
                 Buf dact = kernels.allocF32((long) n * c);
-                gemm(Gemm.NN, dact, dout, param(prefix + "linear_2.weight"), null, n, c, c, false);
+                gemm(Gemm.NN, dact, dout, projectorParam(prefix + "linear_2.weight"), null, n, c, c, false);
                 dhidden = kernels.allocF32((long) n * c);
                 kernels.geluBackward(dhidden, dact, hidden, (long) n * c);
                 kernels.free(dact);
             }
-            gemm(Gemm.TN, grad(prefix + "linear_1.weight"), dhidden, features, null, c, dim, n, true);
-            kernels.biasBackward(grad(prefix + "linear_1.bias"), dhidden, n, c);
+            gemm(Gemm.TN, projectorGrad(prefix + "linear_1.weight"), dhidden, features, null, c, dim, n, true);
+            kernels.biasBackward(projectorGrad(prefix + "linear_1.bias"), dhidden, n, c);
             if (dhidden != dout) kernels.free(dhidden);
             kernels.free(dout);
         }
@@ -552,10 +668,16 @@ public final class Model implements AutoCloseable {
         void run(int layer, Buf qkv, Buf att);
     }
 
-    /** Buffers of one layer's forward on m rows (x in, xOut out; the rest saved for the backward or scratch). */
-    record LayerBufs(Buf x, Buf ln1, Buf rstd1, Buf qkv, Buf att, Buf xmid, Buf ln2, Buf rstd2, Buf gateUp, Buf act, Buf xOut) {}
+    /**
+     * Buffers of one layer's forward on m rows (x in, xOut out; the rest saved for the backward or
+     * scratch); lora: the adapters' scratch, m · {@link #loraScratchPerRow} floats (null without LoRA).
+     */
+    record LayerBufs(Buf x, Buf ln1, Buf rstd1, Buf qkv, Buf att, Buf xmid, Buf ln2, Buf rstd2, Buf gateUp, Buf act, Buf xOut, Buf lora) {}
 
-    /** One decoder layer: RMSNorm → q|k|v (+bias) → RoPE → attend → O + residual → RMSNorm → SwiGLU MLP + residual. */
+    /**
+     * One decoder layer: RMSNorm → q|k|v (+bias) → RoPE → attend → O + residual → RMSNorm → SwiGLU
+     * MLP + residual; with adapters on, each target's delta joins its base GEMM's output.
+     */
     void layerForward(int l, LayerBufs b, int m, Buf positions, Attend attend) {
         Kernels k = kernels;
         ModelConfig cfg = config;
@@ -563,16 +685,21 @@ public final class Model implements AutoCloseable {
         String p = "model.layers." + l + ".";
         k.rmsnorm(b.ln1(), b.rstd1(), b.x(), param(p + "input_layernorm.weight"), m, c, cfg.rmsNormEps());
         gemm(Gemm.NT, b.qkv(), b.ln1(), qkvWeight(l), qkvBias(l), m, cfg.qkvDim(), c, false);
+        Lora lo = adaptersEnabled() ? lora : null;
+        if (lo != null) lo.forward(l, b.ln1(), b.qkv(), m, b.lora(), Q_PROJ, K_PROJ, V_PROJ);
         k.rope(b.qkv(), positions, m, cfg.numHeads(), cfg.numKvHeads(), cfg.headDim(), cfg.ropeTheta(), false);
         attend.run(l, b.qkv(), b.att());
         // residual: xmid = x + o(att), as a copy then an accumulating GEMM
         k.copy(b.xmid(), b.x());
         gemm(Gemm.NT, b.xmid(), b.att(), param(p + "self_attn.o_proj.weight"), null, m, c, cfg.qDim(), true);
+        if (lo != null) lo.forward(l, b.att(), b.xmid(), m, b.lora(), O_PROJ);
         k.rmsnorm(b.ln2(), b.rstd2(), b.xmid(), param(p + "post_attention_layernorm.weight"), m, c, cfg.rmsNormEps());
         gemm(Gemm.NT, b.gateUp(), b.ln2(), gateUpWeight(l), null, m, 2 * inter, c, false);
+        if (lo != null) lo.forward(l, b.ln2(), b.gateUp(), m, b.lora(), GATE_PROJ, UP_PROJ);
         k.swiglu(b.act(), b.gateUp(), m, inter);
         k.copy(b.xOut(), b.xmid());
         gemm(Gemm.NT, b.xOut(), b.act(), param(p + "mlp.down_proj.weight"), null, m, c, inter, true);
+        if (lo != null) lo.forward(l, b.act(), b.xOut(), m, b.lora(), DOWN_PROJ);
     }
 
     private Modalities forwardLayers(Batch batch) {
@@ -635,7 +762,8 @@ public final class Model implements AutoCloseable {
         int c = config.hiddenSize(), v = config.vocabSize();
         Buf head = param(lmHeadName());
         gemm(Gemm.NN, acts.dln.slice((long) r0 * c, (long) rows * c), dlogits, head, null, rows, c, v, false);
-        gemm(Gemm.TN, grad(lmHeadName()), dlogits, acts.lnf.slice((long) r0 * c, (long) rows * c), null, v, c, rows, true);
+        if (lora == null) // a frozen head has no gradient
+            gemm(Gemm.TN, grad(lmHeadName()), dlogits, acts.lnf.slice((long) r0 * c, (long) rows * c), null, v, c, rows, true);
     }
 
     /** The per-row log-probs, entropies and the loss −Σ weight·logprob of the last head, brought to the host. */
@@ -651,43 +779,63 @@ public final class Model implements AutoCloseable {
         return new ForwardResult(batch, loss, logprobs, entropy);
     }
 
+    /** With LoRA, gradients exist only for the adapter, so only its forward has a backward. */
+    private void checkBackward() {
+        if (lora != null && !adaptersEnabled)
+            throw new IllegalStateException("adapters are off: the frozen base has no backward (setAdaptersEnabled(true) first)");
+    }
+
     private static void checkTemperature(float temperature) {
         if (!(temperature > 0) || !Float.isFinite(temperature))
             throw new IllegalArgumentException("temperature must be a positive number, got " + temperature);
     }
 
+    /**
+     * The layers' backward from acts.dln (∂L/∂lnf). Every parameter's gradient into {@link #grads()};
+     * with LoRA only the adapter's (the base's weight-gradient GEMMs, norm, bias and embedding
+     * gradients are skipped, the activation gradients still flow through the frozen layers).
+     */
     private void backwardLayers(Modalities mods) {
         Activations a = acts;
         Kernels k = kernels;
         ModelConfig cfg = config;
+        Lora lo = lora;
+        boolean full = lo == null;
         int m = a.m, c = cfg.hiddenSize(), inter = cfg.intermediateSize();
         int heads = cfg.numHeads(), kvHeads = cfg.numKvHeads(), d = cfg.headDim();
         int layers = cfg.numLayers();
         // dx carries ∂L/∂(residual stream) downwards; each rmsnorm backward adds its branch into it
         k.fill(a.dx, 0f);
-        k.rmsnormBackward(a.dx, grad("model.norm.weight"), a.dln, a.x[layers], param("model.norm.weight"), a.rstdf, m, c);
+        k.rmsnormBackward(a.dx, full ? grad("model.norm.weight") : null, a.dln, a.x[layers], param("model.norm.weight"), a.rstdf, m, c);
         for (int l = layers - 1; l >= 0; l--) {
             String p = "model.layers." + l + ".";
             // x[l+1] = xmid + down(swiglu(gateUp(ln2)))
             gemm(Gemm.NN, a.dact, a.dx, param(p + "mlp.down_proj.weight"), null, m, inter, c, false);
-            gemm(Gemm.TN, grad(p + "mlp.down_proj.weight"), a.dx, a.act[l], null, c, inter, m, true);
+            if (full) gemm(Gemm.TN, grad(p + "mlp.down_proj.weight"), a.dx, a.act[l], null, c, inter, m, true);
+            else lo.backward(l, a.act[l], a.dx, a.dact, m, a.lora, DOWN_PROJ);
             k.swigluBackward(a.dgateUp, a.dact, a.gateUp[l], m, inter);
             gemm(Gemm.NN, a.dln, a.dgateUp, gateUpWeight(l), null, m, c, 2 * inter, false);
-            gemm(Gemm.TN, gateUpGrad(l), a.dgateUp, a.ln2[l], null, 2 * inter, c, m, true);
-            k.rmsnormBackward(a.dx, grad(p + "post_attention_layernorm.weight"), a.dln, a.xmid[l],
+            if (full) gemm(Gemm.TN, gateUpGrad(l), a.dgateUp, a.ln2[l], null, 2 * inter, c, m, true);
+            else lo.backward(l, a.ln2[l], a.dgateUp, a.dln, m, a.lora, GATE_PROJ, UP_PROJ);
+            k.rmsnormBackward(a.dx, full ? grad(p + "post_attention_layernorm.weight") : null, a.dln, a.xmid[l],
                     param(p + "post_attention_layernorm.weight"), a.rstd2[l], m, c);
             // xmid = x + o(attention(rope(qkv(ln1))))
             gemm(Gemm.NN, a.datt, a.dx, param(p + "self_attn.o_proj.weight"), null, m, cfg.qDim(), c, false);
-            gemm(Gemm.TN, grad(p + "self_attn.o_proj.weight"), a.dx, a.att[l], null, c, cfg.qDim(), m, true);
+            if (full) gemm(Gemm.TN, grad(p + "self_attn.o_proj.weight"), a.dx, a.att[l], null, c, cfg.qDim(), m, true);
+            else lo.backward(l, a.att[l], a.dx, a.datt, m, a.lora, O_PROJ);
             attentionBackward(a.dqkv, a.datt, a.qkv[l], a.att[l], a.lse[l], a.lengths, a.b, a.t, heads, kvHeads, d);
             k.rope(a.dqkv, a.positions, m, heads, kvHeads, d, cfg.ropeTheta(), true);
             gemm(Gemm.NN, a.dln, a.dqkv, qkvWeight(l), null, m, c, cfg.qkvDim(), false);
-            gemm(Gemm.TN, qkvGrad(l, false), a.dqkv, a.ln1[l], null, cfg.qkvDim(), c, m, true);
-            k.biasBackward(qkvGrad(l, true), a.dqkv, m, cfg.qkvDim());
-            k.rmsnormBackward(a.dx, grad(p + "input_layernorm.weight"), a.dln, a.x[l],
+            if (full) {
+                gemm(Gemm.TN, qkvGrad(l, false), a.dqkv, a.ln1[l], null, cfg.qkvDim(), c, m, true);
+                k.biasBackward(qkvGrad(l, true), a.dqkv, m, cfg.qkvDim());
+            } else {
+                lo.backward(l, a.ln1[l], a.dqkv, a.dln, m, a.lora, Q_PROJ, K_PROJ, V_PROJ);
+            }
+            k.rmsnormBackward(a.dx, full ? grad(p + "input_layernorm.weight") : null, a.dln, a.x[l],
                     param(p + "input_layernorm.weight"), a.rstd1[l], m, c);
         }
-        k.embeddingBackward(grad("model.embed_tokens.weight"), a.dx, a.embedIds, m, c);
+        if (full) k.embeddingBackward(grad("model.embed_tokens.weight"), a.dx, a.embedIds, m, c);
         if (mods.audio != null) mods.audio.backward(a.dx);
         if (mods.vision != null) mods.vision.backward(a.dx);
     }
@@ -716,6 +864,7 @@ public final class Model implements AutoCloseable {
 
     @Override
     public void close() {
+        if (lora != null) lora.free();
         dropPrepared();
         freeBf16();
         if (acts != null) acts.free();

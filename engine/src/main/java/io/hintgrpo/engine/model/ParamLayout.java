@@ -8,7 +8,8 @@ import java.util.Map;
 
 /**
  * Where each parameter lives in the one contiguous parameter buffer, by its Hugging Face Qwen2
- * name. Gradients, AdamW moments and master weights use the same offsets.
+ * name. Gradients, AdamW moments and master weights use the same offsets. A LoRA adapter's
+ * buffer has a layout of this kind too ({@link #ParamLayout(ModelConfig, LoraConfig)}).
  *
  * <p>Order is ours (a checkpoint is read by name): every matrix first, then every vector, so
  * weight decay (matrices only) is one optimizer pass over [0, decayEnd) and one without decay
@@ -62,6 +63,43 @@ public final class ParamLayout {
         if (cfg.hasAudio()) projectorVectors(cursor, cfg, "audio");
         if (cfg.hasVision()) projectorVectors(cursor, cfg, "vision");
         size = cursor[0];
+        markDecay();
+    }
+
+    /**
+     * The trainable set of a LoRA model, in a buffer of its own (see {@link Lora}): per layer and
+     * target an A [r, in] and a B [out, r] under PEFT's names ({@link #loraA}, {@link #loraB}), and
+     * the modality projectors under their base names (they train fully beside the adapters).
+     * Matrices first, as in the base layout, so weight decay stays one pass over [0, decayEnd).
+     */
+    public ParamLayout(ModelConfig cfg, LoraConfig lora) {
+        long[] cursor = {0};
+        for (int l = 0; l < cfg.numLayers(); l++) {
+            for (LoraConfig.Target t : lora.targets()) {
+                add(cursor, loraA(l, t), true, lora.rank(), t.in(cfg));
+                add(cursor, loraB(l, t), true, t.out(cfg), lora.rank());
+            }
+        }
+        if (cfg.hasAudio()) projectorMatrices(cursor, cfg, "audio", cfg.audioFeatureSize());
+        if (cfg.hasVision()) projectorMatrices(cursor, cfg, "vision", cfg.visionFeatureSize());
+        decayEnd = cursor[0];
+        if (cfg.hasAudio()) projectorVectors(cursor, cfg, "audio");
+        if (cfg.hasVision()) projectorVectors(cursor, cfg, "vision");
+        size = cursor[0];
+        markDecay();
+    }
+
+    /** PEFT's key of the A matrix of target t in layer l: base_model.model.model.layers.{l}.self_attn.q_proj.lora_A.weight. */
+    public static String loraA(int layer, LoraConfig.Target t) {
+        return "base_model.model." + t.path(layer) + ".lora_A.weight";
+    }
+
+    public static String loraB(int layer, LoraConfig.Target t) {
+        return "base_model.model." + t.path(layer) + ".lora_B.weight";
+    }
+
+    /** Weight decay on the matrices (they come first, before decayEnd), none on vectors. */
+    private void markDecay() {
         for (Entry e : byName.values()) {
             boolean isMatrix = e.shape.length == 2;
             byName.put(e.name, new Entry(e.name, e.offset, e.shape, isMatrix));

@@ -64,6 +64,25 @@ class CpuKernelsGradTest extends CpuOpsTest {
         assertClose("linear dbias", down(db), gb, BWD);
     }
 
+    /** addBlock: an m × n block between two row strides, added with alpha; everything outside the block untouched. */
+    @ParameterizedTest
+    @CsvSource({"1,1,1,1", "7,5,9,5", "4,3,11,8", "13,17,17,40"})
+    void addBlock(int m, int n, int ldDst, int ldSrc) {
+        SplittableRandom rng = new SplittableRandom(m * 13L + n);
+        int col = ldDst - n; // the block ends at the row's end: the last column block of a packed output
+        float[] dst = randn(rng, m * ldDst, 1), src = randn(rng, m * ldSrc, 1);
+        float alpha = -1.75f;
+        Buf d = up(dst);
+        k.addBlock(d.slice(col, (long) (m - 1) * ldDst + n), ldDst, up(src), ldSrc, m, n, alpha);
+        double[] want = toDouble(dst);
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++) want[i * ldDst + col + j] += alpha * (double) src[i * ldSrc + j];
+        assertClose("addBlock", down(d), want, FWD);
+        float[] got = down(d);
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < col; j++) assertEquals(dst[i * ldDst + j], got[i * ldDst + j], 0f, "outside the block");
+    }
+
     // ---------------- RMSNorm ----------------
 
     static double[] rmsnormRef(double[] x, double[] w, int m, int c, double eps) {
@@ -97,6 +116,11 @@ class CpuKernelsGradTest extends CpuOpsTest {
         double[] gw = fdGrad(v -> rmsnormRef(xd, v, m, c, eps), wd, rd);
         for (int i = 0; i < gw.length; i++) gw[i] += baseW[i];
         assertClose("rmsnorm dw (accumulated)", down(dw), gw, BWD);
+
+        // a frozen norm (dweight null): the same dx
+        Buf dxOnly = up(baseX);
+        k.rmsnormBackward(dxOnly, null, up(r), xb, wb, rstd, m, c);
+        assertArrayEquals(down(dx), down(dxOnly), 0f, "dx without dweight");
     }
 
     // ---------------- SwiGLU, GELU ----------------

@@ -59,7 +59,7 @@ class CudaModelParityTest {
     }
 
     /** A cpu model with seeded weights and perturbed norms and biases, and a copy of it on the device. */
-    private static Model[] twinModels(ModelConfig cfg, CudaKernels gpu) {
+    static Model[] twinModels(ModelConfig cfg, CudaKernels gpu) {
         Model cpu = new Model(new CpuKernels(), cfg);
         cpu.initialize(42);
         SplittableRandom rng = new SplittableRandom(43);

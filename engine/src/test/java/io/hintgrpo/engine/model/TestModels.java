@@ -61,6 +61,17 @@ public final class TestModels {
         return r;
     }
 
+    /** Every B of an adapter N(0, std²) from the seed (so every adapter does something and A has a gradient). */
+    public static void randomizeLoraB(Lora lora, long seed, double std) {
+        SplittableRandom rng = new SplittableRandom(seed);
+        for (ParamLayout.Entry e : lora.layout.entries()) {
+            if (!e.name().endsWith("lora_B.weight")) continue;
+            float[] v = new float[Math.toIntExact(e.size())];
+            for (int i = 0; i < v.length; i++) v[i] = (float) (std * rng.nextGaussian());
+            lora.upload(e.name(), v);
+        }
+    }
+
     /** A cpu model with seeded weights and perturbed norms and biases (so their gradients are exercised). */
     public static Model perturbed(ModelConfig cfg, long seed) {
         Model m = new Model(new io.hintgrpo.engine.cpu.CpuKernels(), cfg);

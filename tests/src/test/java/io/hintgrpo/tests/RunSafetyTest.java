@@ -243,7 +243,7 @@ class RunSafetyTest {
         Map<String, String> fingerprint = new java.util.LinkedHashMap<>(); // the checkpoint's own: this checks the files, not the settings
         new com.fasterxml.jackson.databind.ObjectMapper().readTree(ck.resolve(Checkpoints.STATE).toFile()).path("fingerprint").fields()
                 .forEachRemaining(e -> fingerprint.put(e.getKey(), e.getValue().asText()));
-        Checkpoints.Loaded l = Checkpoints.load(ck, new CpuKernels(), fingerprint, io.hintgrpo.trainer.sft.SftConfig.defaults().optimizer(), msg -> {});
+        Checkpoints.Loaded l = Checkpoints.load(ck, new CpuKernels(), fingerprint, io.hintgrpo.trainer.sft.SftConfig.defaults().optimizer(), null, msg -> {});
         try (Model m = l.model()) {
             assertTrue(m.layout.count() > 0);
         }

@@ -167,7 +167,7 @@ public final class ModelDir {
 
     /** A new hidden file next to the one it will replace (same file system, so the move is atomic);
      *  unlike Files.createTempFile it gets the usual permissions, which the moved file keeps. */
-    private static Path tempFile(Path dir, String name) throws IOException {
+    static Path tempFile(Path dir, String name) throws IOException {
         for (int attempt = 0; ; attempt++) {
             Path p = dir.resolve("." + name + "." + Long.toHexString(System.nanoTime() ^ ProcessHandle.current().pid()) + ".tmp");
             try {
@@ -178,7 +178,7 @@ public final class ModelDir {
         }
     }
 
-    private static void deleteQuietly(Path p) {
+    static void deleteQuietly(Path p) {
         if (p == null) return;
         try {
             Files.deleteIfExists(p);

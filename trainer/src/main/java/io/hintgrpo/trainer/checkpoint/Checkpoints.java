@@ -7,10 +7,12 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.hintgrpo.engine.BadInputException;
 import io.hintgrpo.engine.Kernels;
 import io.hintgrpo.engine.io.ModelDir;
+import io.hintgrpo.engine.io.PeftAdapter;
 import io.hintgrpo.engine.io.Safetensors;
 import io.hintgrpo.engine.model.AdamW;
 import io.hintgrpo.trainer.loop.OptimizerSettings;
 import io.hintgrpo.engine.model.Model;
+import io.hintgrpo.engine.model.ModelConfig;
 import io.hintgrpo.engine.model.ParamLayout;
 
 import java.io.IOException;
@@ -29,13 +31,16 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.function.Consumer;
+import java.util.function.Supplier;
 import java.util.stream.Stream;
 
 /**
- * Training checkpoints in a run's {@code checkpoints/} folder. Each is a model directory
- * (config.json, model.safetensors, tokenizer.json) plus optimizer.safetensors (AdamW moments per
- * parameter), trainer_state.json (step, data position, the run's fingerprint) and
- * checksums.json (SHA-256 of every other file). A checkpoint is written into a temporary folder,
+ * Training checkpoints in a run's {@code checkpoints/} folder. Each holds what trains: a model
+ * directory (config.json, model.safetensors, tokenizer.json), or with LoRA the base's config.json
+ * and the adapter in PEFT's format (adapter_config.json, adapter_model.safetensors: adapters and
+ * projectors; the frozen base is the run's starting model, not copied), plus optimizer.safetensors
+ * (AdamW moments per trained tensor), trainer_state.json (step, data position, the run's
+ * fingerprint) and checksums.json (SHA-256 of every other file). A checkpoint is written into a temporary folder,
  * every file fsynced, then renamed into place, so a crash mid-write leaves the previous ones
  * intact; index.json (also replaced atomically) names the latest and the best. Older ones beyond
  * keepLast are deleted, never the best.
@@ -76,10 +81,15 @@ public final class Checkpoints {
             Path tmp = Files.createTempDirectory(root, "." + name + ".tmp-");
             AtomicFiles.readableByAll(tmp);
             try {
-                ModelDir.save(model, tmp, Safetensors.Dtype.F32);
+                if (model.lora() != null) {
+                    Files.writeString(tmp.resolve(ModelDir.CONFIG), model.config.toJson()); // the shape of the base it adapts
+                    PeftAdapter.save(model.lora(), tmp, null);
+                } else {
+                    ModelDir.save(model, tmp, Safetensors.Dtype.F32);
+                }
                 if (tokenizerJson != null) Files.copy(tokenizerJson, tmp.resolve(TOKENIZER));
                 Map<String, int[]> shapes = new LinkedHashMap<>();
-                for (ParamLayout.Entry e : model.layout.entries()) {
+                for (ParamLayout.Entry e : opt.layout().entries()) {
                     shapes.put("exp_avg." + e.name(), e.shape());
                     shapes.put("exp_avg_sq." + e.name(), e.shape());
                 }
@@ -221,10 +231,13 @@ public final class Checkpoints {
 
     /**
      * Verifies the checksums, checks the fingerprint against {@code expected} (each key present in
-     * both must agree), and loads model, optimizer moments and state. Anything off is one clear error.
+     * both must agree), and loads model, optimizer moments and state. A LoRA checkpoint's adapter
+     * is attached to the model {@code base} supplies (the run's frozen starting model; it must have
+     * the checkpoint's config); base may be null where the run trains every parameter. Anything off
+     * is one clear error.
      */
     public static Loaded load(Path dir, Kernels kernels, Map<String, String> expected, OptimizerSettings optimizer,
-                              Consumer<String> report) {
+                              Supplier<Model> base, Consumer<String> report) {
         verify(dir);
         JsonNode s;
         try {
@@ -246,10 +259,23 @@ public final class Checkpoints {
         }
         State state = new State(s.path("step").asInt(), s.path("epoch").asInt(), s.path("position").asInt(),
                 s.path("skipped_steps").asInt(), fp);
-        Model model = ModelDir.load(kernels, dir, 0, report);
+        boolean lora = PeftAdapter.isAdapter(dir);
+        Model model;
+        if (lora) {
+            if (base == null)
+                throw new BadInputException(dir.toString(), "holds a LoRA adapter, and this run trains every parameter (lora_rank 0)");
+            model = base.get();
+            ModelConfig saved = ModelConfig.load(dir.resolve(ModelDir.CONFIG));
+            if (!saved.equals(model.config))
+                throw new BadInputException(dir.resolve(ModelDir.CONFIG).toString(), "the adapter was trained on a base of another shape "
+                        + "than this run's starting model (resume from the same --model)");
+            PeftAdapter.load(model, dir);
+        } else {
+            model = ModelDir.load(kernels, dir, 0, report);
+        }
         AdamW opt = optimizer.adamw(model);
         try (Safetensors moments = Safetensors.open(dir.resolve(OPTIMIZER))) {
-            for (ParamLayout.Entry e : model.layout.entries())
+            for (ParamLayout.Entry e : opt.layout().entries())
                 for (String which : new String[]{"exp_avg", "exp_avg_sq"}) {
                     String name = which + "." + e.name();
                     if (!moments.has(name))
@@ -262,36 +288,64 @@ public final class Checkpoints {
                     opt.uploadMoment(which, e.name(), m);
                 }
         } catch (RuntimeException e) {
-            model.close();
+            opt.close();
+            if (lora) model.detachLora(); // the base is the caller's
+            else model.close();
             throw e;
         }
         opt.setSteps(s.path("optimizer_steps").asInt());
         return new Loaded(dir, model, opt, state);
     }
 
-    /** Copies the best (else latest) checkpoint's model files (config, weights, tokenizer) into a plain model directory, atomically. */
-    public Path exportBest(Path dest) throws IOException {
+    /** What a finished run hands on: the best checkpoint as a model directory, and with LoRA its adapter (else null). */
+    public record Exported(Path model, Path adapter) {}
+
+    /**
+     * The best (else latest) checkpoint as a plain model directory at modelDest, atomically. A
+     * full checkpoint's model files (config, weights, tokenizer) are copied. A LoRA checkpoint's
+     * adapter replaces the one attached to {@code trained} (the run's model: its frozen base
+     * with an adapter), goes to adapterDest in PEFT's format (base_model_name_or_path baseModel,
+     * null when unknown), and is then merged into the base, so trained ends merged and modelDest
+     * holds base + adapter as one model that every command reads. Returns null when there is no
+     * checkpoint.
+     */
+    public Exported exportBest(Path modelDest, Path adapterDest, Model trained, String baseModel) throws IOException {
         Path best = best();
         if (best == null) return null;
-        Path tmp = Files.createTempDirectory(dest.toAbsolutePath().getParent(), ".model-");
+        if (!PeftAdapter.isAdapter(best)) {
+            replaceFolder(modelDest, tmp -> {
+                for (String f : new String[]{ModelDir.CONFIG, ModelDir.WEIGHTS, TOKENIZER})
+                    if (Files.exists(best.resolve(f))) Files.copy(best.resolve(f), tmp.resolve(f));
+            });
+            return new Exported(modelDest, null);
+        }
+        if (trained.lora() == null) throw new IllegalStateException("a LoRA checkpoint needs the run's model with its adapter to export");
+        trained.detachLora();
+        PeftAdapter.load(trained, best);
+        replaceFolder(adapterDest, tmp -> PeftAdapter.save(trained.lora(), tmp, baseModel));
+        trained.mergeLora();
+        replaceFolder(modelDest, tmp -> {
+            ModelDir.save(trained, tmp, Safetensors.Dtype.F32);
+            if (Files.exists(best.resolve(TOKENIZER))) Files.copy(best.resolve(TOKENIZER), tmp.resolve(TOKENIZER));
+        });
+        return new Exported(modelDest, adapterDest);
+    }
+
+    private interface FolderContent {
+        void writeInto(Path tmp) throws IOException;
+    }
+
+    /** Fills a temporary folder beside dest and renames it onto dest, replacing what was there. */
+    private static void replaceFolder(Path dest, FolderContent content) throws IOException {
+        Path tmp = Files.createTempDirectory(dest.toAbsolutePath().getParent(), "." + dest.getFileName() + "-");
         AtomicFiles.readableByAll(tmp);
         try {
-            for (String f : new String[]{"config.json", "model.safetensors", TOKENIZER})
-                if (Files.exists(best.resolve(f))) Files.copy(best.resolve(f), tmp.resolve(f));
-            if (Files.exists(dest)) {
-                try (Stream<Path> s = Files.walk(dest)) {
-                    for (Path p : s.sorted(java.util.Comparator.reverseOrder()).toList()) Files.delete(p);
-                }
-            }
+            content.writeInto(tmp);
+            if (Files.exists(dest)) deleteTree(dest);
             Files.move(tmp, dest, StandardCopyOption.ATOMIC_MOVE);
         } finally {
-            if (Files.exists(tmp)) {
-                try (Stream<Path> s = Files.walk(tmp)) {
-                    for (Path p : s.sorted(java.util.Comparator.reverseOrder()).toList()) Files.deleteIfExists(p);
-                }
-            }
+            if (Files.exists(tmp)) deleteTree(tmp);
         }
-        return dest;
     }
 
     /** Every file listed in checksums.json exists and hashes to its recorded SHA-256. */
@@ -305,7 +359,8 @@ public final class Checkpoints {
         } catch (IOException e) {
             throw new BadInputException(sums.toString(), "not valid JSON");
         }
-        for (String required : List.of(ModelDir.CONFIG, ModelDir.WEIGHTS, OPTIMIZER, STATE))
+        boolean lora = recorded.has(PeftAdapter.CONFIG);
+        for (String required : List.of(ModelDir.CONFIG, lora ? PeftAdapter.WEIGHTS : ModelDir.WEIGHTS, OPTIMIZER, STATE))
             if (!recorded.has(required)) throw new BadInputException(sums.toString(), "does not list " + required);
         recorded.fields().forEachRemaining(e -> {
             if (!e.getKey().matches("[A-Za-z0-9_.-]+") || e.getKey().startsWith("."))

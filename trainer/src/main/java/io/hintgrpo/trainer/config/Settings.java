@@ -183,8 +183,8 @@ public final class Settings {
 
     /**
      * A value of a setting (or of any option of these plain types: int, long, float, double,
-     * boolean, an enum, text) as type t; a value of the wrong kind is a {@link BadInputException}
-     * at place naming the key and the kind it must be.
+     * boolean, an enum, text; a list of values as text joined by commas) as type t; a value of the
+     * wrong kind is a {@link BadInputException} at place naming the key and the kind it must be.
      */
     public static Object convert(JsonNode v, Class<?> t, String key, String place) {
         String text = v.isTextual() ? v.textValue().strip() : v.toString();
@@ -208,6 +208,11 @@ public final class Settings {
                 for (Object e : t.getEnumConstants()) if (name((Enum<?>) e).equals(text)) return e;
             } else if (t == String.class) {
                 if (v.isValueNode()) return v.asText();
+                if (v.isArray()) { // a list of names (lora_targets: [q_proj, v_proj]) is the text with commas, as its flag takes it
+                    List<String> parts = new ArrayList<>();
+                    for (JsonNode x : v) if (x.isValueNode()) parts.add(x.asText());
+                    if (parts.size() == v.size()) return String.join(",", parts);
+                }
             } else {
                 throw new IllegalStateException("setting " + key + " has an unsupported type " + t);
             }

@@ -82,19 +82,31 @@ public final class TrainLoop<M extends TrainLoop.StepRecord> {
 
     /**
      * The run's start: the latest checkpoint of its folder when resuming (its weights, optimizer
-     * moments and data position; the fingerprint must agree), else a fresh model from
-     * {@code fresh} with a new optimizer. A fresh run in a folder with checkpoints is refused.
+     * moments and data position; the fingerprint must agree), else a fresh start from the model
+     * {@code base} supplies with a new optimizer. With LoRA (settings.lora()) the base is frozen
+     * and trains through an adapter: a fresh one (A from the run's seed, B = 0), or the
+     * checkpoint's attached to the base again. AdamW trains {@link Model#trainable()}. A fresh run
+     * in a folder with checkpoints is refused.
      */
-    public static Start start(Kernels kernels, Run run, String command, Record settings, OptimizerSettings optimizer, Supplier<Model> fresh) {
+    public static <S extends Record & TrainingSettings> Start start(Kernels kernels, Run run, String command, S settings,
+                                                                    Supplier<Model> base) {
         Path from = run.resumePoint();
+        LoraSettings lora = settings.lora();
         Start start;
         if (from == null) {
-            Model m = fresh.get();
-            start = new Start(m, optimizer.adamw(m), new Checkpoints.State(0, 0, 0, 0, run.fingerprint()));
+            Model m = base.get();
+            if (lora.enabled()) m.attachLora(lora.config(), settings.loop().seed());
+            start = new Start(m, settings.optimizer().adamw(m), new Checkpoints.State(0, 0, 0, 0, run.fingerprint()));
         } else {
-            Checkpoints.Loaded ck = Checkpoints.load(from, kernels, run.fingerprint(), optimizer, run.log());
+            Checkpoints.Loaded ck = Checkpoints.load(from, kernels, run.fingerprint(), settings.optimizer(), lora.enabled() ? base : null,
+                    run.log());
             run.log().accept("resuming from " + from + " at step " + ck.state().step());
             start = new Start(ck.model(), ck.optimizer(), ck.state());
+        }
+        if (lora.enabled()) {
+            Model m = start.model();
+            run.log().accept(String.format(Locale.ROOT, "LoRA rank %d, alpha %s on %s: %,d trainable parameters (adapters and projectors), "
+                    + "%,d frozen", lora.loraRank(), lora.loraAlpha(), lora.loraTargets(), m.lora().layout.count(), m.layout.count()));
         }
         writeEffective(run, command, settings);
         return start;

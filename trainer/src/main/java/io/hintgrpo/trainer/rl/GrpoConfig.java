@@ -5,7 +5,9 @@ import io.hintgrpo.trainer.config.Part;
 import io.hintgrpo.trainer.config.Setting;
 import io.hintgrpo.trainer.config.Settings;
 import io.hintgrpo.trainer.loop.LoopSettings;
+import io.hintgrpo.trainer.loop.LoraSettings;
 import io.hintgrpo.trainer.loop.OptimizerSettings;
+import io.hintgrpo.trainer.loop.TrainingSettings;
 import io.hintgrpo.trainer.rl.GrpoObjective.Aggregation;
 
 import java.util.Locale;
@@ -20,11 +22,12 @@ import java.util.Map;
  */
 public record GrpoConfig(@Part LoopSettings loop,
                          @Part OptimizerSettings optimizer,
+                         @Part LoraSettings lora,
                          @Part Rollout rollout,
                          @Part Sampling sampling,
                          @Part Update update,
                          @Part RewardWeights rewards,
-                         @Part Hints hints) {
+                         @Part Hints hints) implements TrainingSettings {
 
     /** How the group advantage is normalised. */
     public enum Advantage { STD, MEAN }

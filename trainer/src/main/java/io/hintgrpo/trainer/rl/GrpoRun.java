@@ -25,9 +25,12 @@ import java.util.function.Consumer;
 /**
  * GRPO / Hint-GRPO from a model directory (typically SFT's {@code model/}), the Java API behind
  * {@code hintgrpo grpo}. The same directory is the frozen reference of the KL term (not loaded at
- * all when beta = 0). Validation: greedy generation on the first eval_samples valid utterances
- * (valid_mae ranks checkpoints). The run folder ends with {@code model/}, the best checkpoint as a
- * plain model directory, next to metrics.jsonl and grpo.png.
+ * all when beta = 0). With LoRA (lora_rank ≥ 1) the policy is that model with fresh adapters, and
+ * the reference is the same model with its adapters off: no second model. Validation: greedy
+ * generation on the first eval_samples valid utterances (valid_mae ranks checkpoints). The run
+ * folder ends with {@code model/}, the best checkpoint as a plain model directory (with LoRA,
+ * base + adapter merged), with LoRA {@code adapter/} (the adapter alone, PEFT's format), next to
+ * metrics.jsonl and grpo.png.
  */
 public final class GrpoRun {
     private GrpoRun() {}
@@ -58,7 +61,8 @@ public final class GrpoRun {
         }
     }
 
-    public record Outcome(TrainLoop.Result<GrpoTrainer.StepMetrics> training, Path modelDir) {
+    /** adapterDir: the best adapter in PEFT's format, null without LoRA. */
+    public record Outcome(TrainLoop.Result<GrpoTrainer.StepMetrics> training, Path modelDir, Path adapterDir) {
         /** Completions generated over the whole run (hint re-rolls and refills included). */
         public long completionsTotal() {
             List<GrpoTrainer.StepMetrics> h = training.history();
@@ -76,10 +80,11 @@ public final class GrpoRun {
         Model policy = null, reference = null;
         TrainLoop.Start start = null;
         try (RunLock lock = RunLock.acquire(run.dir()); Tokenizer tok = Tokenizer.load(tokenizerJson)) {
-            start = TrainLoop.start(kernels, full, "grpo", cfg, cfg.optimizer(), () -> ModelDir.load(kernels, job.model(), cfg.loop().seed(), run.log()));
+            start = TrainLoop.start(kernels, full, "grpo", cfg, () -> ModelDir.load(kernels, job.model(), cfg.loop().seed(), run.log()));
             policy = start.model();
-            // β = 0 has no KL term: the reference is never loaded or run
-            if (cfg.update().beta() > 0) reference = ModelDir.load(kernels, job.model(), cfg.loop().seed(), msg -> {});
+            // β = 0 has no KL term: the reference is never loaded or run; with LoRA it is the policy's own frozen base
+            if (cfg.update().beta() > 0)
+                reference = policy.lora() != null ? policy : ModelDir.load(kernels, job.model(), cfg.loop().seed(), msg -> {});
             policy.setPrecision(job.precision());
             if (reference != null) reference.setPrecision(job.precision());
             List<Utterance> evalSet = job.valid().subList(0, Math.min(job.valid().size(), cfg.loop().evalSamples()));
@@ -90,13 +95,15 @@ public final class GrpoRun {
                     start.state().epoch(), start.state().position());
             TrainLoop.Result<GrpoTrainer.StepMetrics> result = new TrainLoop<>(GrpoTrainer.StepMetrics.class, cfg.loop(), full,
                     tokenizerJson, GrpoTrainer.PLOT_FILE).onStep(job.onStep()).run(policy, start.optimizer(), start.state(), steps, evaluator);
-            return new Outcome(result, new Checkpoints(run.dir()).exportBest(run.dir().resolve("model")));
+            Checkpoints.Exported out = new Checkpoints(run.dir()).exportBest(run.dir().resolve("model"), run.dir().resolve("adapter"),
+                    policy, job.model().toAbsolutePath().normalize().toString());
+            return new Outcome(result, out == null ? null : out.model(), out == null ? null : out.adapter());
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         } finally {
             if (start != null) start.optimizer().close();
             if (policy != null) policy.close();
-            if (reference != null) reference.close();
+            if (reference != null && reference != policy) reference.close();
         }
     }
 }

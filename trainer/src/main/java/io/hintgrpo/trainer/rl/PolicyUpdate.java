@@ -13,9 +13,10 @@ import java.util.List;
 /**
  * The optimisation half of a GRPO step: the rollout batch (prompt ++ hint ++ completion per row)
  * is split into minibatches; β > 0 computes the reference log-probs once per minibatch (β = 0
- * never runs the reference); then mu passes over the minibatches, one optimizer step each. In
- * every forward the fused GRPO loss kernel turns each LM-head chunk's log-probs into that chunk's
- * per-token weights before its backward ({@link Model.LossHead}); on the first pass logp_old is
+ * never runs the reference; with LoRA the reference is the policy with its adapters off); then
+ * mu passes over the minibatches, one optimizer step each. In every forward the fused GRPO loss
+ * kernel turns each LM-head chunk's log-probs into that chunk's per-token weights before its
+ * backward ({@link Model.LossHead}); on the first pass logp_old is
  * that same forward's logp, detached, so ρ = 1 exactly there (DESIGN.md); with several
  * minibatches one no-grad forward per minibatch before the first update takes logp_old under θ
  * at the start of the step. Log-probs, advantages and scales stay on the backend for the whole step.
@@ -72,13 +73,30 @@ public final class PolicyUpdate {
                 ref = null;
             } else {
                 ref = k.allocF32(m);
-                reference.logprobs(batch, temperature, ref);
+                referenceLogprobs(reference, batch, temperature, ref);
             }
         }
 
         @Override
         public void close() {
             for (Buf b : new Buf[]{advantage, scale, ref, logpOld, loss, clipped, kl}) if (b != null) k.free(b);
+        }
+    }
+
+    /**
+     * The reference policy's log-probs: a model of its own, or, with LoRA, the policy itself with
+     * its adapters off (its frozen base, exactly the starting model).
+     */
+    private static void referenceLogprobs(Model reference, Batch batch, float temperature, Buf out) {
+        if (reference.lora() == null) {
+            reference.logprobs(batch, temperature, out);
+            return;
+        }
+        reference.setAdaptersEnabled(false);
+        try {
+            reference.logprobs(batch, temperature, out);
+        } finally {
+            reference.setAdaptersEnabled(true);
         }
     }
 

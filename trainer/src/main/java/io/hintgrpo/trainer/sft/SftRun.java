@@ -28,22 +28,27 @@ import java.util.Map;
  * (filtered) teacher chain become training sequences; validation reports the token-mean loss on
  * the valid chains and, on the first eval_samples valid utterances, greedy-generation metrics
  * (valid_mae ranks checkpoints). The run folder ends with {@code model/}: the best checkpoint as
- * a plain model directory.
+ * a plain model directory; with LoRA (lora_rank ≥ 1) that is base + adapter merged, and
+ * {@code adapter/} holds the adapter alone in PEFT's format.
  */
 public final class SftRun {
     private SftRun() {}
 
-    public record Outcome(TrainLoop.Result<SftTrainer.StepMetrics> training, Path modelDir, int examples, int withoutChain) {}
+    /** adapterDir: the best adapter in PEFT's format, null without LoRA. */
+    public record Outcome(TrainLoop.Result<SftTrainer.StepMetrics> training, Path modelDir, int examples, int withoutChain,
+                          Path adapterDir) {}
 
     /**
-     * @param model the starting model (when resuming, only its {@link Model#precision()} counts:
-     *              the checkpoint's weights are loaded and take that precision)
+     * @param model the starting model. Without LoRA it trains in place, and when resuming only its
+     *              {@link Model#precision()} counts (the checkpoint's weights are loaded and take
+     *              that precision). With LoRA it is the frozen base the adapter trains on (resumed
+     *              or not), and it ends merged with the best adapter.
      */
     public static Outcome run(Kernels kernels, Model model, Path tokenizerJson, List<Utterance> train, List<Utterance> valid,
                               SftConfig cfg, Run run) {
         Run full = run.fingerprint(SftTrainer.fingerprint(cfg));
         try (RunLock lock = RunLock.acquire(run.dir()); Tokenizer tok = Tokenizer.load(tokenizerJson)) {
-            TrainLoop.Start start = TrainLoop.start(kernels, full, "sft", cfg, cfg.optimizer(), () -> model);
+            TrainLoop.Start start = TrainLoop.start(kernels, full, "sft", cfg, () -> model);
             Model m = start.model();
             m.setPrecision(model.precision()); // checkpoints hold fp32 master weights only
             List<Sequence> trainSeqs = new ArrayList<>();
@@ -65,8 +70,11 @@ public final class SftRun {
             };
             TrainLoop.Result<SftTrainer.StepMetrics> result = SftTrainer.train(cfg, full, tokenizerJson, m, start.optimizer(),
                     start.state(), trainSeqs, evaluator);
-            Path modelDir = new Checkpoints(run.dir()).exportBest(run.dir().resolve("model"));
-            return new Outcome(result, modelDir, trainSeqs.size(), withoutChain);
+            // the command line's --model, when the run came from one, is the base an adapter names
+            Object given = run.options().get("model");
+            String base = given == null ? null : Path.of(given.toString()).toAbsolutePath().normalize().toString();
+            Checkpoints.Exported out = new Checkpoints(run.dir()).exportBest(run.dir().resolve("model"), run.dir().resolve("adapter"), m, base);
+            return new Outcome(result, out == null ? null : out.model(), trainSeqs.size(), withoutChain, out == null ? null : out.adapter());
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }

@@ -2,9 +2,11 @@ package io.hintgrpo.trainer.sft;
 
 import io.hintgrpo.engine.BadInputException;
 import io.hintgrpo.engine.cpu.CpuKernels;
+import io.hintgrpo.engine.io.Safetensors;
 import io.hintgrpo.engine.model.AdamW;
 import io.hintgrpo.engine.model.Model;
 import io.hintgrpo.engine.model.ModelConfig;
+import io.hintgrpo.engine.model.ParamLayout;
 import io.hintgrpo.engine.model.Sequence;
 import io.hintgrpo.trainer.checkpoint.Checkpoints;
 import io.hintgrpo.trainer.loop.DivergedException;
@@ -91,13 +93,72 @@ class SftTrainerTest {
         assertEquals(3, part.history().size());
 
         Checkpoints.Loaded ck = assertDoesNotThrow(() -> Checkpoints.load(new Checkpoints(run).latest(), new CpuKernels(),
-                fingerprint(cfg), cfg.optimizer(), msg -> {}));
+                fingerprint(cfg), cfg.optimizer(), null, msg -> {}));
         assertEquals(3, ck.state().step());
         TrainLoop.Result<SftTrainer.StepMetrics> rest = train(cfg, run(run, Integer.MAX_VALUE), ck.model(), ck.optimizer(), ck.state(),
                 train);
         assertEquals(7, rest.history().size(), "history restored from metrics.jsonl plus the new steps");
         for (int i = 0; i < 7; i++)
             assertEquals(uninterrupted.history().get(i).loss(), rest.history().get(i).loss(), "step " + (i + 1));
+    }
+
+    /**
+     * LoRA through TrainLoop.start, as SftRun does: checkpoints hold the adapter (PEFT files) and
+     * its moments, not the frozen base; stopped and resumed onto a fresh copy of the base, a run
+     * repeats the uninterrupted losses and adapter bit for bit, and the base never changes.
+     */
+    @Test
+    void loraResumeRepeatsTheUninterruptedRunAndCheckpointsHoldOnlyTheAdapter() throws Exception {
+        List<Sequence> train = data(40, 4);
+        SftConfig cfg = config(6).with(Map.of("lora_rank", 2, "lora_alpha", 4, "lora_targets", "q_proj,v_proj,down_proj", "lr", 2e-2f));
+        Model base = new Model(new CpuKernels(), CONFIG);
+        base.initialize(5);
+        float[] baseEmbedding = base.download("model.embed_tokens.weight"), baseQ = base.download("model.layers.1.self_attn.q_proj.weight");
+
+        Run straight = run(dir.resolve("a"), Integer.MAX_VALUE).fingerprint(SftTrainer.fingerprint(cfg));
+        TrainLoop.Start s0 = TrainLoop.start(new CpuKernels(), straight, "sft", cfg, () -> base);
+        assertSame(base, s0.model());
+        assertNotNull(base.lora());
+        assertEquals(base.lora().layout, s0.optimizer().layout(), "AdamW trains the adapter");
+        TrainLoop.Result<SftTrainer.StepMetrics> uninterrupted = SftTrainer.train(cfg, straight, null, base, s0.optimizer(), s0.state(), train, null);
+        assertTrue(uninterrupted.history().get(5).loss() < uninterrupted.history().get(0).loss(), "the adapter learns");
+        assertArrayEquals(baseEmbedding, base.download("model.embed_tokens.weight"), "the base is frozen");
+        assertArrayEquals(baseQ, base.download("model.layers.1.self_attn.q_proj.weight"), "the base is frozen");
+
+        Path ck = new Checkpoints(dir.resolve("a")).latest();
+        assertFalse(Files.exists(ck.resolve("model.safetensors")), "no copy of the frozen base in a LoRA checkpoint");
+        assertTrue(Files.isRegularFile(ck.resolve("adapter_config.json")) && Files.isRegularFile(ck.resolve("adapter_model.safetensors")));
+        try (Safetensors moments = Safetensors.open(ck.resolve(Checkpoints.OPTIMIZER))) {
+            assertTrue(moments.has("exp_avg_sq.base_model.model.model.layers.0.mlp.down_proj.lora_B.weight"), moments.tensors().keySet().toString());
+            assertEquals(2 * base.lora().layout.entries().size(), moments.tensors().size(), "moments of the adapter only");
+        }
+
+        Model fresh = new Model(new CpuKernels(), CONFIG);
+        fresh.initialize(5);
+        Path runB = dir.resolve("b");
+        Run stopping = run(runB, 3).fingerprint(SftTrainer.fingerprint(cfg));
+        TrainLoop.Start b0 = TrainLoop.start(new CpuKernels(), stopping, "sft", cfg, () -> fresh);
+        assertTrue(SftTrainer.train(cfg, stopping, null, fresh, b0.optimizer(), b0.state(), train, null).stoppedBySignal());
+
+        Model again = new Model(new CpuKernels(), CONFIG);
+        again.initialize(5);
+        Run resumed = run(runB, Integer.MAX_VALUE).fingerprint(SftTrainer.fingerprint(cfg)).resuming(true);
+        TrainLoop.Start b1 = TrainLoop.start(new CpuKernels(), resumed, "sft", cfg, () -> again);
+        assertEquals(3, b1.state().step());
+        assertSame(again, b1.model(), "the checkpoint's adapter goes onto the run's base");
+        TrainLoop.Result<SftTrainer.StepMetrics> rest = SftTrainer.train(cfg, resumed, null, again, b1.optimizer(), b1.state(), train, null);
+        assertEquals(6, rest.history().size());
+        for (int i = 0; i < 6; i++)
+            assertEquals(uninterrupted.history().get(i).loss(), rest.history().get(i).loss(), 0.0, "step " + (i + 1));
+        for (ParamLayout.Entry e : base.lora().layout.entries())
+            assertArrayEquals(base.lora().download(e.name()), again.lora().download(e.name()), 0f, e.name());
+
+        // the same folder under other LoRA settings is another run
+        SftConfig otherRank = cfg.with(Map.of("lora_rank", 3));
+        Model third = new Model(new CpuKernels(), CONFIG);
+        BadInputException e = assertThrows(BadInputException.class, () -> TrainLoop.start(new CpuKernels(),
+                run(runB, 0).fingerprint(SftTrainer.fingerprint(otherRank)).resuming(true), "sft", otherRank, () -> third));
+        assertTrue(e.getMessage().contains("lora_rank = 2, this run has 3"), e.getMessage());
     }
 
     @Test
@@ -116,14 +177,14 @@ class SftTrainerTest {
         bytes[bytes.length - 3] ^= 0x40;
         Files.write(weights, bytes);
         BadInputException e = assertThrows(BadInputException.class, () -> Checkpoints.load(latest, new CpuKernels(),
-                fingerprint(cfg), cfg.optimizer(), msg -> {}));
+                fingerprint(cfg), cfg.optimizer(), null, msg -> {}));
         assertTrue(e.getMessage().contains("model.safetensors: checksum mismatch"), e.getMessage());
 
         Path previous = run.resolve("checkpoints/step-0000002");
-        assertDoesNotThrow(() -> Checkpoints.load(previous, new CpuKernels(), fingerprint(cfg), cfg.optimizer(), msg -> {}));
+        assertDoesNotThrow(() -> Checkpoints.load(previous, new CpuKernels(), fingerprint(cfg), cfg.optimizer(), null, msg -> {}));
         Map<String, String> otherSeed = new java.util.HashMap<>(fingerprint(cfg));
         otherSeed.put("seed", "99");
-        e = assertThrows(BadInputException.class, () -> Checkpoints.load(previous, new CpuKernels(), otherSeed, cfg.optimizer(), msg -> {}));
+        e = assertThrows(BadInputException.class, () -> Checkpoints.load(previous, new CpuKernels(), otherSeed, cfg.optimizer(), null, msg -> {}));
         assertTrue(e.getMessage().contains("checkpoint was written with seed = 7, this run has 99"), e.getMessage());
 
         // a write that died halfway leaves only a hidden temporary folder, which is never taken for a checkpoint

@@ -307,6 +307,65 @@ class GrpoTrainerTest {
     }
 
     /**
+     * GRPO with LoRA: the policy is the starting model with fresh adapters (B = 0), so the first
+     * step's KL to the reference (the same model with its adapters off) is exactly 0, and later
+     * ones are not; stopped and resumed, the run ends with the same metrics, adapter and merged
+     * model; the run folder has model/ (merged, loadable as any model) and adapter/ (PEFT files),
+     * and the starting model directory is untouched.
+     */
+    @Test
+    void loraPolicyStartsAtItsReferenceAndResumesExactly() throws Exception {
+        GrpoConfig c = config(Map.of("steps", 4, "checkpoint_every", 2, "beta", 0.04f, "lora_rank", 4, "lora_alpha", 8, "lr", 2e-2f));
+        Rewards rewards = new Rewards(List.of(new Rewards.Term(new Reward() {
+            public String name() { return "length"; }
+            public double score(Utterance x, String response, ParsedResponse parsed) { return response.length() % 5; }
+        }, 1.0)));
+        byte[] start = Files.readAllBytes(modelDir.resolve("model.safetensors"));
+        GrpoRun.Job job = GrpoRun.Job.of(modelDir, utterances, List.of(), c).rewards(rewards);
+        Path straight = dir.resolve("lora-straight"), resumed = dir.resolve("lora-resumed");
+        GrpoRun.Outcome a = GrpoRun.run(new CpuKernels(), job, quiet(straight));
+        List<GrpoTrainer.StepMetrics> ha = a.training().history();
+        assertEquals(0.0, ha.get(0).kl(), "KL on the first step: B = 0, the policy is its reference");
+        assertTrue(ha.get(3).kl() > 0, "the adapter moved the policy away from its base: " + ha.get(3).kl());
+
+        AtomicInteger calls = new AtomicInteger();
+        GrpoRun.run(new CpuKernels(), job, quiet(resumed).stopWhen(() -> calls.incrementAndGet() > 2));
+        GrpoRun.Outcome b = GrpoRun.run(new CpuKernels(), job, quiet(resumed).resuming(true));
+        List<GrpoTrainer.StepMetrics> hb = b.training().history();
+        for (int i = 0; i < ha.size(); i++) {
+            assertEquals(ha.get(i).loss(), hb.get(i).loss(), 0.0, "step " + (i + 1));
+            assertEquals(ha.get(i).kl(), hb.get(i).kl(), 0.0, "step " + (i + 1));
+        }
+        assertArrayEquals(Files.readAllBytes(a.adapterDir().resolve("adapter_model.safetensors")),
+                Files.readAllBytes(b.adapterDir().resolve("adapter_model.safetensors")));
+        assertArrayEquals(Files.readAllBytes(a.modelDir().resolve("model.safetensors")),
+                Files.readAllBytes(b.modelDir().resolve("model.safetensors")));
+
+        assertArrayEquals(start, Files.readAllBytes(modelDir.resolve("model.safetensors")), "the starting model is untouched");
+        assertEquals(straight.resolve("adapter"), a.adapterDir());
+        assertTrue(Files.readString(a.adapterDir().resolve("adapter_config.json")).contains(modelDir.toAbsolutePath().normalize().toString()),
+                "base_model_name_or_path names the starting model");
+        for (String f : new String[]{"config.json", "model.safetensors", "tokenizer.json"})
+            assertTrue(Files.isRegularFile(a.modelDir().resolve(f)), f);
+        assertFalse(Files.exists(new Checkpoints(straight).latest().resolve("model.safetensors")), "checkpoints hold the adapter only");
+        // model/ is base + the best adapter, merged: it computes what the base with adapter/ attached does
+        Batch batch = Batch.pack(cfg, List.of(io.hintgrpo.trainer.format.Examples.prompt(utterances.get(0), tok, cfg).sequence()));
+        try (Model merged = ModelDir.load(new CpuKernels(), a.modelDir(), 0, m -> {}); Model withAdapter = load()) {
+            io.hintgrpo.engine.io.PeftAdapter.load(withAdapter, a.adapterDir());
+            float[] x = merged.logits(batch), y = withAdapter.logits(batch);
+            double num = 0, den = 0;
+            for (int i = 0; i < x.length; i++) {
+                num += (x[i] - y[i]) * (double) (x[i] - y[i]);
+                den += (double) y[i] * y[i];
+            }
+            assertTrue(Math.sqrt(num / den) <= 1e-5, "merged vs base + adapter: " + Math.sqrt(num / den));
+            try (Model startModel = load()) {
+                assertFalse(Arrays.equals(startModel.logits(batch), x), "the run trained something");
+            }
+        }
+    }
+
+    /**
      * bf16: policy and reference share the precision (the first step, whose weights are the
      * reference's, has KL exactly 0), a resumed run is bf16 again (the weights of an uninterrupted
      * one), and the result differs from fp32 (the precision reached the GEMMs).

@@ -34,6 +34,9 @@ final class EvalCommand implements Callable<Integer> {
     @Option(names = "--model", required = true, description = "Model directory with tokenizer.json.")
     Path model;
 
+    @CommandLine.Mixin(name = "adapter")
+    AdapterOption adapter;
+
     @Option(names = "--data", required = true, split = ",", description = "JSONL file(s) with labels.")
     List<Path> data;
 
@@ -67,6 +70,7 @@ final class EvalCommand implements Callable<Integer> {
         try (Kernels kernels = Backends.open(backend);
              Model m = ModelDir.load(kernels, model, 0, msg -> System.err.println("hintgrpo: " + msg));
              Tokenizer tok = Tokenizer.load(model)) {
+            adapter.attachTo(m);
             GenerateCommand.checkMaxNewTokens(maxNewTokens, m.config);
             List<Utterance> all = new ArrayList<>();
             for (Path f : data) {

@@ -44,6 +44,9 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--model", required = true, description = "Model directory with tokenizer.json.")
     Path model;
 
+    @CommandLine.Mixin(name = "adapter")
+    AdapterOption adapter;
+
     @Option(names = "--input", required = true, description = "JSONL of utterances: id, text, audio/vision as in a corpus; label optional.")
     Path input;
 
@@ -87,6 +90,7 @@ final class GenerateCommand implements Callable<Integer> {
         try (Kernels kernels = Backends.open(backend);
              Model m = ModelDir.load(kernels, model, seed, msg -> System.err.println("hintgrpo: " + msg));
              Tokenizer tok = Tokenizer.load(model)) {
+            adapter.attachTo(m);
             checkMaxNewTokens(maxNewTokens, m.config);
             List<Jsonl.Record> records = Jsonl.readPrompts(input, opt.drop().expect(m.config));
             List<Utterance> utterances = new ArrayList<>(records.size());

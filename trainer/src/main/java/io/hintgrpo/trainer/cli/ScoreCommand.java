@@ -46,6 +46,9 @@ final class ScoreCommand implements Callable<Integer> {
     @Option(names = "--model", required = true, description = "Model directory: config.json + model.safetensors (or sharded).")
     Path modelDir;
 
+    @CommandLine.Mixin(name = "adapter")
+    AdapterOption adapter;
+
     @Option(names = "--input", required = true, description = "JSONL, one {\"ids\": [...], \"audio\": [[...]], \"vision\": [[...]]} per line.")
     Path input;
 
@@ -74,6 +77,7 @@ final class ScoreCommand implements Callable<Integer> {
         ObjectMapper json = new ObjectMapper();
         try (Kernels kernels = Backends.open(backend);
              Model model = ModelDir.load(kernels, modelDir, seed, msg -> System.err.println("hintgrpo: " + msg))) {
+            adapter.attachTo(model);
             List<ObjectNode> records = new ArrayList<>();
             List<Sequence> seqs = new ArrayList<>();
             TextLines.forEach(input, (lineNo, line) -> {

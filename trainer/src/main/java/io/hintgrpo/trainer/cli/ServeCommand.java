@@ -39,6 +39,9 @@ final class ServeCommand implements Callable<Integer> {
     @Option(names = "--model", required = true, description = "Model directory with tokenizer.json.")
     Path model;
 
+    @CommandLine.Mixin(name = "adapter")
+    AdapterOption adapter;
+
     @Option(names = "--host", defaultValue = "127.0.0.1", description = "Address to listen on (default: ${DEFAULT-VALUE}; 0.0.0.0 for every interface).")
     String host;
 
@@ -95,6 +98,7 @@ final class ServeCommand implements Callable<Integer> {
         try (Kernels kernels = Backends.open(backend);
              Model m = ModelDir.load(kernels, model, seed, msg -> System.err.println("hintgrpo: " + msg));
              Tokenizer tok = Tokenizer.load(model)) {
+            adapter.attachTo(m);
             tok.specials(); // a tokenizer without the DC tags fails here, not on the first request
             int context = m.config.maxPositionEmbeddings();
             if (maxContext > context)

@@ -21,11 +21,24 @@ CASE_DIR holds
                       "adam": {"lr", "beta1", "beta2", "eps", "weight_decay", "steps",
                                "max_grad_norm"}}       (optional; steps = 0 when absent)
 
+and optionally a PEFT LoRA adapter beside them:
+  adapter_config.json        peft_type "LORA", task_type "CAUSAL_LM", r, lora_alpha, target_modules (a list of
+                             q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj), modules_to_save
+                             (null or ["multi_modal_projector"]); rsLoRA, DoRA, fan_in_fan_out, LoRA biases and
+                             per-layer patterns are refused
+  adapter_model.safetensors  read by PEFT's saved names: base_model.model.model.layers.{l}.self_attn.q_proj.lora_A.weight
+                             [r, in] and ...lora_B.weight [out, r] (mlp.* for gate/up/down), and with modules_to_save
+                             the projectors as base_model.model.multi_modal_projector.{audio,vision}.linear_{1,2}.{weight,bias}
+With an adapter every target Linear computes y = x W^T (+ b) + (lora_alpha / r) (x A^T) B^T, the projectors are
+the adapter's (the base's without modules_to_save), the base is frozen, and the gradients and AdamW steps are
+those of the adapter's tensors only (named as in adapter_model.safetensors).
+
 and the script writes CASE_DIR/outputs.safetensors (all F32):
   logits            [B, T, V]  raw logits (no temperature); rows t >= len(ids[b]) are zero
   logprobs          [B, T]     log softmax(logits / temperature)[target], 0 where target < 0
   loss              [1]        L = -sum_{b,t} weights[b][t] * logprobs[b,t]
-  grad.<name>       dL/d<name> for every parameter in model.safetensors
+  grad.<name>       dL/d<name> for every parameter in model.safetensors (with an adapter: for every tensor
+                    of adapter_model.safetensors instead)
   adam_losses       [steps]    the loss before each AdamW step (forward re-run every step)
   adam_grad_norms   [steps]    the global gradient norm before clipping, each step
   (T = the longest sequence; B = the number of sequences)
@@ -388,8 +401,88 @@ def silu(torch, x):
     return x * torch.sigmoid(x)
 
 
-def forward(torch, F, cfg, P, batch):
-    """Returns raw logits [B, T, V]."""
+class Adapter:
+    """A PEFT LoRA adapter: per target path (model.layers.{l}.self_attn.q_proj) its (A, B), the scaling, the projectors."""
+
+    def __init__(self, case_dir, cfg):
+        where = os.path.join(case_dir, "adapter_config.json")
+        raw = load_json(where)
+        if not isinstance(raw, dict):
+            fail(f"{where}: expected a JSON object")
+        if raw.get("peft_type") != "LORA" or raw.get("task_type") != "CAUSAL_LM":
+            fail(f"{where}: only peft_type \"LORA\" with task_type \"CAUSAL_LM\" is supported")
+        for key in ("use_rslora", "use_dora", "fan_in_fan_out", "lora_bias"):
+            if raw.get(key):
+                fail(f"{where}: {key} is set; only plain LoRA is supported")
+        for key in ("layers_to_transform", "layers_pattern", "rank_pattern", "alpha_pattern"):
+            if raw.get(key):
+                fail(f"{where}: {key} is set; only the same rank and alpha on every layer are supported")
+        if raw.get("bias", "none") != "none":
+            fail(f"{where}: bias must be \"none\"")
+        r, alpha, targets = raw.get("r"), raw.get("lora_alpha"), raw.get("target_modules")
+        if not is_int(r) or r < 1 or not is_num(alpha) or not alpha > 0:
+            fail(f"{where}: r must be an integer >= 1 and lora_alpha a positive number")
+        known = {"q_proj": "self_attn", "k_proj": "self_attn", "v_proj": "self_attn", "o_proj": "self_attn",
+                 "gate_proj": "mlp", "up_proj": "mlp", "down_proj": "mlp"}
+        if not isinstance(targets, list) or not targets or any(t not in known for t in targets):
+            fail(f"{where}: target_modules must be a list of {sorted(known)}, got {targets!r}")
+        saved = raw.get("modules_to_save") or []
+        if any(m != "multi_modal_projector" for m in saved):
+            fail(f"{where}: modules_to_save may only name multi_modal_projector, got {saved!r}")
+        self.scaling = alpha / r  # PEFT's LoRA: lora_alpha / r (not rsLoRA's / sqrt(r))
+
+        st_path = os.path.join(case_dir, "adapter_model.safetensors")
+        if not os.path.exists(st_path):
+            fail(f"{st_path}: file not found")
+        raw_t = read_safetensors(st_path)
+        c, i, q, kv = cfg.hidden, cfg.inter, cfg.heads * cfg.head_dim, cfg.kv_heads * cfg.head_dim
+        dims = {"q_proj": (c, q), "k_proj": (c, kv), "v_proj": (c, kv), "o_proj": (q, c),
+                "gate_proj": (c, i), "up_proj": (c, i), "down_proj": (i, c)}  # (in, out)
+        self.expected = {}  # saved name -> shape
+        self.modules = {}   # target path -> (saved name of A, saved name of B)
+        for l in range(cfg.layers):
+            for t in targets:
+                path = f"model.layers.{l}.{known[t]}.{t}"
+                a, b = f"base_model.model.{path}.lora_A.weight", f"base_model.model.{path}.lora_B.weight"
+                self.expected[a] = (r, dims[t][0])
+                self.expected[b] = (dims[t][1], r)
+                self.modules[path] = (a, b)
+        self.projectors = {}  # base name -> saved name
+        if saved:
+            for n, shape in cfg.expected_shapes().items():
+                if n.startswith("multi_modal_projector."):
+                    self.projectors[n] = "base_model.model." + n
+                    self.expected["base_model.model." + n] = shape
+        missing = [n for n in self.expected if n not in raw_t]
+        extra = [n for n in raw_t if n not in self.expected]
+        if missing or extra:
+            fail(f"{st_path}: missing tensors {missing[:4]}, unexpected tensors {extra[:4]}")
+        for n, shape in self.expected.items():
+            if tuple(raw_t[n].shape) != shape:
+                fail(f"{st_path}: {n} has shape {list(raw_t[n].shape)}, expected {list(shape)}")
+        self.raw = raw_t
+
+
+def linear(P, adapter, x, path, bias):
+    """x W^T (+ b) of the Linear at path, plus its LoRA delta (alpha / r) (x A^T) B^T when the adapter targets it."""
+    y = x @ P[path + ".weight"].T
+    if bias:
+        y = y + P[path + ".bias"]
+    if adapter is not None and path in adapter.modules:
+        a, b = adapter.modules[path]
+        y = y + adapter.scaling * ((x @ P[a].T) @ P[b].T)
+    return y
+
+
+def projector(P, adapter, name):
+    """A projector tensor as the forward reads it: the adapter's copy (modules_to_save) where it has one, else the base's."""
+    if adapter is not None and name in adapter.projectors:
+        return P[adapter.projectors[name]]
+    return P[name]
+
+
+def forward(torch, F, cfg, P, batch, adapter=None):
+    """Returns raw logits [B, T, V]. P holds the base's tensors, and with an adapter its tensors by their saved names."""
     ids, lengths, positions, feats, slots = batch
     B, T = ids.shape
     c, H, KV, d = cfg.hidden, cfg.heads, cfg.kv_heads, cfg.head_dim
@@ -399,9 +492,10 @@ def forward(torch, F, cfg, P, batch):
         if feats[mod] is None:
             continue
         pre = f"multi_modal_projector.{mod}."
-        h = feats[mod] @ P[pre + "linear_1.weight"].T + P[pre + "linear_1.bias"]
+        h = feats[mod] @ projector(P, adapter, pre + "linear_1.weight").T + projector(P, adapter, pre + "linear_1.bias")
         if cfg.projector == "mlp":
-            h = F.gelu(h, approximate="tanh") @ P[pre + "linear_2.weight"].T + P[pre + "linear_2.bias"]
+            h = (F.gelu(h, approximate="tanh") @ projector(P, adapter, pre + "linear_2.weight").T
+                 + projector(P, adapter, pre + "linear_2.bias"))
         bi, ti = slots[mod]
         x = x.index_put((bi, ti), h)  # out of place: the replaced rows carry no embedding gradient
 
@@ -414,9 +508,9 @@ def forward(torch, F, cfg, P, batch):
     for l in range(cfg.layers):
         p = f"model.layers.{l}."
         hn = rmsnorm(torch, x, P[p + "input_layernorm.weight"], cfg.eps)
-        q = hn @ P[p + "self_attn.q_proj.weight"].T + P[p + "self_attn.q_proj.bias"]
-        k = hn @ P[p + "self_attn.k_proj.weight"].T + P[p + "self_attn.k_proj.bias"]
-        v = hn @ P[p + "self_attn.v_proj.weight"].T + P[p + "self_attn.v_proj.bias"]
+        q = linear(P, adapter, hn, p + "self_attn.q_proj", True)
+        k = linear(P, adapter, hn, p + "self_attn.k_proj", True)
+        v = linear(P, adapter, hn, p + "self_attn.v_proj", True)
         q = q.view(B, T, H, d).transpose(1, 2)   # [B, H, T, d]
         k = k.view(B, T, KV, d).transpose(1, 2)  # [B, KV, T, d]
         v = v.view(B, T, KV, d).transpose(1, 2)
@@ -428,11 +522,11 @@ def forward(torch, F, cfg, P, batch):
         scores = scores.masked_fill(~allowed[:, None], float("-inf"))
         att = torch.softmax(scores, dim=-1) @ v  # [B, H, T, d]
         att = att.transpose(1, 2).reshape(B, T, H * d)
-        x = x + att @ P[p + "self_attn.o_proj.weight"].T
+        x = x + linear(P, adapter, att, p + "self_attn.o_proj", False)
         hn = rmsnorm(torch, x, P[p + "post_attention_layernorm.weight"], cfg.eps)
-        gate = hn @ P[p + "mlp.gate_proj.weight"].T
-        up = hn @ P[p + "mlp.up_proj.weight"].T
-        x = x + (silu(torch, gate) * up) @ P[p + "mlp.down_proj.weight"].T
+        gate = linear(P, adapter, hn, p + "mlp.gate_proj", False)
+        up = linear(P, adapter, hn, p + "mlp.up_proj", False)
+        x = x + linear(P, adapter, silu(torch, gate) * up, p + "mlp.down_proj", False)
 
     x = rmsnorm(torch, x, P["model.norm.weight"], cfg.eps)
     head = P["model.embed_tokens.weight"] if cfg.tie else P["lm_head.weight"]
@@ -473,8 +567,16 @@ def run(case_dir, dtype_name):
         if tuple(raw[n].shape) != shape:
             fail(f"{st_path}: {n} has shape {list(raw[n].shape)}, config says {list(shape)}")
 
-    names = list(expected)
-    P = {n: torch.tensor(raw[n], dtype=dtype, requires_grad=True) for n in names}
+    # what trains: every parameter, or with an adapter its tensors alone (the base frozen)
+    adapter = None
+    if os.path.exists(os.path.join(case_dir, "adapter_config.json")):
+        adapter = Adapter(case_dir, cfg)
+    P = {n: torch.tensor(raw[n], dtype=dtype, requires_grad=adapter is None) for n in expected}
+    if adapter is None:
+        names = list(expected)
+    else:
+        names = list(adapter.expected)
+        P.update({n: torch.tensor(adapter.raw[n], dtype=dtype, requires_grad=True) for n in names})
 
     # the padded batch
     B = len(inp.ids)
@@ -507,7 +609,7 @@ def run(case_dir, dtype_name):
     batch = (ids, lengths, positions, feats, slots)
 
     # forward, loss, gradients
-    logits = forward(torch, F, cfg, P, batch)
+    logits = forward(torch, F, cfg, P, batch, adapter)
     loss, logp = loss_of(torch, logits, targets, weights, inp.temperature)
     loss.backward()
     pad = (torch.arange(T)[None, :] >= lengths[:, None])
@@ -528,7 +630,7 @@ def run(case_dir, dtype_name):
         for step in range(1, a["steps"] + 1):
             for n in names:
                 P[n].grad = None
-            logits = forward(torch, F, cfg, P, batch)
+            logits = forward(torch, F, cfg, P, batch, adapter)
             loss, _ = loss_of(torch, logits, targets, weights, inp.temperature)
             loss.backward()
             adam_losses.append(loss.item())

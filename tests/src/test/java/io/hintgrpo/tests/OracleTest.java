@@ -5,9 +5,12 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.hintgrpo.engine.cpu.CpuKernels;
 import io.hintgrpo.engine.io.ModelDir;
+import io.hintgrpo.engine.io.PeftAdapter;
 import io.hintgrpo.engine.io.Safetensors;
 import io.hintgrpo.engine.model.AdamW;
 import io.hintgrpo.engine.model.Batch;
+import io.hintgrpo.engine.model.Lora;
+import io.hintgrpo.engine.model.LoraConfig;
 import io.hintgrpo.engine.model.Model;
 import io.hintgrpo.engine.model.ModelConfig;
 import io.hintgrpo.engine.model.ParamLayout;
@@ -40,6 +43,8 @@ import static org.junit.jupiter.api.Assertions.fail;
  * parameter gradient and a few AdamW steps in float64 from the same config, safetensors and
  * inputs; the Java model on the cpu backend must agree within
  * ‖java − oracle‖ / ‖oracle‖ ≤ 1e-4 (logits, log-probs, loss, AdamW losses) and ≤ 1e-3 (each gradient).
+ * Case (d) does the same for a LoRA adapter in PEFT's files: the base frozen, the adapter's and
+ * projectors' gradients and AdamW over them.
  *
  * <p>Where /usr/bin/python3 cannot import torch the tests are skipped, except under CI=true,
  * where that is a failure (the CI image must have python3-torch).
@@ -126,6 +131,25 @@ class OracleTest {
                 new int[][]{{8, 1, 2, 5, 2}, {12, 6, 4, 1, 3}, {3, 0, 0, 0, 0}}, 1.3f, 303);
     }
 
+    /**
+     * (d) case (b)'s model with a LoRA adapter on every target (rank 3, alpha 6, B and the
+     * projectors' trained copy moved away from their starting values), written by PeftAdapter.save:
+     * the oracle reads it by PEFT's names and computes y = x·Wᵀ + (α/r)·(x·Aᵀ)·Bᵀ with the base
+     * frozen; logits, loss, the adapter's and projectors' gradients and AdamW over them must agree.
+     */
+    @Test
+    void loraAdapterOnEveryTargetWithMlpProjectors() throws Exception {
+        String cfg = """
+                {"hidden_size": 48, "intermediate_size": 72, "num_attention_heads": 6,
+                 "num_key_value_heads": 2, "num_hidden_layers": 2, "vocab_size": 67,
+                 "rms_norm_eps": 1e-5, "rope_theta": 1000000.0, "tie_word_embeddings": true,
+                 "max_position_embeddings": 64,
+                 "audio_feature_size": 5, "vision_feature_size": 7, "audio_token_id": 65, "vision_token_id": 66,
+                 "projector_type": "mlp"}""";
+        check("d", ModelConfig.parse(cfg, "case d"), new int[][]{{14, 2, 3, 7, 4}, {7, 0, 0, 1, 2}, {10, 4, 2, 0, 0}}, 1.0f, 404,
+                LoraConfig.of(3, 6, List.of("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")));
+    }
+
     /** The script refuses inconsistent inputs with a clear message and a non-zero exit. */
     @Test
     void oracleRejectsBadInput() throws Exception {
@@ -160,6 +184,15 @@ class OracleTest {
      * layout: per sequence {length, audioStart, audioCount, visionStart, visionCount}.
      */
     void check(String name, ModelConfig cfg, int[][] layout, float temperature, long seed) throws Exception {
+        check(name, cfg, layout, temperature, seed, null);
+    }
+
+    /**
+     * As above; with lora (non-null) the model gets an adapter of that shape (B and the projectors'
+     * copy random, so every part of it shows), saved beside the case as PEFT files, and what is
+     * compared is the adapter's: its gradients (the base has none) and AdamW over it.
+     */
+    void check(String name, ModelConfig cfg, int[][] layout, float temperature, long seed, LoraConfig lora) throws Exception {
         Random rng = new Random(seed);
         List<Sequence> seqs = new ArrayList<>();
         for (int[] l : layout) seqs.add(randomSequence(cfg, rng, l[0], l[1], l[2], l[3], l[4]));
@@ -168,8 +201,13 @@ class OracleTest {
         Map<String, float[]> initial = new HashMap<>();
         try (Model model = new Model(new CpuKernels(), cfg)) {
             randomize(model, seed);
-            for (ParamLayout.Entry e : model.layout.entries()) initial.put(e.name(), model.download(e.name()));
             writeCase(dir, model, seqs, temperature);
+            if (lora != null) {
+                randomizeAdapter(model.attachLora(lora, seed), seed);
+                PeftAdapter.save(model.lora(), dir, null);
+            }
+            Trained trained = new Trained(model);
+            for (ParamLayout.Entry e : trained.layout().entries()) initial.put(e.name(), trained.download(e.name()));
 
             ProcessResult r = runOracle(dir);
             if (r.exitCode != 0) fail("oracle.py failed (exit " + r.exitCode + "):\n" + r.output);
@@ -207,13 +245,13 @@ class OracleTest {
             compare(report, failures, "loss (forwardBackward)", new float[]{(float) fb.loss()}, ref.get("loss").data, LOSS_TOL);
             double worstGrad = 0;
             String worstName = "";
-            for (ParamLayout.Entry e : model.layout.entries()) {
-                Tensor g = ref.get("grad." + e.name());
+            for (ParamLayout.Entry e : trained.layout().entries()) {
+                Tensor g = ref.get("grad." + trained.oracleName(e.name()));
                 if (g == null) {
-                    failures.add("oracle wrote no gradient for " + e.name());
+                    failures.add("oracle wrote no gradient for " + trained.oracleName(e.name()));
                     continue;
                 }
-                double err = relErr(model.downloadGrad(e.name()), g.data);
+                double err = relErr(trained.downloadGrad(e.name()), g.data);
                 if (err > GRAD_TOL || Double.isNaN(err))
                     failures.add(String.format(Locale.ROOT, "grad %s: rel err %.3e > %.0e", e.name(), err, GRAD_TOL));
                 if (!(err <= worstGrad)) {
@@ -225,7 +263,7 @@ class OracleTest {
             report.append(String.format(Locale.ROOT, "  max grad rel err %.3e (%s)%n", worstGrad, worstName));
 
             // AdamW: the loss before each step, from the same initial parameters
-            for (Map.Entry<String, float[]> e : initial.entrySet()) model.upload(e.getKey(), e.getValue());
+            for (Map.Entry<String, float[]> e : initial.entrySet()) trained.upload(e.getKey(), e.getValue());
             float[] adamLosses = new float[ADAM_STEPS], gradNorms = new float[ADAM_STEPS];
             try (AdamW opt = new AdamW(model, LR, BETA1, BETA2, EPS, WEIGHT_DECAY)) {
                 for (int s = 0; s < ADAM_STEPS; s++) {
@@ -242,6 +280,45 @@ class OracleTest {
             System.out.print(report);
             if (!failures.isEmpty()) fail("Java model disagrees with the PyTorch oracle:\n  "
                     + String.join("\n  ", failures) + "\n" + report);
+        }
+    }
+
+    /**
+     * What a case trains, by name: every parameter of the model, or its LoRA adapter (adapters
+     * and projectors), whose tensors the oracle names as adapter_model.safetensors does.
+     */
+    record Trained(Model model) {
+        ParamLayout layout() {
+            return model.trainable().layout();
+        }
+
+        String oracleName(String name) {
+            return model.lora() == null || name.startsWith("base_model.model.") ? name : "base_model.model." + name;
+        }
+
+        float[] download(String name) {
+            return model.lora() == null ? model.download(name) : model.lora().download(name);
+        }
+
+        float[] downloadGrad(String name) {
+            return model.lora() == null ? model.downloadGrad(name) : model.lora().downloadGrad(name);
+        }
+
+        void upload(String name, float[] values) {
+            if (model.lora() == null) model.upload(name, values);
+            else model.lora().upload(name, values);
+        }
+    }
+
+    /** Every B N(0, 0.2²) and the projectors' trained copy moved by N(0, 0.05²): the adapter and its projectors both change the output. */
+    static void randomizeAdapter(Lora lora, long seed) {
+        Random rng = new Random(seed ^ 0x2545F491L);
+        for (ParamLayout.Entry e : lora.layout.entries()) {
+            boolean b = e.name().endsWith("lora_B.weight"), projector = e.name().startsWith("multi_modal_projector.");
+            if (!b && !projector) continue;
+            float[] v = lora.download(e.name());
+            for (int i = 0; i < v.length; i++) v[i] = (float) (b ? 0.2 * rng.nextGaussian() : v[i] + 0.05 * rng.nextGaussian());
+            lora.upload(e.name(), v);
         }
     }
 

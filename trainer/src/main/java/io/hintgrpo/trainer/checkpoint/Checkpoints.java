@@ -40,8 +40,8 @@ import java.util.stream.Stream;
  * and the adapter in PEFT's format (adapter_config.json, adapter_model.safetensors: adapters and
  * projectors; the frozen base is the run's starting model, not copied), plus optimizer.safetensors
  * (AdamW moments per trained tensor), trainer_state.json (step, data position, the run's
- * fingerprint) and checksums.json (SHA-256 of every other file). A checkpoint is written into a temporary folder,
- * every file fsynced, then renamed into place, so a crash mid-write leaves the previous ones
+ * fingerprint) and checksums.json (SHA-256 of every other file). A checkpoint is written into a
+ * temporary folder, every file fsynced, then renamed into place, so a crash mid-write leaves the previous ones
  * intact; index.json (also replaced atomically) names the latest and the best. Older ones beyond
  * keepLast are deleted, never the best.
  */

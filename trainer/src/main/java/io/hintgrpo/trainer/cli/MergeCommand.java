@@ -58,6 +58,7 @@ final class MergeCommand implements Callable<Integer> {
     public Integer call() throws IOException {
         AtomicFiles.refuseNonEmptyFolder(out);
         AtomicFiles.refuseInput(out, "--out", List.of(model, adapter));
+        AtomicFiles.probeFolder(out.toAbsolutePath().getParent());
         PeftAdapter.readConfig(adapter); // a refused adapter fails before the base is read
         if (!Files.isRegularFile(model.resolve("tokenizer.json")))
             throw new BadInputException(model.toString(), "no tokenizer.json in the base model directory (the merged model needs one)");

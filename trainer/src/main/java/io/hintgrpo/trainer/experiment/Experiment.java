@@ -6,6 +6,7 @@ import com.fasterxml.jackson.databind.PropertyNamingStrategies;
 import io.hintgrpo.engine.BadInputException;
 import io.hintgrpo.engine.Kernels;
 import io.hintgrpo.engine.io.ModelDir;
+import io.hintgrpo.engine.io.PeftAdapter;
 import io.hintgrpo.engine.model.Model;
 import io.hintgrpo.engine.model.ModelConfig;
 import io.hintgrpo.trainer.checkpoint.Checkpoints;
@@ -260,7 +261,7 @@ public final class Experiment {
             start = new CurvePoint(0, h.discAccuracy(), h.mae());
         }
         return evaluated(kernels, s, c, new RunResult(null, SFT_ONLY, seed, 0, 0, trainSeconds, 0, List.of(), List.of(), List.of(start)),
-                o.modelDir(), resultFile, log);
+                o.modelDir(), null, resultFile, log);
     }
 
     /** The hard validation utterances the curves are drawn on (as many as the GRPO runs evaluate). */
@@ -289,17 +290,20 @@ public final class Experiment {
         List<CurvePoint> curve = new ArrayList<>(sftPoint);
         curve.addAll(curve(runDir, history));
         // the policy at the end of the budget, not the best checkpoint: the methods are compared as run
+        // (with LoRA the checkpoint is an adapter on the SFT model)
         Path last = new Checkpoints(runDir).latest();
+        boolean lora = PeftAdapter.isAdapter(last);
         return evaluated(kernels, s, c, new RunResult(regime.key(), arm.name(), seed, o.training().steps(), o.completionsTotal(),
-                trainSeconds, 0, List.of(), history, curve), last, resultFile, log);
+                trainSeconds, 0, List.of(), history, curve), lora ? sftModel : last, lora ? last : null, resultFile, log);
     }
 
-    /** The run with its greedy test evaluation (every domain's whole test split), saved to resultFile. */
-    private static RunResult evaluated(Kernels kernels, Settings s, Corpus c, RunResult r, Path modelDir, Path resultFile,
+    /** The run with its greedy test evaluation (every domain's whole test split), saved to resultFile; adapter: a LoRA adapter on modelDir, or null. */
+    private static RunResult evaluated(Kernels kernels, Settings s, Corpus c, RunResult r, Path modelDir, Path adapter, Path resultFile,
                                        Consumer<String> log) throws IOException {
         long t0 = System.nanoTime();
         List<Item> items = new ArrayList<>();
         try (Model m = ModelDir.load(kernels, modelDir, 0, msg -> {}); Tokenizer tok = Tokenizer.load(c.tokenizerJson())) {
+            if (adapter != null) PeftAdapter.load(m, adapter);
             Evaluation.Options greedy = Evaluation.Options.greedy();
             greedy = new Evaluation.Options(s.evalTokens(), 0f, 0, 1f, greedy.batchSize(), 0, Evaluation.Drop.NONE);
             for (Evaluation.Row row : Evaluation.generate(m, tok, c.test(), greedy, null)) items.add(Item.of(row));

@@ -27,7 +27,9 @@ import java.util.concurrent.Callable;
                 + "zero-advantage share before/after hints, KL, clip fraction, entropy, lengths, completions) and grpo.png "
                 + "go to --out, the best model to --out/model, the effective settings to --out/grpo_config.json.",
                 "Every setting (docs/config.md) is a flag and a key of --config (top level or a \"grpo\" section; TRL GRPOConfig "
-                        + "names are mapped); flags override the file."})
+                        + "names are mapped); flags override the file.",
+                "--lora-rank R trains LoRA adapters on --model, whose adapters-off self is then the KL reference (no second model); "
+                        + "--out/model is base + adapter merged, --out/adapter the adapter in PEFT's format (docs/lora.md)."})
 final class GrpoCommand implements Callable<Integer> {
     @Spec CommandSpec spec;
 

@@ -27,7 +27,9 @@ import java.util.concurrent.Callable;
 @Command(name = "sft", mixinStandardHelpOptions = true, modelTransformer = ConfigFile.SftFlags.class,
         description = {"Cold-start SFT on the teacher chains (cot) of JSONL corpora; checkpoints, metrics.jsonl and loss.png "
                 + "go to --out, the best model to --out/model, the effective settings to --out/sft_config.json.",
-                "Every setting (docs/config.md) is a flag and a key of --config (top level or an \"sft\" section); flags override the file."})
+                "Every setting (docs/config.md) is a flag and a key of --config (top level or an \"sft\" section); flags override the file.",
+                "--lora-rank R trains LoRA adapters and the projectors on the frozen --model instead of every parameter; --out/model "
+                        + "is then base + adapter merged, --out/adapter the adapter in PEFT's format (docs/lora.md)."})
 final class SftCommand implements Callable<Integer> {
     @Spec CommandSpec spec;
 

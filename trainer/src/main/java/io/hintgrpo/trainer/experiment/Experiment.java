@@ -177,6 +177,8 @@ public final class Experiment {
         try (RunLock lock = RunLock.acquire(workDir)) {
             Map<Regime, List<RunResult>> results = new LinkedHashMap<>();
             for (Regime r : s.regimes()) results.put(r, new ArrayList<>());
+            Corpus last = null;
+            boolean upToDate = false;
             for (boolean blind : new boolean[]{true, false}) {
                 List<Regime> regimes = s.regimes().stream().filter(r -> r.blindSpot() == blind).toList();
                 if (regimes.isEmpty()) continue;
@@ -184,6 +186,7 @@ public final class Experiment {
                 for (long seed : s.seeds()) {
                     if (stop.getAsBoolean()) return results;
                     Path seedDir = workDir.resolve(regimes.get(0).corpus()).resolve("seed" + seed);
+                    boolean fresh = !Files.exists(seedDir.resolve("sft-" + RESULT_FILE));
                     RunResult sftOnly = sftOnly(kernels, s, corpus, seed, seedDir, log, stop);
                     if (sftOnly == null) return results;
                     for (Regime regime : regimes) {
@@ -191,16 +194,20 @@ public final class Experiment {
                                 sftOnly.items(), List.of(), sftOnly.curve()));
                         for (Arm arm : arms(s.base(), s.budget())) {
                             if (arm.config() == null) continue;
-                            RunResult r = rl(kernels, s, corpus, regime, arm, seed, seedDir.resolve("sft/model"), sftOnly.curve(),
-                                    workDir.resolve(regime.slug()).resolve("seed" + seed).resolve(slug(arm.name())), log, stop);
+                            Path runDir = workDir.resolve(regime.slug()).resolve("seed" + seed).resolve(slug(arm.name()));
+                            fresh |= !Files.exists(runDir.resolve(RESULT_FILE));
+                            RunResult r = rl(kernels, s, corpus, regime, arm, seed, seedDir.resolve("sft/model"), sftOnly.curve(), runDir, log, stop);
                             if (r == null) return results;
                             results.get(regime).add(r);
-                            Report.write(outDir, s, results, command, corpus);
                         }
                     }
-                    Report.write(outDir, s, results, command, corpus);
+                    // once per seed that ran something (the bootstrap over every finished run takes tens of seconds), and at the end
+                    if (fresh) Report.write(outDir, s, results, command, corpus);
+                    upToDate = fresh;
+                    last = corpus;
                 }
             }
+            if (last != null && !upToDate) Report.write(outDir, s, results, command, last);
             return results;
         }
     }

@@ -311,8 +311,8 @@ public final class Experiment {
         List<Item> items = new ArrayList<>();
         try (Model m = ModelDir.load(kernels, modelDir, 0, msg -> {}); Tokenizer tok = Tokenizer.load(c.tokenizerJson())) {
             if (adapter != null) PeftAdapter.load(m, adapter);
-            Evaluation.Options greedy = Evaluation.Options.greedy();
-            greedy = new Evaluation.Options(s.evalTokens(), 0f, 0, 1f, greedy.batchSize(), 0, Evaluation.Drop.NONE);
+            Evaluation.Options greedy = new Evaluation.Options(s.evalTokens(), 0f, 0, 1f, Evaluation.Options.greedy().batchSize(), 0,
+                    Evaluation.Drop.NONE);
             for (Evaluation.Row row : Evaluation.generate(m, tok, c.test(), greedy, null)) items.add(Item.of(row));
         }
         RunResult done = new RunResult(r.regime(), r.arm(), r.seed(), r.steps(), r.completions(), r.trainSeconds(),

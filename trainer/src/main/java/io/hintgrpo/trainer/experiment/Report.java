@@ -3,6 +3,7 @@ package io.hintgrpo.trainer.experiment;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.hintgrpo.trainer.data.AtomicFiles;
+import io.hintgrpo.trainer.data.Utterance;
 import io.hintgrpo.trainer.eval.Metrics;
 import io.hintgrpo.trainer.eval.Prediction;
 import io.hintgrpo.trainer.experiment.Experiment.Arm;
@@ -33,7 +34,7 @@ final class Report {
     record Metric(String name, String header, ToDoubleFunction<Metrics.Scores> value) {}
 
     static List<Condition> conditions(String trainDomain) {
-        Predicate<Item> in = i -> i.domain().equals(trainDomain), hard = i -> "hard".equals(i.subset());
+        Predicate<Item> in = i -> i.domain().equals(trainDomain), hard = i -> Utterance.HARD.equals(i.subset());
         return List.of(new Condition("in-domain", in), new Condition("in-domain hard", in.and(hard)),
                 new Condition("cross-domain", in.negate()), new Condition("cross-domain hard", in.negate().and(hard)));
     }

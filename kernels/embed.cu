@@ -1,7 +1,7 @@
 // Embedding rows and modality rows (Kernels.embedding, embeddingBackward, scatterRows, gatherRows).
 //
 // Launch shapes:
-//   embedding_forward, scatter_rows, gather_rows: grid (rows), block (32…256 threads, a power of
+//   embedding_forward, embedding_forward_bf16, scatter_rows, gather_rows: grid (rows), block (32…256 threads, a power of
 //     two sized to the row): one block copies one row.
 //   embedding_backward: grid (ceil(c / threads)), block (threads as above): one thread owns one
 //     column of the table gradient and walks the rows in order, so repeated ids add up without
@@ -23,6 +23,21 @@ extern "C" __global__ void embedding_forward(float* out, const int* ids, const f
     } else {
         const float* t = table + (size_t)id * c;
         for (int j = threadIdx.x; j < c; j += blockDim.x) o[j] = t[j];
+    }
+}
+
+// The same gather from a bf16 table (a frozen bf16 base), each element widened exactly to fp32.
+extern "C" __global__ void embedding_forward_bf16(float* out, const int* ids, const __nv_bfloat16* table, int c, int vocabRows) {
+    int row = blockIdx.x;
+    int id = ids[row];
+    float* o = out + (size_t)row * c;
+    if (id < 0) {
+        for (int j = threadIdx.x; j < c; j += blockDim.x) o[j] = 0.0f;
+    } else if (id >= vocabRows) {
+        for (int j = threadIdx.x; j < c; j += blockDim.x) o[j] = NAN;
+    } else {
+        const __nv_bfloat16* t = table + (size_t)id * c;
+        for (int j = threadIdx.x; j < c; j += blockDim.x) o[j] = __bfloat162float(t[j]);
     }
 }
 

@@ -119,7 +119,10 @@ public interface Kernels extends AutoCloseable {
 
     // ---- embedding and modality rows ----
 
-    /** out[i,:] = table[ids[i],:]; a negative id (a modality placeholder) writes zeros. */
+    /**
+     * out[i,:] = table[ids[i],:]; a negative id (a modality placeholder) writes zeros. The table is
+     * F32, or BF16 (a frozen bf16 base) whose elements are widened exactly; out is F32.
+     */
     void embedding(Buf out, Buf ids, Buf table, int m, int c);
 
     /** dtable[ids[i],:] += dout[i,:] for ids[i] ≥ 0. */

@@ -34,6 +34,12 @@ class FaultInjectionTest {
         Children.corpusAndModel(dir, 32, 2);
         Files.writeString(dir.resolve("ids.jsonl"), "{\"ids\": [1, 2, 3]}\n");
         d = Files.createDirectories(dir.resolve("d"));
+        // a PEFT adapter of the model, for merge
+        try (io.hintgrpo.engine.cpu.CpuKernels k = new io.hintgrpo.engine.cpu.CpuKernels();
+             io.hintgrpo.engine.model.Model m = io.hintgrpo.engine.io.ModelDir.load(k, dir.resolve("model"), 0, msg -> {})) {
+            io.hintgrpo.engine.io.PeftAdapter.save(m.attachLora(io.hintgrpo.engine.model.LoraConfig.of(2, 4, List.of("q_proj")), 1),
+                    dir.resolve("adapter"), null);
+        }
     }
 
     /** Every command that writes, with its outputs in d. */
@@ -52,6 +58,7 @@ class FaultInjectionTest {
         c.put("eval", List.of("eval", "--model", m, "--data", test, "--out", d.resolve("report.json").toString(), "--backend", "cpu",
                 "--max-new-tokens", "4"));
         c.put("init", List.of("init", "--from", m, "--out", d.resolve("m").toString()));
+        c.put("merge", List.of("merge", "--model", m, "--adapter", dir.resolve("adapter").toString(), "--out", d.resolve("merged").toString()));
         c.put("demo", List.of("demo", "--out", d.resolve("demo").toString(), "--steps", "1", "--grpo-steps", "0", "--test-limit", "2",
                 "--backend", "cpu"));
         c.put("experiment", List.of("experiment", "--work", d.resolve("work").toString(), "--out", d.resolve("results").toString(),

@@ -182,7 +182,8 @@ public final class CpuKernels implements Kernels {
 
     @Override
     public void embedding(Buf out, Buf ids, Buf table, int m, int c) {
-        float[] o = f(out), t = f(table);
+        float[] o = f(out), t = table.type == Buf.Type.BF16 ? null : f(table);
+        short[] t16 = t == null ? s(table) : null;
         int[] id = i(ids);
         int oo = out.off(), io = ids.off(), to = table.off();
         long rows = table.length / c;
@@ -190,7 +191,8 @@ public final class CpuKernels implements Kernels {
             int token = id[io + r];
             if (token >= rows) throw new IllegalArgumentException("token id " + token + " ≥ vocabulary " + rows);
             if (token < 0) Arrays.fill(o, oo + r * c, oo + (r + 1) * c, 0f);
-            else System.arraycopy(t, to + token * c, o, oo + r * c, c);
+            else if (t != null) System.arraycopy(t, to + token * c, o, oo + r * c, c);
+            else for (int j = 0; j < c; j++) o[oo + r * c + j] = Bf16.toFloat(t16[to + token * c + j]);
         }));
     }
 

@@ -257,8 +257,10 @@ public final class CudaKernels implements Kernels {
         positive(op, m, c);
         if (m == 0 || c == 0) return;
         long vocabRows = table.length / c;
-        driver.launch("embedding_forward", m, 1, 1, rowThreads(c), 1, 1, 0,
-                f32(op, "out", out, (long) m * c), i32(op, "ids", ids, m), f32(op, "table", table, (long) c), c, (int) vocabRows);
+        boolean bf16 = table.type == Buf.Type.BF16;
+        driver.launch(bf16 ? "embedding_forward_bf16" : "embedding_forward", m, 1, 1, rowThreads(c), 1, 1, 0,
+                f32(op, "out", out, (long) m * c), i32(op, "ids", ids, m),
+                bf16 ? bf16(op, "table", table, c) : f32(op, "table", table, c), c, (int) vocabRows);
     }
 
     @Override

@@ -49,10 +49,15 @@ public final class ModelDir {
      * that does not match the config fails with a {@link BadInputException} naming the file.
      */
     public static Model load(Kernels kernels, Path dir, long seed, Consumer<String> report) {
+        return load(kernels, dir, seed, report, false);
+    }
+
+    /** As {@link #load(Kernels, Path, long, Consumer)}; frozenBf16: into a {@link Model#frozenBf16} base (matrices rounded to bf16 as they load). */
+    public static Model load(Kernels kernels, Path dir, long seed, Consumer<String> report, boolean frozenBf16) {
         if (report == null) report = s -> { };
         ModelConfig config = ModelConfig.load(dir.resolve(CONFIG));
         try (Tensors tensors = Tensors.open(dir)) {
-            Model model = new Model(kernels, config);
+            Model model = frozenBf16 ? Model.frozenBf16(kernels, config) : new Model(kernels, config);
             try {
                 fill(model, tensors, seed, report);
                 return model;
@@ -138,6 +143,19 @@ public final class ModelDir {
      * prefers model.safetensors, as Hugging Face does.
      */
     public static void save(Model model, Path dir, Safetensors.Dtype dtype) {
+        save(model, dir, dtype, model::download);
+    }
+
+    /**
+     * As {@link #save}, with the attached LoRA adapter merged into the tensors on the host
+     * ({@link Model#downloadMerged}), tensor by tensor, the model left as it was: how a frozen
+     * bf16 base (which cannot hold the merge) and a run's export write base + adapter as one model.
+     */
+    public static void saveMerged(Model model, Path dir, Safetensors.Dtype dtype) {
+        save(model, dir, dtype, model::downloadMerged);
+    }
+
+    private static void save(Model model, Path dir, Safetensors.Dtype dtype, java.util.function.Function<String, float[]> values) {
         if (dtype == Safetensors.Dtype.F16) throw new IllegalArgumentException("save writes F32 or BF16, not F16");
         Path weightsTmp = null, configTmp = null;
         try {
@@ -145,7 +163,7 @@ public final class ModelDir {
             Map<String, int[]> shapes = new LinkedHashMap<>();
             for (ParamLayout.Entry e : model.layout.entries()) shapes.put(e.name(), e.shape());
             weightsTmp = tempFile(dir, WEIGHTS);
-            Safetensors.write(weightsTmp, dtype, shapes, model::download);
+            Safetensors.write(weightsTmp, dtype, shapes, values);
             configTmp = tempFile(dir, CONFIG);
             try (FileChannel ch = FileChannel.open(configTmp, StandardOpenOption.WRITE)) {
                 ch.write(java.nio.ByteBuffer.wrap(model.config.toJson(dtype == Safetensors.Dtype.BF16 ? "bfloat16" : "float32").getBytes(StandardCharsets.UTF_8)));

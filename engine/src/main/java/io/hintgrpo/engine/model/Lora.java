@@ -62,8 +62,12 @@ public final class Lora implements Trainable {
                 kernels.upload(a[l][t.ordinal()], v);
             }
         }
-        for (ParamLayout.Entry e : layout.entries())
-            if (e.name().startsWith("multi_modal_projector.")) kernels.copy(param(e.name()), model.param(e.name()));
+        for (ParamLayout.Entry e : layout.entries()) {
+            if (!e.name().startsWith("multi_modal_projector.")) continue;
+            Buf from = model.param(e.name()); // a frozen bf16 base's projector matrices are bf16: widened exactly
+            if (from.type == Buf.Type.BF16) kernels.castBf16ToF32(param(e.name()), from, e.size());
+            else kernels.copy(param(e.name()), from);
+        }
     }
 
     private Buf slice(Buf buf, String name) {
@@ -177,26 +181,43 @@ public final class Lora implements Trainable {
         }
     }
 
+    /** The base tensors a merge changes: every target's weight, and the projectors (their trained copies). */
+    java.util.List<String> mergedNames() {
+        java.util.List<String> names = new java.util.ArrayList<>();
+        for (int l = 0; l < model.config.numLayers(); l++)
+            for (Target t : config.targets()) names.add(t.path(l) + ".weight");
+        for (ParamLayout.Entry e : layout.entries())
+            if (e.name().startsWith("multi_modal_projector.")) names.add(e.name());
+        return names;
+    }
+
     /**
-     * W += s·B·A into each target's base weight. fp32 whatever the model's precision: a weight
-     * update on the master weights, like {@link AdamW}, so it calls the kernels' GEMM directly.
+     * Base tensor {@code name} with this adapter merged, on the host in fp32: a target's weight
+     * W [out, in] + s·B·A, a projector tensor the adapter's trained copy, any other tensor base as
+     * it is. Each element sums its r products in a fixed order (k ascending), so the result does
+     * not depend on the backend.
      */
-    void mergeInto(Model base) {
-        ModelConfig cfg = base.config;
-        long most = 0;
-        for (Target t : config.targets()) most = Math.max(most, (long) t.out(cfg) * t.in(cfg));
-        Buf delta = kernels.allocF32(most);
+    float[] merged(String name, float[] base) {
+        if (name.startsWith("multi_modal_projector.") && layout.has(name)) return download(name);
+        ModelConfig cfg = model.config;
         for (int l = 0; l < cfg.numLayers(); l++) {
             for (Target t : config.targets()) {
-                int in = t.in(cfg), out = t.out(cfg);
-                Buf d = delta.slice(0, (long) out * in);
-                kernels.gemm(Gemm.NN, d, b[l][t.ordinal()], a[l][t.ordinal()], null, out, in, config.rank(), false);
-                kernels.addBlock(base.param(t.path(l) + ".weight"), in, d, in, out, in, scaling);
+                if (!name.equals(t.path(l) + ".weight")) continue;
+                int in = t.in(cfg), out = t.out(cfg), r = config.rank();
+                float[] av = read(a[l][t.ordinal()]), bv = read(b[l][t.ordinal()]), w = base.clone();
+                double[] row = new double[in];
+                for (int o = 0; o < out; o++) {
+                    java.util.Arrays.fill(row, 0);
+                    for (int k = 0; k < r; k++) {
+                        double bk = bv[o * r + k];
+                        for (int i = 0; i < in; i++) row[i] += bk * av[k * in + i];
+                    }
+                    for (int i = 0; i < in; i++) w[o * in + i] += (float) (scaling * row[i]);
+                }
+                return w;
             }
         }
-        kernels.free(delta);
-        for (ParamLayout.Entry e : layout.entries())
-            if (e.name().startsWith("multi_modal_projector.")) kernels.copy(base.param(e.name()), param(e.name()));
+        return base;
     }
 
     void free() {

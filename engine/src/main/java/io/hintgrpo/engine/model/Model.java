@@ -1,5 +1,6 @@
 package io.hintgrpo.engine.model;
 
+import io.hintgrpo.engine.Bf16;
 import io.hintgrpo.engine.Buf;
 import io.hintgrpo.engine.Kernels;
 import io.hintgrpo.engine.Kernels.Gemm;
@@ -21,6 +22,11 @@ import static io.hintgrpo.engine.model.LoraConfig.Target.*;
  * of the projectors, in a {@link Lora} buffer of their own; the base is frozen. The forward adds
  * each adapter's delta beside its base GEMM (training and decode alike), the backward writes only
  * the adapter's gradients, and {@link #trainable()} hands the adapter to the optimizer.
+ *
+ * <p>A frozen bf16 base ({@link #frozenBf16}): the LoRA way to a large model on one card. The
+ * matrices exist only as bf16 (no fp32 copy, no gradients, no optimizer state), the vectors
+ * (biases, norm weights) stay fp32, and the GEMMs run in {@link Precision#BF16}; only an attached
+ * adapter trains. Merging it happens on the host, tensor by tensor ({@link #downloadMerged}).
  */
 public final class Model implements Trainable, AutoCloseable {
     /** Standard deviation of the normal initialisation of matrices (HF initializer_range). */
@@ -29,7 +35,13 @@ public final class Model implements Trainable, AutoCloseable {
     public final ModelConfig config;
     public final ParamLayout layout;
     public final Kernels kernels;
+    /**
+     * The fp32 parameters in {@link #layout}; in a frozen bf16 base only the vectors, [decayEnd,
+     * size) at offset − decayEnd (the matrices live in the bf16 copy). Read tensors through {@link #param}.
+     */
     public final Buf params;
+    // a frozen bf16 base: paramsBf16 is the only copy of the matrices, precision stays BF16, nothing of the base trains
+    private final boolean frozenBf16;
     private Buf grads;
     private Activations acts;
     private int forwardPasses; // counts forwards, so a loss head knows when its activations were overwritten
@@ -39,16 +51,43 @@ public final class Model implements Trainable, AutoCloseable {
     private boolean paramsBf16Stale;
     // BF16 only: bf16 copies of a GEMM's activation operands (a, and b of TN) and of attention's qkv, grown on demand
     private final Buf[] castScratch = new Buf[3];
+    private boolean recompute; // keep only each layer's input; the backward recomputes the rest
     private Lora lora; // null: no adapter, every parameter trains
     private boolean adaptersEnabled = true;
 
     /** Allocates zeroed parameters; call {@link #initialize} or load a checkpoint into them. */
     public Model(Kernels kernels, ModelConfig config) {
+        this(kernels, config, false);
+    }
+
+    private Model(Kernels kernels, ModelConfig config, boolean frozenBf16) {
         this.config = config;
         this.layout = new ParamLayout(config);
         this.kernels = kernels;
-        this.params = kernels.allocF32(layout.size());
+        this.frozenBf16 = frozenBf16;
+        this.params = kernels.allocF32(frozenBf16 ? Math.max(1, layout.size() - layout.decayEnd()) : layout.size());
         kernels.fill(params, 0f);
+        if (frozenBf16) {
+            precision = Precision.BF16;
+            paramsBf16 = kernels.allocBf16(Math.max(1, layout.decayEnd()));
+            kernels.fill(paramsBf16, 0f);
+        }
+    }
+
+    /**
+     * A model whose base is frozen and stored in bf16 (zeroed; load a checkpoint into it): the
+     * matrices [0, decayEnd) only as bf16 (2 bytes each instead of 4 for the fp32 master and 2 more
+     * for its bf16 copy), the vectors fp32, every GEMM in {@link Precision#BF16}. It trains only
+     * through a LoRA adapter ({@link #attachLora}); {@link #grads()}, {@link #mergeLora} and
+     * {@code setPrecision(FP32)} are refused. {@link #upload} rounds matrices to bf16 (round to nearest even).
+     */
+    public static Model frozenBf16(Kernels kernels, ModelConfig config) {
+        return new Model(kernels, config, true);
+    }
+
+    /** Whether this is a {@link #frozenBf16} base. */
+    public boolean isFrozenBf16() {
+        return frozenBf16;
     }
 
     /** Every tensor from the seed: matrices N(0, 0.02), biases 0, norm weights 1. */
@@ -88,24 +127,55 @@ public final class Model implements Trainable, AutoCloseable {
         return new SplittableRandom(seed * 0x9E3779B97F4A7C15L + name.hashCode());
     }
 
+    /** One tensor where the forward reads it: an F32 slice of {@link #params}, or in a frozen bf16 base a matrix's BF16 slice. */
     public Buf param(String name) {
         ParamLayout.Entry e = layout.get(name);
-        return params.slice(e.offset(), e.size());
+        return stored(e.offset(), e.size());
     }
 
+    /** The parameters [offset, offset + n) of the layout, which never straddle the matrices' end. */
+    private Buf stored(long offset, long n) {
+        if (!frozenBf16) return params.slice(offset, n);
+        return offset < layout.decayEnd() ? paramsBf16.slice(offset, n) : params.slice(offset - layout.decayEnd(), n);
+    }
+
+    /** One tensor's values (a frozen bf16 base's matrices widened exactly). */
     public float[] download(String name) {
         Buf b = param(name);
         float[] v = new float[Math.toIntExact(b.length)];
-        kernels.download(b, v);
+        if (b.type == Buf.Type.BF16) {
+            short[] h = new short[v.length];
+            kernels.download(b, h);
+            for (int i = 0; i < v.length; i++) v[i] = Bf16.toFloat(h[i]);
+        } else {
+            kernels.download(b, v);
+        }
         return v;
     }
 
+    /** Writes one tensor (a frozen bf16 base's matrices rounded to bf16). */
     public void upload(String name, float[] values) {
         Buf b = param(name);
         if (values.length != b.length)
             throw new IllegalArgumentException(name + ": expected " + b.length + " values, got " + values.length);
-        kernels.upload(b, values);
+        if (b.type == Buf.Type.BF16) {
+            short[] h = new short[values.length];
+            for (int i = 0; i < h.length; i++) h[i] = Bf16.fromFloat(values[i]);
+            kernels.upload(b, h);
+        } else {
+            kernels.upload(b, values);
+        }
         paramsChanged();
+    }
+
+    /**
+     * One tensor of base + the attached adapter merged, computed on the host (as {@link #download}
+     * without an adapter): a target's weight gets s·B·A added, a projector tensor is the adapter's
+     * trained copy. What {@link #mergeLora} writes and a merged model directory holds.
+     */
+    public float[] downloadMerged(String name) {
+        float[] base = download(name);
+        return lora == null ? base : lora.merged(name, base);
     }
 
     // ---- precision ----
@@ -123,6 +193,7 @@ public final class Model implements Trainable, AutoCloseable {
      */
     public void setPrecision(Precision p) {
         if (p == precision) return;
+        if (frozenBf16) throw new IllegalStateException("a frozen bf16 base computes in bf16 only (its matrices have no fp32 copy)");
         precision = p;
         if (p == Precision.BF16) {
             paramsBf16 = kernels.allocBf16(Math.max(1, layout.decayEnd()));
@@ -139,8 +210,24 @@ public final class Model implements Trainable, AutoCloseable {
      */
     @Override
     public void paramsChanged() {
-        paramsBf16Stale = true;
+        paramsBf16Stale = !frozenBf16; // a frozen base's bf16 matrices are the weights themselves
         dropPrepared();
+    }
+
+    // ---- activation recompute ----
+
+    /**
+     * Recompute (off by default): the training forward keeps only each layer's input; the backward
+     * runs each layer's forward again just before that layer's backward. Saved activations shrink
+     * from layers × (one layer's) to one layer's, for one more forward per step; the kernels are
+     * deterministic, so gradients are bit for bit those without it. May change between steps.
+     */
+    public void setRecompute(boolean recompute) {
+        this.recompute = recompute;
+    }
+
+    public boolean recompute() {
+        return recompute;
     }
 
     // ---- prepared weights (generation) ----
@@ -244,6 +331,7 @@ public final class Model implements Trainable, AutoCloseable {
 
     /** The first n elements of x as bf16: the weight copy when x is a parameter matrix, else a cast into scratch. */
     private Buf bf16(Buf x, long n, int slot) {
+        if (x.type == Buf.Type.BF16) return x.slice(0, n); // a frozen bf16 base's matrix
         if (x.memory == params.memory) { // a slice of the parameter allocation: a weight (grads and activations live elsewhere)
             long at = x.offset - params.offset;
             if (at < 0 || at + n > layout.decayEnd())
@@ -264,9 +352,12 @@ public final class Model implements Trainable, AutoCloseable {
         return dst;
     }
 
+    /** Frees the bf16 weight copy (never a frozen base's matrices before close) and the cast scratch. */
     private void freeBf16() {
-        if (paramsBf16 != null) kernels.free(paramsBf16);
-        paramsBf16 = null;
+        if (paramsBf16 != null && !frozenBf16) {
+            kernels.free(paramsBf16);
+            paramsBf16 = null;
+        }
         for (int i = 0; i < castScratch.length; i++) {
             if (castScratch[i] != null) kernels.free(castScratch[i]);
             castScratch[i] = null;
@@ -293,6 +384,7 @@ public final class Model implements Trainable, AutoCloseable {
 
     /** What training updates: this model's every parameter, or with LoRA attached the adapter (adapters and projectors). */
     public Trainable trainable() {
+        if (lora == null && frozenBf16) throw new IllegalStateException("a frozen bf16 base trains only through a LoRA adapter (attachLora)");
         return lora != null ? lora : this;
     }
 
@@ -331,14 +423,17 @@ public final class Model implements Trainable, AutoCloseable {
     }
 
     /**
-     * Folds the adapter into the base, W += (alpha/r)·B·A per target (fp32, on the master weights),
-     * copies the trained projectors back into the base, and detaches the adapter: the model then
-     * computes what base + adapter did, and trains fully again.
+     * Folds the adapter into the base, W += (alpha/r)·B·A per target (fp32 on the host, {@link
+     * #downloadMerged}), copies the trained projectors back into the base, and detaches the
+     * adapter: the model then computes what base + adapter did, and trains fully again. Refused
+     * on a frozen bf16 base (rounding the merge into bf16 would lose most of the adapter's
+     * update): write its merged tensors with {@code ModelDir.saveMerged} instead.
      */
     public void mergeLora() {
         if (lora == null) throw new IllegalStateException("no LoRA adapter attached");
-        lora.mergeInto(this);
-        paramsChanged();
+        if (frozenBf16)
+            throw new IllegalStateException("a frozen bf16 base cannot hold the merged weights; save them merged (ModelDir.saveMerged)");
+        for (String name : lora.mergedNames()) upload(name, downloadMerged(name));
         detachLora();
     }
 
@@ -372,6 +467,7 @@ public final class Model implements Trainable, AutoCloseable {
      */
     @Override
     public Buf grads() {
+        if (frozenBf16) throw new IllegalStateException("a frozen bf16 base has no gradients (it trains only through a LoRA adapter)");
         if (lora != null) throw new IllegalStateException("the base is frozen while LoRA is attached: its gradients are lora().grads()");
         if (grads == null) {
             grads = kernels.allocF32(layout.size());
@@ -577,9 +673,9 @@ public final class Model implements Trainable, AutoCloseable {
 
     private Activations activations(Batch batch) {
         long loraPerRow = loraScratchPerRow();
-        if (acts == null || acts.b != batch.b || acts.t != batch.t || acts.loraPerRow != loraPerRow) {
+        if (acts == null || acts.b != batch.b || acts.t != batch.t || acts.loraPerRow != loraPerRow || acts.recompute != recompute) {
             if (acts != null) acts.free();
-            acts = new Activations(kernels, config, batch.b, batch.t, loraPerRow);
+            acts = new Activations(kernels, config, batch.b, batch.t, loraPerRow, recompute);
         }
         return acts;
     }
@@ -720,7 +816,7 @@ public final class Model implements Trainable, AutoCloseable {
         k.upload(a.lengths, batch.lengths);
         k.upload(a.weights, batch.weights);
 
-        k.embedding(a.x[0], a.embedIds, param("model.embed_tokens.weight"), m, c);
+        k.embedding(a.x[0], a.embedIds, param("model.embed_tokens.weight"), m, c); // F32, or BF16 in a frozen base
         Modalities mods = new Modalities(batch);
         if (mods.audio != null) mods.audio.forward(a.x[0]);
         if (mods.vision != null) mods.vision.forward(a.x[0]);
@@ -809,6 +905,10 @@ public final class Model implements Trainable, AutoCloseable {
         k.rmsnormBackward(a.dx, full ? grad("model.norm.weight") : null, a.dln, a.x[layers], param("model.norm.weight"), a.rstdf, m, c);
         for (int l = layers - 1; l >= 0; l--) {
             String p = "model.layers." + l + ".";
+            if (a.recompute) { // refill the shared slot from x[l] (x[l+1] is rewritten with the same values)
+                Buf lse = a.lse[l];
+                layerForward(l, a.layer(l), m, a.positions, (layer, qkv, att) -> attention(att, lse, qkv, a.lengths, a.b, a.t, heads, kvHeads, d));
+            }
             // x[l+1] = xmid + down(swiglu(gateUp(ln2)))
             gemm(Gemm.NN, a.dact, a.dx, param(p + "mlp.down_proj.weight"), null, m, inter, c, false);
             if (full) gemm(Gemm.TN, grad(p + "mlp.down_proj.weight"), a.dx, a.act[l], null, c, inter, m, true);
@@ -842,11 +942,11 @@ public final class Model implements Trainable, AutoCloseable {
 
     // packed views: q|k|v and gate|up are adjacent in the layout (see ParamLayout)
     Buf qkvWeight(int l) {
-        return params.slice(layout.offset("model.layers." + l + ".self_attn.q_proj.weight"), (long) config.qkvDim() * config.hiddenSize());
+        return stored(layout.offset("model.layers." + l + ".self_attn.q_proj.weight"), (long) config.qkvDim() * config.hiddenSize());
     }
 
     Buf qkvBias(int l) {
-        return params.slice(layout.offset("model.layers." + l + ".self_attn.q_proj.bias"), config.qkvDim());
+        return stored(layout.offset("model.layers." + l + ".self_attn.q_proj.bias"), config.qkvDim());
     }
 
     private Buf qkvGrad(int l, boolean bias) {
@@ -855,7 +955,7 @@ public final class Model implements Trainable, AutoCloseable {
     }
 
     Buf gateUpWeight(int l) {
-        return params.slice(layout.offset("model.layers." + l + ".mlp.gate_proj.weight"), 2L * config.intermediateSize() * config.hiddenSize());
+        return stored(layout.offset("model.layers." + l + ".mlp.gate_proj.weight"), 2L * config.intermediateSize() * config.hiddenSize());
     }
 
     private Buf gateUpGrad(int l) {
@@ -867,6 +967,7 @@ public final class Model implements Trainable, AutoCloseable {
         if (lora != null) lora.free();
         dropPrepared();
         freeBf16();
+        if (paramsBf16 != null) kernels.free(paramsBf16); // a frozen base's matrices
         if (acts != null) acts.free();
         if (grads != null) kernels.free(grads);
         kernels.free(params);

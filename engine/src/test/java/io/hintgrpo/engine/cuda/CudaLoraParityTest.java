@@ -179,4 +179,55 @@ class CudaLoraParityTest extends GuardedTwins {
             m[1].close();
         }
     }
+
+    /**
+     * A frozen bf16 base on the device (LoRA's memory for a large model): its parameters take 2
+     * bytes per matrix element and 4 per vector element, nothing else; a LoRA training step and a
+     * greedy decode agree with the same frozen base on cpu under the bf16 rule (≤ 1e-2 relative;
+     * the attention runs on tensor cores in bf16), the same greedy tokens, and the base is unchanged.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"text", "mlp"})
+    void frozenBf16BaseMatchesCpu(String name) {
+        ModelConfig cfg = config(name);
+        try (CudaKernels gpu = open(name)) {
+            Model source = CudaModelParityTest.twinModels(cfg, gpu)[0];
+            long before = gpu.memory().bytesInUse();
+            Model[] m = {Model.frozenBf16(source.kernels, cfg), Model.frozenBf16(gpu, cfg)};
+            ParamLayout layout = m[0].layout;
+            assertEquals(2 * layout.decayEnd() + 4 * (layout.size() - layout.decayEnd()), gpu.memory().bytesInUse() - before,
+                    "device bytes of a frozen bf16 base");
+            for (Model x : m) for (ParamLayout.Entry e : layout.entries()) x.upload(e.name(), source.download(e.name()));
+            List<float[]> base = new ArrayList<>();
+            for (ParamLayout.Entry e : layout.entries()) {
+                base.add(m[1].download(e.name()));
+                assertArrayEquals(m[0].download(e.name()), base.get(base.size() - 1), 0f, "the same bf16 rounding: " + e.name());
+            }
+            Lora[] lora = attach(m);
+            Batch batch = Batch.pack(cfg, TestModels.randomSequences(cfg, new SplittableRandom(7), 9, 5, 7));
+            within("frozen bf16 logits", m[1].logits(batch), m[0].logits(batch), 1e-2);
+            AdamW[] opt = {new AdamW(m[0], 1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f), new AdamW(m[1], 1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f)};
+            Model.ForwardResult[] r = new Model.ForwardResult[2];
+            for (int i = 0; i < 2; i++) {
+                m[i].zeroGrad();
+                r[i] = m[i].forwardBackward(batch, 0.8f);
+                opt[i].step(1f);
+            }
+            within("frozen bf16 logprobs", r[1].logprobs(), r[0].logprobs(), 1e-2);
+            for (ParamLayout.Entry e : lora[0].layout.entries())
+                within("frozen bf16 lora params after adamw", lora[1].download(e.name()), lora[0].download(e.name()), 1e-2);
+            int i = 0;
+            for (ParamLayout.Entry e : layout.entries())
+                assertArrayEquals(base.get(i++), m[1].download(e.name()), 0f, e.name() + " of the frozen base changed");
+            List<Sequence> prompts = TestModels.randomSequences(cfg, new SplittableRandom(3), 9, 4, 6);
+            Generator.Options greedy = new Generator.Options(6, 0f, 0, 1f, 1, null).withLogprobs();
+            List<Generator.Completion> want = new Generator(m[0]).generate(prompts, greedy), got = new Generator(m[1]).generate(prompts, greedy);
+            for (int s = 0; s < prompts.size(); s++) {
+                assertArrayEquals(want.get(s).tokens(), got.get(s).tokens(), "sequence " + s);
+                within("frozen bf16 decode logprobs", got.get(s).logprobs(), want.get(s).logprobs(), 1e-2);
+            }
+            opt[1].close();
+            m[1].close();
+        }
+    }
 }

@@ -439,6 +439,18 @@ class CudaParityTest {
             cpu.embedding(out[0], idb[0], table[0], m, c);
             gpu.embedding(out[1], idb[1], table[1], m, c);
             check("embedding_forward", out, 1e-6);
+            // a bf16 table (a frozen bf16 base): the rows widened exactly, so bit for bit
+            float[] wide = random(vocab * c);
+            short[] table16 = new short[wide.length];
+            for (int i = 0; i < wide.length; i++) table16[i] = Bf16.fromFloat(wide[i]);
+            Buf[] t16 = twin(table16), out16 = output(m * c);
+            cpu.embedding(out16[0], idb[0], t16[0], m, c);
+            gpu.embedding(out16[1], idb[1], t16[1], m, c);
+            check("embedding_forward_bf16", out16, 0);
+            float[] host = read(out16[0]);
+            for (int i = 0; i < m; i++)
+                for (int j = 0; j < c; j++)
+                    assertEquals(ids[i] < 0 ? 0f : Bf16.toFloat(table16[ids[i] * c + j]), host[i * c + j], "bf16 row " + i);
             Buf[] dtable = twin(random(vocab * c)), dout = twin(random(m * c));
             cpu.embeddingBackward(dtable[0], dout[0], idb[0], m, c);
             gpu.embeddingBackward(dtable[1], dout[1], idb[1], m, c);

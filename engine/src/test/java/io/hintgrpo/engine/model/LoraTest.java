@@ -411,6 +411,146 @@ class LoraTest {
         assertTrue(differs, "the adapters should change some greedy tokens");
     }
 
+    // ---- a frozen bf16 base ----
+
+    /** A copy of m whose matrices hold their bf16 values (in fp32), so an fp32 model and a frozen bf16 base hold the same numbers. */
+    static Model bf16Rounded(Model m, boolean frozen) {
+        Model out = frozen ? Model.frozenBf16(m.kernels, m.config) : new Model(m.kernels, m.config);
+        for (ParamLayout.Entry e : m.layout.entries()) {
+            float[] v = m.download(e.name());
+            if (e.shape().length == 2) for (int i = 0; i < v.length; i++) v[i] = io.hintgrpo.engine.Bf16.toFloat(io.hintgrpo.engine.Bf16.fromFloat(v[i]));
+            out.upload(e.name(), v);
+        }
+        return out;
+    }
+
+    /**
+     * A frozen bf16 base computes exactly what an fp32 model at BF16 precision with the same
+     * (bf16-valued) weights computes: logits, log-probs, adapter gradients and two AdamW steps bit
+     * for bit, adapters off too; the base's matrices are stored once, as bf16.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"text", "mlp"})
+    void frozenBf16BaseMatchesTheBf16ModelBitForBit(String name) {
+        ModelConfig cfg = config(name);
+        Model source = TestModels.perturbed(cfg, 42);
+        Model full = bf16Rounded(source, false), frozen = bf16Rounded(source, true);
+        full.setPrecision(Precision.BF16);
+        assertTrue(frozen.isFrozenBf16());
+        assertEquals(Precision.BF16, frozen.precision());
+        assertEquals(Buf.Type.BF16, frozen.param("model.layers.0.mlp.down_proj.weight").type, "matrices are bf16");
+        assertEquals(Buf.Type.F32, frozen.param("model.norm.weight").type, "vectors stay fp32");
+        assertEquals(frozen.layout.size() - frozen.layout.decayEnd(), frozen.params.length, "no fp32 copy of the matrices");
+        for (ParamLayout.Entry e : full.layout.entries())
+            assertArrayEquals(full.download(e.name()), frozen.download(e.name()), 0f, e.name());
+
+        Batch batch = batch(cfg, 7);
+        Model[] m = {full, frozen};
+        Lora[] lora = new Lora[2];
+        AdamW[] opt = new AdamW[2];
+        for (int i = 0; i < 2; i++) {
+            lora[i] = m[i].attachLora(ALL, 5);
+            randomizeB(lora[i], 6);
+            opt[i] = new AdamW(m[i], 1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f);
+        }
+        assertArrayEquals(full.logits(batch), frozen.logits(batch), 0f, "logits");
+        for (int step = 0; step < 2; step++) {
+            Model.ForwardResult[] r = new Model.ForwardResult[2];
+            for (int i = 0; i < 2; i++) {
+                m[i].zeroGrad();
+                r[i] = m[i].forwardBackward(batch, 0.8f);
+            }
+            assertArrayEquals(r[0].logprobs(), r[1].logprobs(), 0f, "logprobs at step " + step);
+            for (ParamLayout.Entry e : lora[0].layout.entries())
+                assertArrayEquals(lora[0].downloadGrad(e.name()), lora[1].downloadGrad(e.name()), 0f, "grad " + e.name());
+            assertEquals(opt[0].step(1f), opt[1].step(1f), 0.0, "gradient norm");
+        }
+        for (ParamLayout.Entry e : lora[0].layout.entries())
+            assertArrayEquals(lora[0].download(e.name()), lora[1].download(e.name()), 0f, e.name());
+        for (Model x : m) x.setAdaptersEnabled(false);
+        assertArrayEquals(full.logits(batch), frozen.logits(batch), 0f, "adapters off: the frozen base");
+        for (AdamW o : opt) o.close();
+    }
+
+    /** Greedy decode on a frozen bf16 base with an adapter: the fp32-at-BF16 model's tokens and log-probs bit for bit. */
+    @Test
+    void frozenBf16BaseDecodesAsTheBf16Model() {
+        ModelConfig cfg = config("mlp");
+        Model source = TestModels.perturbed(cfg, 42);
+        Model full = bf16Rounded(source, false), frozen = bf16Rounded(source, true);
+        full.setPrecision(Precision.BF16);
+        for (Model x : new Model[]{full, frozen}) randomizeB(x.attachLora(ALL, 5), 6);
+        List<Sequence> prompts = TestModels.randomSequences(cfg, new SplittableRandom(3), 9, 4, 6);
+        Generator.Options greedy = new Generator.Options(8, 0f, 0, 1f, 1, null).withLogprobs();
+        List<Generator.Completion> want = new Generator(full).generate(prompts, greedy), got = new Generator(frozen).generate(prompts, greedy);
+        for (int s = 0; s < prompts.size(); s++) {
+            assertArrayEquals(want.get(s).tokens(), got.get(s).tokens(), "sequence " + s);
+            assertArrayEquals(want.get(s).logprobs(), got.get(s).logprobs(), 0f, "sequence " + s);
+        }
+    }
+
+    /**
+     * A frozen bf16 base refuses what would need an fp32 copy or base gradients, and its merge is
+     * written on the host: saveMerged's tensors are W + s·B·A in double (to fp32 rounding), the
+     * adapter's projectors, the rest of the base as it is; the model itself is left unmerged.
+     */
+    @Test
+    void frozenBf16BaseRefusesFullTrainingAndMergesOnTheHost(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) {
+        ModelConfig cfg = config("mlp");
+        Model frozen = bf16Rounded(TestModels.perturbed(cfg, 42), true);
+        assertThrows(IllegalStateException.class, frozen::grads);
+        assertThrows(IllegalStateException.class, frozen::trainable);
+        assertThrows(IllegalStateException.class, () -> frozen.setPrecision(Precision.FP32));
+        frozen.setPrecision(Precision.BF16); // what it is: nothing to do
+        Lora lora = frozen.attachLora(ALL, 5);
+        randomizeB(lora, 6);
+        try (AdamW opt = new AdamW(frozen, 1e-2f, 0.9f, 0.95f, 1e-8f, 0f)) { // the projectors move away from the base's
+            frozen.zeroGrad();
+            frozen.forwardBackward(batch(cfg, 7), 1f);
+            opt.step(1f);
+        }
+        assertThrows(IllegalStateException.class, frozen::mergeLora);
+        assertThrows(IllegalStateException.class, frozen::grads);
+        float[] before = frozen.logits(batch(cfg, 7));
+
+        io.hintgrpo.engine.io.ModelDir.saveMerged(frozen, dir, io.hintgrpo.engine.io.Safetensors.Dtype.F32);
+        assertSame(lora, frozen.lora(), "still attached, unmerged");
+        assertArrayEquals(before, frozen.logits(batch(cfg, 7)), 0f);
+        int r = ALL.rank();
+        double s = ALL.scaling();
+        try (io.hintgrpo.engine.io.ModelDir.Tensors saved = io.hintgrpo.engine.io.ModelDir.Tensors.open(dir)) {
+            for (ParamLayout.Entry e : frozen.layout.entries()) {
+                float[] got = saved.read(e.name()), base = frozen.download(e.name());
+                if (e.name().startsWith("multi_modal_projector.")) {
+                    assertArrayEquals(lora.download(e.name()), got, 0f, e.name());
+                    assertFalse(java.util.Arrays.equals(base, got), e.name() + " should be the trained copy");
+                    continue;
+                }
+                Target target = null;
+                int layer = -1;
+                for (int l = 0; l < cfg.numLayers(); l++)
+                    for (Target t : ALL.targets()) if (e.name().equals(t.path(l) + ".weight")) { target = t; layer = l; }
+                if (target == null) {
+                    assertArrayEquals(base, got, 0f, e.name());
+                    continue;
+                }
+                int in = target.in(cfg), out = target.out(cfg);
+                float[] a = lora.download(ParamLayout.loraA(layer, target)), b = lora.download(ParamLayout.loraB(layer, target));
+                for (int o = 0; o < out; o++)
+                    for (int i = 0; i < in; i++) {
+                        double d = 0;
+                        for (int k = 0; k < r; k++) d += (double) b[o * r + k] * a[k * in + i];
+                        double want = base[o * in + i] + s * d;
+                        assertEquals(want, got[o * in + i], 1e-6 * Math.max(1, Math.abs(want)), e.name() + "[" + o + "," + i + "]");
+                    }
+            }
+        }
+        // the merged model (fp32) computes what the frozen base + adapter did, to bf16 rounding of activations
+        Model merged = io.hintgrpo.engine.io.ModelDir.load(frozen.kernels, dir, 0, null);
+        double err = Bf16PrecisionTest.relativeError(before, merged.logits(batch(cfg, 7)));
+        assertTrue(err <= 2e-2, "merged fp32 vs frozen bf16 + adapter logits: relative error " + err);
+    }
+
     // ---- precision ----
 
     /** BF16 with LoRA: adapter GEMMs on bf16 operands (the adapter buffer is cast per GEMM), results near fp32's. */

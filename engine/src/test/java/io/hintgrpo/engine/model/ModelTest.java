@@ -71,6 +71,64 @@ class ModelTest {
     }
 
     /**
+     * Activation recompute gives every gradient bit for bit (full training and LoRA, fp32 and
+     * bf16, the loss head's chunks too), and its arena holds one layer's saved tensors instead of
+     * every layer's.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"text", "mlp", "lora", "bf16-lora"})
+    void recomputeGivesTheSameGradientsBitForBit(String variant) {
+        ModelConfig cfg = config(variant.equals("text") ? "text" : "mlp");
+        Batch batch = Batch.pack(cfg, TestModels.randomSequences(cfg, new SplittableRandom(7), 9, 5, 7));
+        java.util.function.Function<Boolean, List<float[]>> run = recompute -> {
+            Model m = model(cfg, 42);
+            if (variant.endsWith("lora")) LoraTest.randomizeB(m.attachLora(LoraTest.ALL, 5), 6);
+            if (variant.startsWith("bf16")) m.setPrecision(Precision.BF16);
+            m.setRecompute(recompute);
+            assertEquals(recompute, m.recompute());
+            List<float[]> out = new java.util.ArrayList<>();
+            for (int step = 0; step < 2; step++) { // the second on the arena the first made
+                m.zeroGrad();
+                out.add(m.forwardBackward(batch, 0.9f).logprobs());
+            }
+            Trainable t = m.trainable();
+            for (ParamLayout.Entry e : t.layout().entries()) {
+                float[] g = new float[Math.toIntExact(e.size())];
+                m.kernels.download(t.grads().slice(e.offset(), e.size()), g);
+                out.add(g);
+            }
+            // the loss head's path (GRPO's) too
+            m.zeroGrad();
+            Model.LossHead head = m.lossHead(batch, 0.9f);
+            for (int c = 0; c < head.chunks(); c++) {
+                head.forward(c);
+                m.kernels.upload(head.weights().slice(head.rowStart(c), head.rows(c)),
+                        Arrays.copyOfRange(batch.weights, head.rowStart(c), head.rowStart(c) + head.rows(c)));
+                head.backward(c);
+            }
+            head.finish();
+            float[] g = new float[Math.toIntExact(t.grads().length)];
+            m.kernels.download(t.grads(), g);
+            out.add(g);
+            return out;
+        };
+        List<float[]> plain = run.apply(false), recomputed = run.apply(true);
+        assertEquals(plain.size(), recomputed.size());
+        for (int i = 0; i < plain.size(); i++) assertArrayEquals(plain.get(i), recomputed.get(i), 0f, "tensor " + i);
+    }
+
+    @Test
+    void recomputeKeepsOneLayersActivations() {
+        ModelConfig cfg = config("mlp");
+        long perLayer = Activations.perLayerFloats(cfg, 3, 11);
+        CpuKernels k = new CpuKernels();
+        long plain = new Activations(k, cfg, 3, 11, 0, false).floatsLength();
+        long recomputed = new Activations(k, cfg, 3, 11, 0, true).floatsLength();
+        assertTrue(cfg.numLayers() >= 2);
+        assertEquals((long) (cfg.numLayers() - 1) * perLayer, plain - recomputed);
+    }
+
+    /**
      * The loss head (chunk by chunk: forward, the caller's weights from the chunk's log-probs,
      * backward) gives exactly the gradient of the same weights passed up front, over one chunk and
      * over many (a backend with 3-row chunks), and refuses its steps out of order.

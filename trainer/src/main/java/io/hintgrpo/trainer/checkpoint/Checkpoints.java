@@ -305,9 +305,10 @@ public final class Checkpoints {
      * full checkpoint's model files (config, weights, tokenizer) are copied. A LoRA checkpoint's
      * adapter replaces the one attached to {@code trained} (the run's model: its frozen base
      * with an adapter), goes to adapterDest in PEFT's format (base_model_name_or_path baseModel,
-     * null when unknown), and is then merged into the base, so trained ends merged and modelDest
-     * holds base + adapter as one model that every command reads. Returns null when there is no
-     * checkpoint.
+     * null when unknown), and modelDest gets base + adapter merged on the host as one model that
+     * every command reads ({@link ModelDir#saveMerged}); trained ends with the best adapter
+     * attached, unmerged (a frozen bf16 base could not hold the merge). Returns null when there is
+     * no checkpoint.
      */
     public Exported exportBest(Path modelDest, Path adapterDest, Model trained, String baseModel) throws IOException {
         Path best = best();
@@ -323,9 +324,8 @@ public final class Checkpoints {
         trained.detachLora();
         PeftAdapter.load(trained, best);
         replaceFolder(adapterDest, tmp -> PeftAdapter.save(trained.lora(), tmp, baseModel));
-        trained.mergeLora();
         replaceFolder(modelDest, tmp -> {
-            ModelDir.save(trained, tmp, Safetensors.Dtype.F32);
+            ModelDir.saveMerged(trained, tmp, Safetensors.Dtype.F32);
             if (Files.exists(best.resolve(TOKENIZER))) Files.copy(best.resolve(TOKENIZER), tmp.resolve(TOKENIZER));
         });
         return new Exported(modelDest, adapterDest);

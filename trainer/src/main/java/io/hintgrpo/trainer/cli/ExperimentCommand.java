@@ -24,7 +24,7 @@ import java.util.concurrent.Callable;
                 + "of the embedded default model from that seed, then for each reward plain GRPO, GRPO with DAPO dynamic sampling, "
                 + "Hint-GRPO (replace) and Hint-GRPO (mix) at the same generation budget. Every policy is evaluated greedily on every "
                 + "domain's whole test split; writes results.md (mean ± std over seeds per condition, hard subsets included, paired "
-                + "differences to GRPO with 95 % bootstrap intervals over seeds and test items), results.json and PNG curves into "
+                + "differences to GRPO with 95 %% bootstrap intervals over seeds and test items), results.json and PNG curves into "
                 + "--out. Finished runs are kept in --work: running again with the same flags resumes.",
                 "--config: a \"sft\" and a \"grpo\" section override those settings (the grpo section is the base of every arm)."})
 final class ExperimentCommand implements Callable<Integer> {

@@ -46,7 +46,8 @@ final class GrpoCommand implements Callable<Integer> {
         try (Kernels kernels = Backends.open(run.backend)) {
             List<Utterance> trainData = run.read(run.train, modelConfig), validData = run.read(run.valid, modelConfig);
             try (RunLock lock = run.lockFolder()) {
-                GrpoRun.Outcome o = GrpoRun.run(kernels, GrpoRun.Job.of(run.model, trainData, validData, cfg).precision(gemmPrecision),
+                GrpoRun.Outcome o = GrpoRun.run(kernels, GrpoRun.Job.of(run.model, trainData, validData, cfg).precision(gemmPrecision)
+                                .recompute(run.recompute),
                         run.run(spec, cfg.getClass()));
                 spec.commandLine().getOut().printf("%s: %d steps (%d skipped), %d completions generated; best model: %s%n",
                         cfg.methodName(), o.training().steps(), o.training().skippedSteps(), o.completionsTotal(), o.modelDir());

@@ -66,9 +66,8 @@ final class MergeCommand implements Callable<Integer> {
         try (Kernels kernels = Backends.open(backend);
              Model m = ModelDir.load(kernels, model, seed, msg -> System.err.println("hintgrpo: " + msg))) {
             PeftAdapter.load(m, adapter);
-            m.mergeLora();
             AtomicFiles.writeFolder(out, tmp -> {
-                ModelDir.save(m, tmp, Safetensors.Dtype.F32);
+                ModelDir.saveMerged(m, tmp, Safetensors.Dtype.F32);
                 // the base's config.json fields (token ids, generation defaults, …) with ours over them, as init writes it
                 if (JsonFiles.read(baseConfig) instanceof ObjectNode base) {
                     ObjectMapper json = new ObjectMapper();

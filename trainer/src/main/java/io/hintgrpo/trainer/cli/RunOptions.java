@@ -40,8 +40,14 @@ final class RunOptions {
     String backend;
 
     @Option(names = "--precision", defaultValue = "fp32", description = "fp32 | bf16: what the GEMMs multiply; bf16 keeps fp32 "
-            + "master weights, gradients, optimizer state, norms and loss, and checkpoints hold fp32 (default: ${DEFAULT-VALUE}).")
+            + "master weights, gradients, optimizer state, norms and loss, and checkpoints hold fp32; with --lora-rank, bf16 also "
+            + "stores the frozen base's matrices in bf16 only (half the memory of fp32) (default: ${DEFAULT-VALUE}).")
     String precision;
+
+    @Option(names = "--recompute", description = "Activation recompute: keep only each layer's input in the forward and recompute the "
+            + "rest in the backward; saved activations shrink from one set per layer to one set, for one more forward per step; "
+            + "the same numbers bit for bit (docs/scale.md).")
+    boolean recompute;
 
     @Option(names = "--skip-bad", description = "Skip malformed records (counted and reported) instead of failing.")
     boolean skipBad;

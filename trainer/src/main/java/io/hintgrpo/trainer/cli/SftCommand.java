@@ -43,8 +43,10 @@ final class SftCommand implements Callable<Integer> {
         if (!Files.isRegularFile(tokenizer)) throw new BadInputException(run.model.toString(), "no tokenizer.json in the model directory");
         StopSignal.install();
         try (Kernels kernels = Backends.open(run.backend);
-             Model start = ModelDir.load(kernels, run.model, cfg.loop().seed(), msg -> System.err.println("hintgrpo: " + msg))) {
+             Model start = ModelDir.load(kernels, run.model, cfg.loop().seed(), msg -> System.err.println("hintgrpo: " + msg),
+                     cfg.lora().frozenBf16Base(gemmPrecision))) {
             start.setPrecision(gemmPrecision);
+            start.setRecompute(run.recompute);
             List<Utterance> trainData = run.read(run.train, start.config), validData = run.read(run.valid, start.config);
             try (RunLock lock = run.lockFolder()) {
                 SftRun.Outcome o = SftRun.run(kernels, start, tokenizer, trainData, validData, cfg,

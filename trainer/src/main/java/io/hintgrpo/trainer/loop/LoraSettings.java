@@ -2,6 +2,8 @@ package io.hintgrpo.trainer.loop;
 
 import io.hintgrpo.engine.BadInputException;
 import io.hintgrpo.engine.model.LoraConfig;
+import io.hintgrpo.engine.model.Model;
+import io.hintgrpo.engine.model.Precision;
 import io.hintgrpo.trainer.config.Setting;
 
 import java.util.ArrayList;
@@ -36,6 +38,14 @@ public record LoraSettings(
 
     public boolean enabled() {
         return loraRank > 0;
+    }
+
+    /**
+     * Whether the base loads as a {@link Model#frozenBf16} base: with
+     * LoRA and bf16 GEMMs its matrices are needed only in bf16, so no fp32 copy is kept.
+     */
+    public boolean frozenBf16Base(Precision precision) {
+        return enabled() && precision == Precision.BF16;
     }
 
     /** The adapter's shape; only when {@link #enabled}. */

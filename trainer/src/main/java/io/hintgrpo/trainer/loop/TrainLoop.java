@@ -106,7 +106,8 @@ public final class TrainLoop<M extends TrainLoop.StepRecord> {
         if (lora.enabled()) {
             Model m = start.model();
             run.log().accept(String.format(Locale.ROOT, "LoRA rank %d, alpha %s on %s: %,d trainable parameters (adapters and projectors), "
-                    + "%,d frozen", lora.loraRank(), lora.loraAlpha(), lora.loraTargets(), m.lora().layout.count(), m.layout.count()));
+                    + "%,d frozen%s", lora.loraRank(), lora.loraAlpha(), lora.loraTargets(), m.lora().layout.count(), m.layout.count(),
+                    m.isFrozenBf16() ? " (stored in bf16)" : ""));
         }
         writeEffective(run, command, settings);
         return start;

@@ -39,25 +39,31 @@ public final class GrpoRun {
      * What a GRPO run trains: the starting model directory (also the KL reference), the prompts and
      * validation utterances, the settings, the reward terms, the GEMM precision of the policy and
      * of the reference (the same for both, so the KL term is exactly 0 while the weights are equal;
-     * checkpoints hold fp32 master weights), and who hears each step's metrics (may be null).
+     * checkpoints hold fp32 master weights), whether the policy's update recomputes activations
+     * ({@link io.hintgrpo.engine.model.Model#setRecompute}: less memory, the same numbers), and who
+     * hears each step's metrics (may be null).
      */
     public record Job(Path model, List<Utterance> train, List<Utterance> valid, GrpoConfig config, Rewards rewards,
-                      Precision precision, Consumer<GrpoTrainer.StepMetrics> onStep) {
+                      Precision precision, boolean recompute, Consumer<GrpoTrainer.StepMetrics> onStep) {
         /** The built-in rewards weighted by the config, fp32, nobody listening. */
         public static Job of(Path model, List<Utterance> train, List<Utterance> valid, GrpoConfig config) {
-            return new Job(model, train, valid, config, Rewards.of(config.rewards()), Precision.FP32, null);
+            return new Job(model, train, valid, config, Rewards.of(config.rewards()), Precision.FP32, false, null);
         }
 
         public Job rewards(Rewards rewards) {
-            return new Job(model, train, valid, config, rewards, precision, onStep);
+            return new Job(model, train, valid, config, rewards, precision, recompute, onStep);
         }
 
         public Job precision(Precision precision) {
-            return new Job(model, train, valid, config, rewards, precision, onStep);
+            return new Job(model, train, valid, config, rewards, precision, recompute, onStep);
+        }
+
+        public Job recompute(boolean recompute) {
+            return new Job(model, train, valid, config, rewards, precision, recompute, onStep);
         }
 
         public Job onStep(Consumer<GrpoTrainer.StepMetrics> onStep) {
-            return new Job(model, train, valid, config, rewards, precision, onStep);
+            return new Job(model, train, valid, config, rewards, precision, recompute, onStep);
         }
     }
 
@@ -80,12 +86,14 @@ public final class GrpoRun {
         Model policy = null, reference = null;
         TrainLoop.Start start = null;
         try (RunLock lock = RunLock.acquire(run.dir()); Tokenizer tok = Tokenizer.load(tokenizerJson)) {
-            start = TrainLoop.start(kernels, full, "grpo", cfg, () -> ModelDir.load(kernels, job.model(), cfg.loop().seed(), run.log()));
+            start = TrainLoop.start(kernels, full, "grpo", cfg,
+                    () -> ModelDir.load(kernels, job.model(), cfg.loop().seed(), run.log(), cfg.lora().frozenBf16Base(job.precision())));
             policy = start.model();
             // β = 0 has no KL term: the reference is never loaded or run; with LoRA it is the policy's own frozen base
             if (cfg.update().beta() > 0)
                 reference = policy.lora() != null ? policy : ModelDir.load(kernels, job.model(), cfg.loop().seed(), msg -> {});
             policy.setPrecision(job.precision());
+            policy.setRecompute(job.recompute());
             if (reference != null) reference.setPrecision(job.precision());
             List<Utterance> evalSet = job.valid().subList(0, Math.min(job.valid().size(), cfg.loop().evalSamples()));
             Evaluator evaluator = evalSet.isEmpty() ? null : m -> Evaluation.validationMetrics(m, tok, evalSet);

@@ -40,9 +40,9 @@ public final class SftRun {
 
     /**
      * @param model the starting model. Without LoRA it trains in place, and when resuming only its
-     *              {@link Model#precision()} counts (the checkpoint's weights are loaded and take
+     *              {@link Model#precision()} and {@link Model#recompute()} count (the checkpoint's weights are loaded and take
      *              that precision). With LoRA it is the frozen base the adapter trains on (resumed
-     *              or not), and it ends merged with the best adapter.
+     *              or not), and it ends with the best adapter attached (model/ holds the two merged).
      */
     public static Outcome run(Kernels kernels, Model model, Path tokenizerJson, List<Utterance> train, List<Utterance> valid,
                               SftConfig cfg, Run run) {
@@ -51,6 +51,7 @@ public final class SftRun {
             TrainLoop.Start start = TrainLoop.start(kernels, full, "sft", cfg, () -> model);
             Model m = start.model();
             m.setPrecision(model.precision()); // checkpoints hold fp32 master weights only
+            m.setRecompute(model.recompute());
             List<Sequence> trainSeqs = new ArrayList<>();
             int withoutChain = 0;
             for (Utterance u : train) {

@@ -25,11 +25,13 @@ class LoraCommandTest extends TrainingCommandTest {
     private static final ObjectMapper JSON = new ObjectMapper();
 
     /** An sft run with LoRA: 3 steps at a learning rate that moves the adapter visibly. */
-    private Path loraSft(String name) {
+    private Path loraSft(String name, String... more) {
         Path runDir = dir.resolve(name);
-        assertEquals(0, run("sft", "--backend", "cpu", "--model", modelDir.toString(), "--train", train(), "--out", runDir.toString(),
-                "--steps", "3", "--batch-size", "4", "--lr", "2e-2", "--warmup-steps", "0", "--lora-rank", "4", "--lora-alpha", "8",
-                "--lora-targets", "v_proj, q_proj,down_proj"), err);
+        List<String> args = new java.util.ArrayList<>(List.of("sft", "--backend", "cpu", "--model", modelDir.toString(), "--train", train(),
+                "--out", runDir.toString(), "--steps", "3", "--batch-size", "4", "--lr", "2e-2", "--warmup-steps", "0", "--lora-rank", "4",
+                "--lora-alpha", "8", "--lora-targets", "v_proj, q_proj,down_proj"));
+        args.addAll(List.of(more));
+        assertEquals(0, run(args.toArray(String[]::new)), err);
         return runDir;
     }
 
@@ -120,6 +122,103 @@ class LoraCommandTest extends TrainingCommandTest {
         String withAdapterReport = out;
         assertEquals(0, run("eval", "--backend", "cpu", "--model", merged.toString(), "--data", valid, "--max-new-tokens", "12"), err);
         assertEquals(out, withAdapterReport, "eval --adapter reports what the merged model's eval does");
+    }
+
+    /**
+     * With --precision bf16 the frozen base is stored in bf16 only; the run exports as with fp32:
+     * the adapter, and model/ = the (bf16-valued) base + adapter merged on the host, which scores
+     * like the fp32 base + adapter to within the base's bf16 rounding.
+     */
+    @Test
+    void sftWithLoraOnABf16BaseExportsAdapterAndMergedModel() throws Exception {
+        java.io.ByteArrayOutputStream log = new java.io.ByteArrayOutputStream();
+        java.io.PrintStream stderr = System.err;
+        System.setErr(new java.io.PrintStream(log, true, java.nio.charset.StandardCharsets.UTF_8));
+        Path runDir;
+        try {
+            runDir = loraSft("sft-bf16", "--precision", "bf16");
+        } finally {
+            System.setErr(stderr);
+        }
+        String said = log.toString(java.nio.charset.StandardCharsets.UTF_8);
+        assertTrue(said.contains("frozen (stored in bf16)"), said);
+        assertTrue(Files.isRegularFile(runDir.resolve("adapter").resolve("adapter_model.safetensors")));
+        Path in = scoreInput();
+        double[] base = score(in, "base", "--model", modelDir.toString());
+        double[] withAdapter = score(in, "adapter", "--model", modelDir.toString(), "--adapter", runDir.resolve("adapter").toString());
+        double[] runModel = score(in, "run-model", "--model", runDir.resolve("model").toString());
+        double diff = maxAbsDiff(withAdapter, runModel), moved = maxAbsDiff(base, withAdapter);
+        System.out.printf("LoraCommandTest bf16 base: |run model - base + adapter| %.2e, |adapter effect| %.2e%n", diff, moved);
+        assertTrue(moved > 1e-3, "the adapter changes the model: " + moved);
+        assertTrue(diff > 0 && diff <= 1e-2, "run's model/ (bf16 base + adapter) vs fp32 base + adapter: " + diff);
+    }
+
+    /**
+     * serve --adapter, a real process: a greedy chat answer and its log-probs equal those of an
+     * in-process server on the run's merged model/ (≤ 1e-5), and differ from the bare base's.
+     */
+    @Test
+    void serveWithAdapterAnswersAsTheMergedModel() throws Exception {
+        Path runDir = loraSft("sft-serve");
+        String body = "{\"messages\": [{\"role\": \"user\", \"content\": \"the film was fine\"}], \"max_tokens\": 24, \"temperature\": 0, \"logprobs\": true}";
+        java.net.http.HttpClient http = java.net.http.HttpClient.newBuilder().version(java.net.http.HttpClient.Version.HTTP_1_1).build();
+        java.util.function.Function<String, JsonNode> answer = url -> {
+            try {
+                java.net.http.HttpResponse<String> r = http.send(java.net.http.HttpRequest.newBuilder(java.net.URI.create(url + "/v1/chat/completions"))
+                        .POST(java.net.http.HttpRequest.BodyPublishers.ofString(body)).build(), java.net.http.HttpResponse.BodyHandlers.ofString());
+                assertEquals(200, r.statusCode(), r.body());
+                return JSON.readTree(r.body()).get("choices").get(0);
+            } catch (Exception e) {
+                throw new AssertionError(e);
+            }
+        };
+        JsonNode merged = null, bare = null;
+        io.hintgrpo.trainer.serve.Server.Settings settings = new io.hintgrpo.trainer.serve.Server.Settings("127.0.0.1", 0, "m", 2, 2, 256, 200,
+                1 << 20, 8, false, 30);
+        for (Path m : new Path[]{runDir.resolve("model"), modelDir}) {
+            try (io.hintgrpo.engine.cpu.CpuKernels k = new io.hintgrpo.engine.cpu.CpuKernels();
+                 io.hintgrpo.engine.model.Model model = io.hintgrpo.engine.io.ModelDir.load(k, m, 0, msg -> {});
+                 io.hintgrpo.trainer.tokenizer.Tokenizer tok = io.hintgrpo.trainer.tokenizer.Tokenizer.load(m)) {
+                io.hintgrpo.trainer.serve.Server server = io.hintgrpo.trainer.serve.Server.start(model, tok, settings, msg -> {});
+                try {
+                    if (m == modelDir) bare = answer.apply(server.url());
+                    else merged = answer.apply(server.url());
+                } finally {
+                    server.stop();
+                }
+            }
+        }
+        String javaBin = ProcessHandle.current().info().command().orElse(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+        Path log = dir.resolve("serve.log");
+        Process p = new ProcessBuilder(javaBin, "--add-modules", "jdk.incubator.vector", "-Xmx1g", "-cp", System.getProperty("java.class.path"),
+                "io.hintgrpo.trainer.cli.Main", "serve", "--model", modelDir.toString(), "--adapter", runDir.resolve("adapter").toString(),
+                "--port", "0", "--backend", "cpu", "--batch-size", "2", "--max-context", "256")
+                .redirectErrorStream(true).redirectOutput(log.toFile()).start();
+        try {
+            java.util.regex.Matcher url = null;
+            long deadline = System.nanoTime() + java.util.concurrent.TimeUnit.SECONDS.toNanos(120);
+            while (System.nanoTime() < deadline && p.isAlive()) {
+                url = java.util.regex.Pattern.compile("serving \\S+ on (http://127\\.0\\.0\\.1:\\d+) ").matcher(Files.readString(log));
+                if (url.find()) break;
+                url = null;
+                Thread.sleep(50);
+            }
+            assertNotNull(url, "no URL line: " + Files.readString(log));
+            JsonNode served = answer.apply(url.group(1));
+            assertEquals(merged.get("message").get("content").asText(), served.get("message").get("content").asText(), "serve --adapter vs merged");
+            double[] s = tokenLogprobs(served), mg = tokenLogprobs(merged), b = tokenLogprobs(bare);
+            assertTrue(maxAbsDiff(s, mg) <= 1e-5, "serve --adapter vs the merged model's log-probs: " + maxAbsDiff(s, mg));
+            assertTrue(b.length != s.length || maxAbsDiff(s, b) > 1e-3, "the adapter changes the answer's log-probs");
+        } finally {
+            p.destroy();
+            assertTrue(p.waitFor(60, java.util.concurrent.TimeUnit.SECONDS));
+        }
+    }
+
+    private static double[] tokenLogprobs(JsonNode choice) {
+        List<Double> v = new java.util.ArrayList<>();
+        for (JsonNode t : choice.get("logprobs").get("content")) v.add(t.get("logprob").asDouble());
+        return v.stream().mapToDouble(Double::doubleValue).toArray();
     }
 
     @Test

@@ -362,6 +362,28 @@ class ReliabilityTest extends TrainingCommandTest {
         assertEquals(List.of(), bare, "options without a description");
     }
 
+    /** Every command's --help renders without picocli's format warning (a bare "%" in a description). */
+    @Test
+    void everyHelpRendersWithoutAFormatWarning() {
+        java.io.ByteArrayOutputStream said = new java.io.ByteArrayOutputStream();
+        java.io.PrintStream stderr = System.err;
+        System.setErr(new java.io.PrintStream(said, true, java.nio.charset.StandardCharsets.UTF_8));
+        List<String> helps = new ArrayList<>();
+        try {
+            usages(Main.allCommands(), helps);
+        } finally {
+            System.setErr(stderr);
+        }
+        assertTrue(helps.size() > 10, "commands rendered: " + helps.size());
+        String warnings = said.toString(java.nio.charset.StandardCharsets.UTF_8);
+        assertFalse(warnings.contains("WARN"), warnings);
+    }
+
+    private static void usages(picocli.CommandLine cmd, List<String> out) {
+        out.add(cmd.getUsageMessage());
+        for (picocli.CommandLine sub : cmd.getSubcommands().values()) usages(sub, out);
+    }
+
     private static void collect(picocli.CommandLine.Model.CommandSpec spec, List<String> bare) {
         for (picocli.CommandLine.Model.OptionSpec o : spec.options())
             if (String.join("", o.description()).isBlank()) bare.add(spec.qualifiedName() + " " + o.longestName());

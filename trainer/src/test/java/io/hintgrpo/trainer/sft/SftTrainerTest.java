@@ -107,12 +107,19 @@ class SftTrainerTest {
      * its moments, not the frozen base; stopped and resumed onto a fresh copy of the base, a run
      * repeats the uninterrupted losses and adapter bit for bit, and the base never changes.
      */
-    @Test
-    void loraResumeRepeatsTheUninterruptedRunAndCheckpointsHoldOnlyTheAdapter() throws Exception {
+    /** The base of a LoRA run: fp32, or a frozen bf16 base (as sft --lora-rank with --precision bf16 loads it). */
+    private static Model loraBase(boolean frozenBf16) {
+        Model m = frozenBf16 ? Model.frozenBf16(new CpuKernels(), CONFIG) : new Model(new CpuKernels(), CONFIG);
+        m.initialize(5);
+        return m;
+    }
+
+    @org.junit.jupiter.params.ParameterizedTest
+    @org.junit.jupiter.params.provider.ValueSource(booleans = {false, true})
+    void loraResumeRepeatsTheUninterruptedRunAndCheckpointsHoldOnlyTheAdapter(boolean frozenBf16) throws Exception {
         List<Sequence> train = data(40, 4);
         SftConfig cfg = config(6).with(Map.of("lora_rank", 2, "lora_alpha", 4, "lora_targets", "q_proj,v_proj,down_proj", "lr", 2e-2f));
-        Model base = new Model(new CpuKernels(), CONFIG);
-        base.initialize(5);
+        Model base = loraBase(frozenBf16);
         float[] baseEmbedding = base.download("model.embed_tokens.weight"), baseQ = base.download("model.layers.1.self_attn.q_proj.weight");
 
         Run straight = run(dir.resolve("a"), Integer.MAX_VALUE).fingerprint(SftTrainer.fingerprint(cfg));
@@ -133,15 +140,13 @@ class SftTrainerTest {
             assertEquals(2 * base.lora().layout.entries().size(), moments.tensors().size(), "moments of the adapter only");
         }
 
-        Model fresh = new Model(new CpuKernels(), CONFIG);
-        fresh.initialize(5);
+        Model fresh = loraBase(frozenBf16);
         Path runB = dir.resolve("b");
         Run stopping = run(runB, 3).fingerprint(SftTrainer.fingerprint(cfg));
         TrainLoop.Start b0 = TrainLoop.start(new CpuKernels(), stopping, "sft", cfg, () -> fresh);
         assertTrue(SftTrainer.train(cfg, stopping, null, fresh, b0.optimizer(), b0.state(), train, null).stoppedBySignal());
 
-        Model again = new Model(new CpuKernels(), CONFIG);
-        again.initialize(5);
+        Model again = loraBase(frozenBf16);
         Run resumed = run(runB, Integer.MAX_VALUE).fingerprint(SftTrainer.fingerprint(cfg)).resuming(true);
         TrainLoop.Start b1 = TrainLoop.start(new CpuKernels(), resumed, "sft", cfg, () -> again);
         assertEquals(3, b1.state().step());

@@ -186,8 +186,11 @@ public final class CudaKernels implements Kernels {
     /** 256 MB of fp32 logits a chunk: 441 rows at a 152k vocabulary, where 4M floats would give 27-row GEMMs. */
     @Override
     public long logitChunkFloats() {
-        return 1L << 26;
+        return LOGIT_CHUNK_FLOATS;
     }
+
+    /** Logits materialised at once by the LM head (256 MiB of fp32), whatever the batch. */
+    public static final long LOGIT_CHUNK_FLOATS = 1L << 26;
 
     @Override
     public boolean supportsGraphs() {
@@ -614,6 +617,11 @@ public final class CudaKernels implements Kernels {
     }
 
     // ---- optimizer ----
+
+    /** Bytes of the partials {@link #sumSquares} keeps for n elements (one double per chunk): the memory plan's workspace. */
+    public static long sumSquaresScratchBytes(long n) {
+        return 8L * ((n + SUM_CHUNK - 1) / SUM_CHUNK);
+    }
 
     @Override
     public double sumSquares(Buf x, long n) {

@@ -11,6 +11,10 @@ import io.hintgrpo.engine.Kernels;
  * <p>With recompute, only each layer's input x[l] is kept: every layer's other saved tensors
  * (ln1 … act) share one slot, which the forward overwrites layer by layer and the backward refills
  * by running the layer's forward again just before its backward ({@link Model#setRecompute}).
+ *
+ * <p>A forward-only arena (log-probs, scoring, generation's prefill) keeps nothing for a backward:
+ * the residual stream alternates between two buffers, every layer uses one slot, and the
+ * backward's scratch (dx … dact) does not exist.
  */
 final class Activations {
     final int b, t, m, chunkRows;
@@ -21,37 +25,33 @@ final class Activations {
     final Buf embedIds, positions, lengths, targets;
     final long loraPerRow;
     final boolean recompute;
+    final boolean backward; // false: a forward-only arena (see the class comment)
     final Buf lora; // the adapters' scratch [m · loraPerRow] (forward and backward alike), null without LoRA
     private final Kernels k;
     private final Buf floats, ints;
 
-    Activations(Kernels k, ModelConfig cfg, int b, int t, long loraPerRow, boolean recompute) {
+    Activations(Kernels k, ModelConfig cfg, int b, int t, long loraPerRow, boolean recompute, boolean backward) {
         this.k = k;
         this.recompute = recompute;
+        this.backward = backward;
+        boolean oneSlot = recompute || !backward;
         this.b = b;
         this.t = t;
         this.m = b * t;
         this.loraPerRow = loraPerRow;
         int layers = cfg.numLayers(), c = cfg.hiddenSize(), inter = cfg.intermediateSize();
-        // rows of LM-head logits materialised at once: full-vocabulary logits for a whole batch never exist
-        chunkRows = (int) Math.max(1, Math.min(m, k.logitChunkFloats() / cfg.vocabSize()));
+        chunkRows = chunkRows(cfg, m, k.logitChunkFloats());
         long mc = (long) m * c;
-        long perLayer = perLayerFloats(cfg, b, t);
-        long total = (layers + 1) * mc + (recompute ? 1 : layers) * perLayer
-                + mc + m + m + m + m + m /* lnf, rstdf, logprob, entropy, weights, logZ */
-                + (long) chunkRows * cfg.vocabSize()
-                + mc + mc + (long) m * cfg.qkvDim() + (long) m * cfg.qDim() + 2L * m * inter + (long) m * inter
-                + m * loraPerRow;
-        floats = k.allocF32(total);
-        ints = k.allocI32(3L * m + b);
+        floats = k.allocF32(floats(cfg, b, t, loraPerRow, recompute, backward, k.logitChunkFloats()));
+        ints = k.allocI32(ints(b, t));
         long[] at = {0};
         x = new Buf[layers + 1];
-        for (int l = 0; l <= layers; l++) x[l] = take(at, mc);
+        for (int l = 0; l <= layers; l++) x[l] = backward || l < 2 ? take(at, mc) : x[l % 2];
         ln1 = new Buf[layers]; rstd1 = new Buf[layers]; qkv = new Buf[layers]; att = new Buf[layers];
         lse = new Buf[layers]; xmid = new Buf[layers]; ln2 = new Buf[layers]; rstd2 = new Buf[layers];
         gateUp = new Buf[layers]; act = new Buf[layers];
         for (int l = 0; l < layers; l++) {
-            if (recompute && l > 0) { // one slot for every layer
+            if (oneSlot && l > 0) { // one slot for every layer
                 ln1[l] = ln1[0]; rstd1[l] = rstd1[0]; qkv[l] = qkv[0]; att[l] = att[0]; lse[l] = lse[0];
                 xmid[l] = xmid[0]; ln2[l] = ln2[0]; rstd2[l] = rstd2[0]; gateUp[l] = gateUp[0]; act[l] = act[0];
                 continue;
@@ -74,17 +74,38 @@ final class Activations {
         weights = take(at, m);
         logZ = take(at, m);
         logits = take(at, (long) chunkRows * cfg.vocabSize());
-        dx = take(at, mc);
-        dln = take(at, mc);
-        dqkv = take(at, (long) m * cfg.qkvDim());
-        datt = take(at, (long) m * cfg.qDim());
-        dgateUp = take(at, 2L * m * inter);
-        dact = take(at, (long) m * inter);
+        dx = backward ? take(at, mc) : null;
+        dln = backward ? take(at, mc) : null;
+        dqkv = backward ? take(at, (long) m * cfg.qkvDim()) : null;
+        datt = backward ? take(at, (long) m * cfg.qDim()) : null;
+        dgateUp = backward ? take(at, 2L * m * inter) : null;
+        dact = backward ? take(at, (long) m * inter) : null;
         lora = loraPerRow > 0 ? take(at, m * loraPerRow) : null;
         embedIds = ints.slice(0, m);
         positions = ints.slice(m, m);
         targets = ints.slice(2L * m, m);
         lengths = ints.slice(3L * m, b);
+    }
+
+    /** Rows of LM-head logits materialised at once: full-vocabulary logits for a whole batch never exist. */
+    static int chunkRows(ModelConfig cfg, int m, long logitChunkFloats) {
+        return (int) Math.max(1, Math.min(m, logitChunkFloats / cfg.vocabSize()));
+    }
+
+    /** Floats of the arena's F32 allocation for b × t rows (what {@link MemoryPlan} counts). */
+    static long floats(ModelConfig cfg, int b, int t, long loraPerRow, boolean recompute, boolean backward, long logitChunkFloats) {
+        long m = (long) b * t, mc = m * cfg.hiddenSize(), inter = cfg.intermediateSize();
+        int layers = cfg.numLayers();
+        long head = mc + 5 * m /* lnf; rstdf, logprob, entropy, weights, logZ */ + (long) chunkRows(cfg, (int) m, logitChunkFloats) * cfg.vocabSize();
+        if (!backward) return 2 * mc + perLayerFloats(cfg, b, t) + head + m * loraPerRow;
+        return (layers + 1) * mc + (recompute ? 1 : layers) * perLayerFloats(cfg, b, t) + head
+                + 2 * mc + m * cfg.qkvDim() + m * cfg.qDim() + 3 * m * inter /* dx, dln, dqkv, datt, dgateUp, dact */
+                + m * loraPerRow;
+    }
+
+    /** Ints of the arena's I32 allocation: embedding ids, positions, targets [b·t] and lengths [b]. */
+    static long ints(int b, int t) {
+        return 3L * b * t + b;
     }
 
     /** Floats one layer saves for its backward besides its input (ln1, rstd1, qkv, att, lse, xmid, ln2, rstd2, gateUp, act). */

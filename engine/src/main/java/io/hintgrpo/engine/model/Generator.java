@@ -155,7 +155,7 @@ public final class Generator {
                 pos[r] = r % batch.t < batch.lengths[r / batch.t] ? r % batch.t : -1;
             }
             cache.target(seq, pos);
-            model.forwardLayers(batch, cache).free();
+            model.forwardLayers(batch, cache, false).free();
             int[] last = new int[b];
             for (int s = 0; s < b; s++) last[s] = s * batch.t + batch.lengths[s] - 1;
             Buf lastRows = k.allocI32(b);
@@ -308,7 +308,7 @@ public final class Generator {
             int[] seq = new int[len], pos = new int[len];
             for (int i = 0; i < len; i++) { seq[i] = slot; pos[i] = i; }
             cache.target(seq, pos);
-            model.forwardLayers(batch, cache).free();
+            model.forwardLayers(batch, cache, false).free();
             Buf last = k.allocI32(1);
             k.upload(last, new int[]{len - 1});
             k.gatherRows(step.hidden.slice((long) slot * c, c), model.finalHidden(), last, 1, c);

@@ -132,8 +132,12 @@ public final class Lora implements Trainable {
 
     /** Floats per row of the scratch {@link #forward} and {@link #backward} take: u and g [r] and one module output [out]. */
     long scratchPerRow() {
+        return scratchPerRow(model.config, config);
+    }
+
+    static long scratchPerRow(ModelConfig cfg, LoraConfig config) {
         int widest = 0;
-        for (Target t : config.targets()) widest = Math.max(widest, t.out(model.config));
+        for (Target t : config.targets()) widest = Math.max(widest, t.out(cfg));
         return 2L * config.rank() + widest;
     }
 

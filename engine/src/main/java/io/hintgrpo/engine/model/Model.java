@@ -509,7 +509,7 @@ public final class Model implements Trainable, AutoCloseable {
 
     /** Forward only: per-token log-probs and entropies at the temperature, and the weighted loss. */
     public ForwardResult forward(Batch batch, float temperature) {
-        Modalities mods = forwardLayers(batch);
+        Modalities mods = forwardLayers(batch, null, false);
         mods.free();
         lmHead(temperature, false);
         return hostResult(batch);
@@ -522,7 +522,7 @@ public final class Model implements Trainable, AutoCloseable {
      */
     public ForwardResult forwardBackward(Batch batch, float temperature) {
         checkBackward();
-        Modalities mods = forwardLayers(batch);
+        Modalities mods = forwardLayers(batch, null, true);
         lmHead(temperature, true);
         ForwardResult result = hostResult(batch);
         backwardLayers(mods);
@@ -535,7 +535,7 @@ public final class Model implements Trainable, AutoCloseable {
      * the backend and nothing brought to the host (the GRPO reference and logp_old).
      */
     public void logprobs(Batch batch, float temperature, Buf out) {
-        Modalities mods = forwardLayers(batch);
+        Modalities mods = forwardLayers(batch, null, false);
         mods.free();
         lmHead(temperature, false);
         kernels.copy(out, acts.logprob.slice(0, acts.m));
@@ -555,7 +555,7 @@ public final class Model implements Trainable, AutoCloseable {
     public LossHead lossHead(Batch batch, float temperature) {
         checkTemperature(temperature);
         checkBackward();
-        return new LossHead(batch, forwardLayers(batch), temperature);
+        return new LossHead(batch, forwardLayers(batch, null, true), temperature);
     }
 
     /** The LM head of one batch, chunk by chunk (see {@link #lossHead}). */
@@ -655,7 +655,7 @@ public final class Model implements Trainable, AutoCloseable {
 
     /** Raw LM-head logits [b·t, vocab] (tests and oracle comparisons; materialises them all). */
     public float[] logits(Batch batch) {
-        Modalities mods = forwardLayers(batch);
+        Modalities mods = forwardLayers(batch, null, false);
         mods.free();
         int m = batch.rows(), v = config.vocabSize();
         Buf out = kernels.allocF32((long) m * v);
@@ -671,11 +671,14 @@ public final class Model implements Trainable, AutoCloseable {
         return acts.lnf;
     }
 
-    private Activations activations(Batch batch) {
+    /** The arena for batch's shape: kept while it serves (a backward arena serves forwards too), else a new one. */
+    private Activations activations(Batch batch, boolean forBackward) {
         long loraPerRow = loraScratchPerRow();
-        if (acts == null || acts.b != batch.b || acts.t != batch.t || acts.loraPerRow != loraPerRow || acts.recompute != recompute) {
+        boolean serves = acts != null && acts.b == batch.b && acts.t == batch.t && acts.loraPerRow == loraPerRow
+                && (!forBackward || acts.backward && acts.recompute == recompute);
+        if (!serves) {
             if (acts != null) acts.free();
-            acts = new Activations(kernels, config, batch.b, batch.t, loraPerRow, recompute);
+            acts = new Activations(kernels, config, batch.b, batch.t, loraPerRow, recompute, forBackward);
         }
         return acts;
     }
@@ -798,14 +801,14 @@ public final class Model implements Trainable, AutoCloseable {
         if (lo != null) lo.forward(l, b.act(), b.xOut(), m, b.lora(), DOWN_PROJ);
     }
 
-    private Modalities forwardLayers(Batch batch) {
-        return forwardLayers(batch, null);
-    }
-
-    /** The training forward over a packed batch; with a cache (prefill), every layer also stores its k and v there. */
-    Modalities forwardLayers(Batch batch, Generator.Cache cache) {
+    /**
+     * The training forward over a packed batch; with a cache (prefill), every layer also stores its
+     * k and v there. forBackward: keep what the backward reads; else a forward-only arena serves
+     * (or the one already there, if it has this shape).
+     */
+    Modalities forwardLayers(Batch batch, Generator.Cache cache, boolean forBackward) {
         forwardPasses++;
-        Activations a = activations(batch);
+        Activations a = activations(batch, forBackward);
         Kernels k = kernels;
         ModelConfig cfg = config;
         int m = a.m, c = cfg.hiddenSize();

@@ -19,6 +19,13 @@ public final class Presets {
     public record Named(String name, ModelConfig shape, boolean publishedVocab) {}
 
     /** Every named shape, smallest first. */
+    /** The preset of that name; an unknown name is a {@link io.hintgrpo.engine.BadInputException} naming --preset and the known ones. */
+    public static Named named(String name) {
+        return all().stream().filter(p -> p.name().equals(name)).findFirst()
+                .orElseThrow(() -> new io.hintgrpo.engine.BadInputException("--preset", "unknown preset \"" + name + "\"; known: "
+                        + String.join(", ", all().stream().map(Named::name).toList())));
+    }
+
     public static List<Named> all() {
         return List.of(new Named("embedded", embeddedDefault(), false),
                 new Named("25m", small25m(), false),

@@ -117,15 +117,34 @@ class ModelTest {
         for (int i = 0; i < plain.size(); i++) assertArrayEquals(plain.get(i), recomputed.get(i), 0f, "tensor " + i);
     }
 
+    /** Recompute keeps one layer's saved tensors instead of every layer's; a forward-only arena also drops the layer inputs but two and the backward's scratch. */
     @Test
-    void recomputeKeepsOneLayersActivations() {
+    void recomputeAndForwardOnlyArenasKeepOneLayersActivations() {
         ModelConfig cfg = config("mlp");
-        long perLayer = Activations.perLayerFloats(cfg, 3, 11);
+        long perLayer = Activations.perLayerFloats(cfg, 3, 11), m = 33, mc = m * cfg.hiddenSize();
         CpuKernels k = new CpuKernels();
-        long plain = new Activations(k, cfg, 3, 11, 0, false).floatsLength();
-        long recomputed = new Activations(k, cfg, 3, 11, 0, true).floatsLength();
+        long plain = new Activations(k, cfg, 3, 11, 0, false, true).floatsLength();
+        long recomputed = new Activations(k, cfg, 3, 11, 0, true, true).floatsLength();
+        long forwardOnly = new Activations(k, cfg, 3, 11, 0, false, false).floatsLength();
         assertTrue(cfg.numLayers() >= 2);
         assertEquals((long) (cfg.numLayers() - 1) * perLayer, plain - recomputed);
+        long backwardScratch = 2 * mc + m * cfg.qkvDim() + m * cfg.qDim() + 3 * m * cfg.intermediateSize();
+        assertEquals((cfg.numLayers() - 1) * mc + backwardScratch, recomputed - forwardOnly);
+    }
+
+    /** Forward-only passes (their own small arena) give the log-probs a training forward gives, bit for bit, text and multimodal. */
+    @ParameterizedTest
+    @ValueSource(strings = {"text", "mlp"})
+    void forwardOnlyArenaGivesTheSameLogprobs(String name) {
+        ModelConfig cfg = config(name);
+        Batch batch = Batch.pack(cfg, TestModels.randomSequences(cfg, new SplittableRandom(7), 9, 5, 7));
+        Model fresh = model(cfg, 42), trained = model(cfg, 42);
+        float[] forwardOnly = fresh.forward(batch, 0.9f).logprobs();
+        trained.zeroGrad();
+        float[] withBackward = trained.forwardBackward(batch, 0.9f).logprobs();
+        assertArrayEquals(withBackward, forwardOnly, 0f);
+        assertArrayEquals(withBackward, trained.forward(batch, 0.9f).logprobs(), 0f, "a forward on the backward arena");
+        assertArrayEquals(fresh.logits(batch), trained.logits(batch), 0f);
     }
 
     /**

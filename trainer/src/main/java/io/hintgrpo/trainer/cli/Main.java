@@ -18,7 +18,7 @@ import java.util.List;
 public final class Main {
     /** The subcommands, in the order --help lists them. */
     static final Class<?>[] COMMANDS = {DemoCommand.class, DataCommand.class, InitCommand.class, SftCommand.class, GrpoCommand.class,
-            ExperimentCommand.class, EvalCommand.class, GenerateCommand.class, ServeCommand.class, ScoreCommand.class, MergeCommand.class, ExportCommand.class, BenchCommand.class,
+            ExperimentCommand.class, EvalCommand.class, GenerateCommand.class, ServeCommand.class, ScoreCommand.class, MergeCommand.class, ExportCommand.class, PlanCommand.class, BenchCommand.class,
             CommandLine.HelpCommand.class};
 
     /** Exit code for bad input (file, config, flag) and failed writes: one line on stderr, nothing half-written. */

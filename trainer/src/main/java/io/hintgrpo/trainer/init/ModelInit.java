@@ -121,9 +121,7 @@ public final class ModelInit {
     static Result preset(String name, Path tokenizer, Path out, Options opt, Consumer<String> log, long f32LimitBytes)
             throws IOException {
         if (log == null) log = s -> { };
-        Presets.Named preset = Presets.all().stream().filter(p -> p.name().equals(name)).findFirst()
-                .orElseThrow(() -> new BadInputException("--preset", "unknown preset \"" + name + "\"; known: "
-                        + String.join(", ", Presets.all().stream().map(Presets.Named::name).toList())));
+        Presets.Named preset = Presets.named(name);
         Path tokenizerFile = Files.isDirectory(tokenizer) ? tokenizer.resolve(TOKENIZER) : tokenizer;
         if (!Files.isRegularFile(tokenizerFile))
             throw new BadInputException(tokenizerFile.toString(), "file not found (--tokenizer takes a tokenizer.json or a "

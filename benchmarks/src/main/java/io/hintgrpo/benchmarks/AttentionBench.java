@@ -21,8 +21,9 @@ import java.util.concurrent.TimeUnit;
 
 /**
  * Causal GQA attention of one layer, forward (which also saves the log-sum-exp) and backward, on the
- * cpu backend at the config's heads / KV heads / head dim over a training batch of 8 × 128 tokens.
- * Time per call; a model step runs one of each per layer.
+ * cpu backend at the config's heads / KV heads / head dim over a training batch of 8 × 128 tokens;
+ * and decode attention: 16 rows, each one query against its 256 cached positions. Time per call; a
+ * model step runs one of each per layer.
  */
 @BenchmarkMode(Mode.AverageTime)
 @OutputTimeUnit(TimeUnit.MICROSECONDS)
@@ -40,6 +41,7 @@ public class AttentionBench {
         Kernels k;
         ModelConfig cfg;
         Buf qkv, out, lse, lengths, dout, dqkv;
+        Buf decodeRows, kCache, vCache, decodeLengths, decodeOut;
 
         @Setup(Level.Trial)
         public void setUp() {
@@ -59,7 +61,28 @@ public class AttentionBench {
             dqkv = k.allocF32((long) m * cfg.qkvDim());
             // the backward reads the forward's out and lse
             k.attention(out, lse, qkv, lengths, B, T, cfg.numHeads(), cfg.numKvHeads(), cfg.headDim());
+            long cache = (long) DECODE_ROWS * cfg.numKvHeads() * DECODE_CONTEXT * cfg.headDim();
+            decodeRows = k.allocF32((long) DECODE_ROWS * cfg.qkvDim());
+            k.upload(decodeRows, BenchModels.random(DECODE_ROWS * cfg.qkvDim(), 3));
+            kCache = k.allocF32(cache);
+            k.upload(kCache, BenchModels.random((int) cache, 4));
+            vCache = k.allocF32(cache);
+            k.upload(vCache, BenchModels.random((int) cache, 5));
+            decodeLengths = k.allocI32(DECODE_ROWS);
+            int[] context = new int[DECODE_ROWS];
+            java.util.Arrays.fill(context, DECODE_CONTEXT);
+            k.upload(decodeLengths, context);
+            decodeOut = k.allocF32((long) DECODE_ROWS * cfg.qDim());
         }
+    }
+
+    static final int DECODE_ROWS = 16, DECODE_CONTEXT = 256;
+
+    @Benchmark
+    public Buf decode(Data d) {
+        d.k.decodeAttention(d.decodeOut, d.decodeRows, d.kCache, d.vCache, d.decodeLengths, DECODE_ROWS, DECODE_CONTEXT,
+                d.cfg.numHeads(), d.cfg.numKvHeads(), d.cfg.headDim());
+        return d.decodeOut;
     }
 
     @Benchmark

@@ -613,6 +613,11 @@ public final class CpuKernels implements Kernels {
             int n = len[lengths.off() + s];
             int q = qkv.off() + s * width + h * headDim;
             int cache = ((s * kvHeads + g) * maxT) * headDim;
+            int orow = out.off() + s * heads * headDim + h * headDim;
+            if (CpuGemm.vectorized()) { // the same bits, faster
+                VectorOps.attendRow(x, q, kc, kCache.off() + cache, vc, vCache.off() + cache, n, headDim, scale, o, orow);
+                return;
+            }
             float[] scores = new float[n];
             float max = Float.NEGATIVE_INFINITY;
             for (int j = 0; j < n; j++) {
@@ -620,7 +625,6 @@ public final class CpuKernels implements Kernels {
                 max = Math.max(max, scores[j]);
             }
             float sum = Softmax.expInPlace(scores, 0, n, 1f, max);
-            int orow = out.off() + s * heads * headDim + h * headDim;
             Arrays.fill(o, orow, orow + headDim, 0f);
             for (int j = 0; j < n; j++) axpy(scores[j] / sum, vc, vCache.off() + cache + j * headDim, o, orow, headDim);
         });

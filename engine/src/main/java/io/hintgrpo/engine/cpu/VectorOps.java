@@ -39,6 +39,85 @@ final class VectorOps {
         return s;
     }
 
+    /** Cached positions scored together in {@link #attendRow}: their lane sums interleave instead of forming one chain each. */
+    private static final int SCORE_BLOCK = 16;
+
+    /**
+     * One decode-attention row, bit for bit what {@code dot} per cached position, the softmax, and
+     * {@code axpy} per position compute (CpuKernels.decodeAttention's plain form): the same fma
+     * chains, the same lane-order sums, the same per-element order over positions. Faster because
+     * the lane sums of a block of positions run side by side (independent chains), and each output
+     * vector stays in a register across the positions instead of a load and a store per position.
+     * q: the query at x[q, q + d); position j's key at kc[k + j·d], value at vc[v + j·d].
+     */
+    static void attendRow(float[] x, int q, float[] kc, int k, float[] vc, int v, int n, int d, float scale, float[] o, int orow) {
+        int bound = S.loopBound(d), lanes = S.length();
+        float[] scores = new float[n], block = new float[SCORE_BLOCK * lanes];
+        float max = Float.NEGATIVE_INFINITY;
+        for (int j0 = 0; j0 < n; j0 += SCORE_BLOCK) {
+            int jn = Math.min(SCORE_BLOCK, n - j0);
+            int jj = 0;
+            for (; jj + 4 <= jn; jj += 4) { // four positions at a time: four independent fma chains
+                int kr = k + (j0 + jj) * d;
+                FloatVector a0 = FloatVector.zero(S), a1 = a0, a2 = a0, a3 = a0;
+                for (int i = 0; i < bound; i += lanes) {
+                    FloatVector xq = FloatVector.fromArray(S, x, q + i);
+                    a0 = xq.fma(FloatVector.fromArray(S, kc, kr + i), a0);
+                    a1 = xq.fma(FloatVector.fromArray(S, kc, kr + d + i), a1);
+                    a2 = xq.fma(FloatVector.fromArray(S, kc, kr + 2 * d + i), a2);
+                    a3 = xq.fma(FloatVector.fromArray(S, kc, kr + 3 * d + i), a3);
+                }
+                a0.intoArray(block, jj * lanes);
+                a1.intoArray(block, (jj + 1) * lanes);
+                a2.intoArray(block, (jj + 2) * lanes);
+                a3.intoArray(block, (jj + 3) * lanes);
+            }
+            for (; jj < jn; jj++) {
+                int kr = k + (j0 + jj) * d;
+                FloatVector acc = FloatVector.zero(S);
+                for (int i = 0; i < bound; i += lanes) acc = FloatVector.fromArray(S, x, q + i).fma(FloatVector.fromArray(S, kc, kr + i), acc);
+                acc.intoArray(block, jj * lanes);
+            }
+            for (int i = 0; i < lanes; i++)
+                for (jj = 0; jj < jn; jj++) scores[j0 + jj] += block[jj * lanes + i];
+            for (jj = 0; jj < jn; jj++) {
+                int kr = k + (j0 + jj) * d;
+                float sc = scores[j0 + jj];
+                for (int i = bound; i < d; i++) sc += x[q + i] * kc[kr + i];
+                scores[j0 + jj] = sc * scale;
+                max = Math.max(max, scores[j0 + jj]);
+            }
+        }
+        float sum = Softmax.expInPlace(scores, 0, n, 1f, max);
+        for (int j = 0; j < n; j++) scores[j] = scores[j] / sum;
+        int i = 0;
+        for (; i + 4 * lanes <= bound; i += 4 * lanes) { // four output vectors at a time: four independent fma chains
+            FloatVector a0 = FloatVector.zero(S), a1 = a0, a2 = a0, a3 = a0;
+            for (int j = 0; j < n; j++) {
+                FloatVector p = FloatVector.broadcast(S, scores[j]);
+                int vr = v + j * d + i;
+                a0 = FloatVector.fromArray(S, vc, vr).fma(p, a0);
+                a1 = FloatVector.fromArray(S, vc, vr + lanes).fma(p, a1);
+                a2 = FloatVector.fromArray(S, vc, vr + 2 * lanes).fma(p, a2);
+                a3 = FloatVector.fromArray(S, vc, vr + 3 * lanes).fma(p, a3);
+            }
+            a0.intoArray(o, orow + i);
+            a1.intoArray(o, orow + i + lanes);
+            a2.intoArray(o, orow + i + 2 * lanes);
+            a3.intoArray(o, orow + i + 3 * lanes);
+        }
+        for (; i < bound; i += lanes) {
+            FloatVector acc = FloatVector.zero(S);
+            for (int j = 0; j < n; j++) acc = FloatVector.fromArray(S, vc, v + j * d + i).fma(FloatVector.broadcast(S, scores[j]), acc);
+            acc.intoArray(o, orow + i);
+        }
+        for (i = bound; i < d; i++) {
+            float y = 0f;
+            for (int j = 0; j < n; j++) y += scores[j] * vc[v + j * d + i];
+            o[orow + i] = y;
+        }
+    }
+
     /** y += alpha · x. */
     static void axpy(float alpha, float[] x, int xo, float[] y, int yo, int n) {
         FloatVector va = FloatVector.broadcast(S, alpha);

@@ -52,6 +52,42 @@ class CpuDecodeOpsTest extends CpuOpsTest {
     }
 
     /**
+     * The SIMD decode attention (blocks of scored positions, outputs kept in registers) gives bit
+     * for bit what a dot product per position, the softmax and an axpy per position give: head dims
+     * with and without a scalar tail, context lengths across several score blocks.
+     */
+    @Test
+    void decodeAttentionIsBitForBitThePerPositionForm() {
+        SplittableRandom rng = new SplittableRandom(5);
+        for (int d : new int[]{64, 24, 20, 128, 3}) {
+            int b = 3, heads = 4, kvHeads = 2, maxT = 40, width = (heads + 2 * kvHeads) * d, group = heads / kvHeads;
+            float[] rows = randn(rng, b * width, 1), kc = randn(rng, b * kvHeads * maxT * d, 1), vc = randn(rng, b * kvHeads * maxT * d, 1);
+            int[] len = {40, 17, 1};
+            Buf o = k.allocF32((long) b * heads * d);
+            k.decodeAttention(o, up(rows), up(kc), up(vc), upInts(len), b, maxT, heads, kvHeads, d);
+            float[] got = down(o);
+            float scale = (float) (1.0 / Math.sqrt(d));
+            for (int s = 0; s < b; s++) {
+                for (int h = 0; h < heads; h++) {
+                    int n = len[s], q = s * width + h * d, cache = ((s * kvHeads + h / group) * maxT) * d;
+                    float[] scores = new float[n];
+                    float max = Float.NEGATIVE_INFINITY;
+                    for (int j = 0; j < n; j++) {
+                        scores[j] = CpuKernels.dot(rows, q, kc, cache + j * d, d) * scale;
+                        max = Math.max(max, scores[j]);
+                    }
+                    float sum = Softmax.expInPlace(scores, 0, n, 1f, max);
+                    float[] want = new float[d];
+                    for (int j = 0; j < n; j++) CpuKernels.axpy(scores[j] / sum, vc, cache + j * d, want, 0, d);
+                    for (int i = 0; i < d; i++)
+                        assertEquals(Float.floatToRawIntBits(want[i]), Float.floatToRawIntBits(got[(s * heads + h) * d + i]),
+                                "d " + d + ", sequence " + s + ", head " + h + ", element " + i);
+                }
+            }
+        }
+    }
+
+    /**
      * sampleRows: a row's token depends only on its key and its own step — the same row at another
      * position, beside other rows, or alone gives the same token — and equals sample's draw with
      * that key as the seed at stream 0.

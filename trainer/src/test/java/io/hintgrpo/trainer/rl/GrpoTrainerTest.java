@@ -117,6 +117,41 @@ class GrpoTrainerTest {
     }
 
     /**
+     * The memory plan's GRPO update phase (the policy's state, one minibatch's training step, the
+     * per-token loss inputs, a separate reference model with its forward's arena) against the peak
+     * measured on cuda-emu for a real update, within 5 %.
+     */
+    @Test
+    void grpoUpdatePeakOnTheCudaEmulatorMatchesTheMemoryPlan() {
+        Utterance u = utterances.get(4);
+        GrpoConfig c = config(Map.of("beta", 0.04f, "group_size", 6));
+        try (io.hintgrpo.engine.cuda.CudaKernels k = (io.hintgrpo.engine.cuda.CudaKernels) io.hintgrpo.engine.Backends.open("cuda-emu")) {
+            long before = k.memory().bytesInUse();
+            k.memory().resetPeak();
+            try (Model m = ModelDir.load(k, modelDir, 0, x -> {}); Model ref = ModelDir.load(k, modelDir, 0, x -> {});
+                 AdamW opt = c.optimizer().adamw(m)) {
+                List<Rollouts.Group> groups = List.of(group(u, new int[]{3, 5, 2, 4, 6, 1}, new double[]{1, 0.2, 0.6, 0, 0.4, 0.9}, new int[0]));
+                GrpoTrainer t = trainer(c, Rewards.of(c.rewards()), m, opt, ref, utterances);
+                List<PolicyUpdate.Row> rows = PolicyUpdate.rows(groups, t.advantages(groups).values(), false);
+                PolicyUpdate.apply(m, ref, opt, rows, c, c.optimizer().lr());
+                k.synchronize();
+                long measured = k.memory().peakBytes() - before;
+                Batch packed = Batch.pack(m.config, rows.stream().map(PolicyUpdate.Row::sequence).toList());
+                io.hintgrpo.engine.model.MemoryPlan.Setup s = new io.hintgrpo.engine.model.MemoryPlan.Setup(m.config, null, Precision.FP32,
+                        false, true, k.logitChunkFloats());
+                io.hintgrpo.engine.model.MemoryPlan.Phase update = io.hintgrpo.engine.model.MemoryPlan.grpo(s,
+                        new io.hintgrpo.engine.model.MemoryPlan.Grpo(1, rows.size(), packed.t, 0, 1, true),
+                        new io.hintgrpo.engine.model.MemoryPlan.Features(packed.audio.n() / rows.size(), packed.vision.n() / rows.size())).get(1);
+                double ratio = (double) update.total() / measured;
+                System.out.printf(java.util.Locale.ROOT, "GrpoTrainerTest memory: plan %,d B, measured peak %,d B, plan/measured %.4f%n",
+                        update.total(), measured, ratio);
+                assertEquals(0, packed.audio.n() % rows.size(), "the same prompt in every row");
+                assertTrue(Math.abs(ratio - 1) <= 0.05, "plan " + update.total() + " vs measured " + measured + ": " + update.items());
+            }
+        }
+    }
+
+    /**
      * The whole policy update (reference forward, β > 0, two passes so the second has ρ ≠ 1 and
      * reads the stored logp_old, a hint row) on the CUDA kernels under the emulator matches cpu.
      */

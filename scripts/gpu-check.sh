@@ -2,7 +2,7 @@
 # GPU check: runs on a GPU machine from the bundle that scripts/gpu-bundle.sh builds (no Maven,
 # no network and no Java needed there: the bundle brings its own runtime).
 #
-#   gpu-check.sh OUTDIR [--bench] [--emu]
+#   gpu-check.sh OUTDIR [--bench] [--emu] [--scale]
 #
 # Tier 1 (default, under 3 minutes): the GPU, driver and compute capability (nvidia-smi and the
 # JCuda probe); the fragment-layout probe of the tensor-core wrappers; the whole parity suite on
@@ -12,18 +12,20 @@
 # Writes OUTDIR/results.json, OUTDIR/logs/*.log, JUnit reports and the fixture into OUTDIR, and
 # prints a compact table last. Exit status: 0 when nothing failed, 1 otherwise. --emu adds the
 # same parity suite on cuda-emu (the CUDA emulator inside the bundle): a check of the bundle
-# itself on any linux-x86_64 machine.
+# itself on any linux-x86_64 machine. --scale (minutes; the memory plan issue's item 4): one LoRA GRPO
+# step of Qwen2.5-7B's shape on a frozen bf16 base with recompute (GpuBench section "scale"): each
+# phase's peak device memory against MemoryPlan, and its time (scale.json, the memory rows printed).
 #
 # Runs from the bundle (its own copy of this script) or from a source tree where
 # build/gpu-bundle/hintgrpo-gpu exists.
 set -uo pipefail
 
-usage() { echo "usage: gpu-check.sh OUTDIR [--bench] [--emu]" >&2; exit 2; }
+usage() { echo "usage: gpu-check.sh OUTDIR [--bench] [--emu] [--scale]" >&2; exit 2; }
 [ $# -ge 1 ] || usage
 OUTDIR=$1; shift
-BENCH=0; EMU=0
+BENCH=0; EMU=0; SCALE=0
 for a in "$@"; do
-  case "$a" in --bench) BENCH=1 ;; --emu) EMU=1 ;; *) usage ;; esac
+  case "$a" in --bench) BENCH=1 ;; --emu) EMU=1 ;; --scale) SCALE=1 ;; *) usage ;; esac
 done
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -207,6 +209,22 @@ else
   sed -n '/^target  /,/^GpuBench: /p' "$LOGS/bench.log" > "$OUTDIR/bench-targets.txt"
 fi
 
+# ---- 6. the paper's scale: a 7B-shaped LoRA GRPO step, peak memory against the plan ----------------
+if [ $SCALE -eq 0 ]; then
+  record scale skip 0 "not requested (--scale)"
+elif [ $USABLE -eq 0 ]; then
+  record scale skip 0 "$NO_GPU"
+else
+  DEADLINE=$(( $(date +%s) + 420 ))
+  if step scale 400 "$JAVA" "${JOPTS[@]}" -Xmx16g -Dhintgrpo.bench.sections=scale -Dhintgrpo.bench.out="$OUTDIR/scale.json" \
+      -Dhintgrpo.bench.jmh="$OUTDIR/scale-jmh.json" -cp "$CP" io.hintgrpo.tests.GpuBench; then
+    record scale pass "$STEP_SECONDS" "$(grep -c '^scale ' "$LOGS/scale.log") memory rows; $(tail -1 "$LOGS/scale.log")"
+  else
+    record scale fail "$STEP_SECONDS" "$(tail -1 "$LOGS/scale.log")"
+  fi
+  grep '^scale ' "$LOGS/scale.log" > "$OUTDIR/scale-memory.txt" || true
+fi
+
 # ---- results.json and the table -------------------------------------------------------------------
 jstr() { printf '"%s"' "$(printf '%s' "$1" | sed -e 's/\\/\\\\/g' -e 's/"/\\"/g')"; }
 {
@@ -232,6 +250,10 @@ printf '%-16s %-6s %6s  %s\n' check status time detail
 while IFS=$'\t' read -r name status secs detail; do
   printf '%-16s %-6s %5ss  %s\n' "$name" "$status" "$secs" "$detail"
 done < "$RESULTS"
+if [ -s "$OUTDIR/scale-memory.txt" ]; then
+  echo
+  cat "$OUTDIR/scale-memory.txt"
+fi
 if [ -s "$OUTDIR/bench-targets.txt" ]; then
   echo
   grep -v '^GpuBench: ' "$OUTDIR/bench-targets.txt"

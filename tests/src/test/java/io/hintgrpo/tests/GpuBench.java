@@ -6,6 +6,8 @@ import io.hintgrpo.engine.Kernels;
 import io.hintgrpo.engine.Kernels.Gemm;
 import io.hintgrpo.engine.model.AdamW;
 import io.hintgrpo.engine.model.Generator;
+import io.hintgrpo.engine.model.LoraConfig;
+import io.hintgrpo.engine.model.MemoryPlan;
 import io.hintgrpo.engine.model.Model;
 import io.hintgrpo.engine.model.ModelConfig;
 import io.hintgrpo.engine.model.ParamLayout;
@@ -128,6 +130,8 @@ public final class GpuBench {
     record Options(String backend, boolean full, Path out, Path jmh, String python, Path scripts, Path gemmScript,
                    java.util.Set<String> sections) {
         static final List<String> ALL = List.of("kernels", "gemm", "attention", "decode", "memory", "train", "grpo");
+        /** Sections run only when named (-Dhintgrpo.bench.sections=scale): minutes at the full size. */
+        static final List<String> ON_REQUEST = List.of("scale");
 
         static Options fromProperties() {
             Path scripts = Path.of(System.getProperty("hintgrpo.bench.scripts", "scripts"));
@@ -157,7 +161,8 @@ public final class GpuBench {
      */
     static GpuBench run(Options o) throws IOException {
         for (String sec : o.sections)
-            if (!Options.ALL.contains(sec)) throw new IllegalArgumentException("unknown bench section " + sec + "; known: " + Options.ALL);
+            if (!Options.ALL.contains(sec) && !Options.ON_REQUEST.contains(sec))
+                throw new IllegalArgumentException("unknown bench section " + sec + "; known: " + Options.ALL + " and " + Options.ON_REQUEST);
         try (Kernels k = Backends.open(o.backend)) {
             GpuBench bench = new GpuBench(k);
             bench.full = o.full;
@@ -193,6 +198,7 @@ public final class GpuBench {
                 }
             });
             if (o.has("grpo")) bench.section("grpo", o, () -> bench.runGrpo(o.full));
+            if (o.has("scale")) bench.section("scale", o, () -> bench.runScale(o.full));
             bench.seconds = (System.nanoTime() - start) / 1e9;
             bench.computeTargets();
             bench.save(o);
@@ -454,20 +460,23 @@ public final class GpuBench {
         int tileN = (int) Math.min(1 << 20, largest);
         float[] v = new float[tileN];
         for (int i = 0; i < tileN; i++) v[i] = (float) (0.02 * (rng.nextDouble() * 2 - 1)); // small, so 24 layers stay finite
-        Buf tile = k.allocF32(tileN);
+        Buf tile = k.allocF32(tileN), tile16 = k.allocBf16(tileN); // a frozen bf16 base's matrices take the bf16 tile
         k.upload(tile, v);
+        k.castF32ToBf16(tile16, tile, tileN);
         for (ParamLayout.Entry e : m.layout.entries()) {
             Buf p = m.param(e.name());
             if (e.shape().length == 1) {
                 k.fill(p, e.name().endsWith("norm.weight") ? 1f : 0f);
                 continue;
             }
+            Buf from = p.type == Buf.Type.BF16 ? tile16 : tile;
             for (long off = 0; off < p.length; off += tileN) {
                 long len = Math.min(tileN, p.length - off);
-                k.copy(p.slice(off, len), tile.slice(0, len));
+                k.copy(p.slice(off, len), from.slice(0, len));
             }
         }
         k.free(tile);
+        k.free(tile16);
     }
 
     /**
@@ -627,6 +636,43 @@ public final class GpuBench {
 
     /** Completion tokens generated per GRPO step. */
     long grpoTokens;
+
+    /**
+     * The paper's scale (memory plan issue, item 4): one LoRA GRPO step (generation, reference
+     * log-probs with the adapters off, update) of Qwen2.5-7B's shape (a toy shape in small) on a
+     * frozen bf16 base with rank-16 adapters on all seven Linears and activation recompute; random
+     * weights made on the device. Rows in the memory table: each phase's peak device bytes against
+     * {@link MemoryPlan}; rows in the timings: each phase's time. One warm-up and one timed step.
+     */
+    void runScale(boolean full) {
+        ModelConfig cfg = full ? Presets.qwen25_7b() : tinyConfig();
+        int prompts = full ? 8 : 2, g = full ? 8 : 2, promptLen = full ? 256 : 8, completion = full ? 112 : 8;
+        LoraConfig lora = LoraConfig.of(16, 32, List.of("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"));
+        trim();
+        long before = k instanceof io.hintgrpo.engine.cuda.CudaKernels c ? c.memory().bytesInUse() : 0;
+        GrpoPhases.Phases ph;
+        try (Model policy = Model.frozenBf16(k, cfg)) {
+            randomize(policy);
+            policy.attachLora(lora, 3);
+            policy.setRecompute(true);
+            try (AdamW opt = new AdamW(policy, 1e-6f, 0.9f, 0.99f, 1e-8f, 0f)) {
+                ph = GrpoPhases.run(policy, policy, opt, prompts, g, promptLen, completion, 1, 7);
+            }
+        }
+        MemoryPlan.Setup s = new MemoryPlan.Setup(cfg, lora, Precision.BF16, true, true, k.logitChunkFloats());
+        List<MemoryPlan.Phase> plan = MemoryPlan.grpo(s, new MemoryPlan.Grpo(prompts, g, promptLen, completion, 1, false), MemoryPlan.Features.NONE);
+        String shape = (full ? "7b" : "tiny") + " lora16 bf16-base recompute " + prompts + "x" + g + " p" + promptLen + "+" + completion;
+        boolean measured = k instanceof io.hintgrpo.engine.cuda.CudaKernels;
+        memory.add(new TrainBench.Memory("scale " + shape + ": generation peak", plan.get(0).total(),
+                measured ? ph.peakBytes()[0] - before : Double.NaN, "MemoryPlan.grpo generation phase vs the allocator's peak"));
+        memory.add(new TrainBench.Memory("scale " + shape + ": reference forward peak", Double.NaN,
+                measured ? ph.peakBytes()[1] - before : Double.NaN, "the policy with its adapters off, forward only"));
+        memory.add(new TrainBench.Memory("scale " + shape + ": update peak", plan.get(1).total(),
+                measured ? ph.peakBytes()[2] - before : Double.NaN, "MemoryPlan.grpo update phase (β = 0) vs the allocator's peak"));
+        String[] names = {"scale generate", "scale reference logprobs", "scale update"};
+        double[][] phases = {ph.generate(), ph.reference(), ph.update()};
+        for (int i = 0; i < names.length; i++) results.add(new Result("hintgrpo", names[i], shape, mean(phases[i]), error(phases[i]), 0, 0));
+    }
 
     // ---- targets, tables ----
 

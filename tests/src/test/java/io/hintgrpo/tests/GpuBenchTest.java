@@ -166,6 +166,28 @@ class GpuBenchTest {
         assertTrue(bench.memory.stream().anyMatch(m -> m.component().startsWith("activations") && m.measured() > 0));
     }
 
+    /**
+     * The scale section (asked for by name) at the toy size on the emulator: a LoRA GRPO step on a
+     * frozen bf16 base with recompute, each phase's measured peak within 5 % of the memory plan, and
+     * its three timings; on cpu it runs too, with nothing to measure.
+     */
+    @Test
+    void scaleSectionMatchesTheMemoryPlanOnTheEmulator(@TempDir Path dir) throws Exception {
+        GpuBench bench = GpuBench.run(options("cuda-emu", dir, dir, "scale"));
+        List<TrainBench.Memory> planned = bench.memory.stream().filter(m -> !Double.isNaN(m.computed())).toList();
+        assertEquals(2, planned.size(), bench.memory.toString());
+        for (TrainBench.Memory m : planned) {
+            double ratio = m.computed() / m.measured();
+            System.out.printf(java.util.Locale.ROOT, "GpuBenchTest scale: %s plan %.0f measured %.0f ratio %.4f%n", m.component(), m.computed(),
+                    m.measured(), ratio);
+            assertTrue(Math.abs(ratio - 1) <= 0.05, m.component() + ": plan " + m.computed() + " vs measured " + m.measured());
+        }
+        for (String op : List.of("scale generate", "scale reference logprobs", "scale update"))
+            assertTrue(bench.results.stream().anyMatch(r -> r.op().equals(op) && r.ms() > 0), op);
+        GpuBench cpu = GpuBench.run(options("cpu", Files.createDirectories(dir.resolve("cpu")), dir, "scale"));
+        assertTrue(cpu.memory.stream().allMatch(m -> Double.isNaN(m.measured())), "nothing measured on cpu");
+    }
+
     /** The torch scripts GpuBench runs on the GPU machine: valid python, and the attention one runs on a CPU torch. */
     @Test
     void torchScriptsCompileAndTheAttentionOneRunsOnTheCpu(@TempDir Path dir) throws Exception {

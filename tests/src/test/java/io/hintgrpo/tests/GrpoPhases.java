@@ -36,13 +36,18 @@ import java.util.SplittableRandom;
 public final class GrpoPhases {
     private GrpoPhases() {}
 
-    /** Per phase, the milliseconds of each timed round (the first, warm-up round is dropped). */
+    /**
+     * Per phase, the milliseconds of each timed round (the first, warm-up round is dropped), and on a
+     * CUDA backend each phase's peak device bytes in the last round (generate, reference, update;
+     * zeros elsewhere).
+     */
     public record Phases(double[] generate, double[] reference, double[] update, int sequences, int promptLength,
-                         int completionTokens, int updateTokens) {}
+                         int completionTokens, int updateTokens, long[] peakBytes) {}
 
     /**
      * Runs 1 + rounds steps (the first is the warm-up) of prompts × groupSize rollouts of
-     * completion tokens after random prompts of promptLength tokens.
+     * completion tokens after random prompts of promptLength tokens. reference may be the policy
+     * itself when it has a LoRA adapter: its forward then runs with the adapters off.
      */
     public static Phases run(Model policy, Model reference, AdamW opt, int prompts, int groupSize, int promptLength,
                              int completion, int rounds, long seed) {
@@ -61,11 +66,20 @@ public final class GrpoPhases {
         Generator gen = new Generator(policy, policy.kernels.supportsGraphs());
         double[] generate = new double[rounds], ref = new double[rounds], update = new double[rounds];
         int updateTokens = 0;
+        io.hintgrpo.engine.cuda.DeviceMemory memory = policy.kernels instanceof io.hintgrpo.engine.cuda.CudaKernels c ? c.memory() : null;
+        long[] peaks = new long[3];
+        boolean adaptersOff = reference == policy && policy.lora() != null;
         for (int r = 0; r <= rounds; r++) {
+            policy.freeActivations(); // as generate does first: the phase's peak starts without the last update's arena
+            if (memory != null) memory.resetPeak();
             long t0 = System.nanoTime();
             List<Generator.Completion> done = gen.generate(promptSeqs,
                     new Generator.Options(completion, 1f, 0, 1f, seed + r, null));
             long t1 = System.nanoTime();
+            if (memory != null) {
+                policy.kernels.synchronize();
+                peaks[0] = memory.peakBytes();
+            }
             List<PolicyUpdate.Row> rows = new ArrayList<>();
             for (int s = 0; s < done.size(); s++) {
                 Sequence p = promptSeqs.get(s);
@@ -74,17 +88,31 @@ public final class GrpoPhases {
                 rows.add(new PolicyUpdate.Row(Rollouts.row(p, new int[0], c), new GrpoObjective.Row(p.ids().length, 0, c.length, advantage)));
             }
             Batch batch = Batch.pack(policy.config, rows.stream().map(PolicyUpdate.Row::sequence).toList());
+            if (memory != null) memory.resetPeak();
             long t2 = System.nanoTime();
-            reference.forward(batch, cfg.sampling().temperature());
+            if (adaptersOff) policy.setAdaptersEnabled(false);
+            try {
+                reference.forward(batch, cfg.sampling().temperature());
+            } finally {
+                if (adaptersOff) policy.setAdaptersEnabled(true);
+            }
             long t3 = System.nanoTime();
+            if (memory != null) {
+                peaks[1] = memory.peakBytes();
+                memory.resetPeak();
+            }
             PolicyUpdate.Stats stats = PolicyUpdate.apply(policy, null, opt, rows, cfg, cfg.optimizer().lr());
             long t4 = System.nanoTime();
+            if (memory != null) {
+                policy.kernels.synchronize();
+                peaks[2] = memory.peakBytes();
+            }
             if (r == 0) continue;
             generate[r - 1] = (t1 - t0) / 1e6;
             ref[r - 1] = (t3 - t2) / 1e6;
             update[r - 1] = (t4 - t3) / 1e6;
             updateTokens = stats.lossTokens();
         }
-        return new Phases(generate, ref, update, promptSeqs.size(), promptLength, completion, updateTokens);
+        return new Phases(generate, ref, update, promptSeqs.size(), promptLength, completion, updateTokens, peaks);
     }
 }

@@ -143,6 +143,7 @@ public final class Generator {
         if (maxT > cfg.maxPositionEmbeddings())
             throw new IllegalArgumentException("prompt length " + batch.t + " + " + opt.maxNewTokens()
                     + " new tokens exceed max_position_embeddings " + cfg.maxPositionEmbeddings());
+        model.freeActivations(); // a training step's arena would otherwise sit beside the cache until the prefill
         Cache cache = new Cache(b, maxT);
         Step step = new Step(b, cache, opt, keys);
         Kernels.Graph graph = null;

@@ -43,6 +43,8 @@ public final class MemoryPlan {
 
     public record Item(String component, long bytes) {}
 
+    private static final String SCRATCH = "bf16 operand scratch";
+
     public record Phase(String name, List<Item> items) {
         public long total() {
             long n = 0;
@@ -87,7 +89,7 @@ public final class MemoryPlan {
         out.add(new Item("activations" + (s.recompute() ? " (recompute: layer inputs and one layer)" : ""),
                 4 * (arena - logits) + 4 * Activations.ints(b, t)));
         out.add(new Item("LM-head logits chunk", 4 * logits));
-        if (s.precision() == Precision.BF16) out.add(new Item("bf16 operand scratch", 2 * castScratch(s, m, true)));
+        if (s.precision() == Precision.BF16) out.add(new Item(SCRATCH, 2 * castScratch(s, m, true)));
         long projectors = projectorBytes(cfg, f, true);
         if (projectors > 0) out.add(new Item("modality projectors", projectors));
         out.add(new Item("workspace (norm reduction)", workspace(s)));
@@ -117,7 +119,7 @@ public final class MemoryPlan {
         int banned = (cfg.hasAudio() ? 1 : 0) + (cfg.hasVision() ? 1 : 0);
         long stepInts = Math.max(1, banned) + b /* seq ids */ + 3L * b /* inputs */ + 2L * b /* stream keys */ + b /* tokens */;
         out.add(new Item("decode step (logits, one layer's rows)", 4 * (stepFloats + stepInts)));
-        if (s.precision() == Precision.BF16) out.add(new Item("bf16 operand scratch", 2 * castScratch(s, m, false)));
+        if (s.precision() == Precision.BF16) out.add(new Item(SCRATCH, 2 * castScratch(s, m, false)));
         return new Phase("generation, " + b + " × (" + promptT + " + " + maxNew + ")", out);
     }
 
@@ -157,7 +159,10 @@ public final class MemoryPlan {
                     g.positions(), 0, false, false, s.logitChunkFloats()) + 4 * Activations.ints(g.minibatchRows(), g.positions())));
         }
         Phase gen = generation(s, g.rollouts(), g.promptTokens(), g.completionTokens(), batch);
-        List<Item> genItems = new ArrayList<>(gen.items());
+        List<Item> genItems = new ArrayList<>();
+        for (Item i : gen.items()) // the bf16 scratch keeps the size the update grew it to (it never shrinks)
+            genItems.add(i.component().equals(SCRATCH) ? new Item(SCRATCH, 2 * Math.max(castScratch(s, (long) g.rollouts() * g.promptTokens(), false),
+                    castScratch(s, (long) g.minibatchRows() * g.positions(), true))) : i);
         genItems.addAll(reference);
         Phase step = trainingStep(s, g.minibatchRows(), g.positions(), minibatch);
         List<Item> updateItems = new ArrayList<>(step.items());

@@ -683,6 +683,17 @@ public final class Model implements Trainable, AutoCloseable {
         return acts;
     }
 
+    /**
+     * Frees the activation arena of the last forward (the next forward makes one for its shape):
+     * generation calls it before it allocates its KV cache, so a training step's arena does not
+     * sit beside the cache until the prefill replaces it; a caller measuring a phase's memory may
+     * call it first too.
+     */
+    public void freeActivations() {
+        if (acts != null) acts.free();
+        acts = null;
+    }
+
     /** Floats per row of the adapters' scratch in {@link LayerBufs#lora()}; 0 without LoRA. */
     long loraScratchPerRow() {
         return lora == null ? 0 : lora.scratchPerRow();

@@ -11,7 +11,7 @@ import java.util.SplittableRandom;
  * A LoRA adapter attached to a {@link Model} ({@link Model#attachLora}): the trainable set of a
  * frozen base. One contiguous buffer with its own {@link ParamLayout} holds, per layer and
  * target, A [r, in] and B [out, r] (PEFT's names), and a trainable copy of the modality
- * projectors; {@link #grads} mirrors it. Each target Linear computes y = W·x + s·B·(A·x) with
+ * projectors; {@link #grads} mirrors it (allocated on first use: an adapter that only serves has none). Each target Linear computes y = W·x + s·B·(A·x) with
  * s = alpha / r, the adapter's part on the side of the base GEMM ({@link #forward}); the backward
  * ({@link #backward}) writes only into this buffer's gradients and adds the adapter's share of
  * ∂L/∂x to the base's. All GEMMs go through {@link Model#gemm}, so the model's precision applies.
@@ -21,7 +21,8 @@ public final class Lora implements Trainable {
     public final ParamLayout layout;
     private final Model model;
     private final Kernels kernels;
-    private final Buf params, grads;
+    private final Buf params;
+    private Buf grads; // made by the first backward or grads() call
     private final float scaling;
     // [layer][target ordinal]: the A and B slices of params and of grads (null where not a target)
     private final Buf[][] a, b, gradA, gradB;
@@ -39,9 +40,7 @@ public final class Lora implements Trainable {
         this.layout = new ParamLayout(cfg, config);
         this.scaling = config.scaling();
         params = kernels.allocF32(layout.size());
-        grads = kernels.allocF32(layout.size());
         kernels.fill(params, 0f);
-        kernels.fill(grads, 0f);
         int layers = cfg.numLayers(), targets = Target.values().length;
         a = new Buf[layers][targets];
         b = new Buf[layers][targets];
@@ -52,8 +51,6 @@ public final class Lora implements Trainable {
                 String an = ParamLayout.loraA(l, t), bn = ParamLayout.loraB(l, t);
                 a[l][t.ordinal()] = slice(params, an);
                 b[l][t.ordinal()] = slice(params, bn);
-                gradA[l][t.ordinal()] = slice(grads, an);
-                gradB[l][t.ordinal()] = slice(grads, bn);
                 ParamLayout.Entry e = layout.get(an);
                 float[] v = new float[Math.toIntExact(e.size())];
                 double bound = 1.0 / Math.sqrt(t.in(cfg));
@@ -91,6 +88,16 @@ public final class Lora implements Trainable {
     /** Their gradients, same layout; {@link Model#forwardBackward} adds into them while the adapter is attached. */
     @Override
     public Buf grads() {
+        if (grads == null) {
+            grads = kernels.allocF32(layout.size());
+            kernels.fill(grads, 0f);
+            for (int l = 0; l < model.config.numLayers(); l++) {
+                for (Target t : config.targets()) {
+                    gradA[l][t.ordinal()] = slice(grads, ParamLayout.loraA(l, t));
+                    gradB[l][t.ordinal()] = slice(grads, ParamLayout.loraB(l, t));
+                }
+            }
+        }
         return grads;
     }
 
@@ -103,7 +110,7 @@ public final class Lora implements Trainable {
     }
 
     Buf grad(String name) {
-        return slice(grads, name);
+        return slice(grads(), name);
     }
 
     public float[] download(String name) {
@@ -178,9 +185,9 @@ public final class Lora implements Trainable {
             model.gemm(Gemm.NT, u, x, at, null, m, r, in, false);
             kernels.fill(dys, 0f);
             kernels.addBlock(dys, out, dy.slice(t.column(cfg), (long) (m - 1) * width + out), width, m, out, scaling);
-            model.gemm(Gemm.TN, gradB[l][t.ordinal()], dys, u, null, out, r, m, true);
+            model.gemm(Gemm.TN, gradB()[l][t.ordinal()], dys, u, null, out, r, m, true);
             model.gemm(Gemm.NN, g, dys, bt, null, m, r, out, false);
-            model.gemm(Gemm.TN, gradA[l][t.ordinal()], g, x, null, r, in, m, true);
+            model.gemm(Gemm.TN, gradA()[l][t.ordinal()], g, x, null, r, in, m, true);
             model.gemm(Gemm.NN, dx, g, at, null, m, in, r, true);
         }
     }
@@ -224,8 +231,18 @@ public final class Lora implements Trainable {
         return base;
     }
 
+    private Buf[][] gradA() {
+        grads();
+        return gradA;
+    }
+
+    private Buf[][] gradB() {
+        grads();
+        return gradB;
+    }
+
     void free() {
         kernels.free(params);
-        kernels.free(grads);
+        if (grads != null) kernels.free(grads);
     }
 }

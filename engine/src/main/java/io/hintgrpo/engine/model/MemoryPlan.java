@@ -66,8 +66,10 @@ public final class MemoryPlan {
         if (s.lora() != null) {
             long adapter = new ParamLayout(s.config(), s.lora()).size();
             out.add(new Item("LoRA adapter and projectors (fp32)", 4 * adapter));
-            out.add(new Item("gradients (adapter and projectors; an attached adapter always has them)", 4 * adapter));
-            if (s.training()) out.add(new Item("AdamW moments (adapter and projectors)", 8 * adapter));
+            if (s.training()) {
+                out.add(new Item("gradients (adapter and projectors)", 4 * adapter));
+                out.add(new Item("AdamW moments (adapter and projectors)", 8 * adapter));
+            }
         } else if (s.training()) {
             out.add(new Item("gradients", 4 * layout.size()));
             out.add(new Item("AdamW moments", 8 * layout.size()));

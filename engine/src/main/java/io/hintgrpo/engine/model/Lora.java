@@ -11,8 +11,8 @@ import java.util.SplittableRandom;
  * A LoRA adapter attached to a {@link Model} ({@link Model#attachLora}): the trainable set of a
  * frozen base. One contiguous buffer with its own {@link ParamLayout} holds, per layer and
  * target, A [r, in] and B [out, r] (PEFT's names), and a trainable copy of the modality
- * projectors; {@link #grads} mirrors it (allocated on first use: an adapter that only serves has none). Each target Linear computes y = W·x + s·B·(A·x) with
- * s = alpha / r, the adapter's part on the side of the base GEMM ({@link #forward}); the backward
+ * projectors; {@link #grads} mirrors it (allocated on first use: an adapter that only serves has
+ * none). Each target Linear computes y = W·x + s·B·(A·x) with s = alpha / r, the adapter's part on the side of the base GEMM ({@link #forward}); the backward
  * ({@link #backward}) writes only into this buffer's gradients and adds the adapter's share of
  * ∂L/∂x to the base's. All GEMMs go through {@link Model#gemm}, so the model's precision applies.
  */
@@ -176,6 +176,7 @@ public final class Lora implements Trainable {
     void backward(int l, Buf x, Buf dy, Buf dx, int m, Buf scratch, Target... targets) {
         ModelConfig cfg = model.config;
         int r = config.rank();
+        grads(); // made by the first backward
         for (Target t : targets) {
             Buf at = a[l][t.ordinal()], bt = b[l][t.ordinal()];
             if (at == null) continue;
@@ -185,9 +186,9 @@ public final class Lora implements Trainable {
             model.gemm(Gemm.NT, u, x, at, null, m, r, in, false);
             kernels.fill(dys, 0f);
             kernels.addBlock(dys, out, dy.slice(t.column(cfg), (long) (m - 1) * width + out), width, m, out, scaling);
-            model.gemm(Gemm.TN, gradB()[l][t.ordinal()], dys, u, null, out, r, m, true);
+            model.gemm(Gemm.TN, gradB[l][t.ordinal()], dys, u, null, out, r, m, true);
             model.gemm(Gemm.NN, g, dys, bt, null, m, r, out, false);
-            model.gemm(Gemm.TN, gradA()[l][t.ordinal()], g, x, null, r, in, m, true);
+            model.gemm(Gemm.TN, gradA[l][t.ordinal()], g, x, null, r, in, m, true);
             model.gemm(Gemm.NN, dx, g, at, null, m, in, r, true);
         }
     }
@@ -229,16 +230,6 @@ public final class Lora implements Trainable {
             }
         }
         return base;
-    }
-
-    private Buf[][] gradA() {
-        grads();
-        return gradA;
-    }
-
-    private Buf[][] gradB() {
-        grads();
-        return gradB;
     }
 
     void free() {

@@ -43,8 +43,6 @@ public final class MemoryPlan {
 
     public record Item(String component, long bytes) {}
 
-    private static final String SCRATCH = "bf16 operand scratch";
-
     public record Phase(String name, List<Item> items) {
         public long total() {
             long n = 0;
@@ -91,7 +89,7 @@ public final class MemoryPlan {
         out.add(new Item("activations" + (s.recompute() ? " (recompute: layer inputs and one layer)" : ""),
                 4 * (arena - logits) + 4 * Activations.ints(b, t)));
         out.add(new Item("LM-head logits chunk", 4 * logits));
-        if (s.precision() == Precision.BF16) out.add(new Item(SCRATCH, 2 * castScratch(s, m, true)));
+        if (s.precision() == Precision.BF16) out.add(new Item("bf16 operand scratch", 2 * castScratch(s, m, true)));
         long projectors = projectorBytes(cfg, f, true);
         if (projectors > 0) out.add(new Item("modality projectors", projectors));
         out.add(new Item("workspace (norm reduction)", workspace(s)));
@@ -105,12 +103,16 @@ public final class MemoryPlan {
      * are smaller than its update when the update's minibatch holds every rollout.
      */
     public static Phase generation(Setup s, int b, int promptT, int maxNew, Features f) {
+        return generation(s, b, promptT, maxNew, f, castScratch(s, (long) b * promptT, false));
+    }
+
+    /** generation with the bf16 scratch at scratch elements (a GRPO run's is the size its update grew it to: it never shrinks). */
+    private static Phase generation(Setup s, int b, int promptT, int maxNew, Features f, long scratch) {
         ModelConfig cfg = s.config();
         List<Item> out = new ArrayList<>(state(s));
         long maxT = (long) promptT + maxNew;
         out.add(new Item("KV cache (fp32)", 2L * cfg.numLayers() * b * cfg.numKvHeads() * maxT * cfg.headDim() * 4
                 + 2L * 4 * b * promptT /* prefill's row targets */));
-        long m = (long) b * promptT;
         out.add(new Item("prefill activations (forward only)", 4 * Activations.floats(cfg, b, promptT, s.loraPerRow(), false, false, s.logitChunkFloats())
                 + 4 * Activations.ints(b, promptT)));
         long projectors = projectorBytes(cfg, f, false);
@@ -121,7 +123,7 @@ public final class MemoryPlan {
         int banned = (cfg.hasAudio() ? 1 : 0) + (cfg.hasVision() ? 1 : 0);
         long stepInts = Math.max(1, banned) + b /* seq ids */ + 3L * b /* inputs */ + 2L * b /* stream keys */ + b /* tokens */;
         out.add(new Item("decode step (logits, one layer's rows)", 4 * (stepFloats + stepInts)));
-        if (s.precision() == Precision.BF16) out.add(new Item(SCRATCH, 2 * castScratch(s, m, false)));
+        if (s.precision() == Precision.BF16) out.add(new Item("bf16 operand scratch", 2 * scratch));
         return new Phase("generation, " + b + " × (" + promptT + " + " + maxNew + ")", out);
     }
 
@@ -160,11 +162,9 @@ public final class MemoryPlan {
             reference.add(new Item("reference model: activations of its forward", 4 * Activations.floats(s.config(), g.minibatchRows(),
                     g.positions(), 0, false, false, s.logitChunkFloats()) + 4 * Activations.ints(g.minibatchRows(), g.positions())));
         }
-        Phase gen = generation(s, g.rollouts(), g.promptTokens(), g.completionTokens(), batch);
-        List<Item> genItems = new ArrayList<>();
-        for (Item i : gen.items()) // the bf16 scratch keeps the size the update grew it to (it never shrinks)
-            genItems.add(i.component().equals(SCRATCH) ? new Item(SCRATCH, 2 * Math.max(castScratch(s, (long) g.rollouts() * g.promptTokens(), false),
-                    castScratch(s, (long) g.minibatchRows() * g.positions(), true))) : i);
+        long scratch = Math.max(castScratch(s, (long) g.rollouts() * g.promptTokens(), false),
+                castScratch(s, (long) g.minibatchRows() * g.positions(), true));
+        List<Item> genItems = new ArrayList<>(generation(s, g.rollouts(), g.promptTokens(), g.completionTokens(), batch, scratch).items());
         genItems.addAll(reference);
         Phase step = trainingStep(s, g.minibatchRows(), g.positions(), minibatch);
         List<Item> updateItems = new ArrayList<>(step.items());
@@ -201,16 +201,15 @@ public final class MemoryPlan {
                 }
             }
         }
-        boolean tensorCoreAttention = cfg.headDim() % 16 == 0 && cfg.headDim() <= 128;
-        long attention = tensorCoreAttention ? m * qkv : 0;
-        return Math.max(1, a) + (b > 0 ? b : 0) + attention;
+        long attention = Model.tensorCoreHeadDim(cfg.headDim()) ? m * qkv : 0;
+        return Math.max(1, a) + b + attention;
     }
 
     /** The projectors' buffers for the batch's feature rows: forward ones, and with backward its temporaries at their peak. */
     private static long projectorBytes(ModelConfig cfg, Features f, boolean backward) {
         long bytes = 0;
-        if (cfg.hasAudio() && f.audioRows() > 0) bytes += projector(cfg, f.audioRows(), cfg.audioFeatureSize(), backward);
-        if (cfg.hasVision() && f.visionRows() > 0) bytes += projector(cfg, f.visionRows(), cfg.visionFeatureSize(), backward);
+        if (cfg.hasAudio() && f.audioRows() > 0) bytes += projector(cfg, f.audioRows(), cfg.audioFeatureSize());
+        if (cfg.hasVision() && f.visionRows() > 0) bytes += projector(cfg, f.visionRows(), cfg.visionFeatureSize());
         // the backward's temporaries exist for one projector at a time: the larger one counts, once
         if (backward) {
             long audio = cfg.hasAudio() ? temporaries(cfg, f.audioRows()) : 0, vision = cfg.hasVision() ? temporaries(cfg, f.visionRows()) : 0;
@@ -219,7 +218,7 @@ public final class MemoryPlan {
         return bytes;
     }
 
-    private static long projector(ModelConfig cfg, long n, long dim, boolean backward) {
+    private static long projector(ModelConfig cfg, long n, long dim) {
         long c = cfg.hiddenSize();
         return 4 * (n * dim + n /* rows */ + n * c + (cfg.mlpProjector() ? 2 * n * c : 0));
     }

@@ -324,9 +324,14 @@ public final class Model implements Trainable, AutoCloseable {
         kernels.attentionBackwardBf16(dqkv, dout, q16, out, lse, lengths, b, t, heads, kvHeads, d);
     }
 
-    /** BF16 with a head dim the tensor-core attention kernels take (a multiple of 16, ≤ 128). */
+    /** BF16 with a head dim the tensor-core attention kernels take. */
     private boolean tensorCoreAttention(int d) {
-        return precision == Precision.BF16 && d % 16 == 0 && d <= 128;
+        return precision == Precision.BF16 && tensorCoreHeadDim(d);
+    }
+
+    /** Head dims the bf16 tensor-core attention kernels take: multiples of 16, at most 128 (others stay fp32). */
+    static boolean tensorCoreHeadDim(int d) {
+        return d % 16 == 0 && d <= 128;
     }
 
     /** The first n elements of x as bf16: the weight copy when x is a parameter matrix, else a cast into scratch. */
@@ -677,7 +682,7 @@ public final class Model implements Trainable, AutoCloseable {
         boolean serves = acts != null && acts.b == batch.b && acts.t == batch.t && acts.loraPerRow == loraPerRow
                 && (!forBackward || acts.backward && acts.recompute == recompute);
         if (!serves) {
-            if (acts != null) acts.free();
+            freeActivations();
             acts = new Activations(kernels, config, batch.b, batch.t, loraPerRow, recompute, forBackward);
         }
         return acts;
@@ -982,7 +987,7 @@ public final class Model implements Trainable, AutoCloseable {
         dropPrepared();
         freeBf16();
         if (paramsBf16 != null) kernels.free(paramsBf16); // a frozen base's matrices
-        if (acts != null) acts.free();
+        freeActivations();
         if (grads != null) kernels.free(grads);
         kernels.free(params);
     }

@@ -23,9 +23,8 @@ import java.util.SplittableRandom;
  *   <li><b>generate</b>: {@link Generator} (CUDA graphs where the backend has them) samples G
  *   completions of each prompt at temperature 1 without stop tokens, so every completion runs to
  *   its full length, as the rollouts of {@link Rollouts#sample} do;</li>
- *   <li><b>reference log-probs</b>: {@link PolicyUpdate#referenceLogprobs} over the packed rollout
- *   batch (what {@link PolicyUpdate#apply} runs once per minibatch when β &gt; 0; a LoRA policy is
- *   its own reference with the adapters off);</li>
+ *   <li><b>reference log-probs</b>: the reference model's forward over the packed rollout batch
+ *   (what {@link PolicyUpdate#apply} runs once per minibatch when β &gt; 0);</li>
  *   <li><b>update</b>: {@link PolicyUpdate#apply} itself, with β = 0 so the reference forward is not
  *   counted twice: one minibatch, one pass (μ = 1), so one forward+backward with the fused GRPO
  *   loss as the LM head's token weights, and one AdamW step.</li>
@@ -69,6 +68,7 @@ public final class GrpoPhases {
         int updateTokens = 0;
         io.hintgrpo.engine.cuda.DeviceMemory memory = policy.kernels instanceof io.hintgrpo.engine.cuda.CudaKernels c ? c.memory() : null;
         long[] peaks = new long[3];
+        boolean adaptersOff = reference == policy && policy.lora() != null;
         for (int r = 0; r <= rounds; r++) {
             policy.freeActivations(); // as generate does first: the phase's peak starts without the last update's arena
             if (memory != null) memory.resetPeak();
@@ -90,11 +90,13 @@ public final class GrpoPhases {
             Batch batch = Batch.pack(policy.config, rows.stream().map(PolicyUpdate.Row::sequence).toList());
             if (memory != null) memory.resetPeak();
             long t2 = System.nanoTime();
-            io.hintgrpo.engine.Buf refLogprobs = policy.kernels.allocF32(batch.rows());
-            PolicyUpdate.referenceLogprobs(reference, batch, cfg.sampling().temperature(), refLogprobs);
-            policy.kernels.synchronize();
+            if (adaptersOff) policy.setAdaptersEnabled(false);
+            try {
+                reference.forward(batch, cfg.sampling().temperature());
+            } finally {
+                if (adaptersOff) policy.setAdaptersEnabled(true);
+            }
             long t3 = System.nanoTime();
-            policy.kernels.free(refLogprobs);
             if (memory != null) {
                 peaks[1] = memory.peakBytes();
                 memory.resetPeak();

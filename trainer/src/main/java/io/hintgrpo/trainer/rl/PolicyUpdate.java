@@ -85,9 +85,9 @@ public final class PolicyUpdate {
 
     /**
      * The reference policy's log-probs: a model of its own, or, with LoRA, the policy itself with
-     * its adapters off (its frozen base, exactly the starting model). Every row's log-prob into out [b·t].
+     * its adapters off (its frozen base, exactly the starting model).
      */
-    public static void referenceLogprobs(Model reference, Batch batch, float temperature, Buf out) {
+    private static void referenceLogprobs(Model reference, Batch batch, float temperature, Buf out) {
         if (reference.lora() == null) {
             reference.logprobs(batch, temperature, out);
             return;

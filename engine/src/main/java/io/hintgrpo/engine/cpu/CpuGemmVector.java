@@ -59,7 +59,7 @@ final class CpuGemmVector {
     private static final long PARALLEL_FLOPS = 1L << 22;
 
     private static final class Scratch {
-        final float[] tile = new float[MR * NR];
+        final float[] tile = new float[Math.max(MR, 2 * MR_EDGE) * NR]; // one tile, or two short ones side by side
         final float[] panel = new float[KC * NR];
         final int[] rows = new int[L];
         final float[] dot = new float[64], acc = new float[16];
@@ -182,11 +182,12 @@ final class CpuGemmVector {
     private static void tile(Gemm layout, float[] out, int outOff, float[] pa, int ab, float[] b, int bOff, float[] pb,
                              int bMode, float[] bias, int biasOff, int n, int k, int kc, boolean accumulate,
                              int i0, int i1, int jc, int np, int qa, int qb, Scratch s) {
-        int rowsPad = padRows(i1 - i0);
+        int rowsPad = padRows(i1 - i0), full = (i1 - i0) / MR, groups = full + (i1 - i0 - full * MR + MR_EDGE - 1) / MR_EDGE;
         if (bMode != B_SHARED) gatherMap(s.rows, k);
         for (int k0 = 0; k0 < k; k0 += kc) {
             int kcb = Math.min(kc, k - k0);
             boolean first = k0 == 0, keep = !first || accumulate, withBias = first && bias != null;
+            boolean edgeDone = false; // this panel's short group ran beside the previous panel's
             for (int q = qa; q < qb; q++) {
                 int j0 = jc + q * NR, w = Math.min(NR, n - j0);
                 float[] bp = s.panel;
@@ -201,9 +202,31 @@ final class CpuGemmVector {
                 } else {
                     packPanel(layout, b, bOff, n, k, j0, w, k0, kcb, s.panel, 0, s.rows);
                 }
-                int po = ab + k0 * rowsPad;
-                for (int i = i0; i < i1; ) {
-                    int h = i1 - i >= MR ? MR : MR_EDGE, v = Math.min(h, i1 - i);
+                // The short (4-row) group first: it reads the B panel at three times the pace of a
+                // 12-row one, and with packed B it reads this panel and the next side by side, two
+                // streams at once, so B that comes from memory (decode's weights) streams in faster;
+                // the 12-row groups then find it in cache. An element's sum does not depend on the order.
+                boolean skipEdge = edgeDone;
+                edgeDone = false;
+                if (!skipEdge && bMode == B_SHARED && groups > full && q + 1 < qb && n - j0 >= 2 * NR) {
+                    int i = i0 + full * MR, v = Math.min(MR_EDGE, i1 - i);
+                    int po = ab + k0 * rowsPad + (i - i0) * kcb, oo = outOff + i * n + j0;
+                    if (v == MR_EDGE) {
+                        if (withBias) initBias(out, oo, n, v, 2 * NR, bias, biasOff + j0, keep);
+                        kernel4x2(kcb, pa, po, pb, bo, bo + kcb * NR, out, oo, n, keep || withBias);
+                    } else { // the last rows: both tiles on a padded copy, [4][2·NR]
+                        float[] t = s.tile;
+                        if (keep) for (int r = 0; r < v; r++) System.arraycopy(out, oo + r * n, t, r * 2 * NR, 2 * NR);
+                        if (withBias) initBias(t, 0, 2 * NR, v, 2 * NR, bias, biasOff + j0, keep);
+                        kernel4x2(kcb, pa, po, pb, bo, bo + kcb * NR, t, 0, 2 * NR, keep || withBias);
+                        for (int r = 0; r < v; r++) System.arraycopy(t, r * 2 * NR, out, oo + r * n, 2 * NR);
+                    }
+                    skipEdge = edgeDone = true;
+                }
+                for (int gi = skipEdge ? 1 : 0; gi < groups; gi++) {
+                    int g = (gi + full) % groups, h = g < full ? MR : MR_EDGE;
+                    int i = i0 + (g < full ? g * MR : full * MR + (g - full) * MR_EDGE), v = Math.min(h, i1 - i);
+                    int po = ab + k0 * rowsPad + (i - i0) * kcb;
                     int oo = outOff + i * n + j0;
                     if (v == h && w == NR) {
                         if (withBias) initBias(out, oo, n, v, w, bias, biasOff + j0, keep);
@@ -215,8 +238,6 @@ final class CpuGemmVector {
                         kernel(h, kcb, pa, po, bp, bo, ldb, t, 0, NR, keep || withBias);
                         for (int r = 0; r < v; r++) System.arraycopy(t, r * NR, out, oo + r * n, w);
                     }
-                    po += h * kcb;
-                    i += h;
                 }
             }
         }
@@ -562,6 +583,50 @@ final class CpuGemmVector {
             c9a.intoArray(c, co + 9 * ldc); c9b.intoArray(c, co + 9 * ldc + L);
             c10a.intoArray(c, co + 10 * ldc); c10b.intoArray(c, co + 10 * ldc + L);
             c11a.intoArray(c, co + 11 * ldc); c11b.intoArray(c, co + 11 * ldc + L);
+        }
+    }
+
+    /**
+     * c[4, 2·NR] (load ? += : =) a-panel[kc][4] · [b-panel at bo1 | b-panel at bo2] (both [kc][NR]):
+     * two panels read side by side, so two streams of B are in flight at once. Each element's sum
+     * is the one {@link #kernel4} computes.
+     */
+    private static void kernel4x2(int kc, float[] a, int ao, float[] b, int bo1, int bo2,
+                                  float[] c, int co, int ldc, boolean load) {
+        FloatVector zero = FloatVector.zero(S);
+        FloatVector c0a = zero, c0b = zero, c0c = zero, c0d = zero;
+        FloatVector c1a = zero, c1b = zero, c1c = zero, c1d = zero;
+        FloatVector c2a = zero, c2b = zero, c2c = zero, c2d = zero;
+        FloatVector c3a = zero, c3b = zero, c3c = zero, c3d = zero;
+        for (int p = 0; p < kc; p++) {
+            int bi = bo1 + p * NR, bj = bo2 + p * NR, ai = ao + p * 4;
+            FloatVector b0 = FloatVector.fromArray(S, b, bi), b1 = FloatVector.fromArray(S, b, bi + L);
+            FloatVector b2 = FloatVector.fromArray(S, b, bj), b3 = FloatVector.fromArray(S, b, bj + L);
+            FloatVector x = FloatVector.broadcast(S, a[ai]);
+            c0a = b0.fma(x, c0a); c0b = b1.fma(x, c0b); c0c = b2.fma(x, c0c); c0d = b3.fma(x, c0d);
+            x = FloatVector.broadcast(S, a[ai + 1]);
+            c1a = b0.fma(x, c1a); c1b = b1.fma(x, c1b); c1c = b2.fma(x, c1c); c1d = b3.fma(x, c1d);
+            x = FloatVector.broadcast(S, a[ai + 2]);
+            c2a = b0.fma(x, c2a); c2b = b1.fma(x, c2b); c2c = b2.fma(x, c2c); c2d = b3.fma(x, c2d);
+            x = FloatVector.broadcast(S, a[ai + 3]);
+            c3a = b0.fma(x, c3a); c3b = b1.fma(x, c3b); c3c = b2.fma(x, c3c); c3d = b3.fma(x, c3d);
+        }
+        int o1 = co + ldc, o2 = co + 2 * ldc, o3 = co + 3 * ldc;
+        // two straight branches: a vector merged through a phi would be boxed (JDK 17 C2)
+        if (load) {
+            c0a.add(FloatVector.fromArray(S, c, co)).intoArray(c, co); c0b.add(FloatVector.fromArray(S, c, co + L)).intoArray(c, co + L);
+            c0c.add(FloatVector.fromArray(S, c, co + 2 * L)).intoArray(c, co + 2 * L); c0d.add(FloatVector.fromArray(S, c, co + 3 * L)).intoArray(c, co + 3 * L);
+            c1a.add(FloatVector.fromArray(S, c, o1)).intoArray(c, o1); c1b.add(FloatVector.fromArray(S, c, o1 + L)).intoArray(c, o1 + L);
+            c1c.add(FloatVector.fromArray(S, c, o1 + 2 * L)).intoArray(c, o1 + 2 * L); c1d.add(FloatVector.fromArray(S, c, o1 + 3 * L)).intoArray(c, o1 + 3 * L);
+            c2a.add(FloatVector.fromArray(S, c, o2)).intoArray(c, o2); c2b.add(FloatVector.fromArray(S, c, o2 + L)).intoArray(c, o2 + L);
+            c2c.add(FloatVector.fromArray(S, c, o2 + 2 * L)).intoArray(c, o2 + 2 * L); c2d.add(FloatVector.fromArray(S, c, o2 + 3 * L)).intoArray(c, o2 + 3 * L);
+            c3a.add(FloatVector.fromArray(S, c, o3)).intoArray(c, o3); c3b.add(FloatVector.fromArray(S, c, o3 + L)).intoArray(c, o3 + L);
+            c3c.add(FloatVector.fromArray(S, c, o3 + 2 * L)).intoArray(c, o3 + 2 * L); c3d.add(FloatVector.fromArray(S, c, o3 + 3 * L)).intoArray(c, o3 + 3 * L);
+        } else {
+            c0a.intoArray(c, co); c0b.intoArray(c, co + L); c0c.intoArray(c, co + 2 * L); c0d.intoArray(c, co + 3 * L);
+            c1a.intoArray(c, o1); c1b.intoArray(c, o1 + L); c1c.intoArray(c, o1 + 2 * L); c1d.intoArray(c, o1 + 3 * L);
+            c2a.intoArray(c, o2); c2b.intoArray(c, o2 + L); c2c.intoArray(c, o2 + 2 * L); c2d.intoArray(c, o2 + 3 * L);
+            c3a.intoArray(c, o3); c3b.intoArray(c, o3 + L); c3c.intoArray(c, o3 + 2 * L); c3d.intoArray(c, o3 + 3 * L);
         }
     }
 

@@ -176,6 +176,29 @@ class CpuGemmTest {
         assertEquals(null, CpuGemm.prepareNT(new float[4], 0, 2, 2), "the scalar path prepares nothing");
     }
 
+    /**
+     * Every micro-kernel (12 rows, 4 rows, 4 rows over two panels at once) sums an element the same
+     * way, so with a prepared weight a row's result does not depend on how many rows share the call
+     * or which kernel got it: each row of a batch equals that row alone, bit for bit.
+     */
+    @Test
+    void preparedRowsDoNotDependOnTheirNeighbours() {
+        int n = 200, k = 300; // 6 whole panels and a ragged one, two k-blocks
+        SplittableRandom rnd = new SplittableRandom(11);
+        float[] w = random(n * k, rnd), bias = random(n, rnd);
+        float[] prepared = CpuGemm.prepareNT(w, 0, n, k);
+        for (int m : new int[]{2, 5, 8, 16, 17, 29, 40, 101}) {
+            float[] a = random(m * k, rnd), init = random(m * n, rnd);
+            float[] all = init.clone();
+            CpuGemm.gemmPrepared(all, 0, a, 0, prepared, bias, 0, m, n, k, true);
+            for (int i = 0; i < m; i++) {
+                float[] one = Arrays.copyOfRange(init, i * n, (i + 1) * n);
+                CpuGemm.gemmPrepared(one, 0, a, i * k, prepared, bias, 0, 1, n, k, true);
+                assertArrayEquals(one, Arrays.copyOfRange(all, i * n, (i + 1) * n), 0f, "row " + i + " of " + m);
+            }
+        }
+    }
+
     @Test
     void emptyAndDegenerateShapes() {
         float[] out = {1f, 2f, 3f, 4f};

@@ -784,16 +784,24 @@ public final class CpuKernels implements Kernels {
         int tasks = Parallel.tasksFor(n, 1 << 15);
         Parallel.forEach(tasks, task -> {
             int s = (int) (n * task / tasks), e = (int) (n * (task + 1) / tasks);
-            for (int j = s; j < e; j++) {
-                float gj = g[go + j] * gradScale;
-                float mj = beta1 * ms[mo + j] + (1f - beta1) * gj;
-                float vj = beta2 * vs[vo + j] + (1f - beta2) * gj * gj;
-                ms[mo + j] = mj;
-                vs[vo + j] = vj;
-                float update = (mj / c1) / ((float) Math.sqrt(vj / c2) + eps);
-                p[po + j] -= lr * (update + weightDecay * p[po + j]);
-            }
+            int j = CpuGemm.vectorized() ? s + VectorOps.adamw(p, po + s, g, go + s, ms, mo + s, vs, vo + s, e - s,
+                    lr, beta1, beta2, eps, weightDecay, gradScale, c1, c2) : s;
+            adamwScalar(p, po, g, go, ms, mo, vs, vo, j, e, lr, beta1, beta2, eps, weightDecay, gradScale, c1, c2);
         });
+    }
+
+    /** AdamW on elements [from, to); {@link VectorOps#adamw} computes the same per lane. */
+    static void adamwScalar(float[] p, int po, float[] g, int go, float[] ms, int mo, float[] vs, int vo, int from, int to,
+                            float lr, float beta1, float beta2, float eps, float weightDecay, float gradScale, float c1, float c2) {
+        for (int j = from; j < to; j++) {
+            float gj = g[go + j] * gradScale;
+            float mj = beta1 * ms[mo + j] + (1f - beta1) * gj;
+            float vj = beta2 * vs[vo + j] + (1f - beta2) * gj * gj;
+            ms[mo + j] = mj;
+            vs[vo + j] = vj;
+            float update = (mj / c1) / ((float) Math.sqrt(vj / c2) + eps);
+            p[po + j] -= lr * (update + weightDecay * p[po + j]);
+        }
     }
 
     // ---- GRPO ----

@@ -216,6 +216,34 @@ final class VectorOps {
         Softmax.scoreGradientScalar(p, dp, o + j, keys - j, scale, delta);
     }
 
+    // ---- AdamW ----
+
+    /**
+     * AdamW over the whole vectors of n elements (p, g, m, v each from its offset), lane for lane the
+     * operations of CpuKernels.adamwScalar in its order (separate multiply and add, no fma; the
+     * float square root is the correctly rounded one, as (float) Math.sqrt of a float is): bit for
+     * bit. Returns how many elements it did; the caller does the rest with the scalar loop.
+     */
+    static int adamw(float[] p, int po, float[] g, int go, float[] m, int mo, float[] v, int vo, int n,
+                     float lr, float beta1, float beta2, float eps, float weightDecay, float gradScale, float c1, float c2) {
+        FloatVector b1 = FloatVector.broadcast(S, beta1), b2 = FloatVector.broadcast(S, beta2);
+        FloatVector ob1 = FloatVector.broadcast(S, 1f - beta1), ob2 = FloatVector.broadcast(S, 1f - beta2);
+        FloatVector scale = FloatVector.broadcast(S, gradScale), vc1 = FloatVector.broadcast(S, c1), vc2 = FloatVector.broadcast(S, c2);
+        FloatVector veps = FloatVector.broadcast(S, eps), vlr = FloatVector.broadcast(S, lr), wd = FloatVector.broadcast(S, weightDecay);
+        int bound = S.loopBound(n);
+        for (int j = 0; j < bound; j += S.length()) {
+            FloatVector gj = FloatVector.fromArray(S, g, go + j).mul(scale);
+            FloatVector mj = b1.mul(FloatVector.fromArray(S, m, mo + j)).add(ob1.mul(gj));
+            FloatVector vj = b2.mul(FloatVector.fromArray(S, v, vo + j)).add(ob2.mul(gj).mul(gj));
+            mj.intoArray(m, mo + j);
+            vj.intoArray(v, vo + j);
+            FloatVector update = mj.div(vc1).div(vj.div(vc2).sqrt().add(veps));
+            FloatVector pj = FloatVector.fromArray(S, p, po + j);
+            pj.sub(vlr.mul(update.add(wd.mul(pj)))).intoArray(p, po + j);
+        }
+        return bound;
+    }
+
     // ---- SwiGLU rows (CpuKernels' scalar loops lane by lane, bit for bit) ----
 
     static void swiglu(float[] gu, int g, float[] o, int y, int inter) {

@@ -396,5 +396,17 @@ class CpuKernelsGradTest extends CpuOpsTest {
         assertClose("adamw m", down(mb), mr, FWD);
         assertClose("adamw v", down(vb), vr, FWD);
         assertClose("adamw params", down(pb), pr, FWD);
+        // the SIMD loop computes each lane as the scalar loop does: the same bits (n = 1031 leaves a tail)
+        boolean was = CpuGemm.forceScalar;
+        try {
+            CpuGemm.forceScalar = true;
+            Buf ps = up(p), ms = up(m), vs = up(v);
+            k.adamw(ps, up(g), ms, vs, n, lr, b1, b2, eps, wd, scale, t);
+            assertArrayEquals(down(ps), down(pb), "adamw params: SIMD and scalar");
+            assertArrayEquals(down(ms), down(mb), "adamw m: SIMD and scalar");
+            assertArrayEquals(down(vs), down(vb), "adamw v: SIMD and scalar");
+        } finally {
+            CpuGemm.forceScalar = was;
+        }
     }
 }

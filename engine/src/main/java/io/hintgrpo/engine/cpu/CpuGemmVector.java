@@ -37,6 +37,12 @@ final class CpuGemmVector {
 
     /** Micro-tile columns: two vectors. */
     static final int NR = 2 * L;
+    /**
+     * Packed B starts this many floats into its array. G1 puts every array over half a region (packed
+     * weights and the packing scratch are) at a region start, and HotSpot's array data begins 16 bytes
+     * after it, so without the offset every 64-byte panel load would straddle two cache lines.
+     */
+    static final int B_BASE = 12;
     /** Micro-tile rows: 12 × 2 accumulators fill AVX-512's 32 registers; AVX2 (8 lanes) has only 16. */
     static final int MR = L == 8 ? 4 : 12;
     /** Rows of the panels that finish a row block whose height is not a multiple of MR. */
@@ -78,12 +84,12 @@ final class CpuGemmVector {
 
     /** Floats {@link #prepareNT} makes for w [n, k]: whole panels of NR columns over all k. */
     static long preparedLength(int n, int k) {
-        return (long) (n + NR - 1) / NR * NR * k;
+        return B_BASE + (long) (n + NR - 1) / NR * NR * k;
     }
 
     /**
      * w [n, k] packed once as {@link #packed} packs B for NT when it shares B across row blocks:
-     * every panel, k-block after k-block (block (k0, kcb), panel q at k0·panels·NR + q·kcb·NR).
+     * every panel, k-block after k-block (block (k0, kcb), panel q at B_BASE + k0·panels·NR + q·kcb·NR).
      * A weight used by many calls (decode steps) is then never repacked.
      */
     static float[] prepareNT(float[] w, int wOff, int n, int k) {
@@ -135,7 +141,7 @@ final class CpuGemmVector {
         boolean parallel = 2L * m * n * k >= PARALLEL_FLOPS;
         Scratch caller = SCRATCH.get();
         if (caller.pa.length < aChunk * MC * k) caller.pa = new float[aChunk * MC * k];
-        if (bMode == B_SHARED && prepared == null && caller.pb.length < bChunk * NR * k) caller.pb = new float[bChunk * NR * k];
+        if (bMode == B_SHARED && prepared == null && caller.pb.length < B_BASE + bChunk * NR * k) caller.pb = new float[B_BASE + bChunk * NR * k];
         float[] pa = caller.pa, pb = prepared != null ? prepared : caller.pb;
 
         for (int q0 = 0; q0 < panels; q0 += bChunk) {
@@ -194,7 +200,7 @@ final class CpuGemmVector {
                 int bo = 0, ldb = NR;
                 if (bMode == B_SHARED) {
                     bp = pb;
-                    bo = k0 * np * NR + q * kcb * NR;
+                    bo = B_BASE + k0 * np * NR + q * kcb * NR;
                 } else if (bMode == B_IN_PLACE && w == NR) {
                     bp = b;
                     bo = bOff + k0 * n + j0;
@@ -304,7 +310,7 @@ final class CpuGemmVector {
 
     /**
      * Packs panels [qa, qb) of the chunk that starts at column jc (np panels) for every k-block:
-     * block (k0, kcb), panel q lives at k0·np·NR + q·kcb·NR.
+     * block (k0, kcb), panel q lives at B_BASE + k0·np·NR + q·kcb·NR.
      */
     private static void packB(Gemm layout, float[] b, int bOff, int n, int k, int kc, int jc, int np,
                               int qa, int qb, float[] pb, int[] rows) {
@@ -313,7 +319,7 @@ final class CpuGemmVector {
             int j0 = jc + q * NR, w = Math.min(NR, n - j0);
             for (int k0 = 0; k0 < k; k0 += kc) {
                 int kcb = Math.min(kc, k - k0);
-                packPanel(layout, b, bOff, n, k, j0, w, k0, kcb, pb, k0 * np * NR + q * kcb * NR, rows);
+                packPanel(layout, b, bOff, n, k, j0, w, k0, kcb, pb, B_BASE + k0 * np * NR + q * kcb * NR, rows);
             }
         }
     }

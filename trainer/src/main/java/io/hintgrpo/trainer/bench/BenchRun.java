@@ -3,6 +3,7 @@ package io.hintgrpo.trainer.bench;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.hintgrpo.engine.BadInputException;
 
 import java.io.BufferedReader;
@@ -157,8 +158,11 @@ public final class BenchRun {
         }
     }
 
-    /** What one run produced: the JMH results, the torch twins' scores (empty without torch) and where the files are. */
-    public record Outcome(Map<String, BenchCompare.Result> results, Map<String, BenchCompare.Result> torch, Path json, Path markdown) {}
+    /** What one run produced: the JMH results, ours/torch per entry with a twin (empty without torch) and where the files are. */
+    public record Outcome(Map<String, BenchCompare.Result> results, Map<String, Double> oursPerTorch, Path json, Path markdown) {}
+
+    /** Most --pairs: each pair is a JMH fork and a torch round of every block. */
+    public static final int MAX_PAIRS = 20;
 
     /** Where torch-result.json goes: the torch twins' rounds, the logits checks, ours/torch. */
     public static final String TORCH_JSON = "torch-result.json";
@@ -168,11 +172,15 @@ public final class BenchRun {
      * table into outDir. JMH's output goes to {@code log} and to outDir/jmh.log. With {@code torch},
      * benchmarks that have a twin in scripts/torch_cpu_bench.py run in paired blocks with it
      * ({@link TorchRun}); where torch cannot run, one line says so and the run goes on without it.
+     * With pairs &gt; 1 each block alternates torch rounds and our forks that many times (torch, ours,
+     * torch, …, ours, torch); an entry's forks merge into one JMH entry, and ours/torch is the median
+     * of the pairs' ratios.
      *
      * @throws BadInputException bad filter, jar, params, or a result file that is not JMH JSON
      * @throws RunFailed         JMH or the torch reference failed, or a selected benchmark left no result
      */
-    public static Outcome run(Path jar, Mode mode, String filter, List<String> params, Path outDir, PrintWriter log, boolean torch) {
+    public static Outcome run(Path jar, Mode mode, String filter, List<String> params, Path outDir, PrintWriter log, boolean torch, int pairs) {
+        checkPairs(pairs, mode, torch);
         List<String> allParams = withModeParams(mode, params);
         Map<String, Map<String, List<String>>> selected = list(jar, filter, allParams);
         try {
@@ -190,7 +198,7 @@ public final class BenchRun {
         String loadBefore = loadAverage();
         ZonedDateTime start = ZonedDateTime.now(ZoneOffset.UTC);
         String torchLine;
-        Map<String, BenchCompare.Result> torchScores = new LinkedHashMap<>();
+        Map<String, Double> oursPerTorch = new LinkedHashMap<>();
         TorchRun t = null;
         try (Writer logFile = Files.newBufferedWriter(outDir.resolve(LOG), StandardCharsets.UTF_8)) {
             Consumer<String> sink = line -> {
@@ -210,7 +218,7 @@ public final class BenchRun {
             if (t == null) {
                 jmh(jar, mode, jmhArgs(mode, filter, null, allParams, json), outDir, sink);
             } else {
-                pairedRun(t, jar, mode, filter, allParams, selected, outDir, sink);
+                pairedRun(t, jar, mode, filter, allParams, selected, outDir, sink, pairs);
                 torchLine = t.describe();
             }
         } catch (IOException | UncheckedIOException e) {
@@ -228,50 +236,70 @@ public final class BenchRun {
                 Runtime.getRuntime().availableProcessors(), cpuModel(), System.getProperty("java.vm.version"),
                 loadBefore, loadAverage());
         if (t != null) {
-            for (TorchRun.Score s : t.scores.values()) torchScores.put(s.benchmark() + " " + s.params(), s.asResult());
-            write(torchJson, t.json(results, pairing(mode)));
+            for (BenchCompare.Result r : results.values()) {
+                List<Double> ratios = t.pairRatios(r);
+                if (!ratios.isEmpty()) oursPerTorch.put(r.key(), TorchRun.median(ratios));
+            }
+            write(torchJson, t.json(results, pairing(mode, pairs)));
         }
-        write(md, "# Benchmarks\n\n" + header + (torchLine == null ? "" : "\n" + torchLine) + "\n\n" + markdown(results, torchScores)
-                + (t == null ? "" : "\n" + torchTable(results, t, mode)));
-        return new Outcome(results, torchScores, json, md);
+        write(md, "# Benchmarks\n\n" + header + (torchLine == null ? "" : "\n" + torchLine) + "\n\n" + markdown(results, oursPerTorch)
+                + (t == null ? "" : "\n" + torchTable(results, t, mode, pairs)));
+        return new Outcome(results, oursPerTorch, json, md);
+    }
+
+    /** --pairs is 1 … {@link #MAX_PAIRS}, and more than one needs torch twins to pair with. */
+    private static void checkPairs(int pairs, Mode mode, boolean torch) {
+        if (pairs < 1 || pairs > MAX_PAIRS) throw new BadInputException("--pairs", "must be 1 to " + MAX_PAIRS + ", got " + pairs);
+        if (pairs > 1 && mode == Mode.SMOKE) throw new BadInputException("--pairs", "the smoke's numbers mean nothing; pairs need --quick or a full run");
+        if (pairs > 1 && !torch) throw new BadInputException("--pairs", "pairs alternate our forks with torch rounds; drop --no-torch");
     }
 
     /** How the torch rounds were paired with ours, for results.md and torch-result.json. */
-    static String pairing(Mode mode) {
-        return mode == Mode.SMOKE ? "smoke: one call of each torch twin right before our JMH run at the same config; the numbers mean nothing"
-                : "per benchmark class and config: a torch round right before our JMH fork of the same benchmarks and one right after; "
+    static String pairing(Mode mode, int pairs) {
+        if (mode == Mode.SMOKE) return "smoke: one call of each torch twin right before our JMH run at the same config; the numbers mean nothing";
+        if (pairs == 1) return "per benchmark class and config: a torch round right before our JMH fork of the same benchmarks and one right after; "
                 + "the torch score is the mean of the two rounds";
+        return "per benchmark class and config, " + pairs + " pairs: torch rounds and our JMH forks of the same benchmarks alternate, "
+                + "a torch round first and last; pair i is our fork i against the mean of the torch rounds right before and after it, "
+                + "ours/torch is the median of the pairs' ratios, our score the mean of every fork's iterations (as JMH gives for -f " + pairs
+                + "), the torch score the mean of all rounds";
     }
 
     /**
      * The run with a torch reference: the benchmarks without a twin in one JMH run, then per block
-     * (a class at one config; smoke: every twin at a config) a torch round, our JMH run of the block,
-     * and (except smoke) a second torch round; the JMH result files are merged into json.
+     * (a class at one config; smoke: every twin at a config) a torch round, our JMH run of the block
+     * (its twins and their class's in-run reference), and (except smoke) a second torch round, that
+     * pair repeated {@code pairs} times; the JMH result files are merged into json.
      */
     private static void pairedRun(TorchRun t, Path jar, Mode mode, String filter, List<String> params,
-                                  Map<String, Map<String, List<String>>> selected, Path outDir, Consumer<String> sink) {
-        // blocks: key → (config, benchmarks), in the order JMH lists them
-        Map<String, List<String>> blocks = new LinkedHashMap<>();
+                                  Map<String, Map<String, List<String>>> selected, Path outDir, Consumer<String> sink, int pairs) {
+        // blocks: key → (config, twins; with the class's in-run reference where selected, so that
+        // "vs ort" is measured between the same torch rounds as ours), in the order JMH lists them
+        Map<String, List<String>> blocks = new LinkedHashMap<>(), blockRuns = new LinkedHashMap<>();
         Map<String, String> blockConfig = new LinkedHashMap<>();
-        Set<String> twins = new LinkedHashSet<>();
+        Set<String> paired = new LinkedHashSet<>();
         for (var e : selected.entrySet()) {
             List<String> configs = e.getValue().get("config");
             if (!t.twins.contains(e.getKey()) || configs == null) continue;
-            twins.add(e.getKey());
             String cls = e.getKey().substring(0, e.getKey().lastIndexOf('.'));
+            String ref = cls + "." + BenchCompare.REFERENCES.getOrDefault(cls, BenchCompare.DEFAULT_REFERENCE);
+            List<String> refConfigs = selected.containsKey(ref) ? selected.get(ref).getOrDefault("config", List.of()) : List.of();
             for (String c : configs) {
                 String key = mode == Mode.SMOKE ? c : cls + " " + c;
                 blocks.computeIfAbsent(key, k -> new ArrayList<>()).add(e.getKey());
+                List<String> runs = blockRuns.computeIfAbsent(key, k -> new ArrayList<>());
+                runs.add(e.getKey());
+                if (refConfigs.contains(c) && !runs.contains(ref) && !t.twins.contains(ref)) runs.add(ref);
                 blockConfig.put(key, c);
+                paired.addAll(runs);
             }
         }
         List<Path> parts = new ArrayList<>();
         try {
-            String twinRegex = exactly(twins);
-            if (twins.size() < selected.size()) {
+            if (paired.size() < selected.size()) {
                 Path part = outDir.resolve(".jmh-part-0.json");
                 parts.add(part);
-                jmh(jar, mode, jmhArgs(mode, filter, twinRegex, params, part), outDir, sink);
+                jmh(jar, mode, jmhArgs(mode, filter, exactly(paired), params, part), outDir, sink);
             }
             t.writeReferences(new LinkedHashSet<>(blockConfig.values()), sink);
             List<String> otherParams = params.stream().filter(p -> !p.startsWith("config=")).toList();
@@ -284,14 +312,20 @@ public final class BenchRun {
                 String config = blockConfig.get(b.getKey());
                 sink.accept("# paired with the torch reference, config " + config + ": "
                         + String.join(", ", b.getValue().stream().map(BenchRun::shortName).toList()));
-                TorchRun.Block block = t.start(config, b.getValue(), mode == Mode.SMOKE ? 1 : 2, timing, sink);
+                TorchRun.Block block = t.start(config, b.getValue(), mode == Mode.SMOKE ? 1 : pairs + 1, timing, sink);
                 block.round();
                 List<String> p = new ArrayList<>(otherParams);
                 p.add("config=" + config);
-                Path part = outDir.resolve(".jmh-part-" + parts.size() + ".json");
-                parts.add(part);
-                jmh(jar, mode, jmhArgs(mode, exactly(b.getValue()), null, p, part), outDir, sink);
-                if (mode != Mode.SMOKE) block.round();
+                for (int i = 0; i < pairs; i++) {
+                    if (pairs > 1) sink.accept("# pair " + (i + 1) + " of " + pairs + ", config " + config);
+                    Path part = outDir.resolve(".jmh-part-" + parts.size() + ".json");
+                    parts.add(part);
+                    jmh(jar, mode, jmhArgs(mode, exactly(blockRuns.get(b.getKey())), null, p, part), outDir, sink);
+                    if (!Files.isRegularFile(part)) throw new RunFailed("JMH wrote no result file " + part);
+                    for (BenchCompare.Result r : BenchCompare.read(part).values())
+                        t.ours.computeIfAbsent(r.key(), k -> new ArrayList<>()).add(r.score());
+                    if (mode != Mode.SMOKE) block.round();
+                }
                 block.finish();
             }
             merge(parts, outDir.resolve(JSON));
@@ -324,20 +358,73 @@ public final class BenchRun {
         if (code != 0) throw new RunFailed("JMH exited with code " + code + "; its output is in " + outDir.resolve(LOG));
     }
 
-    /** The JMH result arrays of several runs as one file. */
+    /** The JMH result arrays of several runs as one file; the forks of one entry (pairs) become one entry, as JMH's -f N gives. */
     private static void merge(List<Path> parts, Path json) {
         ObjectMapper m = new ObjectMapper();
         ArrayNode all = m.createArrayNode();
+        Map<String, ObjectNode> byKey = new LinkedHashMap<>();
         for (Path part : parts) {
             if (!Files.isRegularFile(part)) throw new RunFailed("JMH wrote no result file " + part);
+            JsonNode n;
             try {
-                JsonNode n = m.readTree(part.toFile());
-                if (n != null && n.isArray()) all.addAll((ArrayNode) n);
+                n = m.readTree(part.toFile());
             } catch (IOException e) {
                 throw new BadInputException(part.toString(), "malformed JSON: " + e.getMessage());
             }
+            if (n == null || !n.isArray()) continue;
+            for (JsonNode e : n) {
+                String key = e.path("benchmark").asText() + " " + e.path("params");
+                ObjectNode first = byKey.get(key);
+                if (first == null) {
+                    byKey.put(key, (ObjectNode) e);
+                    all.add(e);
+                } else {
+                    addFork(first, e, part);
+                }
+            }
         }
         write(json, all.toPrettyString());
+    }
+
+    /**
+     * Adds a further fork's iterations to an entry: score the mean of all iterations, error the
+     * 99.9 % half-width t·sd/√n over them (JMH's statistics for -f N), percentiles dropped.
+     */
+    private static void addFork(ObjectNode entry, JsonNode fork, Path part) {
+        JsonNode raw = entry.path("primaryMetric").path("rawData"), more = fork.path("primaryMetric").path("rawData");
+        if (!raw.isArray() || !more.isArray())
+            throw new RunFailed(part + ": " + fork.path("benchmark").asText() + " has no primaryMetric.rawData to merge its forks");
+        ArrayNode forks = ((ArrayNode) raw).addAll((ArrayNode) more);
+        double sum = 0, sq = 0;
+        int n = 0;
+        for (JsonNode f : forks) for (JsonNode x : f) { sum += x.asDouble(); sq += x.asDouble() * x.asDouble(); n++; }
+        double mean = sum / n, sd = n > 1 ? Math.sqrt(Math.max(0, (sq - n * mean * mean) / (n - 1))) : Double.NaN;
+        double error = n > 1 ? studentT999(n - 1) * sd / Math.sqrt(n) : Double.NaN;
+        ObjectNode metric = (ObjectNode) entry.get("primaryMetric");
+        metric.put("score", mean);
+        metric.put("scoreError", error);
+        metric.putArray("scoreConfidence").add(mean - error).add(mean + error);
+        metric.remove("scorePercentiles");
+        entry.put("forks", forks.size());
+    }
+
+    /** t(0.9995, df) for df = 1 … 10, from the standard table. */
+    private static final double[] T999 = {636.62, 31.599, 12.924, 8.610, 6.869, 5.959, 5.408, 5.041, 4.781, 4.587};
+
+    /**
+     * The 0.9995 quantile of Student's t with df degrees of freedom (the two-sided 99.9 % of JMH's
+     * error): the table up to df = 10, then the Cornish–Fisher expansion around the normal quantile
+     * (within 0.05 % of the exact value from df = 11 on).
+     */
+    static double studentT999(int df) {
+        if (df < 1) return Double.NaN;
+        if (df <= T999.length) return T999[df - 1];
+        double z = 3.2905267314919255, z2 = z * z, v = df;
+        double g1 = (z2 + 1) * z / 4;
+        double g2 = ((5 * z2 + 16) * z2 + 3) * z / 96;
+        double g3 = (((3 * z2 + 19) * z2 + 17) * z2 - 15) * z / 384;
+        double g4 = ((((79 * z2 + 776) * z2 + 1482) * z2 - 1920) * z2 - 945) * z / 92160;
+        return z + g1 / v + g2 / (v * v) + g3 / (v * v * v) + g4 / (v * v * v * v);
     }
 
     private static void write(Path file, String text) {
@@ -355,28 +442,29 @@ public final class BenchRun {
         }
     }
 
-    /** The table without torch scores. */
+    /** The table without torch ratios. */
     public static String markdown(Map<String, BenchCompare.Result> results) {
         return markdown(results, Map.of());
     }
 
     /**
      * One row per result: benchmark (class.method), params, score ± error, unit, and for entries
-     * with an in-run reference ({@link BenchCompare#REFERENCES}) our speed relative to it; with torch
-     * scores (keyed as results are) a last column, our speed relative to the torch twin.
+     * with an in-run reference ({@link BenchCompare#REFERENCES}) our speed relative to it; with ours/torch
+     * ratios (keyed as results are) a last column, our speed relative to the torch twin.
      */
-    public static String markdown(Map<String, BenchCompare.Result> results, Map<String, BenchCompare.Result> torch) {
-        boolean withTorch = !torch.isEmpty();
+    public static String markdown(Map<String, BenchCompare.Result> results, Map<String, Double> oursPerTorch) {
+        boolean withTorch = !oursPerTorch.isEmpty();
         StringBuilder sb = new StringBuilder("| benchmark | params | score ± error | unit | vs in-run reference |"
                 + (withTorch ? " vs torch |" : "") + "\n|---|---|---:|---|---:|" + (withTorch ? "---:|" : "") + "\n");
         // grouped by benchmark (JMH runs throughput modes first); params keep the run's order
         for (BenchCompare.Result r : results.values().stream().sorted(Comparator.comparing(BenchCompare.Result::benchmark)).toList()) {
-            BenchCompare.Result ref = results.get(r.referenceKey()), tr = torch.get(r.key());
+            BenchCompare.Result ref = results.get(r.referenceKey());
+            Double tr = oursPerTorch.get(r.key());
             String vs = r.isReference() ? "(reference)"
                     : ref != null && ref.unit().equals(r.unit()) && ref.mode().equals(r.mode())
                     ? String.format(Locale.ROOT, "%.2f× %s", BenchCompare.speedRatio(r, ref), ref.benchmark().substring(ref.benchmark().lastIndexOf('.') + 1))
                     : "";
-            String vsTorch = tr != null && tr.unit().equals(r.unit()) ? String.format(Locale.ROOT, "%.2f× torch", BenchCompare.speedRatio(r, tr)) : "";
+            String vsTorch = tr != null ? String.format(Locale.ROOT, "%.2f× torch", tr) : "";
             // JMH gives no error for a single iteration (read as 0): then the score stands alone
             sb.append(String.format(Locale.ROOT, "| %s | %s | %s | %s | %s |%s%n", shortName(r.benchmark()), r.params().isEmpty() ? "-" : r.params(),
                     number(r.score()) + (r.error() > 0 ? " ± " + number(r.error()) : ""), r.unit(), vs,
@@ -385,15 +473,28 @@ public final class BenchRun {
         return sb.toString();
     }
 
-    /** The torch twins' scores: the mean of the round before and the round after ours, each round, ours/torch. */
-    static String torchTable(Map<String, BenchCompare.Result> results, TorchRun t, Mode mode) {
-        StringBuilder sb = new StringBuilder("Torch twins (" + pairing(mode) + "):\n\n"
-                + "| benchmark | params | torch | round before | round after | unit | ours / torch |\n|---|---|---:|---:|---:|---|---:|\n");
+    /**
+     * The torch twins' scores: one pair, the mean of the round before and the round after ours, each
+     * round, ours/torch; several, the mean of all rounds, ours/torch's median, range and each pair's.
+     */
+    static String torchTable(Map<String, BenchCompare.Result> results, TorchRun t, Mode mode, int pairs) {
+        StringBuilder sb = new StringBuilder("Torch twins (" + pairing(mode, pairs) + "):\n\n" + (pairs == 1
+                ? "| benchmark | params | torch | round before | round after | unit | ours / torch |\n|---|---|---:|---:|---:|---|---:|\n"
+                : "| benchmark | params | torch | unit | ours / torch (median) | range | each pair |\n|---|---|---:|---|---:|---|---|\n"));
         for (TorchRun.Score s : t.scores.values()) {
             BenchCompare.Result mine = results.get(s.benchmark() + " " + s.params());
-            sb.append(String.format(Locale.ROOT, "| %s | %s | %s | %s | %s | %s | %s |%n", shortName(s.benchmark()), s.params(),
-                    number(s.score()), number(s.roundMean(0)), s.rounds().size() > 1 ? number(s.roundMean(1)) : "-", s.unit(),
-                    mine == null ? "" : String.format(Locale.ROOT, "%.2f", BenchCompare.speedRatio(mine, s.asResult()))));
+            List<Double> ratios = mine == null ? List.of() : t.pairRatios(mine);
+            String median = ratios.isEmpty() ? "" : String.format(Locale.ROOT, "%.2f", TorchRun.median(ratios));
+            if (pairs == 1) {
+                sb.append(String.format(Locale.ROOT, "| %s | %s | %s | %s | %s | %s | %s |%n", shortName(s.benchmark()), s.params(),
+                        number(s.score()), number(s.roundMean(0)), s.rounds().size() > 1 ? number(s.roundMean(1)) : "-", s.unit(), median));
+            } else {
+                String range = ratios.isEmpty() ? "" : String.format(Locale.ROOT, "%.2f–%.2f",
+                        ratios.stream().mapToDouble(Double::doubleValue).min().orElseThrow(), ratios.stream().mapToDouble(Double::doubleValue).max().orElseThrow());
+                String each = String.join(", ", ratios.stream().map(x -> String.format(Locale.ROOT, "%.2f", x)).toList());
+                sb.append(String.format(Locale.ROOT, "| %s | %s | %s | %s | %s | %s | %s |%n", shortName(s.benchmark()), s.params(),
+                        number(s.score()), s.unit(), median, range, each));
+            }
         }
         return sb.toString();
     }

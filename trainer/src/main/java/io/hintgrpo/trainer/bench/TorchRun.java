@@ -54,11 +54,16 @@ final class TorchRun implements AutoCloseable {
             return rounds.get(r).stream().mapToDouble(Double::doubleValue).average().orElse(Double.NaN);
         }
 
-        /** The mean of the rounds' means (before and after ours). */
+        /** The mean of the rounds' means (before, between and after our forks). */
         double score() {
             double s = 0;
             for (int r = 0; r < rounds.size(); r++) s += roundMean(r);
             return s / rounds.size();
+        }
+
+        /** The torch score that pair i is measured against: the mean of the rounds right before and right after our fork i. */
+        double pairScore(int i) {
+            return i + 1 < rounds.size() ? (roundMean(i) + roundMean(i + 1)) / 2 : roundMean(i);
         }
 
         BenchCompare.Result asResult() {
@@ -74,6 +79,8 @@ final class TorchRun implements AutoCloseable {
     /** Per config, the logits check the script reported. */
     final Map<String, JsonNode> checks = new TreeMap<>();
     final Map<String, Score> scores = new LinkedHashMap<>();
+    /** Per JMH entry (key as BenchCompare.Result#key), our score in each pair, in pair order. */
+    final Map<String, List<Double>> ours = new LinkedHashMap<>();
     private Process running;
 
     private TorchRun(String python, Path script, Path jar, Set<String> twins, JsonNode probe) throws IOException {
@@ -227,8 +234,30 @@ final class TorchRun implements AutoCloseable {
         }
     }
 
-    /** torch-result.json: what ran, the logits checks, and per JMH entry the torch rounds and ours/torch. */
-    String json(Map<String, BenchCompare.Result> ours, String pairing) {
+    /**
+     * Ours over torch in each pair of this entry: our fork i against the mean of the torch rounds
+     * right before and after it (as speeds: above 1, ours is faster); empty where nothing was paired.
+     */
+    List<Double> pairRatios(BenchCompare.Result mine) {
+        Score s = scores.get(mine.key());
+        List<Double> o = ours.getOrDefault(mine.key(), List.of()), out = new ArrayList<>();
+        if (s == null) return out;
+        for (int i = 0; i < o.size(); i++)
+            out.add(BenchCompare.speedRatio(new BenchCompare.Result(mine.benchmark(), mine.params(), mine.mode(), o.get(i), 0, mine.unit()),
+                    new BenchCompare.Result(s.benchmark(), s.params(), s.mode(), s.pairScore(i), 0, s.unit())));
+        return out;
+    }
+
+    /** The median (the mean of the middle two for an even count); NaN for none. */
+    static double median(List<Double> values) {
+        if (values.isEmpty()) return Double.NaN;
+        List<Double> v = values.stream().sorted().toList();
+        int n = v.size();
+        return n % 2 == 1 ? v.get(n / 2) : (v.get(n / 2 - 1) + v.get(n / 2)) / 2;
+    }
+
+    /** torch-result.json: what ran, the logits checks, and per JMH entry the torch rounds, each pair and ours/torch. */
+    String json(Map<String, BenchCompare.Result> results, String pairing) {
         ObjectNode root = JSON.createObjectNode();
         root.set("torch", probe);
         root.put("pairing", pairing);
@@ -244,10 +273,14 @@ final class TorchRun implements AutoCloseable {
             o.put("score", s.score());
             ArrayNode rounds = o.putArray("rounds");
             for (List<Double> r : s.rounds()) r.forEach(rounds.addArray()::add);
-            BenchCompare.Result mine = ours.get(s.benchmark() + " " + s.params());
+            BenchCompare.Result mine = results.get(s.benchmark() + " " + s.params());
             if (mine != null) {
                 o.put("ours", mine.score());
-                o.put("oursPerTorch", BenchCompare.speedRatio(mine, s.asResult()));
+                List<Double> ratios = pairRatios(mine), mineByPair = ours.getOrDefault(mine.key(), List.of());
+                o.put("oursPerTorch", ratios.isEmpty() ? BenchCompare.speedRatio(mine, s.asResult()) : median(ratios));
+                ArrayNode pairs = o.putArray("pairs");
+                for (int i = 0; i < ratios.size(); i++)
+                    pairs.addObject().put("ours", mineByPair.get(i)).put("torch", s.pairScore(i)).put("oursPerTorch", ratios.get(i));
             }
         }
         try {

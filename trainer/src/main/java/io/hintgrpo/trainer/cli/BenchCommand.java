@@ -58,6 +58,11 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--no-torch", description = "JMH only: no PyTorch reference (by default it runs where /usr/bin/python3 has torch).")
     boolean noTorch;
 
+    @Option(names = "--pairs", paramLabel = "N", defaultValue = "1",
+            description = "Benchmarks with a torch twin: N of our forks alternating with N + 1 torch rounds per class and config; "
+                    + "ours/torch is the median of the pairs' ratios, with their range (default: ${DEFAULT-VALUE}; up to " + BenchRun.MAX_PAIRS + ").")
+    int pairs;
+
     @Option(names = "--out", paramLabel = "DIR", defaultValue = "bench-results", description = "Output folder (default: ${DEFAULT-VALUE}).")
     Path out;
 
@@ -74,10 +79,10 @@ final class BenchCommand implements Callable<Integer> {
         params.forEach(BenchRun::checkParam);
         Path jarFile = BenchRun.findJar(jar);
         try {
-            BenchRun.Outcome r = BenchRun.run(jarFile, mode, regex, params, out, o, !noTorch);
+            BenchRun.Outcome r = BenchRun.run(jarFile, mode, regex, params, out, o, !noTorch, pairs);
             o.println();
-            o.print(BenchRun.markdown(r.results(), r.torch()));
-            o.println("wrote " + r.json() + (r.torch().isEmpty() ? "" : ", " + r.json().resolveSibling(BenchRun.TORCH_JSON)) + " and " + r.markdown());
+            o.print(BenchRun.markdown(r.results(), r.oursPerTorch()));
+            o.println("wrote " + r.json() + (r.oursPerTorch().isEmpty() ? "" : ", " + r.json().resolveSibling(BenchRun.TORCH_JSON)) + " and " + r.markdown());
             o.flush();
             return 0;
         } catch (BenchRun.RunFailed e) {

@@ -59,7 +59,8 @@ class BenchRunTest {
 
     /**
      * A stand-in for scripts/torch_cpu_bench.py, run by /bin/sh: a twin of FwdBench.ours, a logits
-     * check, round 1 scoring 500 ops/s, then after a line on stdin round 2 scoring 1,000.
+     * check, round 1 scoring 500 ops/s, then after a line on stdin round 2 scoring 1,000, after
+     * another round 3 scoring 1,500.
      */
     private void fakeTorch() throws IOException {
         Path script = Files.writeString(dir.resolve("fake_torch.sh"), """
@@ -72,6 +73,8 @@ class BenchRunTest {
                 echo '{"round": 1, "results": [{"benchmark": "FwdBench.ours", "mode": "thrpt", "unit": "ops/s", "scores": [400, 600], "score": 500}]}'
                 read line || exit 0
                 echo '{"round": 2, "results": [{"benchmark": "FwdBench.ours", "mode": "thrpt", "unit": "ops/s", "scores": [1000], "score": 1000}]}'
+                read line || exit 0
+                echo '{"round": 3, "results": [{"benchmark": "FwdBench.ours", "mode": "thrpt", "unit": "ops/s", "scores": [1500], "score": 1500}]}'
                 """);
         System.setProperty(TorchRun.PYTHON_PROPERTY, "/bin/sh");
         System.setProperty(TorchRun.SCRIPT_PROPERTY, script.toString());
@@ -120,11 +123,12 @@ class BenchRunTest {
         fakeTorch();
         Path o = dir.resolve("paired");
         assertEquals(0, cli("bench", "--quick", "--jar", fakeJar.toString(), "--filter", "torch", "--out", o.toString()), err + out);
-        // the benchmarks without a twin first, in one JMH run; then per config a torch round, ours, a torch round
-        assertTrue(out.contains("-e ^(\\Qio.hintgrpo.benchmarks.FwdBench.ours\\E)$"), out);
+        // per config a torch round, ours with the in-run reference, a torch round; nothing left for a run without a twin
+        assertFalse(out.contains(" -e "), out);
+        assertTrue(out.contains("# fake JMH: ^(\\Qio.hintgrpo.benchmarks.FwdBench.ours\\E|\\Qio.hintgrpo.benchmarks.FwdBench.ort\\E)$"), out);
         int embedded = out.indexOf("# paired with the torch reference, config embedded: FwdBench.ours");
         int twentyFive = out.indexOf("# paired with the torch reference, config 25m: FwdBench.ours");
-        assertTrue(embedded > 0 && twentyFive > embedded, out);
+        assertTrue(embedded >= 0 && twentyFive > embedded, out);
         assertTrue(out.indexOf("fake torch: ") > embedded && out.indexOf("fake torch: ") < twentyFive, out);
         assertTrue(out.contains("--warmup 1.0 --iterations 6 --time 0.5 --rounds 2 --paired"), out);
         assertTrue(out.substring(embedded).contains("-p config=embedded -foe true"), out);
@@ -149,6 +153,49 @@ class BenchRunTest {
         try (var files = Files.list(o)) {
             assertTrue(files.noneMatch(f -> f.getFileName().toString().startsWith(".jmh-part")), "part files removed");
         }
+    }
+
+    @Test
+    void pairsAlternateOurForksWithTorchRoundsAndReportTheMedianRatio() throws IOException {
+        fakeTorch();
+        Path o = dir.resolve("pairs");
+        assertEquals(0, cli("bench", "--quick", "--pairs", "2", "--jar", fakeJar.toString(), "--filter", "torch", "--out", o.toString()), err + out);
+        assertTrue(out.contains("--rounds 3 --paired"), out);                     // a torch round before, between and after
+        int embedded = out.indexOf("# paired with the torch reference, config embedded"), second = out.indexOf("# pair 2 of 2, config embedded");
+        assertTrue(embedded >= 0 && out.indexOf("# pair 1 of 2, config embedded") > embedded && second > embedded, out);
+        assertEquals(2, out.substring(embedded, out.indexOf("# paired with the torch reference, config 25m")).split("# fake JMH: \\^\\(", -1).length - 1, out);
+
+        // the two forks of an entry are one JMH entry: iterations 200, 300 (fork 1) and 400, 600 (fork 2)
+        JsonNode jmh = new ObjectMapper().readTree(o.resolve(BenchRun.JSON).toFile());
+        assertEquals(4, BenchCompare.read(o.resolve(BenchRun.JSON)).size());
+        JsonNode ours = null;
+        for (JsonNode e : jmh) if (e.get("benchmark").asText().endsWith(".ours") && e.get("params").get("config").asText().equals("embedded")) ours = e;
+        assertNotNull(ours, jmh.toString());
+        assertEquals("[[200.0,300.0],[400.0,600.0]]", ours.get("primaryMetric").get("rawData").toString());
+        assertEquals(375, ours.get("primaryMetric").get("score").asDouble(), 1e-9);
+        double sd = Math.sqrt((175 * 175 + 75 * 75 + 25 * 25 + 225 * 225) / 3.0);
+        assertEquals(12.924 * sd / 2, ours.get("primaryMetric").get("scoreError").asDouble(), 0.01);  // t(0.9995, 3) = 12.924
+        assertEquals(2, ours.get("forks").asInt());
+
+        // pair 1: 250 against (500 + 1,000) / 2; pair 2: 500 against (1,000 + 1,500) / 2; the median of 0.333 and 0.4
+        String md = Files.readString(o.resolve(BenchRun.MARKDOWN));
+        assertTrue(md.contains("| FwdBench.ours | config=embedded | 375.0 ± 1,104 | ops/s | 0.38× ort | 0.37× torch |"), md);
+        assertTrue(md.contains("| FwdBench.ours | config=embedded | 1,000 | ops/s | 0.37 | 0.33–0.40 | 0.33, 0.40 |"), md);
+        assertTrue(md.contains("2 pairs: torch rounds and our JMH forks"), md);
+        assertTrue(md.contains("| FwdBench.ort | config=embedded | 1,000 ± 1,492 | ops/s | (reference) |  |"), md);  // its forks merged too
+        JsonNode first = new ObjectMapper().readTree(o.resolve(BenchRun.TORCH_JSON).toFile()).get("results").get(0);
+        assertEquals("[[400.0,600.0],[1000.0],[1500.0]]", first.get("rounds").toString());
+        assertEquals((1 / 3.0 + 0.4) / 2, first.get("oursPerTorch").asDouble(), 1e-9);
+        assertEquals(2, first.get("pairs").size());
+        assertEquals(500, first.get("pairs").get(1).get("ours").asDouble(), 1e-9);
+        assertEquals(1250, first.get("pairs").get(1).get("torch").asDouble(), 1e-9);
+    }
+
+    @Test
+    void studentTQuantileMatchesTheTable() {
+        // t(0.9995, df): the two-sided 99.9 % JMH uses for its error
+        double[][] table = {{1, 636.62}, {2, 31.599}, {3, 12.924}, {5, 6.869}, {10, 4.587}, {11, 4.437}, {17, 3.965}, {30, 3.646}, {120, 3.373}};
+        for (double[] row : table) assertEquals(row[1], BenchRun.studentT999((int) row[0]), row[1] * 5e-4, "df " + (int) row[0]);
     }
 
     @Test
@@ -208,6 +255,12 @@ class BenchRunTest {
         assertEquals(2, cli("bench", "--jar", notAJar.toString()));
         assertTrue(err.startsWith("hintgrpo: error: " + notAJar + ": not a runnable JMH benchmarks jar"), err);
 
+        assertEquals(2, cli("bench", "--pairs", "0", "--jar", fakeJar.toString()));
+        assertEquals("hintgrpo: error: --pairs: must be 1 to 20, got 0\n", err);
+        assertEquals(2, cli("bench", "--pairs", "3", "--no-torch", "--jar", fakeJar.toString()));
+        assertTrue(err.contains("--pairs: pairs alternate our forks with torch rounds; drop --no-torch"), err);
+        assertEquals(2, cli("bench", "--pairs", "3", "--smoke", "--jar", fakeJar.toString()));
+        assertTrue(err.startsWith("hintgrpo: error: --pairs: "), err);
         assertEquals(2, cli("bench", "--smoke", "--quick"));
         assertEquals(2, cli("bench", "--param", "config", "--jar", fakeJar.toString()));
         assertTrue(err.contains("--param: expected NAME=VALUE"), err);

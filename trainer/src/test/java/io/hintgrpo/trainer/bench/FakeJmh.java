@@ -11,7 +11,9 @@ import java.util.List;
  * both results, "missing" one of them, "garbage" a broken file, "fail" exits 3. Filter "torch"
  * lists io.hintgrpo.benchmarks.FwdBench.ours and .ort at configs embedded and 25m (ours has a torch
  * twin in the test's fake script): a run writes all four entries, with -e only the ort ones, and a
- * run of an exact pattern the ours entry of its -p config.
+ * run of an exact pattern the ours entry of its -p config, with two iterations (0.8 and 1.2 times
+ * its score), the n-th such run of a config in a folder scoring n times the first, and the ort
+ * entry of that config where the pattern names it.
  */
 public final class FakeJmh {
     static final String TWIN = "io.hintgrpo.benchmarks.FwdBench";
@@ -40,7 +42,14 @@ public final class FakeJmh {
             List<String> configs = new ArrayList<>();
             for (int i = 0; i < a.size() - 1; i++) if (a.get(i).equals("-p") && a.get(i + 1).startsWith("config=")) configs.add(a.get(i + 1).substring(7));
             String c = configs.get(configs.size() - 1);
-            Files.writeString(json, "[" + entry(TWIN + ".ours", c, c.equals("25m") ? 25 : 250, 5) + "]");
+            // the n-th fork of a config scores n times its base (a counter file beside the result: pairs run several)
+            Path forks = json.resolveSibling(".fake-forks-" + c);
+            int n = Files.exists(forks) ? Integer.parseInt(Files.readString(forks).strip()) + 1 : 1;
+            Files.writeString(forks, String.valueOf(n));
+            double score = n * (c.equals("25m") ? 25 : 250);
+            String ours = withRaw(entry(TWIN + ".ours", c, score, 5), score);
+            double ref = c.equals("25m") ? 100 : 1000;   // the in-run reference runs in the block too
+            Files.writeString(json, "[" + ours + (filter.contains(".ort") ? "," + withRaw(entry(TWIN + ".ort", c, ref, ref / 50), ref) : "") + "]");
             return;
         }
         String ours = entry("x.FwdBench.ours", "embedded", 250, 5), ort = entry("x.FwdBench.ort", "embedded", 1000, 20);
@@ -50,6 +59,11 @@ public final class FakeJmh {
             case "garbage" -> Files.writeString(json, "[{\"benchmark\": ");
             default -> System.exit(3);
         }
+    }
+
+    /** The entry with two iterations, 0.8 and 1.2 times its score. */
+    private static String withRaw(String entry, double score) {
+        return entry.replace("}}", ", \"rawData\": [[" + 0.8 * score + ", " + 1.2 * score + "]]}}");
     }
 
     private static String entry(String name, String config, double score, double error) {

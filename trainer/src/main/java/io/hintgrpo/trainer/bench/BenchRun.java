@@ -273,9 +273,9 @@ public final class BenchRun {
      */
     private static void pairedRun(TorchRun t, Path jar, Mode mode, String filter, List<String> params,
                                   Map<String, Map<String, List<String>>> selected, Path outDir, Consumer<String> sink, int pairs) {
-        // blocks: key → (config, twins; with the class's in-run reference where selected, so that
-        // "vs ort" is measured between the same torch rounds as ours), in the order JMH lists them
-        Map<String, List<String>> blocks = new LinkedHashMap<>(), blockRuns = new LinkedHashMap<>();
+        // blocks: key → (config, what JMH runs: the twins, and the class's in-run reference where
+        // selected, so that "vs ort" is measured between the same torch rounds as ours), in the order JMH lists them
+        Map<String, List<String>> blocks = new LinkedHashMap<>();
         Map<String, String> blockConfig = new LinkedHashMap<>();
         Set<String> paired = new LinkedHashSet<>();
         for (var e : selected.entrySet()) {
@@ -286,8 +286,7 @@ public final class BenchRun {
             List<String> refConfigs = selected.containsKey(ref) ? selected.get(ref).getOrDefault("config", List.of()) : List.of();
             for (String c : configs) {
                 String key = mode == Mode.SMOKE ? c : cls + " " + c;
-                blocks.computeIfAbsent(key, k -> new ArrayList<>()).add(e.getKey());
-                List<String> runs = blockRuns.computeIfAbsent(key, k -> new ArrayList<>());
+                List<String> runs = blocks.computeIfAbsent(key, k -> new ArrayList<>());
                 runs.add(e.getKey());
                 if (refConfigs.contains(c) && !runs.contains(ref) && !t.twins.contains(ref)) runs.add(ref);
                 blockConfig.put(key, c);
@@ -310,9 +309,10 @@ public final class BenchRun {
             };
             for (var b : blocks.entrySet()) {
                 String config = blockConfig.get(b.getKey());
+                List<String> twins = b.getValue().stream().filter(t.twins::contains).toList();
                 sink.accept("# paired with the torch reference, config " + config + ": "
-                        + String.join(", ", b.getValue().stream().map(BenchRun::shortName).toList()));
-                TorchRun.Block block = t.start(config, b.getValue(), mode == Mode.SMOKE ? 1 : pairs + 1, timing, sink);
+                        + String.join(", ", twins.stream().map(BenchRun::shortName).toList()));
+                TorchRun.Block block = t.start(config, twins, mode == Mode.SMOKE ? 1 : pairs + 1, timing, sink);
                 block.round();
                 List<String> p = new ArrayList<>(otherParams);
                 p.add("config=" + config);
@@ -320,7 +320,7 @@ public final class BenchRun {
                     if (pairs > 1) sink.accept("# pair " + (i + 1) + " of " + pairs + ", config " + config);
                     Path part = outDir.resolve(".jmh-part-" + parts.size() + ".json");
                     parts.add(part);
-                    jmh(jar, mode, jmhArgs(mode, exactly(blockRuns.get(b.getKey())), null, p, part), outDir, sink);
+                    jmh(jar, mode, jmhArgs(mode, exactly(b.getValue()), null, p, part), outDir, sink);
                     if (!Files.isRegularFile(part)) throw new RunFailed("JMH wrote no result file " + part);
                     for (BenchCompare.Result r : BenchCompare.read(part).values())
                         t.ours.computeIfAbsent(r.key(), k -> new ArrayList<>()).add(r.score());

@@ -65,10 +65,6 @@ final class TorchRun implements AutoCloseable {
         double pairScore(int i) {
             return i + 1 < rounds.size() ? (roundMean(i) + roundMean(i + 1)) / 2 : roundMean(i);
         }
-
-        BenchCompare.Result asResult() {
-            return new BenchCompare.Result(benchmark, params, mode, score(), 0, unit);
-        }
     }
 
     final String python;
@@ -277,7 +273,7 @@ final class TorchRun implements AutoCloseable {
             if (mine != null) {
                 o.put("ours", mine.score());
                 List<Double> ratios = pairRatios(mine), mineByPair = ours.getOrDefault(mine.key(), List.of());
-                o.put("oursPerTorch", ratios.isEmpty() ? BenchCompare.speedRatio(mine, s.asResult()) : median(ratios));
+                o.put("oursPerTorch", median(ratios));
                 ArrayNode pairs = o.putArray("pairs");
                 for (int i = 0; i < ratios.size(); i++)
                     pairs.addObject().put("ours", mineByPair.get(i)).put("torch", s.pairScore(i)).put("oursPerTorch", ratios.get(i));
